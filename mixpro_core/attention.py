@@ -1,0 +1,106 @@
+"""CLS→patch attention of the last transformer block, captured in the same forward pass that produces the logits.
+
+Fused attention (SDPA / flash) never materialises the attention matrix, and switching it off for the last block
+would cost O(N²) memory. Only the CLS query row is needed: softmax(q_cls·Kᵀ·scale), which is O(N). For timm-style
+ViTs we hook the last block's ``attn.qkv`` projection, take its output (already computed by the forward) and build
+that row from it; every block keeps its fused kernel and the hook is removed afterwards.
+
+Other model families plug in either by defining ``model.forward_with_attention(images)`` or by
+:func:`register_attention_forward` for their class.
+"""
+from __future__ import annotations
+
+from typing import Callable, Dict, Optional, Tuple, Type
+
+import torch
+import torch.nn as nn
+
+AttentionForward = Callable[[nn.Module, torch.Tensor], Tuple[torch.Tensor, Optional[torch.Tensor]]]
+_REGISTRY: Dict[Type[nn.Module], AttentionForward] = {}
+
+
+def register_attention_forward(model_type: Type[nn.Module]):
+    """Decorator: ``fn(model, images) -> (logits, cls_attn or None)`` is used for ``model_type`` and subclasses."""
+    def wrap(fn: AttentionForward) -> AttentionForward:
+        _REGISTRY[model_type] = fn
+        return fn
+    return wrap
+
+
+def cls_row_attention(q_cls: torch.Tensor, k: torch.Tensor, scale: float) -> torch.Tensor:
+    """Head-averaged attention of one query per sample.
+
+    q_cls (B,H,D), k (B,H,T,D) → (B,T) = mean_h softmax(q_cls·kᵀ·scale), computed in fp32.
+    """
+    logits = torch.einsum("bhd,bhtd->bht", q_cls.float() * scale, k.float())
+    return logits.softmax(dim=-1).mean(dim=1)
+
+
+def cls_attention_from_qkv(qkv: torch.Tensor, num_heads: int, scale: float, num_prefix_tokens: int = 1,
+                           q_norm: Optional[nn.Module] = None, k_norm: Optional[nn.Module] = None) -> torch.Tensor:
+    """From a fused qkv projection output (B,T,3·H·D) to the CLS→patch attention (B, T − num_prefix_tokens).
+
+    Token 0 is the CLS query; prefix tokens (CLS, distillation, registers) are dropped from the columns after the
+    softmax, without renormalising (λ_attn = Σ(M·A)/ΣA normalises).
+    """
+    b, t, c3 = qkv.shape
+    head_dim = c3 // (3 * num_heads)
+    q, k, _ = qkv.reshape(b, t, 3, num_heads, head_dim).permute(2, 0, 3, 1, 4).unbind(0)
+    if q_norm is not None:
+        q = q_norm(q)
+    if k_norm is not None:
+        k = k_norm(k)
+    return cls_row_attention(q[:, :, 0], k, scale)[:, num_prefix_tokens:]
+
+
+def _has_cls_token(model: nn.Module) -> bool:
+    return getattr(model, "cls_token", None) is not None and getattr(model, "global_pool", "token") == "token"
+
+
+def _vit_forward_with_attention(model: nn.Module, images: torch.Tensor):
+    """timm VisionTransformer-like: ``model.blocks[-1].attn`` with ``qkv``, ``num_heads``, ``scale``."""
+    blocks = getattr(model, "blocks", None)
+    attn = getattr(blocks[-1], "attn", None) if blocks is not None and len(blocks) else None
+    if attn is None or not all(hasattr(attn, a) for a in ("qkv", "num_heads", "scale")):
+        raise TypeError(f"{type(model).__name__} is not a ViT-like model (blocks[-1].attn with qkv, num_heads, "
+                        f"scale); define forward_with_attention(images) on it or register_attention_forward")
+    if not _has_cls_token(model):
+        return model(images), None
+    captured = {}
+
+    def keep_qkv(_module, _inputs, output):
+        captured["qkv"] = output.detach()
+
+    handle = attn.qkv.register_forward_hook(keep_qkv)
+    try:
+        logits = model(images)
+    finally:
+        handle.remove()
+    with torch.no_grad():
+        cls_attn = cls_attention_from_qkv(captured["qkv"], attn.num_heads, attn.scale,
+                                          getattr(model, "num_prefix_tokens", 1),
+                                          getattr(attn, "q_norm", None), getattr(attn, "k_norm", None))
+    return logits, cls_attn
+
+
+def forward_with_attention(model: nn.Module, images: torch.Tensor) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+    """One forward returning ``(logits (B,K), cls_attn (B,N) or None)``.
+
+    ``cls_attn`` is the last block's CLS→patch attention, head-averaged and detached; None for models without a
+    CLS token (they get area labels). The model is left unchanged (no hooks stay behind).
+    """
+    own = getattr(model, "forward_with_attention", None)
+    if callable(own):
+        return own(images)
+    for klass in type(model).__mro__:
+        if klass in _REGISTRY:
+            return _REGISTRY[klass](model, images)
+    return _vit_forward_with_attention(model, images)
+
+
+def has_cls_attention(model: nn.Module) -> bool:
+    """Whether :func:`forward_with_attention` can give this model's CLS attention (False → area labels only)."""
+    flag = getattr(model, "has_cls_attention", None)
+    if flag is not None:
+        return bool(flag)
+    return _has_cls_token(model)
