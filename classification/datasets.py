@@ -1,0 +1,360 @@
+"""Classification data: Fashion-MNIST (IDX files), ImageNet (folder tree or zip + map file), transforms, sampler.
+
+Every dataset is a plain :class:`torch.utils.data.Dataset` registered in mmengine's root ``DATASETS`` registry.
+``dataset[i]`` is ``dict(inputs=image (C,H,W) float tensor, data_samples=int label)``, so mmengine's
+``default_collate`` gives ``inputs`` (B,C,H,W) and ``data_samples`` (B,) int64. Each dataset has ``num_classes``.
+
+Transforms (the ``transform`` argument of every dataset) may be given as
+  - ``None``: the image is only converted to a float tensor in [0, 1] (no normalisation);
+  - a callable ``PIL.Image -> (C,H,W) tensor``;
+  - a config dict built with mmengine's root ``TRANSFORMS`` registry, so Python configs can describe it:
+      ``dict(type='timm', is_train=True, input_size=224, ...)`` → :func:`build_transform` (timm's
+      ``create_transform``: RandAugment, colour jitter, random erasing, bicubic RandomResizedCrop; eval: resize
+      to ``input_size / crop_pct`` then centre crop), and
+      ``dict(type='fashion_mnist', is_train=True)`` → :func:`build_fashion_mnist_transform` (28×28 grayscale:
+      pad-2 random crop + horizontal flip for training, then ToTensor + Normalize(0.2860, 0.3530)).
+    Any other transform registered in ``TRANSFORMS`` that maps a PIL image to a tensor works the same way.
+
+The ImageNet zip format: ``root/{split}.zip`` plus ``root/{split}_map.txt`` whose lines are
+``<path inside the zip> <int label>`` (whitespace-separated), e.g. ``n01440764/n01440764_10026.JPEG 0`` or
+``ILSVRC2012_val_00000001.JPEG 65``; members may sit under a top-level ``{split}/`` folder in the zip.
+
+:class:`RepeatAugSampler` (``DATA_SAMPLERS``) is timm's DeiT repeated-augmentation sampler with mmengine's
+calling convention (``dataset=``, ``seed=``; rank and world size from ``mmengine.dist.get_dist_info()``).
+
+Importing the ``classification`` package (or this module) registers everything.
+"""
+from __future__ import annotations
+
+import gzip
+import io
+import os
+import zipfile
+from typing import Callable, Dict, List, Optional, Tuple, Union
+
+import numpy as np
+import torch
+from PIL import Image
+from mmengine.dist import get_dist_info, sync_random_seed
+from mmengine.registry import DATA_SAMPLERS, DATASETS, TRANSFORMS
+from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD, create_transform
+from timm.data.distributed_sampler import RepeatAugSampler as _TimmRepeatAugSampler
+from torch.utils.data import Dataset
+from torchvision import transforms as T
+from torchvision.datasets import ImageFolder
+from torchvision.datasets.folder import IMG_EXTENSIONS, has_file_allowed_extension
+from torchvision.transforms.functional import to_tensor
+
+FASHION_MNIST_ROOT = "/usr/share/datasets/fashion-mnist"
+FASHION_MNIST_MEAN, FASHION_MNIST_STD = (0.2860,), (0.3530,)
+TransformSpec = Union[None, Callable, dict]
+
+__all__ = ["build_transform", "build_fashion_mnist_transform", "resolve_transform", "read_idx", "FashionMNIST",
+           "ImageNetFolder", "ImageNetZip", "RepeatAugSampler"]
+
+
+# ----------------------------------------------------------------------------------------------------- transforms
+@TRANSFORMS.register_module(name="timm")
+def build_transform(is_train: bool, input_size: int = 224, in_chans: int = 3, mean: Optional[Tuple[float, ...]] = None,
+                    std: Optional[Tuple[float, ...]] = None, auto_augment: Optional[str] = "rand-m9-mstd0.5-inc1",
+                    color_jitter: Optional[float] = 0.4, re_prob: float = 0.25, interpolation: str = "bicubic",
+                    crop_pct: float = 224 / 256, re_mode: str = "pixel", **kwargs) -> Callable:
+    """timm's ``create_transform``: PIL image → (in_chans, input_size, input_size) normalised float tensor.
+
+    Train: RandomResizedCrop(bicubic) + flip + RandAugment (``auto_augment``; None disables it) + colour jitter
+    (used by timm only when ``auto_augment`` is None) + random erasing (``re_prob``, per-pixel noise).
+    Eval: resize to ``input_size / crop_pct`` and centre crop ``input_size`` (224/256 → resize 256, crop 224).
+    ``mean``/``std`` default to ImageNet's (their channel average repeated when ``in_chans != 3``).
+    Extra keyword arguments go to ``timm.data.create_transform`` unchanged.
+    """
+    if mean is None:
+        mean = IMAGENET_DEFAULT_MEAN if in_chans == 3 else (float(np.mean(IMAGENET_DEFAULT_MEAN)),) * in_chans
+    if std is None:
+        std = IMAGENET_DEFAULT_STD if in_chans == 3 else (float(np.mean(IMAGENET_DEFAULT_STD)),) * in_chans
+    if is_train:
+        return create_transform(input_size, is_training=True, color_jitter=color_jitter, auto_augment=auto_augment,
+                                interpolation=interpolation, re_prob=re_prob, re_mode=re_mode, mean=tuple(mean),
+                                std=tuple(std), **kwargs)
+    return create_transform(input_size, is_training=False, interpolation=interpolation, crop_pct=crop_pct,
+                            mean=tuple(mean), std=tuple(std), **kwargs)
+
+
+@TRANSFORMS.register_module(name="fashion_mnist")
+def build_fashion_mnist_transform(is_train: bool, size: int = 28, padding: int = 2) -> Callable:
+    """PIL 'L' image (size×size) → (1,size,size) normalised tensor; train adds a padded random crop and a flip."""
+    tail = [T.ToTensor(), T.Normalize(FASHION_MNIST_MEAN, FASHION_MNIST_STD)]
+    if not is_train:
+        return T.Compose(tail)
+    return T.Compose([T.RandomCrop(size, padding=padding), T.RandomHorizontalFlip(), *tail])
+
+
+def resolve_transform(spec: TransformSpec) -> Optional[Callable]:
+    """None → None; a callable → itself; a dict → ``TRANSFORMS.build(spec)`` (see the module docstring)."""
+    if spec is None or callable(spec):
+        return spec
+    if isinstance(spec, dict):
+        return TRANSFORMS.build(dict(spec))
+    raise TypeError(f"transform must be None, a callable or a config dict, got {type(spec).__name__}")
+
+
+def _apply(transform: Optional[Callable], img: Image.Image) -> torch.Tensor:
+    return to_tensor(img) if transform is None else transform(img)
+
+
+# -------------------------------------------------------------------------------------------------- Fashion-MNIST
+_IDX_MAGIC = {2049: 1, 2051: 3}  # labels: (count,), images: (count, rows, cols); unsigned bytes
+
+
+def read_idx(path: str, expected_magic: Optional[int] = None) -> np.ndarray:
+    """Read a (gzipped) IDX file of unsigned bytes: magic 2049 → labels (N,), magic 2051 → images (N,rows,cols).
+
+    Raises FileNotFoundError if ``path`` is missing and ValueError (naming the file) on a bad magic, an
+    unexpected magic, or a payload whose size does not match the header.
+    """
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path} not found (Fashion-MNIST: `apt-get install dataset-fashion-mnist`)")
+    with (gzip.open(path, "rb") if path.endswith(".gz") else open(path, "rb")) as f:
+        try:
+            raw = f.read()
+        except (OSError, EOFError) as e:
+            raise ValueError(f"{path}: unreadable IDX file ({e})") from e
+    magic = int.from_bytes(raw[:4], "big") if len(raw) >= 4 else -1
+    if magic not in _IDX_MAGIC or (expected_magic is not None and magic != expected_magic):
+        want = expected_magic if expected_magic is not None else sorted(_IDX_MAGIC)
+        raise ValueError(f"{path}: bad IDX magic number {magic} (expected {want})")
+    ndim = _IDX_MAGIC[magic]
+    header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise ValueError(f"{path}: truncated IDX header")
+    shape = tuple(int.from_bytes(raw[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim))
+    if len(raw) - header != int(np.prod(shape)):
+        raise ValueError(f"{path}: header says shape {shape} ({int(np.prod(shape))} bytes) "
+                         f"but the file holds {len(raw) - header} bytes of data")
+    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape)
+
+
+@DATASETS.register_module()
+class FashionMNIST(Dataset):
+    """Fashion-MNIST from its four IDX files (Debian package ``dataset-fashion-mnist``).
+
+    The whole split is held in memory: ``data`` uint8 (N,28,28), ``targets`` int64 (N,). The transform receives a
+    PIL 'L' image; without one, ``inputs`` is (1,28,28) float in [0,1]. ``limit`` keeps the first N samples.
+    """
+    classes = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
+               "Ankle boot"]
+    num_classes = 10
+    _FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+              "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
+
+    def __init__(self, root: str = FASHION_MNIST_ROOT, split: str = "train", transform: TransformSpec = None,
+                 limit: Optional[int] = None):
+        if split not in self._FILES:
+            raise ValueError(f"split must be one of {sorted(self._FILES)}, got {split!r}")
+        img_path, lbl_path = (self._find(root, name) for name in self._FILES[split])
+        images, labels = read_idx(img_path, 2051), read_idx(lbl_path, 2049)
+        if len(images) != len(labels):
+            raise ValueError(f"{img_path} holds {len(images)} images but {lbl_path} holds {len(labels)} labels")
+        if labels.size and labels.max() >= self.num_classes:
+            raise ValueError(f"{lbl_path}: label {int(labels.max())} outside 0..{self.num_classes - 1}")
+        if limit is not None:
+            images, labels = images[:limit], labels[:limit]
+        self.root, self.split = root, split
+        self.data = torch.from_numpy(images.copy())
+        self.targets = torch.from_numpy(labels.astype(np.int64))
+        self.transform = resolve_transform(transform)
+
+    @staticmethod
+    def _find(root: str, name: str) -> str:
+        """``root/name.gz``, else an uncompressed ``root/name``; the .gz path is the one reported when missing."""
+        gz = os.path.join(root, name + ".gz")
+        plain = os.path.join(root, name)
+        return plain if not os.path.isfile(gz) and os.path.isfile(plain) else gz
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def __getitem__(self, index: int) -> dict:
+        img = self.data[index]
+        if self.transform is None:
+            inputs = img.unsqueeze(0).float().div_(255)
+        else:
+            inputs = self.transform(Image.fromarray(img.numpy()))
+        return dict(inputs=inputs, data_samples=int(self.targets[index]))
+
+
+# ------------------------------------------------------------------------------------------------ ImageNet folder
+@DATASETS.register_module()
+class ImageNetFolder(Dataset):
+    """ImageNet as ``root/split/<class>/<image>`` (torchvision ``ImageFolder``); images decoded to RGB.
+
+    Labels are class-folder indices in sorted order; ``classes``, ``class_to_idx`` and ``samples`` come from
+    ImageFolder. Raises FileNotFoundError for a missing split folder and ValueError naming an empty class folder.
+    """
+
+    def __init__(self, root: str, split: str = "train", transform: TransformSpec = None):
+        folder = os.path.join(root, split)
+        if not os.path.isdir(folder):
+            raise FileNotFoundError(f"ImageNet folder {folder} does not exist")
+        for entry in sorted(os.scandir(folder), key=lambda e: e.name):
+            if entry.is_dir() and not self._has_image(entry.path):
+                raise ValueError(f"class folder {entry.path} holds no image ({', '.join(IMG_EXTENSIONS)})")
+        self.transform = resolve_transform(transform)
+        self._folder = ImageFolder(folder)
+        self.root, self.split = root, split
+        self.classes, self.class_to_idx = self._folder.classes, self._folder.class_to_idx
+        self.samples = self._folder.samples  # [(path, label)]
+        self.num_classes = len(self.classes)
+
+    @staticmethod
+    def _has_image(path: str) -> bool:
+        return any(has_file_allowed_extension(f, IMG_EXTENSIONS) for _, _, files in os.walk(path) for f in files)
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> dict:
+        img, label = self._folder[index]
+        return dict(inputs=_apply(self.transform, img), data_samples=int(label))
+
+
+# --------------------------------------------------------------------------------------------------- ImageNet zip
+@DATASETS.register_module()
+class ImageNetZip(Dataset):
+    """ImageNet as ``root/{split}.zip`` + ``root/{split}_map.txt`` (see the module docstring); images → RGB.
+
+    ``cache_mode``: 'no' reads each image's bytes from the zip on access; 'full' reads every image's bytes into
+    memory at construction; 'part' caches only the indices ``i % world_size == rank`` (this rank's shard; rank and
+    world size from ``mmengine.dist.get_dist_info()`` unless given) and reads the others on access.
+    The ZipFile handle is opened lazily and per process (keyed by ``os.getpid()``), never shared by forked workers.
+    ``num_classes`` is ``max label + 1`` unless given.
+    """
+    CACHE_MODES = ("no", "part", "full")
+
+    def __init__(self, root: str, split: str = "train", transform: TransformSpec = None, cache_mode: str = "no",
+                 num_classes: Optional[int] = None, rank: Optional[int] = None, world_size: Optional[int] = None):
+        if cache_mode not in self.CACHE_MODES:
+            raise ValueError(f"cache_mode must be one of {self.CACHE_MODES}, got {cache_mode!r}")
+        self.root, self.split, self.cache_mode = root, split, cache_mode
+        self.zip_path = os.path.join(root, f"{split}.zip")
+        self.map_path = os.path.join(root, f"{split}_map.txt")
+        for path in (self.zip_path, self.map_path):
+            if not os.path.isfile(path):
+                raise FileNotFoundError(f"ImageNet zip dataset file {path} not found")
+        entries = self._read_map(self.map_path)
+        self.targets: List[int] = [label for _, label in entries]
+        self.members: List[str] = self._resolve_members([p for p, _ in entries])
+        max_label = max(self.targets, default=-1)
+        self.num_classes = max_label + 1 if num_classes is None else num_classes
+        if max_label >= self.num_classes:
+            raise ValueError(f"{self.map_path}: label {max_label} >= num_classes={self.num_classes}")
+        self.transform = resolve_transform(transform)
+        self._handle: Optional[Tuple[int, zipfile.ZipFile]] = None
+
+        dist_rank, dist_world = get_dist_info()
+        self.rank = dist_rank if rank is None else rank
+        self.world_size = dist_world if world_size is None else world_size
+        self._cache: Dict[int, bytes] = {}
+        if cache_mode != "no":
+            keep = range(len(self)) if cache_mode == "full" else range(self.rank, len(self), self.world_size)
+            with zipfile.ZipFile(self.zip_path) as zf:
+                self._cache = {i: zf.read(self.members[i]) for i in keep}
+
+    def _read_map(self, map_path: str) -> List[Tuple[str, int]]:
+        entries = []
+        with open(map_path, encoding="utf-8") as f:
+            for lineno, line in enumerate(f, start=1):
+                if not line.strip():
+                    continue
+                parts = line.strip().rsplit(maxsplit=1)
+                try:
+                    if len(parts) != 2:
+                        raise ValueError
+                    label = int(parts[1])
+                    if label < 0:
+                        raise ValueError
+                except ValueError:
+                    raise ValueError(f"{map_path}, line {lineno}: expected '<path> <non-negative int label>', "
+                                     f"got {line.rstrip()!r}") from None
+                entries.append((parts[0].strip(), label))
+        return entries
+
+    def _resolve_members(self, paths: List[str]) -> List[str]:
+        """Map path → zip member: ``path`` itself, else ``{split}/path``; ValueError naming the first missing one."""
+        with zipfile.ZipFile(self.zip_path) as zf:
+            names = set(zf.namelist())
+        members, missing = [], []
+        for p in paths:
+            if p in names:
+                members.append(p)
+            elif f"{self.split}/{p}" in names:
+                members.append(f"{self.split}/{p}")
+            else:
+                missing.append(p)
+        if missing:
+            raise ValueError(f"{self.map_path}: member {missing[0]!r} (also tried {self.split + '/' + missing[0]!r})"
+                             f" is not in {self.zip_path} ({len(missing)} missing entries in all)")
+        return members
+
+    @property
+    def cached_indices(self) -> List[int]:
+        """Sorted indices whose bytes are held in memory."""
+        return sorted(self._cache)
+
+    def _zipfile(self) -> zipfile.ZipFile:
+        pid = os.getpid()
+        if self._handle is None or self._handle[0] != pid:
+            self._handle = (pid, zipfile.ZipFile(self.zip_path))  # a forked copy's handle is dropped, not closed
+        return self._handle[1]
+
+    def read_bytes(self, index: int) -> bytes:
+        """The encoded image bytes of sample ``index`` (from the cache if held)."""
+        data = self._cache.get(index)
+        return data if data is not None else self._zipfile().read(self.members[index])
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state["_handle"] = None
+        return state
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def __getitem__(self, index: int) -> dict:
+        with Image.open(io.BytesIO(self.read_bytes(index))) as im:
+            img = im.convert("RGB")
+        return dict(inputs=_apply(self.transform, img), data_samples=self.targets[index])
+
+
+# -------------------------------------------------------------------------------------------------------- sampler
+@DATA_SAMPLERS.register_module()
+class RepeatAugSampler(_TimmRepeatAugSampler):
+    """DeiT's repeated-augmentation sampler (timm's), built the mmengine way.
+
+    Each epoch shuffles the dataset (seeded by ``seed + epoch``), repeats every index ``num_repeats`` times
+    consecutively and deals the stream round-robin over ranks, so the copies of a sample land on different ranks.
+    As in DeiT/PVT each rank yields ``len(dataset) // selected_round * selected_round / world_size`` samples
+    (``ceil(len / world_size)`` for datasets smaller than ``selected_round``): an epoch keeps its usual length
+    and sees about 1/num_repeats of the images. Pass ``selected_ratio=world_size / num_repeats`` (and
+    ``selected_round=0``) to iterate the whole repeated stream instead.
+    ``rank``/``world_size`` default to ``mmengine.dist.get_dist_info()``; ``seed=None`` draws one shared seed
+    with ``mmengine.dist.sync_random_seed()``. Config: ``sampler=dict(type='RepeatAugSampler', shuffle=True,
+    num_repeats=3, seed=None)``; call ``set_epoch(epoch)`` each epoch (mmengine's loops do).
+    """
+
+    def __init__(self, dataset, shuffle: bool = True, num_repeats: int = 3, seed: Optional[int] = None,
+                 rank: Optional[int] = None, world_size: Optional[int] = None, selected_round: int = 256,
+                 selected_ratio: float = 0):
+        dist_rank, dist_world = get_dist_info()
+        super().__init__(dataset, num_replicas=dist_world if world_size is None else world_size,
+                         rank=dist_rank if rank is None else rank, shuffle=shuffle, num_repeats=num_repeats,
+                         selected_round=selected_round, selected_ratio=selected_ratio)
+        self.seed = sync_random_seed() if seed is None else seed
+
+    def __iter__(self):
+        # timm seeds its generator with ``self.epoch`` and builds the index list eagerly: offset it by the seed.
+        epoch = self.epoch
+        self.epoch = self.seed + epoch
+        try:
+            return super().__iter__()
+        finally:
+            self.epoch = epoch

@@ -1,0 +1,96 @@
+"""mmengine glue shared by the tools of all three tasks (classification, segmentation, detection).
+
+- CPU distributed runs: mmengine's ``init_dist`` calls ``torch.cuda.set_device`` and its DDP wrapper passes
+  ``device_ids=[local_rank]``; on a host without CUDA we initialise the gloo process group first (the Runner then
+  skips its own init) and wrap with ``device_ids=None``.
+- Checkpoints: written atomically (temporary file in the same directory, fsync, rename) through the
+  ``atomic_local`` file backend, and read with ``torch.load(weights_only=True)`` and an allow-list of the few
+  non-tensor types mmengine stores (torch ≥ 2.6 refuses them by default, mmengine 0.10.7 does not pass the flag).
+"""
+from __future__ import annotations
+
+import os
+import os.path as osp
+import pickle
+import tempfile
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from mmengine.fileio.backends import LocalBackend, register_backend
+from mmengine.logging.history_buffer import HistoryBuffer
+from mmengine.runner.checkpoint import CheckpointLoader
+
+
+
+def _history_buffer_getattr(obj, name: str):
+    """Stand-in for ``getattr`` while unpickling: mmengine pickles HistoryBuffer's statistics methods as
+    ``getattr(HistoryBuffer, 'mean')``; allowing the real getattr would let a checkpoint reach any attribute."""
+    if obj is HistoryBuffer and name in {"min", "max", "current", "mean", *HistoryBuffer._statistics_methods}:
+        return getattr(obj, name)
+    raise pickle.UnpicklingError(f"checkpoint asks for getattr({obj!r}, {name!r}), which is not allowed")
+
+
+# What an mmengine checkpoint holds besides tensors: the message hub's HistoryBuffers (numpy arrays and their
+# statistics methods inside) and numpy scalars in the meta / scheduler states.
+_np_multiarray = np._core.multiarray if hasattr(np, "_core") else np.core.multiarray
+SAFE_CHECKPOINT_GLOBALS = [
+    HistoryBuffer, np.ndarray, np.dtype, _np_multiarray._reconstruct, _np_multiarray.scalar,
+    *{type(np.dtype(t)) for t in ("float64", "float32", "int64", "int32", "bool", "uint8")},
+    (_history_buffer_getattr, "builtins.getattr"),
+]
+
+
+def load_checkpoint_file(filename: str, map_location=None):
+    """torch.load with weights_only=True, allowing only the types in SAFE_CHECKPOINT_GLOBALS."""
+    filename = osp.expanduser(filename)
+    if not osp.isfile(filename):
+        raise FileNotFoundError(f"checkpoint not found: {filename}")
+    with torch.serialization.safe_globals(SAFE_CHECKPOINT_GLOBALS):
+        return torch.load(filename, map_location=map_location, weights_only=True)
+
+
+CheckpointLoader.register_scheme(prefixes="", force=True)(load_checkpoint_file)
+
+
+@register_backend("atomic_local", force=True)
+class AtomicLocalBackend(LocalBackend):
+    """Local files written atomically: a killed save never leaves a truncated checkpoint or pointer file."""
+
+    def put(self, obj: bytes, filepath) -> None:
+        filepath = str(filepath)
+        directory = osp.dirname(osp.abspath(filepath))
+        os.makedirs(directory, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=osp.basename(filepath))
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(obj)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, filepath)
+        except BaseException:
+            if osp.exists(tmp):
+                os.unlink(tmp)
+            raise
+
+    def put_text(self, obj: str, filepath, encoding: str = "utf-8") -> None:
+        self.put(obj.encode(encoding), filepath)
+
+
+def init_distributed(launcher: str) -> None:
+    """Initialise the process group before the Runner: gloo on a host without CUDA, else leave it to mmengine."""
+    if launcher == "none" or dist.is_initialized() or torch.cuda.is_available():
+        return
+    if launcher == "slurm":
+        os.environ.setdefault("RANK", os.environ["SLURM_PROCID"])
+        os.environ.setdefault("WORLD_SIZE", os.environ["SLURM_NTASKS"])
+        os.environ.setdefault("LOCAL_RANK", os.environ.get("SLURM_LOCALID", "0"))
+    dist.init_process_group(backend="gloo")
+
+
+def adapt_config_to_host(cfg, launcher: str) -> None:
+    """CPU-only distributed run: DDP without device_ids (mmengine's default wrapper assumes a GPU per rank)."""
+    if launcher != "none" and not torch.cuda.is_available():
+        wrapper = dict(cfg.get("model_wrapper_cfg") or dict(type="MMDistributedDataParallel"))
+        wrapper["device_ids"] = None
+        cfg.model_wrapper_cfg = wrapper

@@ -1,0 +1,19 @@
+"""Classifier factories, registered in mmengine's MODELS registry by name (``dict(type='deit_small', ...)``).
+
+The contract every classifier follows: ``forward(x) -> logits``; ``mixpro_core.forward_with_attention`` gives
+``(logits, cls_attn (B,N) or None)``; attributes ``token_stride`` (pixel size of a token of cls_attn — the mixing
+patch size) and ``has_cls_attention``; ``set_grad_checkpointing``.
+"""
+from mmengine.registry import MODELS
+
+from . import pvt, vits
+
+FACTORIES = {
+    "deit_tiny": vits.deit_tiny, "deit_small": vits.deit_small, "deit_base": vits.deit_base,
+    "deit_tiny_patch14": vits.deit_tiny_patch14, "deit_small_patch14": vits.deit_small_patch14,
+    "deit_base_patch14": vits.deit_base_patch14, "tiny_vit": vits.tiny_vit,
+    "cait_xxs24": vits.cait_xxs24, "xcit_tiny12": vits.xcit_tiny12,
+    "pvt_tiny": pvt.pvt_tiny, "pvt_small": pvt.pvt_small, "pvt_medium": pvt.pvt_medium, "pvt_large": pvt.pvt_large,
+}
+for _name, _factory in FACTORIES.items():
+    MODELS.register_module(name=_name, module=_factory, force=True)

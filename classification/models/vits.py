@@ -1,0 +1,112 @@
+"""Plain-ViT classifiers from timm (random init; ``pretrained`` loads a local file only) and their CLS attention.
+
+Every classifier of ours follows one contract (see ``classification.models``): ``forward(x) -> logits``;
+``mixpro_core.forward_with_attention(model, x) -> (logits, cls_attn (B,N) or None)``; attributes
+``token_stride`` (pixel size of the tokens cls_attn refers to) and ``has_cls_attention``.
+
+DeiT / ViT use mixpro_core's default path (hook on the last block's fused qkv). CaiT and XCiT take PAL's attention
+from the class-attention of their last class-attention block; registered here for those classes.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import timm
+import torch
+from timm.models.cait import Cait
+from timm.models.xcit import Xcit
+
+from mixpro_core import cls_row_attention, register_attention_forward
+
+from .weights import load_pretrained
+
+
+def _finish(model: torch.nn.Module, token_stride: int, pretrained: Optional[str]) -> torch.nn.Module:
+    model.token_stride = token_stride
+    model.has_cls_attention = getattr(model, "cls_token", None) is not None
+    if pretrained:
+        load_pretrained(model, pretrained)
+    return model
+
+
+def _vit(name: str, patch_size: Optional[int] = None, pretrained: Optional[str] = None, **kwargs):
+    if patch_size is not None:
+        kwargs["patch_size"] = patch_size
+    model = timm.create_model(name, pretrained=False, **kwargs)
+    stride = model.patch_embed.patch_size
+    return _finish(model, stride if isinstance(stride, int) else stride[0], pretrained)
+
+
+# DeiT patch 16 (SPEC) and the patch-14 variants of the official MixPro configs (16×16 tokens at 224).
+def deit_tiny(pretrained=None, **kw):
+    return _vit("deit_tiny_patch16_224", pretrained=pretrained, **kw)
+
+
+def deit_small(pretrained=None, **kw):
+    return _vit("deit_small_patch16_224", pretrained=pretrained, **kw)
+
+
+def deit_base(pretrained=None, **kw):
+    return _vit("deit_base_patch16_224", pretrained=pretrained, **kw)
+
+
+def deit_tiny_patch14(pretrained=None, **kw):
+    return _vit("deit_tiny_patch16_224", patch_size=14, pretrained=pretrained, **kw)
+
+
+def deit_small_patch14(pretrained=None, **kw):
+    return _vit("deit_small_patch16_224", patch_size=14, pretrained=pretrained, **kw)
+
+
+def deit_base_patch14(pretrained=None, **kw):
+    return _vit("deit_base_patch16_224", patch_size=14, pretrained=pretrained, **kw)
+
+
+def tiny_vit(img_size: int = 28, patch_size: int = 4, in_chans: int = 1, num_classes: int = 10,
+             embed_dim: int = 96, depth: int = 6, num_heads: int = 3, mlp_ratio: float = 2.0,
+             drop_path_rate: float = 0.1, pretrained: Optional[str] = None):
+    """A small ViT for the embedded data (Fashion-MNIST 28×28 → 7×7 tokens at patch 4), fast on 2 CPU cores."""
+    model = timm.models.vision_transformer.VisionTransformer(
+        img_size=img_size, patch_size=patch_size, in_chans=in_chans, num_classes=num_classes, embed_dim=embed_dim,
+        depth=depth, num_heads=num_heads, mlp_ratio=mlp_ratio, drop_path_rate=drop_path_rate, qkv_bias=True)
+    return _finish(model, patch_size, pretrained)
+
+
+def cait_xxs24(pretrained=None, **kw):
+    return _vit("cait_xxs24_224", pretrained=pretrained, **kw)
+
+
+def xcit_tiny12(pretrained=None, **kw):
+    return _vit("xcit_tiny_12_p16_224", pretrained=pretrained, **kw)
+
+
+# ------------------------------------------------------------------------- class-attention families
+def _class_attention_forward(model, images, last_block):
+    """Hook q/k projections of ``last_block.attn`` (timm ClassAttn: CLS query over [cls, patches])."""
+    attn = last_block.attn
+    seen = {}
+    handles = [attn.q.register_forward_hook(lambda m, i, o: seen.__setitem__("q", o.detach())),
+               attn.k.register_forward_hook(lambda m, i, o: seen.__setitem__("k", o.detach()))]
+    try:
+        logits = model(images)
+    finally:
+        for h in handles:
+            h.remove()
+    with torch.no_grad():
+        q, k = seen["q"], seen["k"]  # (B,C), (B,T,C)
+        b, t, c = k.shape
+        heads = attn.num_heads
+        q = q.reshape(b, heads, c // heads)
+        k = k.reshape(b, t, heads, c // heads).transpose(1, 2)
+        cls_attn = cls_row_attention(q, k, attn.scale)[:, 1:]
+    return logits, cls_attn
+
+
+@register_attention_forward(Cait)
+def _cait_forward_with_attention(model, images):
+    return _class_attention_forward(model, images, model.blocks_token_only[-1])
+
+
+@register_attention_forward(Xcit)
+def _xcit_forward_with_attention(model, images):
+    return _class_attention_forward(model, images, model.cls_attn_blocks[-1])

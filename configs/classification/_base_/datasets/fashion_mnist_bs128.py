@@ -1,0 +1,18 @@
+# Fashion-MNIST from the Debian package dataset-fashion-mnist (IDX files), 28×28 grayscale, 10 classes;
+# random crop (pad 2) + flip for training.
+data_root = "/usr/share/datasets/fashion-mnist"
+train_dataloader = dict(
+    batch_size=128, num_workers=2, persistent_workers=True, drop_last=True,
+    sampler=dict(type="DefaultSampler", shuffle=True),
+    collate_fn=dict(type="default_collate"),
+    dataset=dict(type="FashionMNIST", root=data_root, split="train",
+                 transform=dict(type="fashion_mnist", is_train=True)),
+)
+val_dataloader = dict(
+    batch_size=500, num_workers=2, persistent_workers=True, drop_last=False,
+    sampler=dict(type="DefaultSampler", shuffle=False),
+    collate_fn=dict(type="default_collate"),
+    dataset=dict(type="FashionMNIST", root=data_root, split="test",
+                 transform=dict(type="fashion_mnist", is_train=False)),
+)
+test_dataloader = val_dataloader

@@ -1,0 +1,23 @@
+# SPEC §2: AdamW (0.9, 0.999), wd 0.05 without decay on norms, biases, pos_embed, cls_token; lr 1e-3 at total batch
+# 1024 scaled linearly (auto_scale_lr); 20 warm-up epochs from 1e-6; cosine per iteration to 1e-5; 300 epochs;
+# gradient clipping at 5.0 (AmpOptimWrapper unscales before clipping).
+optim_wrapper = dict(
+    type="OptimWrapper",
+    optimizer=dict(type="AdamW", lr=1e-3, betas=(0.9, 0.999), weight_decay=0.05),
+    paramwise_cfg=dict(norm_decay_mult=0.0, bias_decay_mult=0.0, flat_decay_mult=0.0,
+                       custom_keys={"pos_embed": dict(decay_mult=0.0), "cls_token": dict(decay_mult=0.0)}),
+    clip_grad=dict(max_norm=5.0),
+    accumulative_counts=1,
+)
+warmup_epochs = 20
+max_epochs = 300
+param_scheduler = [
+    dict(type="LinearLR", start_factor=1e-3, by_epoch=True, begin=0, end=warmup_epochs,
+         convert_to_iter_based=True),
+    dict(type="CosineAnnealingLR", eta_min=1e-5, by_epoch=True, begin=warmup_epochs, end=max_epochs,
+         T_max=max_epochs - warmup_epochs, convert_to_iter_based=True),
+]
+train_cfg = dict(by_epoch=True, max_epochs=max_epochs, val_interval=1)
+val_cfg = dict()
+test_cfg = dict()
+auto_scale_lr = dict(base_batch_size=1024, enable=True)
