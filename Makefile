@@ -2,10 +2,13 @@
 PY := .venv/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: setup test test-fast benchmark clean
+.PHONY: setup demo test test-fast benchmark clean
 
 setup:
 	bash tools/setup.sh
+
+demo: setup
+	$(PY) tools/demo.py
 
 test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -18,7 +18,8 @@ def _scalar(value) -> float:
 @HOOKS.register_module()
 class TrainingCurveHook(Hook):
     """Records loss and lr every ``interval`` iterations and the validation metric after each evaluation;
-    writes ``<work_dir>/curve.png`` (and refreshes it after each evaluation) — a run that dies still has one."""
+    writes ``<work_dir>/curve.png`` (and refreshes it after each evaluation) — a run that dies still has one.
+    A resumed run plots the iterations since it resumed."""
 
     priority = "LOW"
 
@@ -27,7 +28,8 @@ class TrainingCurveHook(Hook):
         self.loss, self.lr, self.val = [], [], []
 
     def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
-        if self.every_n_train_iters(runner, self.interval) and outputs is not None and "loss" in outputs:
+        first = batch_idx == 0 and runner.epoch == 0
+        if (first or self.every_n_train_iters(runner, self.interval)) and outputs is not None and "loss" in outputs:
             it = runner.iter + 1
             self.loss.append((it, _scalar(outputs["loss"])))
             self.lr.append((it, float(runner.optim_wrapper.get_lr()["lr"][0])))
@@ -69,7 +71,7 @@ class ProgressBarHook(Hook):
 
     def before_train(self, runner):
         from tqdm import tqdm
-        self.bar = tqdm(total=runner.max_iters, initial=runner.iter, desc="train", unit="it", file=sys.stderr,
+        self.bar = tqdm(total=runner.max_iters, initial=runner.iter, desc="train", unit="it", file=sys.stderr, mininterval=2.0,
                         dynamic_ncols=True, disable=runner.rank != 0)
 
     def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):

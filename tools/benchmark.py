@@ -2,10 +2,14 @@
 """Micro-benchmarks. Each subcommand measures in one process, same inputs, warm-up then the median of N runs.
 
     python tools/benchmark.py mix  [--batch 128 --size 224 --repeats 20 --device cpu]
+    python tools/benchmark.py step [--models tiny_vit deit_tiny --batch 32 --repeats 10 --device cpu]
 
 ``mix``: mask generation + mixing of our batched ``maskmix`` against a straightforward per-sample numpy
 implementation of the same semantics (numpy permutation per sample, repeat to pixels, copy to the device — the way
 the reference code builds masks), and the other mixers for scale.
+``step``: one full training step (mix, forward with CLS attention when the method needs it, loss, backward, AdamW
+step) of the MixClassifier for each method, as a ratio to the step without mixing. Each method is pinned to the
+batch kind it changes (transmix: CutMix batches with attention labels; mixpro: MaskMix batches with PAL).
 """
 from __future__ import annotations
 
@@ -95,6 +99,48 @@ def bench_mix(args) -> None:
         print(f"{what}: speed-up over the per-sample numpy reference {ratio:.2f}x")
 
 
+# method → (MixSchedule arguments, label policy) pinning the batch kind each method changes
+STEP_METHODS = {
+    "none": (dict(maskmix_prob=0.0, mixup_alpha=0.0, cutmix_alpha=0.0), "AreaLabels"),
+    "mixup": (dict(maskmix_prob=0.0, cutmix_alpha=0.0), "AreaLabels"),
+    "cutmix": (dict(maskmix_prob=0.0, mixup_alpha=0.0), "AreaLabels"),
+    "transmix": (dict(maskmix_prob=0.0, mixup_alpha=0.0), "TransMixLabels"),
+    "mixpro": (dict(maskmix_prob=1.0), "PALLabels"),
+}
+STEP_MODELS = {  # name → (backbone config, input (C,H,W), MaskMix cell size)
+    "tiny_vit": (dict(type="tiny_vit", embed_dim=64, depth=4, num_heads=2), (1, 28, 28), 8),
+    "deit_tiny": (dict(type="deit_tiny"), (3, 224, 224), 32),
+    "deit_small": (dict(type="deit_small"), (3, 224, 224), 32),
+}
+
+
+def bench_step(args) -> None:
+    import classification  # noqa: F401  (registers the models)
+    from mmengine.registry import MODELS
+    device = args.device
+    print(header())
+    print(f"step: B={args.batch}, AdamW, device={device}, median of {args.repeats} after 3 warm-up steps")
+    print("| model | " + " | ".join(STEP_METHODS) + " |\n|---|" + "---|" * len(STEP_METHODS))
+    for name in args.models:
+        backbone, shape, mask_size = STEP_MODELS[name]
+        torch.manual_seed(0)
+        x = torch.randn(args.batch, *shape, device=device)
+        y = torch.randint(0, 10, (args.batch,), device=device)
+        times = {}
+        for method, (mix, policy) in STEP_METHODS.items():
+            model = MODELS.build(dict(type="MixClassifier", num_classes=10, backbone=dict(backbone),
+                                      mix=dict(mix, mask_size=mask_size), label_policy=dict(type=policy))).to(device)
+            opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+
+            def step():
+                opt.zero_grad(set_to_none=True)
+                model(x, y, mode="loss")["loss"].backward()
+                opt.step()
+            times[method] = timed(step, args.repeats, device=device)
+        base = times["none"]
+        print(f"| {name} | " + " | ".join(f"{t:.0f} ms ({t / base:.2f}x)" for t in times.values()) + " |")
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -106,6 +152,12 @@ def main(argv=None) -> None:
     mix.add_argument("--repeats", type=int, default=20)
     mix.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     mix.set_defaults(func=bench_mix)
+    step = sub.add_parser("step", help="training step per method, ratio to no mixing")
+    step.add_argument("--models", nargs="+", default=["tiny_vit", "deit_tiny"], choices=sorted(STEP_MODELS))
+    step.add_argument("--batch", type=int, default=32)
+    step.add_argument("--repeats", type=int, default=10)
+    step.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    step.set_defaults(func=bench_step)
     args = parser.parse_args(argv)
     args.func(args)
 

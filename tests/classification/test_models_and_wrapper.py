@@ -182,3 +182,18 @@ def test_maskmix_on_tiny_vit_grid_is_cropped():
     batch = maskmix(torch.randn(4, 1, 28, 28), mask_size=8, patch_size=4, generator=torch.Generator().manual_seed(0))
     assert batch.token_mask.shape == (4, 49)
     torch.testing.assert_close(batch.lam_area, batch.pixel_mask.mean((1, 2, 3)))
+
+
+def test_grad_checkpointing_gives_the_same_gradients():
+    cfg = dict(type="MixClassifier", num_classes=10, backbone=dict(type="tiny_vit", patch_size=7),
+               mix=dict(maskmix_prob=0.0, mixup_alpha=0.0, cutmix_alpha=0.0))
+    torch.manual_seed(0)
+    plain = MODELS.build(cfg)
+    ckpt = MODELS.build({**cfg, "grad_checkpointing": True})
+    ckpt.load_state_dict(plain.state_dict())
+    x, y = torch.randn(4, 1, 28, 28), torch.randint(0, 10, (4,))
+    for model in (plain, ckpt):
+        model.eval()  # no drop path: both runs see the same function
+        model(x, y, mode="loss")["loss"].backward()
+    for (name, a), b in zip(plain.named_parameters(), ckpt.parameters()):
+        torch.testing.assert_close(a.grad, b.grad, msg=name)
