@@ -119,24 +119,33 @@ def bench_step(args) -> None:
     from mmengine.registry import MODELS
     device = args.device
     print(header())
-    print(f"step: B={args.batch}, AdamW, device={device}, median of {args.repeats} after 3 warm-up steps")
+    print(f"step: B={args.batch}, AdamW, device={device}, median of {args.repeats} round-robin steps after 3 warm-up rounds")
     print("| model | " + " | ".join(STEP_METHODS) + " |\n|---|" + "---|" * len(STEP_METHODS))
     for name in args.models:
         backbone, shape, mask_size = STEP_MODELS[name]
         torch.manual_seed(0)
         x = torch.randn(args.batch, *shape, device=device)
         y = torch.randint(0, 10, (args.batch,), device=device)
-        times = {}
+        steps = {}
         for method, (mix, policy) in STEP_METHODS.items():
+            torch.manual_seed(0)  # same initial weights for every method
             model = MODELS.build(dict(type="MixClassifier", num_classes=10, backbone=dict(backbone),
                                       mix=dict(mix, mask_size=mask_size), label_policy=dict(type=policy))).to(device)
-            opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+            steps[method] = (model, torch.optim.AdamW(model.parameters(), lr=1e-4))
 
-            def step():
-                opt.zero_grad(set_to_none=True)
-                model(x, y, mode="loss")["loss"].backward()
-                opt.step()
-            times[method] = timed(step, args.repeats, device=device)
+        def step(method):
+            model, opt = steps[method]
+            opt.zero_grad(set_to_none=True)
+            model(x, y, mode="loss")["loss"].backward()
+            opt.step()
+        # round-robin over the methods so that drift (thermal, allocator, other load) hits all of them alike
+        samples = {m: [] for m in steps}
+        for r in range(3 + args.repeats):
+            for method in steps:
+                t = timed(lambda: step(method), repeats=1, warmup=0, device=device)
+                if r >= 3:
+                    samples[method].append(t)
+        times = {m: statistics.median(v) for m, v in samples.items()}
         base = times["none"]
         print(f"| {name} | " + " | ".join(f"{t:.0f} ms ({t / base:.2f}x)" for t in times.values()) + " |")
 
