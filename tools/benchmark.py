@@ -108,7 +108,7 @@ STEP_METHODS = {
     "mixpro": (dict(maskmix_prob=1.0), "PALLabels"),
 }
 STEP_MODELS = {  # name → (backbone config, input (C,H,W), MaskMix cell size)
-    "tiny_vit": (dict(type="tiny_vit", embed_dim=64, depth=4, num_heads=2), (1, 28, 28), 8),
+    "tiny_vit": (dict(type="tiny_vit", patch_size=7, embed_dim=64, depth=4, num_heads=2), (1, 28, 28), 7),
     "deit_tiny": (dict(type="deit_tiny"), (3, 224, 224), 32),
     "deit_small": (dict(type="deit_small"), (3, 224, 224), 32),
 }
