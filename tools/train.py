@@ -13,6 +13,7 @@ import argparse
 import os
 import os.path as osp
 
+import torch
 from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
@@ -42,6 +43,9 @@ def build_config(args) -> Config:
     cfg.work_dir = args.work_dir or cfg.get("work_dir") or osp.join(
         "work_dirs", osp.splitext(osp.basename(args.config))[0])
     if args.amp:
+        if not torch.cuda.is_available():
+            raise SystemExit(f"--amp {args.amp} needs a GPU: mmengine's AmpOptimWrapper runs on CUDA/NPU/MLU only; "
+                             f"train in fp32 on the CPU")
         wrapper = cfg.optim_wrapper
         wrapper.type = "AmpOptimWrapper"
         wrapper.dtype = "bfloat16" if args.amp == "bf16" else "float16"
