@@ -28,7 +28,9 @@ from __future__ import annotations
 
 import gzip
 import io
+import multiprocessing as mp
 import os
+import warnings
 import zipfile
 from typing import Callable, Dict, List, Optional, Tuple, Union
 
@@ -50,7 +52,7 @@ FASHION_MNIST_MEAN, FASHION_MNIST_STD = (0.2860,), (0.3530,)
 TransformSpec = Union[None, Callable, dict]
 
 __all__ = ["build_transform", "build_fashion_mnist_transform", "resolve_transform", "read_idx", "FashionMNIST",
-           "ImageNetFolder", "ImageNetZip", "RepeatAugSampler"]
+           "ImageNetFolder", "ImageNetZip", "RepeatAugSampler", "CorruptImageError", "decode_rgb"]
 
 
 # ----------------------------------------------------------------------------------------------------- transforms
@@ -183,15 +185,67 @@ class FashionMNIST(Dataset):
 
 
 # ------------------------------------------------------------------------------------------------ ImageNet folder
+# ------------------------------------------------------------------------------------------- corrupt image files
+class CorruptImageError(ValueError):
+    """An image file that cannot be decoded; the message names the file."""
+
+
+def decode_rgb(source, name: str) -> Image.Image:
+    """Decode ``source`` (a path or the encoded bytes) to an RGB image; CorruptImageError naming ``name``."""
+    try:
+        with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as im:
+            return im.convert("RGB")
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
+        raise CorruptImageError(f"{name}: cannot decode image ({type(err).__name__}: {err})") from None
+
+
+class SkipCorruptMixin:
+    """``skip_corrupt=False``: a corrupt image raises CorruptImageError naming the file. ``True``: a warning names the
+    file, the next decodable sample is returned instead, and the skip is counted (``pop_skipped()``; counted across
+    forked DataLoader workers through shared memory, reported at the end of each epoch by CorruptSampleHook)."""
+
+    def _init_skip(self, skip_corrupt: bool) -> None:
+        self.skip_corrupt = skip_corrupt
+        self._skipped = mp.get_context("fork").Value("i", 0) if skip_corrupt else None
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state["_skipped"] = None  # shared counters pass to forked workers only; pickled copies warn without counting
+        return state
+
+    def __getitem__(self, index: int) -> dict:
+        """``self._load(i)`` of the dataset, with the corrupt-file policy above."""
+        for attempt in range(len(self)):
+            try:
+                return self._load((index + attempt) % len(self))
+            except CorruptImageError as err:
+                if not self.skip_corrupt:
+                    raise
+                warnings.warn(f"skipping corrupt sample: {err}")
+                if self._skipped is not None:
+                    with self._skipped.get_lock():
+                        self._skipped.value += 1
+        raise CorruptImageError(f"{type(self).__name__}: no decodable image in the whole dataset")
+
+    def pop_skipped(self) -> int:
+        """Number of corrupt samples skipped since the last call (0 when skipping is off)."""
+        if self._skipped is None:
+            return 0
+        with self._skipped.get_lock():
+            n, self._skipped.value = self._skipped.value, 0
+        return n
+
+
 @DATASETS.register_module()
-class ImageNetFolder(Dataset):
+class ImageNetFolder(SkipCorruptMixin, Dataset):
     """ImageNet as ``root/split/<class>/<image>`` (torchvision ``ImageFolder``); images decoded to RGB.
 
     Labels are class-folder indices in sorted order; ``classes``, ``class_to_idx`` and ``samples`` come from
-    ImageFolder. Raises FileNotFoundError for a missing split folder and ValueError naming an empty class folder.
+    ImageFolder. Raises FileNotFoundError for a missing split folder and ValueError naming an empty class folder;
+    corrupt images: see :class:`SkipCorruptMixin`.
     """
 
-    def __init__(self, root: str, split: str = "train", transform: TransformSpec = None):
+    def __init__(self, root: str, split: str = "train", transform: TransformSpec = None, skip_corrupt: bool = False):
         folder = os.path.join(root, split)
         if not os.path.isdir(folder):
             raise FileNotFoundError(f"ImageNet folder {folder} does not exist")
@@ -204,6 +258,7 @@ class ImageNetFolder(Dataset):
         self.classes, self.class_to_idx = self._folder.classes, self._folder.class_to_idx
         self.samples = self._folder.samples  # [(path, label)]
         self.num_classes = len(self.classes)
+        self._init_skip(skip_corrupt)
 
     @staticmethod
     def _has_image(path: str) -> bool:
@@ -212,14 +267,14 @@ class ImageNetFolder(Dataset):
     def __len__(self) -> int:
         return len(self.samples)
 
-    def __getitem__(self, index: int) -> dict:
-        img, label = self._folder[index]
-        return dict(inputs=_apply(self.transform, img), data_samples=int(label))
+    def _load(self, index: int) -> dict:
+        path, label = self.samples[index]
+        return dict(inputs=_apply(self.transform, decode_rgb(path, path)), data_samples=int(label))
 
 
 # --------------------------------------------------------------------------------------------------- ImageNet zip
 @DATASETS.register_module()
-class ImageNetZip(Dataset):
+class ImageNetZip(SkipCorruptMixin, Dataset):
     """ImageNet as ``root/{split}.zip`` + ``root/{split}_map.txt`` (see the module docstring); images → RGB.
 
     ``cache_mode``: 'no' reads each image's bytes from the zip on access; 'full' reads every image's bytes into
@@ -231,7 +286,9 @@ class ImageNetZip(Dataset):
     CACHE_MODES = ("no", "part", "full")
 
     def __init__(self, root: str, split: str = "train", transform: TransformSpec = None, cache_mode: str = "no",
-                 num_classes: Optional[int] = None, rank: Optional[int] = None, world_size: Optional[int] = None):
+                 num_classes: Optional[int] = None, rank: Optional[int] = None, world_size: Optional[int] = None,
+                 skip_corrupt: bool = False):
+        self._init_skip(skip_corrupt)
         if cache_mode not in self.CACHE_MODES:
             raise ValueError(f"cache_mode must be one of {self.CACHE_MODES}, got {cache_mode!r}")
         self.root, self.split, self.cache_mode = root, split, cache_mode
@@ -312,16 +369,15 @@ class ImageNetZip(Dataset):
         return data if data is not None else self._zipfile().read(self.members[index])
 
     def __getstate__(self) -> dict:
-        state = self.__dict__.copy()
+        state = super().__getstate__()
         state["_handle"] = None
         return state
 
     def __len__(self) -> int:
         return len(self.targets)
 
-    def __getitem__(self, index: int) -> dict:
-        with Image.open(io.BytesIO(self.read_bytes(index))) as im:
-            img = im.convert("RGB")
+    def _load(self, index: int) -> dict:
+        img = decode_rgb(self.read_bytes(index), f"{self.zip_path}:{self.members[index]}")
         return dict(inputs=_apply(self.transform, img), data_samples=self.targets[index])
 
 

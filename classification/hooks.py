@@ -81,3 +81,36 @@ class ProgressBarHook(Hook):
 
     def after_train(self, runner):
         self.bar.close()
+
+
+@HOOKS.register_module()
+class CorruptSampleHook(Hook):
+    """Logs, at the end of every training epoch, how many corrupt images the dataset skipped (``skip_corrupt=True``),
+    per rank."""
+
+    def after_train_epoch(self, runner):
+        pop = getattr(runner.train_dataloader.dataset, "pop_skipped", None)
+        skipped = pop() if pop is not None else 0
+        if skipped:
+            runner.logger.warning(f"rank {runner.rank}: skipped {skipped} corrupt training images in epoch "
+                                  f"{runner.epoch + 1} (see the warnings above for the files)")
+
+
+@HOOKS.register_module()
+class AmpSkippedStepsHook(Hook):
+    """Counts the optimiser steps that the fp16 loss scaler skipped (its scale dropped: non-finite gradients, the
+    step was not taken) and logs the running total as ``amp_skipped_steps``. No-op without a loss scaler."""
+
+    def __init__(self):
+        self.skipped, self._scale = 0, None
+
+    def before_train_iter(self, runner, batch_idx, data_batch=None):
+        scaler = getattr(runner.optim_wrapper, "loss_scaler", None)
+        self._scale = scaler.get_scale() if scaler is not None else None
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
+        if self._scale is None:
+            return
+        if runner.optim_wrapper.loss_scaler.get_scale() < self._scale:
+            self.skipped += 1
+        runner.message_hub.update_scalar("train/amp_skipped_steps", self.skipped)

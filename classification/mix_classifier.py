@@ -3,13 +3,20 @@
 ``loss`` mode: mix on the device with :class:`mixpro_core.MixSchedule`, one forward that also yields the CLS
 attention when the label policy needs it, then ``policy.loss``. No method-specific branches: the method is the
 (schedule, policy) pair named in the config.
+
+Reliability: the mixing randomness of iteration ``t`` on rank ``r`` comes from a generator seeded with
+``(mix_seed, t, r)``, so a resumed run mixes exactly as an uninterrupted one; a non-finite loss stops the run (on all
+ranks) before the optimiser step, naming the iteration (under fp16 AMP, steps the loss scaler skips for non-finite
+gradients are not failures: ``AmpSkippedStepsHook`` counts and logs them).
 """
 from __future__ import annotations
 
+import inspect
 from typing import Optional
 
 import torch
-from mmengine.logging import print_log
+from mmengine.dist import all_reduce, get_rank
+from mmengine.logging import MessageHub, print_log
 from mmengine.model import BaseModel
 from mmengine.registry import MODELS
 
@@ -40,6 +47,26 @@ def _build_schedule(cfg: Optional[dict], token_stride: int) -> MixSchedule:
         raise ValueError(f"mix: unknown key in {sorted(cfg)}: {err}") from None
 
 
+def validate_training_config(cfg) -> None:
+    """Errors a MixClassifier training config would otherwise hit mid-run: mixing needs batches of at least 2 (and a
+    dropped last batch, which could hold a single sample)."""
+    if cfg.get("model", {}).get("type") != "MixClassifier" or not cfg.get("train_dataloader"):
+        return
+    defaults = inspect.signature(MixSchedule).parameters
+    mix = {k: p.default for k, p in defaults.items()}
+    mix.update(cfg.model.get("mix") or {})
+    mixes = (mix["maskmix_prob"] > 0 and mix["maskmix_alpha"] > 0) or mix["mixup_alpha"] > 0 or mix["cutmix_alpha"] > 0
+    loader = cfg.train_dataloader
+    if not mixes:
+        return
+    if loader.get("batch_size", 1) < 2:
+        raise ValueError(f"train_dataloader.batch_size={loader.get('batch_size', 1)}: mixing pairs samples within a "
+                         f"batch and needs at least 2 per process")
+    if not loader.get("drop_last", False):
+        raise ValueError("train_dataloader.drop_last must be True when mixing: a last batch of one sample cannot be "
+                         "mixed")
+
+
 @MODELS.register_module()
 class MixClassifier(BaseModel):
     """Classifier trained with a mixing method.
@@ -53,15 +80,20 @@ class MixClassifier(BaseModel):
         label_policy: ``dict(type='AreaLabels' | 'TransMixLabels' | 'PALLabels', **options)``.
         smoothing: label smoothing s of the soft targets.
         grad_checkpointing: activation checkpointing of the backbone blocks.
+        mix_seed: base seed of the per-iteration mixing generator.
     """
 
     def __init__(self, backbone: dict, num_classes: int, mix: Optional[dict] = None,
                  label_policy: Optional[dict] = None, smoothing: float = 0.1, grad_checkpointing: bool = False,
-                 data_preprocessor: Optional[dict] = None, init_cfg: Optional[dict] = None):
+                 mix_seed: int = 0, data_preprocessor: Optional[dict] = None, init_cfg: Optional[dict] = None):
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         backbone = dict(backbone)
         backbone.setdefault("num_classes", num_classes)
-        self.backbone = MODELS.build(backbone)
+        try:
+            self.backbone = MODELS.build(backbone)
+        except TypeError as err:
+            raise ValueError(f"model.backbone ({backbone.get('type')}): bad key in {sorted(backbone)}: {err}") from None
+        self.mix_seed = mix_seed
         self.num_classes = num_classes
         self.token_stride = getattr(self.backbone, "token_stride", None)
         self.schedule = _build_schedule(mix, self.token_stride)
@@ -85,10 +117,29 @@ class MixClassifier(BaseModel):
             return logits
         raise ValueError(f"unknown mode {mode!r}: use 'loss', 'predict' or 'tensor'")
 
+    def _mix_generator(self, device: torch.device) -> torch.Generator:
+        """Generator for this iteration's mixing: seeded with (mix_seed, iteration, rank), so resuming reproduces it."""
+        iteration = MessageHub.get_current_instance().get_info("iter", 0)
+        seed = (self.mix_seed * 1_000_003 + iteration * 1_009 + get_rank()) % (2 ** 63)
+        return torch.Generator(device=device).manual_seed(seed)
+
     def loss(self, inputs: torch.Tensor, labels: torch.Tensor) -> dict:
-        batch = self.schedule(inputs)
+        batch = self.schedule(inputs, self._mix_generator(inputs.device))
         if self.use_attention:
             logits, cls_attn = forward_with_attention(self.backbone, batch.images)
         else:
             logits, cls_attn = self.backbone(batch.images), None
         return dict(loss=self.policy.loss(batch, logits, cls_attn, labels))
+
+    def parse_losses(self, losses: dict):
+        """mmengine's reduction, then stop on a non-finite loss (agreed across ranks, so none is left waiting)."""
+        loss, log_vars = super().parse_losses(losses)
+        finite = torch.isfinite(loss.detach()).float()
+        all_reduce(finite, op="min")
+        if not bool(finite):
+            iteration = MessageHub.get_current_instance().get_info("iter", 0)
+            raise FloatingPointError(
+                f"non-finite training loss ({float(loss.detach())} on rank {get_rank()}) at iteration {iteration + 1}:"
+                f" stopping before the optimiser step; the last checkpoint in the work dir is the last good state "
+                f"(resume with --resume after lowering the lr or checking the data)")
+        return loss, log_vars

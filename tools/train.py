@@ -18,6 +18,7 @@ from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
 from classification.engine import adapt_config_to_host, init_distributed
+from classification.mix_classifier import validate_training_config
 
 
 def parse_args(argv=None):
@@ -58,6 +59,7 @@ def build_config(args) -> Config:
             raise FileNotFoundError(f"checkpoint to resume from not found: {args.resume}")
         cfg.resume, cfg.load_from = True, args.resume
     adapt_config_to_host(cfg, args.launcher)
+    validate_training_config(cfg)
     return cfg
 
 

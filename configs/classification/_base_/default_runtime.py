@@ -11,7 +11,8 @@ default_hooks = dict(
                     backend_args=dict(backend="atomic_local")),
     sampler_seed=dict(type="DistSamplerSeedHook"),
 )
-custom_hooks = [dict(type="TrainingCurveHook", interval=20)]
+custom_hooks = [dict(type="TrainingCurveHook", interval=20), dict(type="CorruptSampleHook"),
+                dict(type="AmpSkippedStepsHook")]
 
 env_cfg = dict(cudnn_benchmark=True, mp_cfg=dict(mp_start_method="fork", opencv_num_threads=0),
                dist_cfg=dict(backend="nccl"))
