@@ -1,0 +1,5 @@
+# Segmenter, mask-transformer head (2 layers), DeiT-T backbone (patch 16, 192-d, 3 heads, 12 layers), ade20k.
+_base_ = ["./segmenter_ade20k.py"]
+model = dict(backbone=dict(embed_dims=192, num_heads=3, num_layers=12, patch_size=16),
+             decode_head=dict(type="SegmenterMaskTransformerHead", in_channels=192, channels=192, embed_dims=192,
+                              num_heads=3, num_layers=2, num_classes=150))

@@ -1,0 +1,5 @@
+# Multi-scale (0.5–1.75) + flip test of segmenter-linear_deit-t_mixpro_8xb1-160k_ade20k-512x512.py (mmseg's TTA; test only).
+_base_ = ["./segmenter-linear_deit-t_mixpro_8xb1-160k_ade20k-512x512.py"]
+tta_model = dict(type="SegTTAModel")
+model = dict(_delete_=True, type="SegTTAModel", module={{_base_.model}})
+test_dataloader = dict(dataset=dict(pipeline={{_base_.tta_pipeline}}))
