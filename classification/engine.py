@@ -50,7 +50,10 @@ def load_checkpoint_file(filename: str, map_location=None):
         return torch.load(filename, map_location=map_location, weights_only=True)
 
 
-CheckpointLoader.register_scheme(prefixes="", force=True)(load_checkpoint_file)
+@CheckpointLoader.register_scheme(prefixes="", force=True)
+def load_from_local(filename: str, map_location=None):
+    """mmengine's local-file scheme, weights-only (mmengine logs the name after ``load_from_``)."""
+    return load_checkpoint_file(filename, map_location)
 
 
 @register_backend("atomic_local", force=True)
