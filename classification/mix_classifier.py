@@ -117,14 +117,17 @@ class MixClassifier(BaseModel):
             return logits
         raise ValueError(f"unknown mode {mode!r}: use 'loss', 'predict' or 'tensor'")
 
-    def _mix_generator(self, device: torch.device) -> torch.Generator:
-        """Generator for this iteration's mixing: seeded with (mix_seed, iteration, rank), so resuming reproduces it."""
+    def _mix_generator(self) -> torch.Generator:
+        """Generator for this iteration's mixing: seeded with (mix_seed, iteration, rank), so resuming reproduces it.
+
+        A CPU generator: the draws are a few scalars and a (B, cells) matrix, so drawing them on the host costs
+        nothing and avoids device synchronisations for the scalar λ; mixers move the small results to the device."""
         iteration = MessageHub.get_current_instance().get_info("iter", 0)
         seed = (self.mix_seed * 1_000_003 + iteration * 1_009 + get_rank()) % (2 ** 63)
-        return torch.Generator(device=device).manual_seed(seed)
+        return torch.Generator().manual_seed(seed)
 
     def loss(self, inputs: torch.Tensor, labels: torch.Tensor) -> dict:
-        batch = self.schedule(inputs, self._mix_generator(inputs.device))
+        batch = self.schedule(inputs, self._mix_generator())
         if self.use_attention:
             logits, cls_attn = forward_with_attention(self.backbone, batch.images)
         else:

@@ -123,7 +123,7 @@ def test_pal_step_uses_attention_of_the_mixed_batch():
     model.eval()  # no drop path, so two forwards agree
     x, y = torch.randn(6, 1, 28, 28), torch.randint(0, 10, (6,))
     loss = model(x, y, mode="loss")["loss"]
-    batch = model.schedule(x, model._mix_generator(x.device))
+    batch = model.schedule(x, model._mix_generator())
     logits, attn = forward_with_attention(model.backbone, batch.images)
     torch.testing.assert_close(loss, model.policy.loss(batch, logits, attn, y))
     assert batch.kind == "maskmix" and attn.shape == (6, 49)
