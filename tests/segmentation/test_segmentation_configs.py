@@ -82,3 +82,23 @@ def test_composite_segmenter_trains_from_converted_checkpoint(tmp_path):
     assert "mIoU" in log
     assert "do not match exactly" not in log, "converted checkpoint did not load cleanly"
     assert f"Load checkpoint from {ckpt}" in log or str(ckpt) in log
+
+
+@pytest.mark.slow
+def test_segmenter_dist_train_two_gloo_processes(tmp_path):
+    import random
+    from tools.make_downstream_data import make_composite
+    make_composite(str(tmp_path / "composite"), num_train=8, num_val=2, size=128, seed=2, verbose=False)
+    config = osp.join(ROOT, "configs/segmentation/segmenter-linear_tiny-vit_scratch_1xb8-1.5k_composite-112.py")
+    env = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS="1", PORT=str(random.randint(20000, 40000)))
+    proc = subprocess.run(
+        ["bash", "tools/dist_train.sh", config, "2", "--work-dir", str(tmp_path / "work"), "--cfg-options",
+         f"train_dataloader.dataset.data_root={tmp_path}/composite",
+         f"val_dataloader.dataset.data_root={tmp_path}/composite", "train_dataloader.batch_size=2",
+         "train_dataloader.num_workers=0", "train_dataloader.persistent_workers=False",
+         "val_dataloader.num_workers=0", "val_dataloader.persistent_workers=False",
+         "train_cfg.max_iters=2", "train_cfg.val_interval=2"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log[-3000:]
+    assert "Distributed training: True" in log and "mIoU" in log
