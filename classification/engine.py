@@ -91,6 +91,14 @@ def init_distributed(launcher: str) -> None:
     dist.init_process_group(backend="gloo")
 
 
+def finish_distributed() -> None:
+    """Tear the process group down before the interpreter exits: a gloo group left alive keeps its threads
+    running into interpreter shutdown, which ends the rank with std::terminate (SIGABRT) after a good run."""
+    if dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 def adapt_config_to_host(cfg, launcher: str) -> None:
     """CPU-only distributed run: DDP without device_ids (mmengine's default wrapper assumes a GPU per rank)."""
     if launcher != "none" and not torch.cuda.is_available():

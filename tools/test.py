@@ -12,7 +12,7 @@ import os.path as osp
 from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
-from classification.engine import adapt_config_to_host, init_distributed
+from classification.engine import adapt_config_to_host, finish_distributed, init_distributed
 
 
 def main(argv=None):
@@ -37,6 +37,7 @@ def main(argv=None):
     cfg.load_from, cfg.resume = args.checkpoint, False
     adapt_config_to_host(cfg, args.launcher)
     metrics = Runner.from_cfg(cfg).test()
+    finish_distributed()
     print({k: round(v, 3) if isinstance(v, float) else v for k, v in metrics.items()})
     return metrics
 

@@ -17,7 +17,7 @@ import torch
 from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
-from classification.engine import adapt_config_to_host, init_distributed
+from classification.engine import adapt_config_to_host, finish_distributed, init_distributed
 from classification.mix_classifier import validate_training_config
 
 
@@ -70,6 +70,7 @@ def main(argv=None):
     cfg = build_config(args)
     runner = Runner.from_cfg(cfg)
     runner.train()
+    finish_distributed()
 
 
 if __name__ == "__main__":
