@@ -10,16 +10,17 @@ from mixpro_core import attention_lambda, forward_with_attention, maskmix, pal_l
 
 
 def maskmix_grid(config: str, checkpoint: str, out: str, num: int = 16, seed: int = 0) -> str:
-    """Write a PNG grid of ``num`` validation images mixed by MaskMix with the model's mask/patch sizes.
+    """Write a PNG grid of ``num`` training images mixed by MaskMix with the model's mask/patch sizes.
 
-    Images come from the config's validation set (eval transform); the CLS attention and PAL's progressive factor
-    come from the checkpoint's model in eval mode. Returns ``out``.
+    Images come from the config's training set, shown with the validation transform (no random augmentation, so
+    what is drawn is the image itself); the CLS attention and PAL's progressive factor come from the checkpoint's
+    model in eval mode. Returns ``out``.
     """
     cfg = Config.fromfile(config)
     model = MODELS.build(cfg.model)
     load_checkpoint(model, checkpoint, map_location="cpu")
     model.eval()
-    dataset = DATASETS.build(cfg.val_dataloader.dataset)
+    dataset = DATASETS.build(dict(cfg.train_dataloader.dataset, transform=cfg.val_dataloader.dataset.transform))
     items = [dataset[i] for i in range(num)]
     images = torch.stack([it["inputs"] for it in items])
     labels = torch.tensor([it["data_samples"] for it in items])
