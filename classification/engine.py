@@ -13,6 +13,7 @@ import os
 import os.path as osp
 import pickle
 import tempfile
+from typing import Callable
 
 import numpy as np
 import torch
@@ -56,25 +57,41 @@ def load_from_local(filename: str, map_location=None):
     return load_checkpoint_file(filename, map_location)
 
 
+def atomic_write(path: str, write: Callable[[str], None]) -> None:
+    """``write(tmp)`` into a temporary file next to ``path``, fsync, then ``os.replace`` it onto ``path``: readers
+    see the old file or the whole new one, never a truncated one."""
+    directory = osp.dirname(osp.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix="-" + osp.basename(path))
+    os.close(fd)
+    try:
+        write(tmp)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the usual permissions of a new file
+        os.replace(tmp, path)
+    except BaseException:
+        if osp.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _write_bytes(data: bytes) -> Callable[[str], None]:
+    def write(path: str) -> None:
+        with open(path, "wb") as f:
+            f.write(data)
+    return write
+
+
 @register_backend("atomic_local", force=True)
 class AtomicLocalBackend(LocalBackend):
-    """Local files written atomically: a killed save never leaves a truncated checkpoint or pointer file."""
+    """Local files written atomically (:func:`atomic_write`): a killed save never leaves a truncated checkpoint or
+    pointer file."""
 
     def put(self, obj: bytes, filepath) -> None:
-        filepath = str(filepath)
-        directory = osp.dirname(osp.abspath(filepath))
-        os.makedirs(directory, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=osp.basename(filepath))
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(obj)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, filepath)
-        except BaseException:
-            if osp.exists(tmp):
-                os.unlink(tmp)
-            raise
+        atomic_write(str(filepath), _write_bytes(obj))
 
     def put_text(self, obj: str, filepath, encoding: str = "utf-8") -> None:
         self.put(obj.encode(encoding), filepath)

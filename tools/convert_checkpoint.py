@@ -25,13 +25,11 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import os.path as osp
 import sys
-import tempfile
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -39,7 +37,7 @@ import torch.nn.functional as F
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from classification.engine import SAFE_CHECKPOINT_GLOBALS  # noqa: E402
+from classification.engine import SAFE_CHECKPOINT_GLOBALS, atomic_write  # noqa: E402
 from classification.models.weights import _PREFIXES, read_state_dict  # noqa: E402
 
 TARGETS = ("mmseg-vit", "mmdet-pvt", "timm", "safetensors")
@@ -319,26 +317,6 @@ def convert_to_timm(state: StateDict) -> Tuple[StateDict, ConversionReport]:
     return OrderedDict((k, v.contiguous()) for k, v in kept.items()), report
 
 
-def _atomic_write(path: str, write: Callable[[str], None]) -> None:
-    """``write(tmp)`` into a temporary file next to ``path``, fsync, then ``os.replace`` it onto ``path``."""
-    directory = osp.dirname(osp.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix="-" + osp.basename(path))
-    os.close(fd)
-    try:
-        write(tmp)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the usual permissions of a new file
-        os.replace(tmp, path)
-    except BaseException:
-        if osp.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def export_safetensors(state: StateDict, path: str, source: Optional[str] = None) -> ConversionReport:
     """Write the backbone tensors of ``state`` (head dropped) to ``path`` as safetensors, atomically.
 
@@ -358,7 +336,7 @@ def export_safetensors(state: StateDict, path: str, source: Optional[str] = None
         seen.add(v.untyped_storage().data_ptr())
         tensors[k] = v
     metadata = {"format": "pt", "source": str(source) if source is not None else ""}
-    _atomic_write(path, lambda tmp: save_file(dict(tensors), tmp, metadata=metadata))
+    atomic_write(path, lambda tmp: save_file(dict(tensors), tmp, metadata=metadata))
     return report
 
 
@@ -502,7 +480,7 @@ def convert_file(src: str, dst: str, to: str, img_size: Optional[Sequence[int]] 
     if to == "safetensors":
         export_safetensors(new_state, dst, source=src)
     else:
-        _atomic_write(dst, lambda tmp: _torch_save(payload, tmp))
+        atomic_write(dst, lambda tmp: _torch_save(payload, tmp))
     return report
 
 
