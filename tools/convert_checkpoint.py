@@ -37,12 +37,11 @@ import torch.nn.functional as F
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from classification.engine import SAFE_CHECKPOINT_GLOBALS, atomic_write  # noqa: E402
-from classification.models.weights import _PREFIXES, read_state_dict  # noqa: E402
+from classification.engine import atomic_write  # noqa: E402
+from classification.models.weights import read_backbone_state as _read_backbone_state  # noqa: E402
 
 TARGETS = ("mmseg-vit", "mmdet-pvt", "timm", "safetensors")
 _TARGET_ARCH = {"mmseg-vit": "vit", "mmdet-pvt": "pvt"}
-_WRAPPER_PREFIXES = ("module.", "model.")  # stripped before looking for "backbone."
 _HEAD_PREFIXES = ("head.", "head_dist.", "head_drop.", "fc_norm.", "attn_pool.")  # classifier side, not backbone
 
 StateDict = Dict[str, torch.Tensor]
@@ -80,24 +79,6 @@ class ConversionReport:
 
 
 # ---------------------------------------------------------------------------------------------- reading
-def _unwrap(obj):
-    for key in ("state_dict", "model", "module"):
-        if isinstance(obj, dict) and isinstance(obj.get(key), dict):
-            return obj[key]
-    return obj
-
-
-def _raw_keys(path: str) -> List[str]:
-    """The key names of the state dict in ``path`` before any prefix is stripped (tensors memory-mapped)."""
-    with torch.serialization.safe_globals(SAFE_CHECKPOINT_GLOBALS):
-        try:
-            obj = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-        except RuntimeError:  # legacy (non-zip) serialisation cannot be memory-mapped
-            obj = torch.load(path, map_location="cpu", weights_only=True)
-    obj = _unwrap(obj)
-    return list(obj) if isinstance(obj, dict) else []
-
-
 def _load_reason(err: BaseException) -> str:
     """A short reason from a torch.load failure (its weights-only message is long and mostly boilerplate)."""
     text = str(err)
@@ -110,42 +91,15 @@ def _load_reason(err: BaseException) -> str:
     return text if len(text) <= 200 else text[:197] + "..."
 
 
-def _strip_one(key: str, prefixes: Sequence[str]) -> str:
-    for p in prefixes:
-        if key.startswith(p):
-            return key[len(p):]
-    return key
-
-
 def read_backbone_state(path: str) -> Tuple[StateDict, List[str]]:
-    """``(state, dropped)``: the backbone state dict of ``path`` (prefixes stripped by ``read_state_dict``) and the
-    keys dropped because they lie outside ``backbone.`` while a ``backbone.`` prefix is present.
-
-    Raises FileNotFoundError / ValueError (naming ``path``) for a missing or unreadable file.
-    """
-    # mmengine checkpoints also hold the message hub (HistoryBuffer, numpy): allow exactly those types.
-    with torch.serialization.safe_globals(SAFE_CHECKPOINT_GLOBALS):
-        try:
-            state = read_state_dict(path)
-        except ValueError as err:
-            if err.__cause__ is None:  # "holds no state dict of tensors": already clear
-                raise
-            raise ValueError(f"{path} is not a torch checkpoint ({_load_reason(err.__cause__)})") from err
-    raw = _raw_keys(path)
-    inside = {k: _strip_one(k, _WRAPPER_PREFIXES).startswith("backbone.") for k in raw}
-    if not any(inside.values()):
-        return state, []
-    # read_state_dict strips one prefix of _PREFIXES ("module.backbone.x" -> "backbone.x"): recompute its names.
-    kept, dropped = OrderedDict(), []
-    for k, is_backbone in inside.items():
-        name = _strip_one(k, _PREFIXES)
-        if name not in state:
-            continue
-        if is_backbone:
-            kept[_strip_one(name, ("backbone.",))] = state[name]
-        else:
-            dropped.append(name)
-    return kept, sorted(dropped)
+    """``(state, dropped)`` of :func:`classification.models.weights.read_backbone_state`, with torch's long
+    weights-only messages cut down to their reason. Raises FileNotFoundError / ValueError naming ``path``."""
+    try:
+        return _read_backbone_state(path)
+    except ValueError as err:
+        if err.__cause__ is None:  # "holds no state dict of tensors": already clear
+            raise
+        raise ValueError(f"{path} is not a torch checkpoint ({_load_reason(err.__cause__)})") from err
 
 
 # ----------------------------------------------------------------------------------------- architecture

@@ -1,39 +1,53 @@
 """Loading a local checkpoint into a classifier (no downloads): our own checkpoints or plain state dicts."""
 from __future__ import annotations
 
-import os
+from typing import List, Tuple
 
 import torch
 from mmengine.logging import print_log
 
-_PREFIXES = ("backbone.", "module.", "model.")
+from classification.engine import load_checkpoint_file
+
+_WRAPPER_PREFIXES = ("module.", "model.")  # DDP / EMA wrappers, stripped first
 
 
-def read_state_dict(path: str) -> dict:
-    """The tensor state dict inside ``path`` (mmengine checkpoint, ``{'model': ...}`` or a bare state dict).
+def read_backbone_state(path: str) -> Tuple[dict, List[str]]:
+    """``(state, dropped)``: the backbone tensors of the checkpoint at ``path`` and the keys left out.
 
-    Loaded with ``weights_only=True``; prefixes of our wrapper / DDP (``backbone.``, ``module.``) are stripped.
+    Accepts an mmengine checkpoint (``state_dict``), ``{'model': ...}``, ``{'module': ...}`` or a bare state dict,
+    read weights-only through :func:`classification.engine.load_checkpoint_file` (so the message hub of a Runner
+    checkpoint loads). ``module.``/``model.`` prefixes are stripped; when keys carry our wrapper's ``backbone.``
+    prefix, only those are kept (prefix stripped) and the others are returned in ``dropped``.
+    Raises FileNotFoundError for a missing file and ValueError naming ``path`` for anything that is not one.
     """
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"checkpoint not found: {path}")
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # pickle / zip errors: not a checkpoint
+        obj = load_checkpoint_file(path, map_location="cpu")
+    except FileNotFoundError:
+        raise
+    except Exception as err:  # pickle / zip / weights-only errors: not a checkpoint
         raise ValueError(f"{path} is not a readable torch checkpoint: {err}") from err
     for key in ("state_dict", "model", "module"):
         if isinstance(obj, dict) and isinstance(obj.get(key), dict):
             obj = obj[key]
             break
-    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+    if not isinstance(obj, dict) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise ValueError(f"{path} holds no state dict of tensors")
     state = {}
     for k, v in obj.items():
-        for p in _PREFIXES:
+        for p in _WRAPPER_PREFIXES:
             if k.startswith(p):
                 k = k[len(p):]
                 break
         state[k] = v
-    return state
+    if not any(k.startswith("backbone.") for k in state):
+        return state, []
+    kept = {k[len("backbone."):]: v for k, v in state.items() if k.startswith("backbone.")}
+    return kept, sorted(k for k in state if not k.startswith("backbone."))
+
+
+def read_state_dict(path: str) -> dict:
+    """The backbone state dict of ``path`` (see :func:`read_backbone_state`)."""
+    return read_backbone_state(path)[0]
 
 
 def load_pretrained(model: torch.nn.Module, path: str) -> None:

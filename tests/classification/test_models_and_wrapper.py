@@ -195,3 +195,23 @@ def test_grad_checkpointing_gives_the_same_gradients():
         model(x, y, mode="loss")["loss"].backward()
     for (name, a), b in zip(plain.named_parameters(), ckpt.parameters()):
         torch.testing.assert_close(a.grad, b.grad, msg=name)
+
+
+def test_load_pretrained_reads_a_runner_checkpoint(tmp_path):
+    """A Runner checkpoint holds the message hub (HistoryBuffer, numpy) and DDP-style prefixes: weights-only
+    reading must still work, and keys outside ``backbone.`` are left out."""
+    from mmengine.logging import HistoryBuffer
+    from classification.models.weights import read_backbone_state
+    src = vits.tiny_vit(num_classes=10)
+    buffer = HistoryBuffer()
+    buffer.update(1.5)
+    hub = {"log_scalars": {"train/loss": buffer}}
+    state = {f"module.backbone.{k}": v for k, v in src.state_dict().items()}
+    state["module.extra.weight"] = torch.zeros(2)
+    path = tmp_path / "epoch_1.pth"
+    torch.save({"state_dict": state, "message_hub": hub, "meta": {"iter": 3}}, path)
+    backbone, dropped = read_backbone_state(str(path))
+    assert dropped == ["extra.weight"] and set(backbone) == set(src.state_dict())
+    dst = vits.tiny_vit(num_classes=10)
+    load_pretrained(dst, str(path))
+    torch.testing.assert_close(dst.head.weight, src.head.weight)
