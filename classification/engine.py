@@ -9,6 +9,7 @@
 """
 from __future__ import annotations
 
+import gc
 import os
 import os.path as osp
 import pickle
@@ -109,10 +110,15 @@ def init_distributed(launcher: str) -> None:
 
 
 def finish_distributed() -> None:
-    """Tear the process group down before the interpreter exits: a gloo group left alive keeps its threads
-    running into interpreter shutdown, which ends the rank with std::terminate (SIGABRT) after a good run."""
+    """Tear the process group down while the interpreter is fully alive.
+
+    A gloo group freed during interpreter shutdown ends the rank with std::terminate (SIGABRT) after a good run.
+    ``destroy_process_group`` alone is not enough: mmengine's Runner sits in reference cycles, so its DDP
+    reducer (which holds the group) outlives ``del runner`` until a cyclic collection, possibly at shutdown.
+    Callers drop their Runner first; the collection here frees it before the group is destroyed."""
     if dist.is_initialized():
         dist.barrier()
+        gc.collect()
         dist.destroy_process_group()
 
 

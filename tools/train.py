@@ -70,6 +70,7 @@ def main(argv=None):
     cfg = build_config(args)
     runner = Runner.from_cfg(cfg)
     runner.train()
+    del runner  # frees the DDP reducer's reference to the process group (see finish_distributed)
     finish_distributed()
 
 
