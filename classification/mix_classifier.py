@@ -1,8 +1,10 @@
 """The mmengine model of every classification run: backbone + mix schedule + label policy, one code path.
 
-``loss`` mode: mix on the device with :class:`mixpro_core.MixSchedule`, one forward that also yields the CLS
-attention when the label policy needs it, then ``policy.loss``. No method-specific branches: the method is the
-(schedule, policy) pair named in the config.
+``loss`` mode: mix on the device (the model-free :class:`mixpro_core.MixSchedule`, or a model-aware mixer such as
+R-Mix that may fall back to it), one forward that also yields the CLS attention when the label policy needs it —
+with TokenMixup's HTM/VTM attached to the backbone for that forward only — then the loss. No method-specific
+branches: the method is the (mixer, token mixup, policy) triple named in the config; a :class:`mixpro_core.TokenMixup`
+without modules passes the policy's loss through.
 
 Reliability: the mixing randomness of iteration ``t`` on rank ``r`` comes from a generator seeded with
 ``(mix_seed, t, r)``, so a resumed run mixes exactly as an uninterrupted one; a non-finite loss stops the run (on all
@@ -21,7 +23,7 @@ from mmengine.model import BaseModel
 from mmengine.registry import MODELS
 
 import mixpro_core
-from mixpro_core import MixSchedule, forward_with_attention, has_cls_attention
+from mixpro_core import MixSchedule, RMixer, build_token_mixup, forward_with_attention, has_cls_attention
 
 LABEL_POLICIES = {cls.__name__: cls for cls in (mixpro_core.AreaLabels, mixpro_core.TransMixLabels,
                                                 mixpro_core.PALLabels)}
@@ -47,6 +49,35 @@ def _build_schedule(cfg: Optional[dict], token_stride: int) -> MixSchedule:
         raise ValueError(f"mix: unknown key in {sorted(cfg)}: {err}") from None
 
 
+class _ScheduleMixer:
+    """The model-free mixer: ``MixSchedule`` behind the model-aware call ``(images, labels, model, generator)``."""
+
+    def __init__(self, schedule: MixSchedule):
+        self.schedule = schedule
+
+    def __call__(self, images, labels, model, generator):
+        return self.schedule(images, generator)
+
+    def __repr__(self) -> str:
+        return repr(self.schedule)
+
+
+MODEL_MIXERS = {"rmix": RMixer}
+
+
+def _build_mixer(schedule: MixSchedule, cfg: Optional[dict], num_classes: int):
+    if not cfg:
+        return _ScheduleMixer(schedule)
+    cfg = dict(cfg)
+    kind = cfg.pop("type", None)
+    if kind not in MODEL_MIXERS:
+        raise ValueError(f"model_mixer.type must be one of {sorted(MODEL_MIXERS)}, got {kind!r}")
+    try:
+        return MODEL_MIXERS[kind](schedule, num_classes=num_classes, **cfg)
+    except TypeError as err:
+        raise ValueError(f"model_mixer ({kind}): unknown key in {sorted(cfg)}: {err}") from None
+
+
 def validate_training_config(cfg) -> None:
     """Errors a MixClassifier training config would otherwise hit mid-run: mixing needs batches of at least 2 (and a
     dropped last batch, which could hold a single sample)."""
@@ -56,6 +87,7 @@ def validate_training_config(cfg) -> None:
     mix = {k: p.default for k, p in defaults.items()}
     mix.update(cfg.model.get("mix") or {})
     mixes = (mix["maskmix_prob"] > 0 and mix["maskmix_alpha"] > 0) or mix["mixup_alpha"] > 0 or mix["cutmix_alpha"] > 0
+    mixes = mixes or bool(cfg.model.get("model_mixer"))
     loader = cfg.train_dataloader
     if not mixes:
         return
@@ -81,11 +113,21 @@ class MixClassifier(BaseModel):
         smoothing: label smoothing s of the soft targets.
         grad_checkpointing: activation checkpointing of the backbone blocks.
         mix_seed: base seed of the per-iteration mixing generator.
+        model_mixer: a mixer that needs the model, ``dict(type='rmix', alpha=1.0, grid=None, prob=1.0)``: with
+            probability ``prob`` R-Mix (saliency from one extra input-gradient pass of the backbone), otherwise the
+            ``mix`` schedule. Its λ_eff is an area λ: use AreaLabels.
+        token_mixup: TokenMixup inside the backbone (``mixpro_core.build_token_mixup``): one dict or a list of
+            ``dict(type='htm', layer=2, tau=0.2, rho=0.005, lambda_sn=0.001, pool=None)`` /
+            ``dict(type='vtm', layer=2, kappa=80)``; ``layer`` counts backbone blocks from 0. HTM starts from the area
+            targets of the image-mixed batch, so it needs AreaLabels; the loss is soft-target CE against HTM's
+            targets + λ_sn·ScoreNet CE. The ScoreNets are parameters of this model (``token_mixup.*``), outside
+            ``backbone.*``.
     """
 
     def __init__(self, backbone: dict, num_classes: int, mix: Optional[dict] = None,
                  label_policy: Optional[dict] = None, smoothing: float = 0.1, grad_checkpointing: bool = False,
-                 mix_seed: int = 0, data_preprocessor: Optional[dict] = None, init_cfg: Optional[dict] = None):
+                 mix_seed: int = 0, model_mixer: Optional[dict] = None, token_mixup=None,
+                 data_preprocessor: Optional[dict] = None, init_cfg: Optional[dict] = None):
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         backbone = dict(backbone)
         backbone.setdefault("num_classes", num_classes)
@@ -97,11 +139,22 @@ class MixClassifier(BaseModel):
         self.num_classes = num_classes
         self.token_stride = getattr(self.backbone, "token_stride", None)
         self.schedule = _build_schedule(mix, self.token_stride)
+        self.mixer = _build_mixer(self.schedule, model_mixer, num_classes)
         self.policy = _build_policy(label_policy or dict(type="AreaLabels"), num_classes, smoothing)
         self.use_attention = self.policy.needs_attention and has_cls_attention(self.backbone)
         if self.policy.needs_attention and not self.use_attention:
             print_log(f"{type(self.backbone).__name__} has no CLS token: {type(self.policy).__name__} falls back "
                       f"to area labels", logger="current")
+        self.token_mixup = build_token_mixup(self.backbone, token_mixup, num_classes, smoothing)
+        if len(self.token_mixup.horizontal) and type(self.policy) is not mixpro_core.AreaLabels:
+            raise ValueError(f"token_mixup HTM mixes the area targets of the batch inside the forward; it cannot be "
+                             f"combined with {type(self.policy).__name__} (whose λ comes from the attention after the "
+                             f"forward): use label_policy=dict(type='AreaLabels')")
+        if self.use_attention and any(v.layer == len(self.backbone.blocks) - 1 for v in self.token_mixup.vertical):
+            raise ValueError(f"token_mixup VTM at the last block adds keys to the attention that "
+                             f"{type(self.policy).__name__} reads its CLS attention from: apply VTM to an earlier block")
+        if grad_checkpointing and self.token_mixup.active:
+            raise ValueError("token_mixup cannot run with grad_checkpointing: the recomputation would replay its hooks")
         if grad_checkpointing:
             self.backbone.set_grad_checkpointing(True)
 
@@ -127,12 +180,13 @@ class MixClassifier(BaseModel):
         return torch.Generator().manual_seed(seed)
 
     def loss(self, inputs: torch.Tensor, labels: torch.Tensor) -> dict:
-        batch = self.schedule(inputs, self._mix_generator())
-        if self.use_attention:
-            logits, cls_attn = forward_with_attention(self.backbone, batch.images)
-        else:
-            logits, cls_attn = self.backbone(batch.images), None
-        return dict(loss=self.policy.loss(batch, logits, cls_attn, labels))
+        batch = self.mixer(inputs, labels, self.backbone, self._mix_generator())
+        with self.token_mixup.feed(batch, labels) as context:
+            if self.use_attention:
+                logits, cls_attn = forward_with_attention(self.backbone, batch.images)
+            else:
+                logits, cls_attn = self.backbone(batch.images), None
+        return self.token_mixup.losses(context, self.policy, batch, logits, cls_attn, labels)
 
     def parse_losses(self, losses: dict):
         """mmengine's reduction, then stop on a non-finite loss (agreed across ranks, so none is left waiting)."""

@@ -22,7 +22,8 @@ class MixBatch:
     images:     (B,C,H,W) mixed images.
     partner:    (B,) long, index of the sample each one is mixed with (a permutation of the batch).
     lam_area:   (B,) float, fraction of each sample's pixels that are its own.
-    pixel_mask: (B,1,H,W) float in {0,1}, 1 = own pixel; None for Mixup / no mixing.
+    pixel_mask: (B,1,H,W) float, own-pixel weight: {0,1} for CutMix / MaskMix (1 = own pixel), in [0,1] for R-Mix;
+                None for Mixup / no mixing.
     token_mask: (B,N) float in {0,1}, 1 = token whose pixels are own; None when not defined.
     kind:       one of 'none', 'mixup', 'cutmix', 'maskmix', 'rmix'.
     """

@@ -6,7 +6,8 @@ patch size) and ``has_cls_attention``; ``set_grad_checkpointing``.
 """
 from mmengine.registry import MODELS
 
-from . import pvt, vits
+from . import msmlp, pvt, vits
+from . import cct
 
 FACTORIES = {
     "deit_tiny": vits.deit_tiny, "deit_small": vits.deit_small, "deit_base": vits.deit_base,
@@ -14,6 +15,8 @@ FACTORIES = {
     "deit_base_patch14": vits.deit_base_patch14, "tiny_vit": vits.tiny_vit,
     "cait_xxs24": vits.cait_xxs24, "xcit_tiny12": vits.xcit_tiny12,
     "pvt_tiny": pvt.pvt_tiny, "pvt_small": pvt.pvt_small, "pvt_medium": pvt.pvt_medium, "pvt_large": pvt.pvt_large,
+    "cct_7_3x1": cct.cct_7_3x1,
+    "ms_mlp_tiny": msmlp.ms_mlp_tiny, "ms_mlp_small": msmlp.ms_mlp_small, "ms_mlp_base": msmlp.ms_mlp_base,
 }
 for _name, _factory in FACTORIES.items():
     MODELS.register_module(name=_name, module=_factory, force=True)

@@ -64,7 +64,11 @@ def _tiny_overrides(cfg):
     model = cfg.model
     name = model.backbone.type
     if name == "tiny_vit":
-        return model, 28, 1
+        return model, model.backbone.img_size, 1
+    if name.startswith("ms_mlp"):  # fully convolutional (no img_size); token stride 32: 64² input, 32-px cells
+        model.mix.mask_size = 32
+        model.backbone.depths = (1, 1, 1, 1)
+        return model, 64, 3
     size = 64 if name.startswith("pvt") else (56 if name.endswith("patch14") else 32)
     model.backbone.img_size = size
     if name.startswith("pvt"):
@@ -87,7 +91,8 @@ def test_every_config_trains_one_step(path):
     policy = type(model.policy).__name__
     method = osp.basename(path).split("_")[1]
     expected = {"none": "AreaLabels", "baseline": "AreaLabels", "maskmix": "AreaLabels",
-                "transmix": "TransMixLabels", "mixpro": "PALLabels"}[method]
+                "transmix": "TransMixLabels", "mixpro": "PALLabels",
+                "rmix": "AreaLabels", "htm": "AreaLabels", "vtm": "AreaLabels"}[method]
     assert policy == expected
     assert (model.schedule.maskmix_prob > 0) == (method in ("mixpro", "maskmix"))
     torch.manual_seed(0)

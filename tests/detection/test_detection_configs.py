@@ -13,7 +13,8 @@ import torch
 from mmengine.config import Config
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-CONFIGS = sorted(glob.glob(osp.join(ROOT, "configs/detection/*.py")))
+PVT_CONFIGS = sorted(glob.glob(osp.join(ROOT, "configs/detection/mask-rcnn_pvt-*.py")))
+TINY_VIT_CONFIGS = sorted(glob.glob(osp.join(ROOT, "configs/detection/mask-rcnn_tiny-vit_*.py")))
 COMPOSITE = osp.join(ROOT, "configs/detection/mask-rcnn_pvt-t_scratch_fpn_1xb2-6e_composite-128.py")
 COMPOSITE_PRETRAINED = osp.join(ROOT, "configs/detection/mask-rcnn_pvt-t_pretrained_fpn_1xb2-6e_composite-128.py")
 FMNIST_ROOT = "/usr/share/datasets/fashion-mnist"
@@ -39,7 +40,7 @@ def _build_model(cfg):
     return MODELS.build(cfg.model)
 
 
-@pytest.mark.parametrize("path", CONFIGS, ids=[osp.basename(p) for p in CONFIGS])
+@pytest.mark.parametrize("path", PVT_CONFIGS, ids=[osp.basename(p) for p in PVT_CONFIGS])
 def test_config_parses_with_the_recipe_and_builds(path):
     cfg = Config.fromfile(path)
     name = osp.basename(path)
@@ -142,3 +143,62 @@ def test_converted_pvt_checkpoint_loads_through_init_cfg(tmp_path):
             tokens, hw = source.forward_stage(i, y)
             y = tokens.transpose(1, 2).reshape(1, -1, *hw)
             torch.testing.assert_close(feats[i], y, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("path", TINY_VIT_CONFIGS, ids=[osp.basename(p) for p in TINY_VIT_CONFIGS])
+def test_tiny_vit_pyramid_config_builds_strides_4_to_64(path):
+    cfg = Config.fromfile(path)
+    assert cfg.model.backbone.type == "mmseg.VisionTransformer" and cfg.model.backbone.patch_size == 8
+    assert "mmseg.models" in cfg.custom_imports.imports
+    assert cfg.model.rpn_head.anchor_generator.strides == [4, 8, 16, 32, 64]
+    cfg.model.backbone.init_cfg = None
+    model = _build_model(cfg)
+    feats = model.extract_feat(torch.randn(2, 1, 128, 128))
+    assert [tuple(f.shape) for f in feats] == [(2, 64, 128 // s, 128 // s) for s in (4, 8, 16, 32, 64)]
+
+
+def test_converted_tiny_vit_loads_into_the_detector_backbone(tmp_path):
+    """The Fashion-MNIST classifier (32×32, 4×4 tokens) → mmseg-vit file → Mask R-CNN backbone through init_cfg:
+    every tensor in place, the position grid resized to the detector's 16×16 tokens."""
+    from classification.models.vits import tiny_vit
+    torch.manual_seed(0)
+    classifier = tiny_vit(img_size=32, patch_size=8, embed_dim=64, depth=4, num_heads=2)
+    src, ckpt = tmp_path / "cls.pth", tmp_path / "mmseg-vit.pth"
+    torch.save({"state_dict": {f"backbone.{k}": v for k, v in classifier.state_dict().items()}}, src)
+    env = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS="1")
+    subprocess.run([sys.executable, "tools/convert_checkpoint.py", str(src), str(ckpt), "--to", "mmseg-vit"],
+                   cwd=ROOT, env=env, check=True, capture_output=True)
+    cfg = Config.fromfile(osp.join(ROOT, "configs/detection/"
+                                         "mask-rcnn_tiny-vit_fmnist-mixpro_pyramid_1xb4-12e_composite-128.py"))
+    cfg.model.backbone.init_cfg.checkpoint = str(ckpt)
+    model = _build_model(cfg)
+    model.init_weights()
+    backbone = model.backbone
+    torch.testing.assert_close(backbone.patch_embed.projection.weight, classifier.patch_embed.proj.weight,
+                               rtol=0, atol=0)
+    torch.testing.assert_close(backbone.layers[3].attn.attn.in_proj_weight, classifier.blocks[3].attn.qkv.weight,
+                               rtol=0, atol=0)
+    torch.testing.assert_close(backbone.cls_token, classifier.cls_token, rtol=0, atol=0)
+    assert backbone.pos_embed.shape == (1, 1 + 16 * 16, 64)
+
+
+@needs_fmnist
+@pytest.mark.slow
+def test_tiny_vit_composite_config_trains_and_evaluates(tmp_path):
+    from tools.make_downstream_data import make_composite
+    data = str(tmp_path / "composite")
+    make_composite(data, num_train=4, num_val=2, size=128, seed=0, verbose=False)
+    ann_val = osp.join(data, "annotations", "instances_val.json")
+    loaders = [f"{split}_dataloader.{key}" for split in ("train", "val", "test")
+               for key in ("num_workers=0", "persistent_workers=False", f"dataset.data_root={data}")]
+    config = osp.join(ROOT, "configs/detection/mask-rcnn_tiny-vit_scratch_pyramid_1xb4-12e_composite-128.py")
+    env = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS="1")
+    proc = subprocess.run(
+        [sys.executable, "tools/train.py", config, "--work-dir", str(tmp_path / "work"), "--cfg-options",
+         *loaders, f"val_evaluator.ann_file={ann_val}", f"test_evaluator.ann_file={ann_val}",
+         "train_dataloader.batch_size=2", "train_cfg.max_epochs=1", "train_cfg.val_interval=1",
+         "default_hooks.logger.interval=1"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log[-3000:]
+    assert "Epoch(train) [1][2/2]" in log and "coco/bbox_mAP" in log and "coco/segm_mAP" in log, log[-3000:]

@@ -11,7 +11,7 @@ import torch
 from mmengine.config import Config
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-CONFIGS = sorted(glob.glob(osp.join(ROOT, "configs/segmentation/*.py")))
+CONFIGS = sorted(glob.glob(osp.join(ROOT, "configs/segmentation/segmenter*.py")))  # UPerNet: test_msmlp.py
 sys.path.insert(0, ROOT)
 
 
@@ -62,13 +62,13 @@ def test_composite_segmenter_trains_from_converted_checkpoint(tmp_path):
     from tools.make_downstream_data import make_composite
     make_composite(str(tmp_path / "composite"), num_train=8, num_val=2, size=128, seed=1, verbose=False)
     src = tmp_path / "cls.pth"
-    torch.save({"state_dict": {f"backbone.{k}": v for k, v in tiny_vit(patch_size=7, embed_dim=64, depth=4,
-                                                                        num_heads=2).state_dict().items()}}, src)
+    classifier = tiny_vit(img_size=32, patch_size=8, embed_dim=64, depth=4, num_heads=2)
+    torch.save({"state_dict": {f"backbone.{k}": v for k, v in classifier.state_dict().items()}}, src)
     ckpt = tmp_path / "mmseg.pth"
     env = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS="1")
     subprocess.run([sys.executable, "tools/convert_checkpoint.py", str(src), str(ckpt), "--to", "mmseg-vit"],
                    cwd=ROOT, env=env, check=True, capture_output=True)
-    config = osp.join(ROOT, "configs/segmentation/segmenter-mask_tiny-vit_fmnist-mixpro_1xb8-1.5k_composite-112.py")
+    config = osp.join(ROOT, "configs/segmentation/segmenter-mask_tiny-vit_fmnist-mixpro_1xb8-2k_composite-128.py")
     proc = subprocess.run(
         [sys.executable, "tools/train.py", config, "--work-dir", str(tmp_path / "work"), "--cfg-options",
          f"model.backbone.init_cfg.checkpoint={ckpt}", f"train_dataloader.dataset.data_root={tmp_path}/composite",
@@ -89,7 +89,7 @@ def test_segmenter_dist_train_two_gloo_processes(tmp_path):
     import random
     from tools.make_downstream_data import make_composite
     make_composite(str(tmp_path / "composite"), num_train=8, num_val=2, size=128, seed=2, verbose=False)
-    config = osp.join(ROOT, "configs/segmentation/segmenter-linear_tiny-vit_scratch_1xb8-1.5k_composite-112.py")
+    config = osp.join(ROOT, "configs/segmentation/segmenter-linear_tiny-vit_scratch_1xb8-2k_composite-128.py")
     env = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS="1", PORT=str(random.randint(20000, 40000)))
     proc = subprocess.run(
         ["bash", "tools/dist_train.sh", config, "2", "--work-dir", str(tmp_path / "work"), "--cfg-options",

@@ -1,6 +1,6 @@
 # Segmenter on the embedded composite set (tools/make_downstream_data.py → data/composite: Fashion-MNIST objects on
 # photos, 128×128, 11 classes incl. background), sized for 2 CPU cores. Backbone: the tiny ViT of the Fashion-MNIST
-# configs (patch 7, 64-d, 4 layers, 2 heads, 1 input channel) as mmseg's VisionTransformer; images are read as
+# configs (patch 8, 64-d, 4 layers, 2 heads, 1 input channel) as mmseg's VisionTransformer; images are read as
 # grayscale and normalised like Fashion-MNIST so that a converted Fashion-MNIST checkpoint sees familiar inputs.
 _base_ = ["mmseg::_base_/default_runtime.py"]
 custom_imports = dict(imports=["segmentation"], allow_failed_imports=False)
@@ -8,12 +8,12 @@ classes = ("background", "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", 
            "Bag", "Ankle boot")
 palette = [[0, 0, 0]] + [[(37 * i) % 256, (91 * i) % 256, (151 * i) % 256] for i in range(1, 11)]
 data_root = "data/composite"
-crop_size = (112, 112)
+crop_size = (128, 128)
 model = dict(
     type="EncoderDecoder",
     data_preprocessor=dict(type="SegDataPreProcessor", mean=[72.93], std=[90.02], bgr_to_rgb=False, pad_val=0,
                            seg_pad_val=255, size=crop_size),
-    backbone=dict(type="VisionTransformer", img_size=crop_size, patch_size=7, in_channels=1, embed_dims=64,
+    backbone=dict(type="VisionTransformer", img_size=crop_size, patch_size=8, in_channels=1, embed_dims=64,
                   num_layers=4, num_heads=2, mlp_ratio=2, qkv_bias=True, patch_bias=True, drop_path_rate=0.0,
                   final_norm=True, norm_cfg=dict(type="LN", eps=1e-6), with_cls_token=True,
                   interpolate_mode="bicubic"),
@@ -53,11 +53,11 @@ test_evaluator = val_evaluator
 # AdamW suits a short run from scratch or from a small checkpoint better than the 160k-iteration SGD recipe.
 optim_wrapper = dict(type="OptimWrapper", optimizer=dict(type="AdamW", lr=1e-3, weight_decay=0.01), clip_grad=None)
 param_scheduler = [dict(type="LinearLR", start_factor=0.01, begin=0, end=100, by_epoch=False),
-                   dict(type="PolyLR", eta_min=1e-5, power=0.9, begin=100, end=1500, by_epoch=False)]
-train_cfg = dict(type="IterBasedTrainLoop", max_iters=1500, val_interval=500)
+                   dict(type="PolyLR", eta_min=1e-5, power=0.9, begin=100, end=2000, by_epoch=False)]
+train_cfg = dict(type="IterBasedTrainLoop", max_iters=2000, val_interval=1000)
 val_cfg = dict(type="ValLoop")
 test_cfg = dict(type="TestLoop")
 default_hooks = dict(logger=dict(type="LoggerHook", interval=50, log_metric_by_epoch=False),
-                     checkpoint=dict(type="CheckpointHook", by_epoch=False, interval=500, max_keep_ckpts=1,
+                     checkpoint=dict(type="CheckpointHook", by_epoch=False, interval=1000, max_keep_ckpts=1,
                                      backend_args=dict(backend="atomic_local")),
                      visualization=dict(type="SegVisualizationHook", draw=False))

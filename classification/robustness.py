@@ -1,0 +1,572 @@
+"""Robustness benchmarks of a classifier checkpoint (SPEC §3): occlusion, patch shuffle, FGSM / PGD, ImageNet-A/R/O.
+
+Everything is measured in [0, 1] pixel space. The config's test dataset is built with its own resize / crop but
+*without* its ``Normalize`` step (:func:`split_normalize` takes it out of the transform), and the normalisation moves
+into the model (:class:`NormalizedModel`), so occlusion zeros, shuffled cells, the attack budget ε and the clamping
+to [0, 1] all refer to pixels, and attack gradients flow through the normalisation.
+
+Suites (keys of the result dict; accuracies are top-1 in percent):
+  - ``occlusion`` (``{"0.0": top1, ..., "0.9": top1}``): the image is cut into square patches and
+    ``floor(ratio · G)`` of the G patches (``k·G//10`` for ratio k/10) are set to 0 in pixel space; one random
+    patch set per batch, the same cells for every image of the batch (:func:`drop_patches`). Patch size: 16 px for
+    224-px inputs (the 14×14 grid of SPEC §3, whatever the model's token size, so models are occluded alike),
+    otherwise the model's ``token_stride`` (one patch per token: the Fashion-MNIST tiny ViT's 4×4 tokens give G = 16,
+    and ratios 0.0 … 0.9 drop 0, 1, 3, 4, 6, 8, 9, 11, 12, 14 patches).
+  - ``shuffle`` (``{"2x2": top1, ...}``): the image is cut into a g×g grid whose cells are permuted with one random
+    permutation per batch (:func:`shuffle_patches`). Grids: (2,4,8,14,16) where they divide the input side (all of
+    them at 224); for small inputs (side < 64 px) every divisor 2 ≤ g ≤ side/2 (28 px → 2, 4, 7, 14; 32 px → 2, 4,
+    8, 16).
+  - ``fgsm`` / ``pgd`` (``{"1/255": top1, "2/255": ..., "4/255": ...}``): L∞ attacks against the true labels
+    (:func:`fgsm`, :func:`pgd`: α = ε/4, 10 steps, uniform random start in the ε-ball, clamped to [0, 1] after every
+    step). Never under autocast.
+  - ``imagenet-a`` / ``imagenet-r``: top-1 on a folder dataset whose class folders are WordNet ids (200 of the
+    1000 ImageNet classes); the 1000-way logits are restricted to the classes present (:func:`class_subset_indices`).
+  - ``imagenet-o``: AUPR in percent (:func:`ood_aupr`, sklearn's ``average_precision_score``) of telling ImageNet-O
+    images (the positive class: anomalies) from ImageNet val images (``imagenet_val`` or else the config's test set),
+    with score ``-max softmax`` (a less confident prediction is more anomalous). Higher is better.
+``clean_top1`` (the config's test set, unchanged) is always reported.
+
+Randomness: each setting (e.g. occlusion 0.3, PGD 2/255) draws from its own CPU ``torch.Generator`` seeded from
+``(seed, setting)``, so a result does not depend on which other settings run; with the same batch size and sample
+order the numbers are reproducible. The test set is read once per checkpoint: every setting runs on each batch.
+
+In-process API: :func:`evaluate_robustness` (one checkpoint → its entry of ``robustness.json``);
+``tools/robustness.py`` is the CLI (several checkpoints, JSON / Markdown / plots).
+"""
+from __future__ import annotations
+
+import math
+import os
+import os.path as osp
+import sys
+import zlib
+from contextlib import nullcontext
+from fractions import Fraction
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, Subset, default_collate
+from torchvision import transforms as T
+
+__all__ = [
+    "SUITES", "TEST_SET_SUITES", "IMAGENET_SUITES", "SPEC_SHUFFLE_GRIDS", "DEFAULT_OCCLUSION_RATIOS",
+    "DEFAULT_EPSILONS", "NormalizedModel", "split_normalize", "num_patches_to_drop", "drop_patches",
+    "shuffle_patches", "default_occlusion_patch_size", "default_shuffle_grids", "fgsm", "pgd", "imagenet_wnids",
+    "class_subset_indices", "restrict_logits", "folder_wnids", "max_softmax", "ood_aupr", "load_classifier",
+    "evaluate_robustness", "ratio_key", "grid_key", "eps_key",
+]
+
+TEST_SET_SUITES = ("occlusion", "shuffle", "fgsm", "pgd")
+IMAGENET_SUITES = ("imagenet-a", "imagenet-r", "imagenet-o")
+SUITES = TEST_SET_SUITES + IMAGENET_SUITES
+SPEC_SHUFFLE_GRIDS = (2, 4, 8, 14, 16)
+DEFAULT_OCCLUSION_RATIOS = tuple(k / 10 for k in range(10))
+DEFAULT_EPSILONS = (1 / 255, 2 / 255, 4 / 255)
+SPEC_OCCLUSION_SIZE, SPEC_OCCLUSION_PATCH = 224, 16
+
+
+# ------------------------------------------------------------------------------------------------- normalisation
+class NormalizedModel(nn.Module):
+    """``model((x - mean) / std)`` for x in [0, 1] pixel space: the normalisation of the data pipeline, moved into
+    the model so that perturbations live in pixel space and gradients flow through it. mean/std: per channel."""
+
+    def __init__(self, model: nn.Module, mean: Sequence[float], std: Sequence[float]):
+        super().__init__()
+        if len(mean) != len(std):
+            raise ValueError(f"mean {tuple(mean)} and std {tuple(std)} have different lengths")
+        self.model = model
+        self.register_buffer("mean", torch.as_tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.as_tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """images (B,C,H,W) in [0, 1] → logits (B,K)."""
+        return self.model((images - self.mean) / self.std)
+
+
+def split_normalize(transform: Optional[Callable]) -> Tuple[Optional[Callable], Tuple[float, ...], Tuple[float, ...]]:
+    """``(transform without its Normalize, mean, std)``.
+
+    ``transform`` is None (images already in [0, 1]: identity normalisation, mean 0 / std 1), a ``Normalize``, or a
+    torchvision ``Compose`` holding at most one top-level ``Normalize`` (timm's eval transform: resize, centre crop,
+    to-tensor, normalise with the config's mean/std or ImageNet's; our ``fashion_mnist`` transform: to-tensor,
+    normalise with the Fashion-MNIST constants). Any other callable: ValueError (its normalisation cannot be moved).
+    """
+    if transform is None:
+        return None, (0.0,), (1.0,)
+    if isinstance(transform, T.Normalize):
+        return None, _floats(transform.mean), _floats(transform.std)
+    if not isinstance(transform, T.Compose):
+        raise ValueError(f"cannot take the normalisation out of transform {transform!r}: expected a torchvision "
+                         f"Compose (timm / fashion_mnist transforms are) or None")
+    norms = [t for t in transform.transforms if isinstance(t, T.Normalize)]
+    if len(norms) > 1:
+        raise ValueError(f"transform {transform!r} normalises {len(norms)} times; expected at most once")
+    if any(isinstance(t, T.Compose) for t in transform.transforms):
+        raise ValueError(f"transform {transform!r} nests a Compose; cannot locate its normalisation")
+    rest = T.Compose([t for t in transform.transforms if not isinstance(t, T.Normalize)])
+    if not norms:
+        return rest, (0.0,), (1.0,)
+    return rest, _floats(norms[0].mean), _floats(norms[0].std)
+
+
+def _floats(values) -> Tuple[float, ...]:
+    if isinstance(values, torch.Tensor):
+        values = values.flatten().tolist()
+    elif isinstance(values, (int, float)):
+        values = [values]
+    return tuple(float(v) for v in values)
+
+
+# ----------------------------------------------------------------------------------------------------- occlusion
+def num_patches_to_drop(num_patches: int, ratio: float) -> int:
+    """``floor(ratio · num_patches)`` computed exactly for decimal ratios (ratio k/10 → ``k·G//10``)."""
+    if not 0.0 <= ratio <= 1.0:
+        raise ValueError(f"drop ratio must be in [0, 1], got {ratio}")
+    return math.floor(Fraction(str(float(ratio))) * num_patches)
+
+
+def _cells(size: Tuple[int, int], patch_size: int) -> Tuple[int, int]:
+    h, w = size
+    if patch_size <= 0 or h % patch_size or w % patch_size:
+        raise ValueError(f"patch size {patch_size} does not divide the {h}x{w} input into whole patches")
+    return h // patch_size, w // patch_size
+
+
+def drop_patches(images: torch.Tensor, patch_size: int, num_drop: int,
+                 generator: Optional[torch.Generator] = None) -> torch.Tensor:
+    """Zero ``num_drop`` random square patches of side ``patch_size`` — the same patches in every image.
+
+    images (B,C,H,W) in pixel space, H and W multiples of ``patch_size``; the patch set is one ``randperm`` draw of
+    ``generator`` (a CPU generator). Returns a new tensor.
+    """
+    gh, gw = _cells(images.shape[-2:], patch_size)
+    if not 0 <= num_drop <= gh * gw:
+        raise ValueError(f"num_drop={num_drop} outside 0..{gh * gw} (a {gh}x{gw} grid of {patch_size}-px patches)")
+    keep = torch.ones(gh * gw, dtype=images.dtype)
+    keep[torch.randperm(gh * gw, generator=generator)[:num_drop]] = 0
+    mask = keep.view(gh, gw).repeat_interleave(patch_size, 0).repeat_interleave(patch_size, 1)
+    return images * mask.to(images.device)
+
+
+def shuffle_patches(images: torch.Tensor, grid: int, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+    """Cut images (B,C,H,W) into a ``grid``×``grid`` array of cells and permute the cells with one random
+    permutation (``generator``, CPU), the same for every image. H and W must be multiples of ``grid``."""
+    b, c, h, w = images.shape
+    if grid <= 0 or h % grid or w % grid:
+        raise ValueError(f"a {grid}x{grid} grid does not divide the {h}x{w} input into whole cells")
+    ph, pw = h // grid, w // grid
+    cells = images.reshape(b, c, grid, ph, grid, pw).permute(0, 2, 4, 1, 3, 5).reshape(b, grid * grid, c, ph, pw)
+    perm = torch.randperm(grid * grid, generator=generator).to(images.device)
+    cells = cells[:, perm]
+    return cells.reshape(b, grid, grid, c, ph, pw).permute(0, 3, 1, 4, 2, 5).reshape(b, c, h, w)
+
+
+def default_occlusion_patch_size(input_size: int, token_stride: Optional[int]) -> int:
+    """16 px at 224 (SPEC §3's 14×14 grid), otherwise the model's token stride (one patch = one token)."""
+    if input_size == SPEC_OCCLUSION_SIZE:
+        return SPEC_OCCLUSION_PATCH
+    if not token_stride:
+        raise ValueError(f"input size {input_size}: the model has no token_stride to size occlusion patches with; "
+                         f"pass occlusion_patch_size")
+    if input_size % token_stride:
+        raise ValueError(f"the model's token stride {token_stride} does not divide the input size {input_size}; "
+                         f"pass occlusion_patch_size")
+    return int(token_stride)
+
+
+def default_shuffle_grids(input_size: int) -> Tuple[int, ...]:
+    """(2,4,8,14,16) where they divide the side; below 64 px every divisor 2 ≤ g ≤ side/2 (28 → 2, 4, 7, 14)."""
+    if input_size < 64:
+        grids = tuple(g for g in range(2, input_size // 2 + 1) if input_size % g == 0)
+    else:
+        grids = tuple(g for g in SPEC_SHUFFLE_GRIDS if input_size % g == 0)
+    if not grids:
+        raise ValueError(f"no shuffle grid divides the input size {input_size}; pass shuffle_grids")
+    return grids
+
+
+# -------------------------------------------------------------------------------------------------------- attacks
+def _input_grad(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """d(summed cross-entropy)/d(images); only the input gets a gradient (parameters' .grad stay untouched)."""
+    with torch.enable_grad():
+        x = images.detach().requires_grad_(True)
+        loss = F.cross_entropy(model(x).float(), labels, reduction="sum")
+        (grad,) = torch.autograd.grad(loss, x)
+    return grad
+
+
+def fgsm(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, eps: float) -> torch.Tensor:
+    """One L∞ step of size ``eps`` along the sign of the loss gradient, clamped to [0, 1]. images (B,C,H,W) in
+    pixel space, labels (B,) true labels; ``model`` maps pixels to logits (e.g. a :class:`NormalizedModel`)."""
+    grad = _input_grad(model, images, labels)
+    return (images.detach() + eps * grad.sign()).clamp_(0, 1)
+
+
+def pgd(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, eps: float, alpha: Optional[float] = None,
+        steps: int = 10, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+    """L∞ PGD: start uniformly in the ε-ball (``generator``, CPU), ``steps`` signed-gradient steps of ``alpha``
+    (default ε/4), each followed by projection onto the ε-ball around ``images`` and clamping to [0, 1]."""
+    alpha = eps / 4 if alpha is None else alpha
+    clean = images.detach()
+    noise = torch.rand(clean.shape, generator=generator, dtype=clean.dtype).to(clean.device)
+    adv = (clean + (2 * noise - 1) * eps).clamp_(0, 1)
+    for _ in range(steps):
+        adv = adv + alpha * _input_grad(model, adv, labels).sign()
+        adv = torch.min(torch.max(adv, clean - eps), clean + eps).clamp_(0, 1)
+    return adv
+
+
+# --------------------------------------------------------------------------------------------- ImageNet-A / R / O
+def imagenet_wnids() -> List[str]:
+    """The 1000 ImageNet-1k WordNet ids in class-index order (timm's bundled ``imagenet_synsets.txt``)."""
+    from timm.data import ImageNetInfo
+    return list(ImageNetInfo("imagenet-1k").label_names())
+
+
+def class_subset_indices(folder_wnids: Sequence[str], imagenet_wnids: Sequence[str]) -> torch.Tensor:
+    """LongTensor (len(folder_wnids),): the ImageNet class index of each folder's WordNet id, in folder order.
+    ValueError naming the folder whose name is not one of ``imagenet_wnids``."""
+    position = {w: i for i, w in enumerate(imagenet_wnids)}
+    unknown = [w for w in folder_wnids if w not in position]
+    if unknown:
+        raise ValueError(f"class folder {unknown[0]!r} is not an ImageNet-1k WordNet id "
+                         f"({len(unknown)} unknown folder(s) in all)")
+    return torch.tensor([position[w] for w in folder_wnids], dtype=torch.long)
+
+
+def restrict_logits(logits: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
+    """(B,1000) logits → (B,len(indices)): column j is class ``indices[j]`` (argmax j ↔ folder label j)."""
+    return logits.index_select(1, indices.to(logits.device))
+
+
+def folder_wnids(path: str) -> List[str]:
+    """Sorted class-folder names of a dataset folder (ImageFolder's label order); FileNotFoundError naming it."""
+    if not osp.isdir(path):
+        raise FileNotFoundError(f"dataset folder {path} does not exist")
+    names = sorted(e.name for e in os.scandir(path) if e.is_dir())
+    if not names:
+        raise ValueError(f"dataset folder {path} holds no class folder")
+    return names
+
+
+def max_softmax(logits: torch.Tensor) -> torch.Tensor:
+    """(B,K) → (B,) maximum softmax probability (the classifier's confidence)."""
+    return logits.float().softmax(dim=1).max(dim=1).values
+
+
+def ood_aupr(in_confidence, out_confidence) -> float:
+    """AUPR in percent of detecting out-of-distribution samples (the positives) with score ``-confidence``.
+
+    ``in_confidence``: max softmax of in-distribution samples (ImageNet val); ``out_confidence``: of the anomalies
+    (ImageNet-O). Computed with ``sklearn.metrics.average_precision_score``; a model that is more confident on
+    in-distribution images than on anomalies scores higher (chance level: the fraction of anomalies)."""
+    import numpy as np
+    from sklearn.metrics import average_precision_score
+    in_conf = np.asarray(torch.as_tensor(in_confidence, dtype=torch.float64).flatten())
+    out_conf = np.asarray(torch.as_tensor(out_confidence, dtype=torch.float64).flatten())
+    if not len(in_conf) or not len(out_conf):
+        raise ValueError("AUPR needs at least one in-distribution and one out-of-distribution sample")
+    is_anomaly = np.concatenate([np.zeros(len(in_conf)), np.ones(len(out_conf))])
+    return float(100 * average_precision_score(is_anomaly, -np.concatenate([in_conf, out_conf])))
+
+
+# ------------------------------------------------------------------------------------------------------- loading
+def _load_config(config_path: str):
+    from mmengine.config import Config
+    if not osp.isfile(config_path):
+        raise FileNotFoundError(f"config not found: {config_path}")
+    import classification  # noqa: F401  (registers models, datasets, transforms)
+    return Config.fromfile(config_path)
+
+
+def load_classifier(cfg, checkpoint: str) -> nn.Module:
+    """The config's model with the checkpoint's weights, in eval mode, on the CPU.
+
+    The checkpoint is read weights-only (:func:`classification.models.weights.read_backbone_state`: mmengine
+    checkpoints, ``{'model': ...}`` or bare state dicts, DDP/EMA prefixes stripped) and loaded strictly into the
+    backbone: a checkpoint of another architecture is a ValueError naming it."""
+    from mmengine.registry import MODELS
+    from classification.models.weights import read_backbone_state
+    if not osp.isfile(checkpoint):
+        raise FileNotFoundError(f"checkpoint not found: {checkpoint}")
+    model = MODELS.build(cfg.model)
+    state, _ = read_backbone_state(checkpoint)
+    target = getattr(model, "backbone", model)
+    try:
+        target.load_state_dict(state, strict=True)
+    except RuntimeError as err:
+        raise ValueError(f"{checkpoint} does not fit the config's model {type(target).__name__}: {err}") from None
+    return model.eval()
+
+
+def _test_dataset_cfg(cfg) -> dict:
+    loader = cfg.get("test_dataloader") or cfg.get("val_dataloader")
+    if not loader or "dataset" not in loader:
+        raise ValueError("the config has no test_dataloader (or val_dataloader) dataset")
+    return loader
+
+
+def _build_pixel_dataset(dataset_cfg: dict):
+    """The dataset with its transform's normalisation removed → (dataset, mean, std)."""
+    from mmengine.registry import DATASETS
+    from classification.datasets import resolve_transform
+    dataset_cfg = dict(dataset_cfg)
+    pixel_transform, mean, std = split_normalize(resolve_transform(dataset_cfg.get("transform")))
+    dataset_cfg["transform"] = pixel_transform
+    return DATASETS.build(dataset_cfg), mean, std
+
+
+def _folder_dataset(path: str, transform: Optional[Callable]) -> Tuple[Dataset, List[str]]:
+    """A WordNet-id class-folder dataset at ``path`` (ImageNet-A/R/O layout) → (dataset, sorted wnids)."""
+    from classification.datasets import ImageNetFolder
+    path = osp.normpath(path)
+    names = folder_wnids(path)
+    return ImageNetFolder(osp.dirname(path) or ".", osp.basename(path), transform=transform), names
+
+
+def _limit(dataset: Dataset, max_samples: Optional[int]) -> Dataset:
+    if max_samples is None or max_samples >= len(dataset):
+        return dataset
+    if max_samples <= 0:
+        raise ValueError(f"max_samples must be positive, got {max_samples}")
+    return Subset(dataset, range(max_samples))
+
+
+# ---------------------------------------------------------------------------------------------------- evaluation
+def ratio_key(ratio: float) -> str:
+    return str(float(ratio))
+
+
+def grid_key(grid: int) -> str:
+    return f"{grid}x{grid}"
+
+
+def eps_key(eps: float) -> str:
+    return f"{eps * 255:g}/255"
+
+
+def _generator(seed: int, tag: str) -> torch.Generator:
+    return torch.Generator().manual_seed((seed * 1_000_003 + zlib.crc32(tag.encode())) % (2 ** 63))
+
+
+def _progress(iterable, total: int, desc: str, enabled: bool):
+    if not enabled:
+        return iterable
+    try:
+        from tqdm import tqdm
+    except ImportError:  # pragma: no cover - tqdm ships with the stack
+        return _plain_progress(iterable, total, desc)
+    return tqdm(iterable, total=total, desc=desc, file=sys.stderr, leave=False, dynamic_ncols=True)
+
+
+def _plain_progress(iterable, total: int, desc: str):
+    for i, item in enumerate(iterable, start=1):
+        yield item
+        print(f"\r{desc}: {i}/{total}", end="" if i < total else "\n", file=sys.stderr, flush=True)
+
+
+class _Counter:
+    def __init__(self):
+        self.correct, self.total = 0, 0
+
+    def add(self, logits: torch.Tensor, labels: torch.Tensor) -> None:
+        self.correct += int((logits.argmax(dim=1) == labels).sum())
+        self.total += len(labels)
+
+    @property
+    def top1(self) -> float:
+        return 100.0 * self.correct / max(self.total, 1)
+
+
+def _loader(dataset: Dataset, batch_size: int, num_workers: int, device: torch.device) -> DataLoader:
+    return DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers,
+                      collate_fn=default_collate, pin_memory=device.type == "cuda")
+
+
+def _batch(data: dict, device: torch.device) -> Tuple[torch.Tensor, torch.Tensor]:
+    return (data["inputs"].to(device, non_blocking=True).float(),
+            torch.as_tensor(data["data_samples"]).to(device, non_blocking=True).long())
+
+
+def _plan(size: Tuple[int, int], suites: Sequence[str], occlusion_ratios: Sequence[float],
+          occlusion_patch_size: Optional[int], shuffle_grids: Optional[Sequence[int]],
+          token_stride: Optional[int]) -> dict:
+    """The occlusion ``(key, num_drop)`` list and patch size, and the shuffle grids, for inputs of ``size``."""
+    h, w = size
+    plan: dict = {"size": (h, w)}
+    if (occlusion_patch_size is None and "occlusion" in suites or shuffle_grids is None and "shuffle" in suites) \
+            and h != w:
+        raise ValueError(f"{h}x{w} inputs: pass occlusion_patch_size / shuffle_grids explicitly")
+    if "occlusion" in suites:
+        patch = occlusion_patch_size or default_occlusion_patch_size(h, token_stride)
+        gh, gw = _cells((h, w), patch)
+        plan["patch"] = patch
+        plan["occlusion"] = [(ratio_key(r), num_patches_to_drop(gh * gw, r)) for r in occlusion_ratios]
+    if "shuffle" in suites:
+        plan["shuffle"] = tuple(shuffle_grids or default_shuffle_grids(h))
+    return plan
+
+
+def _evaluate_test_set(model: NormalizedModel, loader: DataLoader, suites: Sequence[str], *, seed: int,
+                       occlusion_ratios: Sequence[float], occlusion_patch_size: Optional[int],
+                       shuffle_grids: Optional[Sequence[int]], epsilons: Sequence[float], pgd_steps: int,
+                       device: torch.device, autocast, token_stride: Optional[int], progress: bool,
+                       desc: str, attack_max_samples: Optional[int] = None) -> dict:
+    """One pass over the loader; every setting of every suite runs on each batch (the attacks on the first
+    ``attack_max_samples`` samples only, when given)."""
+    counters: Dict[Tuple[str, str], _Counter] = {("clean", ""): _Counter()}
+    generators: Dict[Tuple[str, str], torch.Generator] = {}
+    plan: dict = {}
+    attacked = 0
+
+    def count(suite: str, key: str, logits: torch.Tensor, labels: torch.Tensor) -> None:
+        counters.setdefault((suite, key), _Counter()).add(logits, labels)
+
+    def gen(suite: str, key: str) -> torch.Generator:
+        if (suite, key) not in generators:
+            generators[(suite, key)] = _generator(seed, f"{suite}:{key}")
+        return generators[(suite, key)]
+
+    for data in _progress(loader, len(loader), desc, progress):
+        images, labels = _batch(data, device)
+        if not plan:  # geometry from the first batch
+            plan.update(_plan(images.shape[-2:], suites, occlusion_ratios, occlusion_patch_size, shuffle_grids,
+                              token_stride))
+        with torch.no_grad():
+            with autocast():
+                count("clean", "", model(images), labels)
+                for key, num_drop in plan.get("occlusion", ()):
+                    count("occlusion", key, model(drop_patches(images, plan["patch"], num_drop,
+                                                               gen("occlusion", key))), labels)
+                for grid in plan.get("shuffle", ()):
+                    key = grid_key(grid)
+                    count("shuffle", key, model(shuffle_patches(images, grid, gen("shuffle", key))), labels)
+            if attack_max_samples is not None:
+                room = max(attack_max_samples - attacked, 0)
+                images, labels = images[:room], labels[:room]
+                attacked += len(labels)
+            if not len(labels):
+                continue
+            for eps in epsilons if "fgsm" in suites else ():
+                adv = fgsm(model, images, labels, eps)
+                count("fgsm", eps_key(eps), model(adv), labels)
+            for eps in epsilons if "pgd" in suites else ():
+                adv = pgd(model, images, labels, eps, steps=pgd_steps, generator=gen("pgd", eps_key(eps)))
+                count("pgd", eps_key(eps), model(adv), labels)
+
+    result: dict = {"clean_top1": counters[("clean", "")].top1}
+    for suite in TEST_SET_SUITES:
+        if suite in suites:
+            result[suite] = {key: c.top1 for (s, key), c in counters.items() if s == suite}
+    return result
+
+
+def _collect_logits(model: nn.Module, loader: DataLoader, device: torch.device, autocast, progress: bool,
+                    desc: str) -> Tuple[torch.Tensor, torch.Tensor]:
+    logits, labels = [], []
+    with torch.no_grad():
+        for data in _progress(loader, len(loader), desc, progress):
+            images, target = _batch(data, device)
+            with autocast():
+                logits.append(model(images).float().cpu())
+            labels.append(target.cpu())
+    return torch.cat(logits), torch.cat(labels)
+
+
+def _resolve_device(device: Optional[str], amp: bool) -> torch.device:
+    if device is None:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device} requested but CUDA is not available")
+    if amp and device.type != "cuda":
+        raise ValueError("amp (bf16 autocast) needs a CUDA device; run without it on the CPU")
+    return device
+
+
+def evaluate_robustness(config_path: str, checkpoint: str, suites: Iterable[str] = TEST_SET_SUITES, *,
+                        device: Optional[str] = None, batch_size: Optional[int] = None,
+                        max_samples: Optional[int] = None, attack_max_samples: Optional[int] = None,
+                        num_workers: Optional[int] = None, amp: bool = False,
+                        seed: int = 0, occlusion_ratios: Sequence[float] = DEFAULT_OCCLUSION_RATIOS,
+                        occlusion_patch_size: Optional[int] = None, shuffle_grids: Optional[Sequence[int]] = None,
+                        epsilons: Sequence[float] = DEFAULT_EPSILONS, pgd_steps: int = 10,
+                        imagenet_a: Optional[str] = None, imagenet_r: Optional[str] = None,
+                        imagenet_o: Optional[str] = None, imagenet_val: Optional[str] = None,
+                        progress: bool = True, name: Optional[str] = None) -> dict:
+    """Robustness of one checkpoint of ``config_path``'s model → its entry of ``robustness.json``:
+    ``{"checkpoint", "clean_top1", <suite>: ...}`` with only the requested suites (see the module docstring).
+
+    ``batch_size`` / ``num_workers`` default to the config's test loader; ``max_samples`` keeps the first N samples
+    of every dataset (the test set, ImageNet-A/R/O and the ImageNet val set of the AUPR); ``attack_max_samples``
+    runs FGSM / PGD on the first N test samples only (PGD costs ~30 forward-backward passes per image); ``amp``:
+    bf16 autocast on CUDA for the clean, occlusion, shuffle and ImageNet-A/R/O passes (never for the attacks);
+    ``imagenet_*``: folders with one sub-folder per WordNet id, required by the suite of the same name
+    (``imagenet_val`` defaults to the config's test set). Raises FileNotFoundError naming a missing config,
+    checkpoint or dataset folder, ValueError for a class folder that is not an ImageNet WordNet id.
+    """
+    suites = tuple(dict.fromkeys(suites))
+    for arg, value in (("max_samples", max_samples), ("attack_max_samples", attack_max_samples)):
+        if value is not None and value <= 0:
+            raise ValueError(f"{arg} must be positive, got {value}")
+    unknown = [s for s in suites if s not in SUITES]
+    if unknown:
+        raise ValueError(f"unknown suite(s) {unknown}; choose from {list(SUITES)}")
+    dev = _resolve_device(device, amp)
+    cfg = _load_config(config_path)
+    if not osp.isfile(checkpoint):
+        raise FileNotFoundError(f"checkpoint not found: {checkpoint}")
+    folders = {"imagenet-a": imagenet_a, "imagenet-r": imagenet_r, "imagenet-o": imagenet_o}
+    wanted = [s for s in IMAGENET_SUITES if s in suites]
+    subset_indices = {}
+    if wanted:  # every check before any work: missing folders, unknown class folders, a non-ImageNet model
+        all_wnids = imagenet_wnids()
+        for suite in wanted:
+            if not folders[suite]:
+                raise ValueError(f"suite {suite} needs its dataset folder ({suite.replace('-', '_')}=...)")
+            subset_indices[suite] = class_subset_indices(folder_wnids(folders[suite]), all_wnids)
+        if imagenet_val and "imagenet-o" in wanted:
+            folder_wnids(imagenet_val)
+        num_classes = cfg.model.get("num_classes")
+        if num_classes != 1000:
+            raise ValueError(f"{wanted} need a 1000-class ImageNet model; the config's model has {num_classes}")
+
+    classifier = load_classifier(cfg, checkpoint)
+    token_stride = getattr(classifier, "token_stride", None) or getattr(
+        getattr(classifier, "backbone", None), "token_stride", None)
+    loader_cfg = _test_dataset_cfg(cfg)
+    test_set, mean, std = _build_pixel_dataset(loader_cfg["dataset"])
+    model = NormalizedModel(classifier, mean, std).to(dev).eval()
+    for p in model.parameters():
+        p.requires_grad_(False)  # attacks differentiate w.r.t. the input only
+    batch_size = batch_size or loader_cfg.get("batch_size", 128)
+    num_workers = loader_cfg.get("num_workers", 0) if num_workers is None else num_workers
+    autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if amp else nullcontext
+    label = name or osp.basename(osp.dirname(osp.abspath(checkpoint)))
+
+    entry = {"checkpoint": checkpoint}
+    entry.update(_evaluate_test_set(
+        model, _loader(_limit(test_set, max_samples), batch_size, num_workers, dev), suites, seed=seed,
+        occlusion_ratios=occlusion_ratios, occlusion_patch_size=occlusion_patch_size, shuffle_grids=shuffle_grids,
+        epsilons=epsilons, pgd_steps=pgd_steps, device=dev, autocast=autocast, token_stride=token_stride,
+        progress=progress, desc=f"{label}: test set", attack_max_samples=attack_max_samples))
+
+    transform = getattr(test_set, "transform", None)
+    for suite in ("imagenet-a", "imagenet-r"):
+        if suite in wanted:
+            dataset, _ = _folder_dataset(folders[suite], transform)
+            logits, labels = _collect_logits(model, _loader(_limit(dataset, max_samples), batch_size, num_workers,
+                                                            dev), dev, autocast, progress, f"{label}: {suite}")
+            predicted = restrict_logits(logits, subset_indices[suite]).argmax(1)
+            entry[suite] = 100.0 * float((predicted == labels).double().mean())
+    if "imagenet-o" in wanted:
+        out_set, _ = _folder_dataset(folders["imagenet-o"], transform)
+        in_set = test_set if not imagenet_val else _folder_dataset(imagenet_val, transform)[0]
+        out_logits, _ = _collect_logits(model, _loader(_limit(out_set, max_samples), batch_size, num_workers, dev),
+                                        dev, autocast, progress, f"{label}: imagenet-o")
+        in_logits, _ = _collect_logits(model, _loader(_limit(in_set, max_samples), batch_size, num_workers, dev),
+                                       dev, autocast, progress, f"{label}: imagenet val")
+        entry["imagenet-o"] = ood_aupr(max_softmax(in_logits), max_softmax(out_logits))
+    return entry

@@ -1,0 +1,90 @@
+"""tools/benchmark.py: every subcommand runs at tiny sizes and prints its Markdown table with the machine and the
+command; the two CLS-attention paths agree; the CPU peak-memory measure sees torch allocations; --json."""
+import importlib.util
+import json
+import os.path as osp
+
+import pytest
+import torch
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+spec = importlib.util.spec_from_file_location("_tool_benchmark_under_test", osp.join(ROOT, "tools", "benchmark.py"))
+B = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(B)
+
+TINY = ["--batch", "2", "--repeats", "1", "--warmup", "0", "--device", "cpu"]
+
+
+def check_header(out: str, command: str):
+    assert "machine: " in out and "CPUs" in out and "GPU: " in out
+    assert "stack: python " in out and f"torch {torch.__version__}" in out and "timm " in out
+    assert f"command: `python tools/benchmark.py {command}" in out
+
+
+def test_mix(capsys):
+    result = B.main(["mix", "--size", "32", "--mask-size", "8", "--patch-size", "4", *TINY])
+    out = capsys.readouterr().out
+    check_header(out, "mix --size 32")
+    assert "| mixer | ms / batch |" in out and "speed-up over the per-sample numpy reference" in out
+    assert set(result["data"]["speedup"]) == {"mask generation", "MaskMix (masks + blend)"}
+
+
+def test_attention_paths_agree_and_json_is_written(capsys, tmp_path):
+    path = tmp_path / "bench" / "attention.json"
+    result = B.main(["attention", "--model", "tiny_vit", *TINY, "--json", str(path)])
+    out = capsys.readouterr().out
+    check_header(out, "attention --model tiny_vit")
+    assert "| path | ms / forward | peak memory (MiB) |" in out and "max |ours − materialised|" in out
+    data = result["data"]
+    assert data["max_abs_diff"] < 1e-5
+    assert data["peak_bytes"]["ours"] > 0 and data["peak_bytes"]["materialised"] > 0
+    saved = json.loads(path.read_text())
+    assert saved["data"]["max_abs_diff"] == data["max_abs_diff"] and saved["command"].startswith("python tools/")
+    assert saved["machine"]["cpu_count"] >= 1
+
+
+def test_materialised_attention_equals_ours_and_leaves_the_model_as_it_was():
+    model = B.build_backbone("tiny_vit", "cpu").eval()
+    x, _ = B.inputs("tiny_vit", 3, "cpu")
+    with torch.no_grad():
+        logits_ref, ref = B.materialised_cls_attention(model, x)
+        logits, ours = B.forward_with_attention(model, x)
+    torch.testing.assert_close(ours, ref, atol=1e-5, rtol=0)
+    torch.testing.assert_close(logits, logits_ref, atol=1e-5, rtol=1e-5)
+    assert model.blocks[-1].attn.fused_attn and not model.blocks[-1].attn.attn_drop._forward_hooks
+
+
+def test_cpu_peak_memory_sees_a_known_allocation():
+    def allocate():
+        a = torch.ones(1_000_000)  # 4 MB, freed before the 8 MB one is made
+        del a
+        return torch.ones(2_000_000)
+    peak = B.peak_extra_bytes(allocate, "cpu")
+    assert 8_000_000 <= peak < 12_000_000
+
+
+def test_step(capsys):
+    result = B.main(["step", "--models", "tiny_vit", *TINY])
+    out = capsys.readouterr().out
+    check_header(out, "step --models tiny_vit")
+    assert "| model | none | mixup | cutmix | transmix | mixpro |" in out
+    assert set(result["data"]["tiny_vit"]["ratio"]) == set(B.STEP_METHODS)
+    assert result["data"]["tiny_vit"]["ratio"]["none"] == 1.0
+
+
+def test_throughput(capsys):
+    result = B.main(["throughput", "--model", "tiny_vit", *TINY])
+    out = capsys.readouterr().out
+    check_header(out, "throughput --model tiny_vit")
+    assert "timm.data.Mixup" in out and "img/s" in out
+    stats = result["data"]["stats"]
+    assert stats["ours"]["img_per_s"] > 0 and stats["timm"]["img_per_s"] > 0
+    with pytest.raises(SystemExit, match="even batch"):
+        B.main(["throughput", "--model", "tiny_vit", "--batch", "3", "--repeats", "1", "--warmup", "0"])
+
+
+def test_bf16_autocast_runs_on_the_cpu_too(capsys):
+    att = B.main(["attention", "--model", "tiny_vit", "--amp", "bf16", *TINY])
+    assert "bf16 autocast" in capsys.readouterr().out and att["data"]["max_abs_diff"] < 1e-2
+    step = B.main(["step", "--models", "tiny_vit", "--amp", "bf16", *TINY])
+    assert set(step["data"]["tiny_vit"]["ms"]) == set(B.STEP_METHODS)

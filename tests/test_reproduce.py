@@ -1,0 +1,309 @@
+"""tools/reproduce.py: method discovery, budget → epochs and schedule, aggregation, the ranking sentence, the report,
+skip-if-done / --force / failures (training monkeypatched), the plumbing of one run (Runner and robustness faked),
+and one slow end-to-end run on a tiny subset."""
+import importlib.util
+import json
+import os
+import os.path as osp
+import sys
+
+import pytest
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+FMNIST = "/usr/share/datasets/fashion-mnist"
+
+
+def load_tool(name):
+    spec = importlib.util.spec_from_file_location(f"_tool_{name}_under_test", osp.join(ROOT, "tools", f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+R = load_tool("reproduce")
+
+
+def fake_config_dir(tmp_path, methods=("mixpro", "none", "zmix", "cutout", "baseline", "transmix", "maskmix")):
+    d = tmp_path / "configs"
+    (d / "_base_" / "methods").mkdir(parents=True)
+    for m in methods:
+        (d / f"tiny-vit_{m}_1xb128-20e_fmnist.py").write_text("_base_ = []\n")
+    (d / "deit-s_mixpro_8xb128-300e_in1k.py").write_text("")  # other model / schedule: not a method
+    (d / "tiny-vit_mixpro_1xb64-20e_fmnist.py").write_text("")
+    (d / "_base_" / "methods" / "cutout.py").write_text(
+        "# Cutout (2017): one square of\n# each image zeroed. Labels unchanged.\nmethod = dict()\n# other\n")
+    return str(d)
+
+
+# ------------------------------------------------------------------------------------------- methods, budget
+def test_discovery_puts_the_paper_methods_first_then_the_others_by_name(tmp_path):
+    d = fake_config_dir(tmp_path)
+    assert R.discover_methods(d) == ["none", "baseline", "transmix", "maskmix", "mixpro", "cutout", "zmix"]
+    assert R.discover_methods(fake_config_dir(tmp_path / "b", ("zmix", "mixpro"))) == ["mixpro", "zmix"]
+    assert R.resolve_methods("mixpro, none", d) == ["mixpro", "none"]
+    assert R.resolve_methods(None, d)[:5] == list(R.DEFAULT_METHODS)
+    with pytest.raises(SystemExit, match="no config for method"):
+        R.resolve_methods("mixpro,cutmix", d)
+    assert R.describe("cutout", d) == "Cutout (2017): one square of each image zeroed."  # first sentence
+    assert R.describe("zmix", d) == ""
+    assert "Progressive Attention Labeling" in R.describe("mixpro", d)
+
+
+def test_the_real_configs_are_discovered_in_order():
+    methods = R.discover_methods()
+    assert methods[:5] == ["none", "baseline", "transmix", "maskmix", "mixpro"]
+    assert all(osp.isfile(R.config_path(m)) for m in methods)
+
+
+def test_budget_to_epochs():
+    assert R.epochs_for_budget(1.0) == 20
+    assert R.epochs_for_budget(0.5) == 10
+    assert R.epochs_for_budget(0.01) == 1  # never 0
+    assert R.epochs_for_budget(0.025) == 1 and R.epochs_for_budget(0.075) == 2  # halves round up
+    assert R.epochs_for_budget(0.125) == 3
+    for bad in (0, -1):
+        with pytest.raises(ValueError):
+            R.epochs_for_budget(bad)
+    default_run = [(m, s) for m in R.discover_methods() for s in R.DEFAULT_SEEDS]
+    assert R.estimate_plan_seconds(default_run, R.epochs_for_budget(R.DEFAULT_BUDGET)) <= 90 * 60
+    assert R.estimate_plan_seconds([("rmix", 0)], 10) == pytest.approx(10 * 15 * 1.6 + 10)
+    assert R.estimate_plan_seconds([("mixpro", 0), ("newmix", 1)], 10) == 2 * (10 * 15 + 10)
+
+
+def test_schedule_is_shortened_with_the_warmup_kept():
+    from mmengine.config import ConfigDict
+    sched = [dict(type="LinearLR", start_factor=1e-2, by_epoch=True, begin=0, end=1, convert_to_iter_based=True),
+             dict(type="CosineAnnealingLR", eta_min=1e-5, by_epoch=True, begin=1, end=20, T_max=19,
+                  convert_to_iter_based=True)]
+    cfg = ConfigDict(param_scheduler=sched, train_cfg=dict(by_epoch=True, max_epochs=20, val_interval=5))
+    R.shorten_schedule(cfg, 10)
+    assert cfg.train_cfg.max_epochs == 10 and cfg.train_cfg.val_interval == 10
+    assert cfg.param_scheduler[0]["end"] == 1
+    cosine = cfg.param_scheduler[1]
+    assert (cosine["begin"], cosine["end"], cosine["T_max"]) == (1, 10, 9)
+    one = ConfigDict(param_scheduler=sched, train_cfg=dict(by_epoch=True, max_epochs=20, val_interval=5))
+    R.shorten_schedule(one, 1)
+    assert [s["type"] for s in one.param_scheduler] == ["LinearLR"]  # nothing left for the cosine
+
+
+# ------------------------------------------------------------------------------------------- aggregation
+def test_mean_and_sample_std():
+    mean, std = R.mean_std([88.0, 89.0, 90.0])
+    assert mean == pytest.approx(89.0) and std == pytest.approx(1.0)  # ddof=1 (ddof=0 would be 0.816)
+    assert R.format_mean_std([88.0, 89.0, 90.0]) == "89.00 ± 1.00"
+    assert R.mean_std([87.5]) == (87.5, None)
+    assert R.format_mean_std([87.5]) == "87.50 (n=1)"
+    assert R.format_mean_std([]) == "—"
+    results = [dict(method="mixpro", seed=s, top1=t, top1_drop50=d)
+               for s, t, d in ((2, 90.0, 60.0), (0, 88.0, 50.0), (1, 89.0, 55.0))]
+    results.append(dict(method="none", seed=0, top1=80.0, top1_drop50=40.0))
+    stats = R.aggregate(results, ["none", "mixpro", "transmix"])
+    assert list(stats) == ["none", "mixpro", "transmix"]
+    assert stats["mixpro"]["seeds"] == [0, 1, 2] and stats["mixpro"]["top1"] == [88.0, 89.0, 90.0]
+    assert stats["mixpro"]["drop_std"] == pytest.approx(5.0)
+    assert stats["none"]["n"] == 1 and stats["none"]["top1_std"] is None
+    assert stats["transmix"]["n"] == 0
+
+
+def _stats(**means):
+    """method → (top1 values) with the same spread for every method."""
+    results = [dict(method=m, seed=s, top1=v + d, top1_drop50=v - 30 + d)
+               for m, v in means.items() for s, d in enumerate((-0.1, 0.0, 0.1))]
+    return R.aggregate(results, list(means))
+
+
+def test_ranking_sentence_when_it_holds():
+    text = R.ranking_sentence(_stats(baseline=88.0, transmix=88.5, mixpro=89.0))
+    assert "holds at this scale" in text and "does not" not in text
+    assert "MixPro 89.00 ± 0.10 > TransMix 88.50 ± 0.10 > baseline 88.00 ± 0.10" in text
+    assert "over 3 seeds" in text and "Both gaps are larger" in text
+
+
+def test_ranking_sentence_when_it_does_not_hold():
+    text = R.ranking_sentence(_stats(baseline=88.0, transmix=89.0, mixpro=88.5))
+    assert "does not hold at this scale" in text
+    assert text.index("TransMix 89.00") < text.index("MixPro 88.50") < text.index("baseline 88.00")
+
+
+def test_ranking_sentence_flags_gaps_within_the_spread_and_missing_methods():
+    text = R.ranking_sentence(_stats(baseline=88.0, transmix=88.05, mixpro=89.0))
+    assert "holds" in text and "TransMix − baseline = +0.05" in text and "not resolved" in text
+    assert "cannot be checked" in R.ranking_sentence(_stats(baseline=88.0, mixpro=89.0))
+    single = R.aggregate([dict(method=m, seed=0, top1=v, top1_drop50=v) for m, v in
+                          (("baseline", 1.0), ("transmix", 2.0), ("mixpro", 3.0))], list(R.PAPER_RANKING))
+    assert "single seed" in R.ranking_sentence(single)
+    assert "top-1 under 50% patch drop" in R.ranking_sentence(_stats(baseline=1, transmix=2, mixpro=3), "drop")
+
+
+# ------------------------------------------------------------------------------------------- the loop
+@pytest.fixture
+def fake_runs(monkeypatch, tmp_path):
+    """Training replaced by a fake that writes result.json like the real worker; environment faked (no torch)."""
+    calls = []
+
+    def fake_launch(method, config, seed, epochs, work_dir, cfg_options=()):
+        calls.append((method, seed, epochs, tuple(cfg_options)))
+        top1 = {"none": 85.0, "baseline": 87.0, "transmix": 87.5, "mixpro": 88.0}.get(method, 86.0) + seed / 10
+        result = dict(method=method, seed=seed, epochs=epochs, top1=top1, top1_drop50=top1 - 30,
+                      train_seconds=1.0, run_seconds=2.0)
+        os.makedirs(work_dir, exist_ok=True)
+        with open(osp.join(work_dir, R.RESULT_FILE), "w") as f:
+            json.dump(result, f)
+        return result
+
+    monkeypatch.setattr(R, "launch_run", fake_launch)
+    monkeypatch.setattr(R, "environment", lambda: dict(platform="TestOS", cpu="TestCPU", cpu_count=2, python="3",
+                                                       torch="9.9", timm="1", mmengine="0", gpu=None))
+    work, out = tmp_path / "work", tmp_path / "docs" / "results.md"
+    base = ["--config-dir", fake_config_dir(tmp_path), "--work-root", str(work), "--out", str(out)]
+    return calls, base, work, out
+
+
+def test_runs_are_skipped_when_their_result_exists(fake_runs, capsys):
+    calls, base, work, out = fake_runs
+    args = base + ["--methods", "baseline,transmix,mixpro", "--seeds", "0,1", "--budget", "0.1"]
+    R.main(args)
+    progress = capsys.readouterr().out
+    assert "[1/6] start baseline seed 0 (2 epochs)" in progress and "[6/6] done  mixpro seed 1: top-1" in progress
+    assert progress.count("ETA") == 12 and "6 to train" in progress
+    assert [(m, s, e) for m, s, e, _ in calls] == [(m, s, 2) for m in ("baseline", "transmix", "mixpro")
+                                                   for s in (0, 1)]
+    calls.clear()
+    R.main(args)  # everything done: nothing trains again
+    assert calls == [] and "6 done already, 0 to train" in capsys.readouterr().out
+    os.remove(work / "transmix" / "seed1" / "result.json")
+    (work / "mixpro" / "seed0" / "result.json").write_text('{"method": "mixpro", "seed": 0')  # killed mid-write
+    R.main(args)
+    assert [(m, s) for m, s, _, _ in calls] == [("transmix", 1), ("mixpro", 0)]
+    calls.clear()
+    R.main(args[:-1] + ["0.2"])  # other budget → other epochs: the old results do not count
+    assert len(calls) == 6 and {e for _, _, e, _ in calls} == {4}
+    calls.clear()
+    R.main(args[:-1] + ["0.2", "--force"])
+    assert len(calls) == 6
+
+
+def test_report_table_ranking_plot_and_run_details(fake_runs):
+    calls, base, work, out = fake_runs
+    stats = R.main(base + ["--seeds", "0,1,2", "--budget", "0.05", "--cfg-options", "train_dataloader.dataset.limit=8"])
+    assert all(c[3] == ("train_dataloader.dataset.limit=8",) for c in calls)
+    assert list(stats) == ["none", "baseline", "transmix", "maskmix", "mixpro", "cutout", "zmix"]
+    text = out.read_text()
+    rows = [line for line in text.splitlines() if line.startswith("| ") and not line.startswith("| method")]
+    assert [r.split(" | ")[0][2:] for r in rows] == list(stats)
+    mixpro = next(r for r in rows if r.startswith("| mixpro |"))
+    assert "88.10 ± 0.10" in mixpro and "58.10 ± 0.10" in mixpro and "s2: 88.20 / 58.20" in mixpro
+    assert mixpro.endswith("| 3 |")
+    assert "| cutout | Cutout (2017): one square of each image zeroed. |" in text
+    assert "ranking MixPro > TransMix > baseline holds" in text
+    for fact in ("python tools/reproduce.py", "--budget 0.05", "1 epoch;", "seeds 0, 1, 2", "TestOS", "2 CPUs",
+                 "torch 9.9", "wall time of this invocation", "21 runs trained"):
+        assert fact in text, fact
+    png = out.with_suffix(".png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "](results.png)" in text
+    assert "config overrides in every run (the data sizes above may not apply): " \
+           "`train_dataloader.dataset.limit=8`" in text
+
+
+def test_a_failed_run_stops_or_is_reported_with_keep_going(fake_runs, monkeypatch, capsys):
+    calls, base, work, out = fake_runs
+    ok = R.launch_run
+
+    def failing(method, config, seed, epochs, work_dir, cfg_options=()):
+        if method == "transmix" and seed == 1:
+            raise R.RunFailed(method, seed, osp.join(work_dir, "reproduce.log"), "exit code 1")
+        return ok(method, config, seed, epochs, work_dir, cfg_options)
+
+    monkeypatch.setattr(R, "launch_run", failing)
+    args = base + ["--methods", "baseline,transmix,mixpro", "--seeds", "0,1"]
+    with pytest.raises(SystemExit, match="transmix seed 1"):
+        R.main(args)
+    err = capsys.readouterr().err
+    assert "FAILED transmix seed 1" in err and osp.join("transmix", "seed1", "reproduce.log") in err
+    assert not out.exists() and len(calls) == 3  # stopped at the failure
+    R.main(args + ["--keep-going"])
+    text = out.read_text()
+    assert "**Failed runs**" in text and "transmix seed 1" in text
+    assert next(r for r in text.splitlines() if r.startswith("| transmix |")).endswith("| 1 |")
+
+
+def test_report_only_and_option_checks(fake_runs, capsys):
+    calls, base, work, out = fake_runs
+    R.main(base + ["--methods", "mixpro", "--seeds", "0", "--report-only"])
+    assert calls == [] and "no result for: mixpro seed 0" in capsys.readouterr().out
+    for bad in (["--cfg-options", "model.mix_seed=3"], ["--budget", "0"], ["--seeds", "0,0"]):
+        with pytest.raises(SystemExit):
+            R.main(base + bad)
+
+
+# ------------------------------------------------------------------------------------------- one run
+def test_one_run_sets_seeds_epochs_and_asks_robustness_for_50_percent_drop(monkeypatch, tmp_path):
+    """train_and_evaluate with the Runner and evaluate_robustness faked: what reaches them, what is written."""
+    import mmengine.runner
+    import classification.robustness as robustness
+    seen = {}
+
+    class FakeRunner:
+        def __init__(self, cfg):
+            self.cfg = cfg
+
+        @classmethod
+        def from_cfg(cls, cfg):
+            seen["cfg"] = cfg
+            return cls(cfg)
+
+        def train(self):
+            os.makedirs(self.cfg.work_dir, exist_ok=True)
+            open(osp.join(self.cfg.work_dir, f"epoch_{self.cfg.train_cfg.max_epochs}.pth"), "w").close()
+
+        def test(self):
+            return {"top1": 88.5, "top5": 99.0}
+
+    def fake_evaluate(config_path, checkpoint, suites=("occlusion",), **kw):
+        seen["robustness"] = dict(config_path=config_path, checkpoint=checkpoint, suites=tuple(suites), **kw)
+        return {"checkpoint": checkpoint, "clean_top1": 88.5, "occlusion": {"0.5": 61.25}}
+
+    monkeypatch.setattr(mmengine.runner, "Runner", FakeRunner)
+    monkeypatch.setattr(robustness, "evaluate_robustness", fake_evaluate)
+    work = str(tmp_path / "mixpro" / "seed3")
+    result = R.train_and_evaluate("mixpro", R.config_path("mixpro"), 3, 4, work,
+                                  {"train_dataloader.dataset.limit": 16})
+    cfg = seen["cfg"]
+    assert cfg.randomness.seed == 3 and cfg.model.mix_seed == 3
+    assert cfg.train_cfg.max_epochs == 4 and cfg.work_dir == work
+    assert cfg.param_scheduler[-1]["end"] == 4 and cfg.train_dataloader.dataset.limit == 16
+    rob = seen["robustness"]
+    assert rob["suites"] == ("occlusion",) and tuple(rob["occlusion_ratios"]) == (0.5,) and rob["seed"] == 3
+    assert rob["checkpoint"] == osp.join(work, "epoch_4.pth")
+    assert (result["top1"], result["top1_drop50"], result["epochs"], result["seed"]) == (88.5, 61.25, 4, 3)
+    assert R.load_result(work, 4) == result and R.load_result(work, 5) is None
+
+
+# ------------------------------------------------------------------------------------------- end to end
+@pytest.mark.slow
+@pytest.mark.skipif(not osp.isdir(FMNIST), reason=f"{FMNIST} missing (apt-get install dataset-fashion-mnist)")
+def test_end_to_end_two_methods_two_seeds_on_a_tiny_subset(tmp_path):
+    import subprocess
+    small = []
+    for loader in ("train_dataloader", "val_dataloader", "test_dataloader"):
+        small += [f"{loader}.num_workers=0", f"{loader}.persistent_workers=False"]
+    small += ["train_dataloader.dataset.limit=128", "train_dataloader.batch_size=64",
+              "val_dataloader.dataset.limit=100", "test_dataloader.dataset.limit=100"]
+    out = tmp_path / "results.md"
+    cmd = [sys.executable, "tools/reproduce.py", "--methods", "none,mixpro", "--seeds", "0,1", "--budget", "0.05",
+           "--work-root", str(tmp_path / "work"), "--out", str(out), "--cfg-options", *small]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "[4/4] done  mixpro seed 1" in proc.stdout
+    for m in ("none", "mixpro"):
+        for s in (0, 1):
+            result = R.load_result(str(tmp_path / "work" / m / f"seed{s}"), 1)
+            assert result is not None and 0 <= result["top1_drop50"] <= 100
+            assert result["clean_top1_robustness"] == pytest.approx(result["top1"])  # same model, same test set
+    text = out.read_text()
+    assert "| none |" in text and "| mixpro |" in text and "cannot be checked" in text
+    assert (tmp_path / "results.png").is_file()
+    again = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0 and "4 done already, 0 to train" in again.stdout
