@@ -181,6 +181,12 @@ def main(argv=None):
         results["pretrain"] = pretrain(args, args.work_dir)
         ckpt = results["pretrain"]["checkpoint"]
     else:
+        previous = osp.join(args.work_dir, "results.json")
+        if osp.isfile(previous):  # keep the earlier pretraining's numbers in the table
+            with open(previous) as f:
+                earlier = json.load(f).get("pretrain")
+            if earlier:
+                results["pretrain"] = earlier
         epochs = args.epochs or Config.fromfile(args.config).train_cfg.max_epochs
         ckpt = osp.join(args.work_dir, f"epoch_{epochs}.pth")
         if {"segmentation", "detection"} & set(stages) and not osp.isfile(ckpt):
