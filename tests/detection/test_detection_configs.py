@@ -202,3 +202,28 @@ def test_tiny_vit_composite_config_trains_and_evaluates(tmp_path):
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, log[-3000:]
     assert "Epoch(train) [1][2/2]" in log and "coco/bbox_mAP" in log and "coco/segm_mAP" in log, log[-3000:]
+
+
+@needs_fmnist
+@pytest.mark.slow
+def test_detection_dist_train_two_gloo_processes(tmp_path):
+    """tools/dist_train.sh runs a detection config unchanged: 2 gloo ranks on the CPU, then COCO evaluation."""
+    import random
+    from tools.make_downstream_data import make_composite
+    data = str(tmp_path / "composite")
+    make_composite(data, num_train=8, num_val=2, size=128, seed=3, verbose=False)
+    ann_val = osp.join(data, "annotations", "instances_val.json")
+    loaders = [f"{split}_dataloader.{key}" for split in ("train", "val", "test")
+               for key in ("num_workers=0", "persistent_workers=False", f"dataset.data_root={data}")]
+    config = osp.join(ROOT, "configs/detection/mask-rcnn_tiny-vit_scratch_pyramid_1xb4-12e_composite-128.py")
+    env = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS="1", PORT=str(random.randint(20000, 40000)))
+    proc = subprocess.run(
+        ["bash", "tools/dist_train.sh", config, "2", "--work-dir", str(tmp_path / "work"), "--cfg-options",
+         *loaders, f"val_evaluator.ann_file={ann_val}", f"test_evaluator.ann_file={ann_val}",
+         "train_dataloader.batch_size=2", "train_cfg.max_epochs=1", "train_cfg.val_interval=1",
+         "default_hooks.logger.interval=1"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log[-3000:]
+    assert "Distributed training: True" in log and "coco/bbox_mAP" in log, log[-3000:]
+    assert "Epoch(train) [1][2/2]" in log  # 8 images over 2 ranks × 2 per batch
