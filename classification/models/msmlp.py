@@ -45,7 +45,7 @@ from typing import Optional, Sequence, Tuple
 import torch
 import torch.nn as nn
 from mmengine.logging import print_log
-from timm.layers import DropPath, LayerNorm2d, trunc_normal_
+from timm.layers import DropPath, LayerNorm2d, Mlp, trunc_normal_
 from torch.utils.checkpoint import checkpoint
 
 from .weights import load_pretrained, read_backbone_state
@@ -97,20 +97,6 @@ class MSMixing(nn.Module):
         return torch.cat(out, dim=1)
 
 
-class Mlp(nn.Module):
-    """Channel MLP on channels-last tokens (…,C) → fc1 (C→hidden) → GELU → fc2 → (…,C)."""
-
-    def __init__(self, dim: int, hidden: int, drop: float = 0.):
-        super().__init__()
-        self.fc1 = nn.Linear(dim, hidden)
-        self.act = nn.GELU()
-        self.fc2 = nn.Linear(hidden, dim)
-        self.drop = nn.Dropout(drop)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.drop(self.fc2(self.drop(self.act(self.fc1(x)))))
-
-
 class MSBlock(nn.Module):
     """MS-block, (B,C,H,W) → (B,C,H,W): ``x + drop_path(γ · MLP(LN(MSMixing(x))))`` (see the module docstring)."""
 
@@ -119,7 +105,7 @@ class MSBlock(nn.Module):
         super().__init__()
         self.mixing = MSMixing(dim, kernels, shifts)
         self.norm = LayerNorm(dim)
-        self.mlp = Mlp(dim, int(dim * mlp_ratio), drop)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio), drop=drop)
         self.gamma = nn.Parameter(torch.full((dim,), float(layer_scale_init)))
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
 
