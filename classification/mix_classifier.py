@@ -23,7 +23,7 @@ from mmengine.model import BaseModel
 from mmengine.registry import MODELS
 
 import mixpro_core
-from mixpro_core import MixSchedule, RMixer, build_token_mixup, forward_with_attention, has_cls_attention
+from mixpro_core import MixSchedule, RLMixer, RMixer, build_token_mixup, forward_with_attention, has_cls_attention
 
 LABEL_POLICIES = {cls.__name__: cls for cls in (mixpro_core.AreaLabels, mixpro_core.TransMixLabels,
                                                 mixpro_core.PALLabels)}
@@ -62,7 +62,7 @@ class _ScheduleMixer:
         return repr(self.schedule)
 
 
-MODEL_MIXERS = {"rmix": RMixer}
+MODEL_MIXERS = {"rmix": RMixer, "rlmix": RLMixer}
 
 
 def _build_mixer(schedule: MixSchedule, cfg: Optional[dict], num_classes: int):
@@ -115,7 +115,10 @@ class MixClassifier(BaseModel):
         mix_seed: base seed of the per-iteration mixing generator.
         model_mixer: a mixer that needs the model, ``dict(type='rmix', alpha=1.0, grid=None, prob=1.0)``: with
             probability ``prob`` R-Mix (saliency from one extra input-gradient pass of the backbone), otherwise the
-            ``mix`` schedule. Its λ_eff is an area λ: use AreaLabels.
+            ``mix`` schedule. Its λ_eff is an area λ: use AreaLabels. ``dict(type='rlmix', ...)`` is RL-Mix
+            (:class:`mixpro_core.RLMixer`: R-Mix with each image's saliency quantile chosen by a PPO policy; needs
+            ``pip install .[rlmix]``); the policy is saved in the checkpoints (``mixer._extra_state``) and its mean
+            reward / q are logged (``rlmix_reward``, ``rlmix_q``).
         token_mixup: TokenMixup inside the backbone (``mixpro_core.build_token_mixup``): one dict or a list of
             ``dict(type='htm', layer=2, tau=0.2, rho=0.005, lambda_sn=0.001, pool=None)`` /
             ``dict(type='vtm', layer=2, kappa=80)``; ``layer`` counts backbone blocks from 0. HTM starts from the area
@@ -186,7 +189,9 @@ class MixClassifier(BaseModel):
                 logits, cls_attn = forward_with_attention(self.backbone, batch.images)
             else:
                 logits, cls_attn = self.backbone(batch.images), None
-        return self.token_mixup.losses(context, self.policy, batch, logits, cls_attn, labels)
+        losses = self.token_mixup.losses(context, self.policy, batch, logits, cls_attn, labels)
+        losses.update(getattr(self.mixer, "stats", {}))  # logged, not summed (no 'loss' in the names)
+        return losses
 
     def parse_losses(self, losses: dict):
         """mmengine's reduction, then stop on a non-finite loss (agreed across ranks, so none is left waiting)."""

@@ -53,13 +53,14 @@ def _check_labels(labels: torch.Tensor, batch_size: int, num_classes: Optional[i
         raise ValueError(f"labels must be class ids (B,) or soft targets (B,K), got shape {tuple(labels.shape)}")
 
 
-def input_saliency(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+def input_saliency(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, return_logits: bool = False):
     """(B,H,W) R-Mix pixel saliency: RMS over channels of ∂CE(model(x), labels)/∂x on the clean batch.
 
     One forward + backward with respect to the input only (``torch.autograd.grad``): parameter ``.grad`` stays as it
     was. The pass runs in eval mode (no dropout / drop path, BatchNorm uses and does not update its running
     statistics); every submodule's own training flag is restored afterwards. ``labels`` are class ids (B,) or soft
     targets (B,K). The CE is summed over the batch, so one image's saliency does not depend on the batch size.
+    ``return_logits`` → ``(saliency, logits (B,K) detached)``.
     """
     flags = [(m, m.training) for m in model.modules()]
     model.eval()
@@ -74,7 +75,8 @@ def input_saliency(model: nn.Module, images: torch.Tensor, labels: torch.Tensor)
     finally:
         for module, flag in flags:
             module.training = flag
-    return grad.float().pow(2).mean(dim=1).sqrt()
+    saliency = grad.float().pow(2).mean(dim=1).sqrt()
+    return (saliency, logits.detach()) if return_logits else saliency
 
 
 def _cell_index(size: int, grid: int, device) -> torch.Tensor:

@@ -64,13 +64,14 @@ DESCRIPTIONS = {
     "htm": "TokenMixup HTM (saliency-guided token mixing of easy samples at block 2) + baseline Mixup/CutMix",
     "vtm": "TokenMixup VTM (lower blocks' salient tokens join keys/values at block 2) + baseline Mixup/CutMix",
     "rmix": "R-Mix: input-gradient saliency mixing on every batch",
+    "rlmix": "RL-Mix: R-Mix with each image's saliency quantile chosen by a PPO policy",
 }
 # training time per epoch relative to MixPro's, measured on the 2-core machine (R-Mix spends one extra forward +
 # backward per step); methods not listed count as 1
-STEP_COST = {"rmix": 1.6, "htm": 1.15, "vtm": 1.15}
+STEP_COST = {"rmix": 1.6, "rlmix": 2.2, "htm": 1.15, "vtm": 1.15}
 PAPER_RANKING = ("mixpro", "transmix", "baseline")
 DISPLAY = {"none": "none", "baseline": "baseline", "transmix": "TransMix", "maskmix": "MaskMix",
-           "mixpro": "MixPro", "htm": "HTM", "vtm": "VTM", "rmix": "R-Mix"}
+           "mixpro": "MixPro", "htm": "HTM", "vtm": "VTM", "rmix": "R-Mix", "rlmix": "RL-Mix"}
 
 
 class RunFailed(RuntimeError):

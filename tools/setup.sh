@@ -28,6 +28,8 @@ BASE_PINS=(
   "matplotlib==3.10.8" "scikit-learn==1.7.2" "scikit-image==0.25.2" "pillow" "addict" "pyyaml" "rich" "termcolor" "yapf"
   "packaging" "prettytable" "ftfy" "regex" "six" "shapely" "terminaltables" "tqdm" "pytest" "pytest-timeout"
   "ninja" "setuptools<82" "wheel"
+  # the optional RL-Mix extra (.[rlmix]): part of the development install so that its tests run
+  "stable-baselines3==2.9.2" "gymnasium==1.4.0"
 )
 MM_PINS=(mmengine==0.10.7 mmsegmentation==1.2.2 mmdet==3.3.0)
 

@@ -92,7 +92,7 @@ def test_every_config_trains_one_step(path):
     method = osp.basename(path).split("_")[1]
     expected = {"none": "AreaLabels", "baseline": "AreaLabels", "maskmix": "AreaLabels",
                 "transmix": "TransMixLabels", "mixpro": "PALLabels",
-                "rmix": "AreaLabels", "htm": "AreaLabels", "vtm": "AreaLabels"}[method]
+                "rmix": "AreaLabels", "rlmix": "AreaLabels", "htm": "AreaLabels", "vtm": "AreaLabels"}[method]
     assert policy == expected
     assert (model.schedule.maskmix_prob > 0) == (method in ("mixpro", "maskmix"))
     torch.manual_seed(0)
