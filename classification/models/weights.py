@@ -17,7 +17,8 @@ def read_backbone_state(path: str) -> Tuple[dict, List[str]]:
     Accepts an mmengine checkpoint (``state_dict``), ``{'model': ...}``, ``{'module': ...}`` or a bare state dict,
     read weights-only through :func:`classification.engine.load_checkpoint_file` (so the message hub of a Runner
     checkpoint loads). ``module.``/``model.`` prefixes are stripped; when keys carry our wrapper's ``backbone.``
-    prefix, only those are kept (prefix stripped) and the others are returned in ``dropped``.
+    prefix, only those are kept (prefix stripped) and the others are returned in ``dropped``, as are non-tensor
+    entries (modules' extra state).
     Raises FileNotFoundError for a missing file and ValueError naming ``path`` for anything that is not one.
     """
     try:
@@ -30,19 +31,23 @@ def read_backbone_state(path: str) -> Tuple[dict, List[str]]:
         if isinstance(obj, dict) and isinstance(obj.get(key), dict):
             obj = obj[key]
             break
-    if not isinstance(obj, dict) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+    if not isinstance(obj, dict) or not any(isinstance(v, torch.Tensor) for v in obj.values()):
         raise ValueError(f"{path} holds no state dict of tensors")
+    # non-tensor entries are modules' extra state (e.g. the RL-Mix policy, ``mixer._extra_state``): never backbone
+    extra = sorted(k for k, v in obj.items() if not isinstance(v, torch.Tensor))
     state = {}
     for k, v in obj.items():
+        if k in extra:
+            continue
         for p in _WRAPPER_PREFIXES:
             if k.startswith(p):
                 k = k[len(p):]
                 break
         state[k] = v
     if not any(k.startswith("backbone.") for k in state):
-        return state, []
+        return state, extra
     kept = {k[len("backbone."):]: v for k, v in state.items() if k.startswith("backbone.")}
-    return kept, sorted(k for k in state if not k.startswith("backbone."))
+    return kept, sorted([k for k in state if not k.startswith("backbone.")] + extra)
 
 
 def read_state_dict(path: str) -> dict:
