@@ -1,33 +1,31 @@
 """MS-MLP (Mix-Shift-MLP, Zheng et al. 2022): a 4-stage MLP with mixing-and-shifting token mixing, written from the
-SPEC (§1, MS-MLP) and the seed README; no code taken from the official repository.
+SPEC (§1, MS-MLP) and the seed README; where both are silent the layout follows the published model (facts only, no
+code taken from it), so that official checkpoints load tensor for tensor (:func:`from_official_state_dict`).
 
 Token mixing of an MS-block, on (B,C,H,W) (:class:`MSMixing`):
 
-- the C channels are split into 5 groups in order. When C is not divisible by 5 (96, 192, 384, 768 …) the first
-  ``C % 5`` groups get one channel more (``torch.tensor_split`` sizes: 96 → 20,19,19,19,19) — the seed is silent
-  on this, we choose the most even split;
-- two branches, W and H. In each, group i goes through its own depthwise k_i×k_i convolution (zero padding k_i//2,
-  with bias) and is then rolled cyclically by ``d_i`` (``torch.roll``, d = −2,−1,0,1,2 for groups 0…4) along W in
-  the W branch and along H in the H branch. Mixing before shifting follows the seed ("after the mixing operation,
-  we shift the split channel groups to align their mixed center tokens with the query"); group i pairs shift d_i
-  with kernel k_i index by index as in the SPEC;
+- the C channels are split into 5 groups in order with ``torch.chunk`` sizes (⌈C/5⌉ each, the last one the rest:
+  96 → 20,20,20,20,16), as the published model does;
+- two branches, W and H. In each, group i is rolled cyclically by ``d_i`` (``torch.roll``, d = −2,−1,0,1,2 for
+  groups 0…4) along W in the W branch and along H in the H branch, then goes through its own depthwise k_i×k_i
+  convolution (zero padding k_i//2, with bias) — the SPEC's order, and the published model's; group i pairs shift d_i
+  with kernel k_i index by index;
 - the two branches are summed.
 
 Block (:class:`MSBlock`): ``x + drop_path(γ · fc2(GELU(fc1(LN(mixing(x))))))``, fc1 C→4C, γ a per-channel layer
-scale initialised to 1e-6. The seed does not say where the norm and the residual of the token-mixing part go; we
-read the SPEC's sequence literally, ConvNeXt-style: the mixing has no norm in front of it and no residual of its
-own — the whole block (mixing → LN → MLP → γ → drop path) is one residual branch added to the block input. No
-projection is involved in the mixing (it is depthwise only): the published parameter counts leave no room for one.
+scale initialised to 1e-6: the mixing has no norm in front of it and no residual of its own — the whole block
+(mixing → LN → MLP → γ → drop path) is one residual branch added to the block input. No projection is involved in
+the mixing (it is depthwise only).
 
 Network: patch-4 stem (4×4 stride-4 conv + LN), stages of MS-blocks at strides 4/8/16/32, 2×2 stride-2 conv
-downsampling (LN in front) between stages, global average pooling → LN → linear head. Per-stage kernels
+downsampling followed by LN between stages, global average pooling → LN → linear head. Per-stage kernels
 ``[[1,1,3,5,7],[1,3,3,5,7],[1,5,5,5,7],[1,7,7,7,7]]``; drop path linear from 0 to ``drop_path_rate`` over all blocks.
 All LayerNorms use eps 1e-6.
 
-Parameters (num_classes=1000): Tiny 28,655,944, Small 50,303,464, Base 88,698,360 (seed README: 28M / 50M / 88M).
-Small and Base are within 1% of the published numbers; Tiny is 2.3% above 28M and cannot be within 1% under the
-SPEC: stem, C→4C→C MLPs, 2×2 downsampling convs and head alone hold 28.26M, the depthwise convs of the two branches
-0.40M more (0.20M if the branches shared them).
+Parameters (num_classes=1000): Tiny 28,656,232, Small 50,303,752, Base 88,696,792. The seed README's 28M / 50M / 88M
+are these counts truncated to whole millions (Base's 88.70M would round to 89M). Small and Base are within 1% of the
+published figure, Tiny is 2.3% above it: the layout the SPEC fixes (stem, C→4C→C MLPs, 2×2 downsampling, head)
+already holds 28.26M, and the two branches' depthwise convolutions add 0.40M.
 
 No CLS token: ``has_cls_attention = False`` (MixPro's PAL falls back to area labels); ``token_stride = 32``, the
 stride of the last feature map, so MaskMix cells must be multiples of 32 px.
@@ -39,6 +37,7 @@ classification checkpoints through ``init_cfg=dict(type='Pretrained', checkpoint
 """
 from __future__ import annotations
 
+import re
 from functools import partial
 from typing import Optional, Sequence, Tuple
 
@@ -58,18 +57,21 @@ KERNELS = ((1, 1, 3, 5, 7), (1, 3, 3, 5, 7), (1, 5, 5, 5, 7), (1, 7, 7, 7, 7))
 
 
 def group_sizes(channels: int, groups: int) -> Tuple[int, ...]:
-    """Channel counts of ``groups`` consecutive groups: as even as possible, the first ``channels % groups`` one
-    larger (the sizes of ``torch.tensor_split``)."""
-    if channels < groups:
-        raise ValueError(f"MS-MLP needs at least {groups} channels to split into {groups} groups, got {channels}")
-    base, extra = divmod(channels, groups)
-    return tuple(base + (i < extra) for i in range(groups))
+    """Channel counts of ``groups`` consecutive groups, the sizes of ``torch.chunk``: ⌈C/groups⌉ each, the last one
+    the rest (96 → 20,20,20,20,16). This is the official split, so official checkpoints have our shapes. Widths whose
+    chunks leave fewer than ``groups`` non-empty groups (e.g. 12 → 3,3,3,3) are refused."""
+    size = -(-channels // groups) if channels > 0 else 0
+    last = channels - size * (groups - 1)
+    if channels < groups or last < 1:
+        raise ValueError(f"MS-MLP cannot chunk {channels} channels into {groups} non-empty groups of ⌈C/{groups}⌉ "
+                         f"(torch.chunk sizes); use a width such as a multiple of {groups}")
+    return (size,) * (groups - 1) + (last,)
 
 
 class MSMixing(nn.Module):
     """Mixing and shifting token mixer: (B,C,H,W) → (B,C,H,W).
 
-    ``out = cat_i[roll(conv_w_i(x_i), d_i, W)] + cat_i[roll(conv_h_i(x_i), d_i, H)]`` with x_i the i-th channel
+    ``out = cat_i[conv_w_i(roll(x_i, d_i, W))] + cat_i[conv_h_i(roll(x_i, d_i, H))]`` with x_i the i-th channel
     group, conv_*_i depthwise k_i×k_i convolutions and d_i = ``shifts[i]``.
     """
 
@@ -93,7 +95,7 @@ class MSMixing(nn.Module):
         out = []
         for group, shift, conv_w, conv_h in zip(torch.split(x, self.splits, dim=1), self.shifts, self.mix_w,
                                                 self.mix_h):
-            out.append(torch.roll(conv_w(group), shift, dims=3) + torch.roll(conv_h(group), shift, dims=2))
+            out.append(conv_w(torch.roll(group, shift, dims=3)) + conv_h(torch.roll(group, shift, dims=2)))
         return torch.cat(out, dim=1)
 
 
@@ -148,7 +150,7 @@ class MSMLP(nn.Module):
         self.stem = nn.Sequential(nn.Conv2d(in_chans, dims[0], kernel_size=4, stride=4),
                                   ChannelsFirstLayerNorm(dims[0]))
         self.downsamples = nn.ModuleList(
-            nn.Sequential(ChannelsFirstLayerNorm(dims[i - 1]), nn.Conv2d(dims[i - 1], dims[i], kernel_size=2, stride=2))
+            nn.Sequential(nn.Conv2d(dims[i - 1], dims[i], kernel_size=2, stride=2), ChannelsFirstLayerNorm(dims[i]))
             for i in range(1, len(dims)))
         dpr = [drop_path_rate * k / max(sum(depths) - 1, 1) for k in range(sum(depths))]
         self.stages = nn.ModuleList()
@@ -212,7 +214,8 @@ class MSMLPBackbone(MSMLP):
     of shape (B, C_i, H/2^(i+2), W/2^(i+2)), each through its own LayerNorm ``out_norms.<i>``. No ``norm`` / ``head``.
 
     ``init_cfg=dict(type='Pretrained', checkpoint=PATH)`` loads a classification checkpoint of ours (a MixClassifier
-    Runner checkpoint with ``backbone.`` keys, or a bare MS-MLP state dict) in :meth:`init_weights`: the classifier's
+    Runner checkpoint with ``backbone.`` keys, or a bare MS-MLP state dict) or of the published MS-MLP code (renamed
+    by :func:`from_official_state_dict`) in :meth:`init_weights`: the classifier's
     ``norm``/``head`` are dropped, and every backbone tensor must be present with the right shape (only the new
     ``out_norms`` may be missing) — anything else raises ValueError naming the keys. ``init_cfg=None`` keeps the
     random initialisation.
@@ -260,6 +263,7 @@ class MSMLPBackbone(MSMLP):
         keys not used (the classifier's ``norm``/``head`` and non-backbone keys of a Runner checkpoint).
         """
         state, dropped = read_backbone_state(path)
+        state = from_official_state_dict(state)
         classifier_only = sorted(k for k in state if k.startswith(("norm.", "head.")))
         state = {k: v for k, v in state.items() if k not in classifier_only}
         own = self.state_dict()
@@ -275,10 +279,43 @@ class MSMLPBackbone(MSMLP):
         return list(result.missing_keys), classifier_only + dropped
 
 
+_OFFICIAL_RENAMES = (  # (pattern, replacement) on the published model's parameter names, applied in order
+    (r"^patch_embed\.proj\.", "stem.0."),
+    (r"^patch_embed\.norm\.", "stem.1."),
+    (r"^layers\.(\d+)\.downsample\.proj\.", r"downsamples.\1.0."),
+    (r"^layers\.(\d+)\.downsample\.norm\.", r"downsamples.\1.1."),
+    (r"^layers\.(\d+)\.blocks\.(\d+)\.dwconv_lr\.", r"stages.\1.\2.mixing.mix_w."),
+    (r"^layers\.(\d+)\.blocks\.(\d+)\.dwconv_td\.", r"stages.\1.\2.mixing.mix_h."),
+    (r"^layers\.(\d+)\.blocks\.(\d+)\.pwconv1\.", r"stages.\1.\2.mlp.fc1."),
+    (r"^layers\.(\d+)\.blocks\.(\d+)\.pwconv2\.", r"stages.\1.\2.mlp.fc2."),
+    (r"^layers\.(\d+)\.blocks\.(\d+)\.", r"stages.\1.\2."),  # norm, gamma
+)
+
+
+def from_official_state_dict(state: dict) -> dict:
+    """A state dict of the published MS-MLP code (``patch_embed.*``, ``layers.<i>.blocks.<j>.dwconv_lr|dwconv_td|
+    pwconv1|pwconv2|norm|gamma``, ``layers.<i>.downsample.proj|norm``, ``norm``, ``head``) with our names: the left-right
+    convolutions are our W branch (``mix_w``), the top-down ones the H branch (``mix_h``), stage i's trailing
+    downsampling our ``downsamples.<i>``. Tensors are unchanged (same shapes by construction); a state dict with
+    our names comes back as it is."""
+    if not any(k.startswith(("patch_embed.", "layers.")) for k in state):
+        return dict(state)
+    out = {}
+    for key, value in state.items():
+        for pattern, repl in _OFFICIAL_RENAMES:
+            key, n = re.subn(pattern, repl, key)
+            if n:
+                break
+        out[key] = value
+    return out
+
+
 def _ms_mlp(pretrained: Optional[str], **kw) -> MSMLP:
+    """``pretrained``: our checkpoint, or one of the published MS-MLP code (renamed by
+    :func:`from_official_state_dict`)."""
     model = MSMLP(**kw)
     if pretrained:
-        load_pretrained(model, pretrained)
+        load_pretrained(model, pretrained, convert=from_official_state_dict)
     return model
 
 

@@ -1,7 +1,7 @@
 """Loading a local checkpoint into a classifier (no downloads): our own checkpoints or plain state dicts."""
 from __future__ import annotations
 
-from typing import List, Tuple
+from typing import Callable, List, Optional, Tuple
 
 import torch
 from mmengine.logging import print_log
@@ -55,12 +55,15 @@ def read_state_dict(path: str) -> dict:
     return read_backbone_state(path)[0]
 
 
-def load_pretrained(model: torch.nn.Module, path: str) -> None:
+def load_pretrained(model: torch.nn.Module, path: str, convert: Optional[Callable[[dict], dict]] = None) -> None:
     """Load ``path`` into ``model``; tensors whose shape differs (e.g. a head for other classes) are skipped.
+    ``convert`` renames the read state dict first (e.g. another code base's parameter names to ours).
 
     Raises ValueError when nothing matches (wrong architecture); logs skipped / missing keys.
     """
     state = read_state_dict(path)
+    if convert is not None:
+        state = convert(state)
     own = model.state_dict()
     usable = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
     if not usable:

@@ -10,8 +10,8 @@ from mmengine.config import Config
 from mmengine.registry import MODELS, init_default_scope
 
 import classification  # noqa: F401  (registration)
-from classification.models.msmlp import (KERNELS, MSMLP, MSBlock, MSMLPBackbone, group_sizes, ms_mlp_base,
-                                         ms_mlp_small, ms_mlp_tiny)
+from classification.models.msmlp import (KERNELS, MSMLP, MSBlock, MSMLPBackbone, from_official_state_dict,
+                                         group_sizes, ms_mlp_base, ms_mlp_small, ms_mlp_tiny)
 from mixpro_core import forward_with_attention, has_cls_attention
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -26,17 +26,19 @@ def _count(model):
 
 
 # ----------------------------------------------------------------------------------------------- parameter counts
-# Measured with num_classes=1000. Published (seed README): 28M / 50M / 88M. Small and Base are within 1%. Tiny cannot
-# be: the parts the SPEC fixes outside the token mixing (stem, C→4C→C MLPs, 2×2 downsampling convs, head) already hold
-# 28.26M (+0.92%), and the depthwise convolutions of the two branches add 0.40M. See the MS-MLP docstring.
+# Measured with num_classes=1000. Published (seed README): 28M / 50M / 88M, the counts truncated to whole millions
+# (Base's 88.70M would round to 89M). Small and Base are within 1%; Tiny cannot be: the parts the SPEC fixes outside
+# the token mixing (stem, C→4C→C MLPs, 2×2 downsampling convs, head) already hold 28.26M (+0.92%), and the depthwise
+# convolutions of the two branches add 0.40M. See the MS-MLP docstring.
 @pytest.mark.parametrize("factory, exact, published, tol", [
-    (ms_mlp_tiny, 28_655_944, 28e6, 0.025), (ms_mlp_small, 50_303_464, 50e6, 0.01),
-    (ms_mlp_base, 88_698_360, 88e6, 0.01)])
+    (ms_mlp_tiny, 28_656_232, 28e6, 0.025), (ms_mlp_small, 50_303_752, 50e6, 0.01),
+    (ms_mlp_base, 88_696_792, 88e6, 0.01)])
 def test_parameter_counts(factory, exact, published, tol):
     with torch.device("meta"):
         model = factory(num_classes=1000)
     count = _count(model)
     assert count == exact
+    assert int(count // 1e6) == int(published // 1e6)  # the published figure, truncated
     assert abs(count - published) / published < tol, count / 1e6
     mixing = sum(p.numel() for n, p in model.named_parameters() if ".mixing." in n)
     if factory is ms_mlp_tiny:
@@ -56,10 +58,18 @@ def test_variants_follow_the_spec():
         assert [blocks[0].mixing.kernels for blocks in model.stages] == [tuple(k) for k in KERNELS]
         assert all(blk.mixing.shifts == (-2, -1, 0, 1, 2) for stage in model.stages for blk in stage)
     assert tiny.stages[0][0].mlp.fc1.out_features == 4 * 96
+    # downsampling: 2×2 stride-2 conv, then LN (the published order)
+    assert isinstance(tiny.downsamples[0][0], torch.nn.Conv2d) and tiny.downsamples[0][0].stride == (2, 2)
+    assert isinstance(tiny.downsamples[0][1], torch.nn.LayerNorm) and tiny.downsamples[0][1].normalized_shape == (192,)
     assert torch.all(MSBlock(96, KERNELS[0]).gamma == 1e-6)
-    assert group_sizes(96, 5) == (20, 19, 19, 19, 19) and group_sizes(768, 5) == (154, 154, 154, 153, 153)
+    # torch.chunk sizes, as the published model splits
+    assert group_sizes(96, 5) == (20, 20, 20, 20, 16) and group_sizes(768, 5) == (154, 154, 154, 154, 152)
+    assert group_sizes(10, 5) == (2,) * 5 and group_sizes(9, 5) == (2, 2, 2, 2, 1)
+    for bad in (4, 12, 7):  # fewer than 5 channels, or chunks that leave an empty group (12 → 3,3,3,3)
+        with pytest.raises(ValueError, match="non-empty groups"):
+            group_sizes(bad, 5)
     assert [c.weight.shape for c in tiny.stages[1][0].mixing.mix_h] == [
-        (39, 1, 1, 1), (39, 1, 3, 3), (38, 1, 3, 3), (38, 1, 5, 5), (38, 1, 7, 7)]
+        (39, 1, 1, 1), (39, 1, 3, 3), (39, 1, 3, 3), (39, 1, 5, 5), (36, 1, 7, 7)]
 
 
 # ------------------------------------------------------------------------------------------ mixing and shifting
@@ -75,26 +85,26 @@ def _set_convs(convs, identity: bool):
 
 
 def test_shift_with_identity_convs_rolls_each_group():
-    # 7 channels → groups of 2,2,1,1,1 channels shifted by -2,-1,0,1,2; kernels 1,3,3,5,7 (delta kernels)
-    block = MSBlock(7, kernels=(1, 3, 3, 5, 7))
+    # 9 channels → groups of 2,2,2,2,1 channels shifted by -2,-1,0,1,2; kernels 1,3,3,5,7 (delta kernels)
+    block = MSBlock(9, kernels=(1, 3, 3, 5, 7))
     mixing = block.mixing
-    assert mixing.splits == (2, 2, 1, 1, 1)
-    c, h, w = torch.meshgrid(torch.arange(7.), torch.arange(5.), torch.arange(5.), indexing="ij")
+    assert mixing.splits == (2, 2, 2, 2, 1)
+    c, h, w = torch.meshgrid(torch.arange(9.), torch.arange(5.), torch.arange(5.), indexing="ij")
     x = (100 * c + 10 * h + w)[None]  # x[0, c, h, w] = 100c + 10h + w
-    shift_of_channel = [-2, -2, -1, -1, 0, 1, 2]
+    shift_of_channel = [-2, -2, -1, -1, 0, 0, 1, 1, 2]
 
     _set_convs(mixing.mix_w, identity=True)
     _set_convs(mixing.mix_h, identity=False)
     out_w = mixing(x)  # branch 1 alone: rolls along W
     assert out_w[0, 0, 0].tolist() == [2., 3., 4., 0., 1.]  # row 0 of channel 0 rolled by -2
-    assert out_w[0, 6, 1].tolist() == [13. + 600, 14. + 600, 10. + 600, 11. + 600, 12. + 600]  # rolled by +2
+    assert out_w[0, 8, 1].tolist() == [813., 814., 810., 811., 812.]  # row 1 of channel 8 rolled by +2
     for ch, d in enumerate(shift_of_channel):
         torch.testing.assert_close(out_w[0, ch], torch.roll(x[0, ch], d, dims=1), rtol=0, atol=0)
 
     _set_convs(mixing.mix_w, identity=False)
     _set_convs(mixing.mix_h, identity=True)
     out_h = mixing(x)  # branch 2 alone: rolls along H
-    assert out_h[0, 6, :, 0].tolist() == [630., 640., 600., 610., 620.]  # column 0 of channel 6 rolled by +2
+    assert out_h[0, 8, :, 0].tolist() == [830., 840., 800., 810., 820.]  # column 0 of channel 8 rolled by +2
     assert out_h[0, 2, :, 4].tolist() == [214., 224., 234., 244., 204.]  # channel 2 (group 1) rolled by -1
     for ch, d in enumerate(shift_of_channel):
         torch.testing.assert_close(out_h[0, ch], torch.roll(x[0, ch], d, dims=0), rtol=0, atol=0)
@@ -103,19 +113,69 @@ def test_shift_with_identity_convs_rolls_each_group():
     torch.testing.assert_close(mixing(x), out_w + out_h, rtol=0, atol=0)  # the branches are summed
 
 
-def test_mixing_convolves_then_shifts():
-    """Seed: 'after the mixing operation, we shift the split channel groups' — conv (zero padding) before roll."""
+def test_mixing_shifts_then_convolves():
+    """SPEC order (and the published model's): roll each group, then its depthwise conv (zero padding)."""
     torch.manual_seed(0)
-    mixing = MSBlock(12, kernels=(1, 3, 3, 5, 7)).mixing
-    x = torch.randn(2, 12, 6, 6)
+    mixing = MSBlock(15, kernels=(1, 3, 3, 5, 7)).mixing
+    x = torch.randn(2, 15, 6, 6)
     groups = torch.split(x, mixing.splits, dim=1)
     expected, other_order = [], []
     for g, d, cw, ch in zip(groups, mixing.shifts, mixing.mix_w, mixing.mix_h):
-        expected.append(torch.roll(cw(g), d, 3) + torch.roll(ch(g), d, 2))
-        other_order.append(cw(torch.roll(g, d, 3)) + ch(torch.roll(g, d, 2)))
+        expected.append(cw(torch.roll(g, d, 3)) + ch(torch.roll(g, d, 2)))
+        other_order.append(torch.roll(cw(g), d, 3) + torch.roll(ch(g), d, 2))
     with torch.no_grad():
         torch.testing.assert_close(mixing(x), torch.cat(expected, 1))
         assert not torch.allclose(mixing(x), torch.cat(other_order, 1), atol=1e-4)
+
+
+def _official_tiny_state(seed=0):
+    """Random tensors under the published MS-MLP-Tiny's parameter names and shapes (its code's layout: torch.chunk
+    groups, dwconv_lr / dwconv_td per group, pwconv1/2, gamma, stage-trailing downsample proj + norm)."""
+    g = torch.Generator().manual_seed(seed)
+    shapes = {"patch_embed.proj.weight": (96, 3, 4, 4), "patch_embed.proj.bias": (96,),
+              "patch_embed.norm.weight": (96,), "patch_embed.norm.bias": (96,)}
+    for i, (depth, kernels) in enumerate(zip((3, 3, 9, 3), KERNELS)):
+        c = 96 * 2 ** i
+        for j in range(depth):
+            p = f"layers.{i}.blocks.{j}."
+            for k, (size, chunk) in enumerate(zip(kernels, torch.chunk(torch.zeros(c), 5))):
+                for branch in ("dwconv_lr", "dwconv_td"):
+                    shapes[f"{p}{branch}.{k}.weight"] = (len(chunk), 1, size, size)
+                    shapes[f"{p}{branch}.{k}.bias"] = (len(chunk),)
+            shapes.update({f"{p}norm.weight": (c,), f"{p}norm.bias": (c,), f"{p}pwconv1.weight": (4 * c, c),
+                           f"{p}pwconv1.bias": (4 * c,), f"{p}pwconv2.weight": (c, 4 * c), f"{p}pwconv2.bias": (c,),
+                           f"{p}gamma": (c,)})
+        if i < 3:
+            p = f"layers.{i}.downsample."
+            shapes.update({f"{p}proj.weight": (2 * c, c, 2, 2), f"{p}proj.bias": (2 * c,),
+                           f"{p}norm.weight": (2 * c,), f"{p}norm.bias": (2 * c,)})
+    shapes.update({"norm.weight": (768,), "norm.bias": (768,), "head.weight": (1000, 768), "head.bias": (1000,)})
+    return {k: torch.randn(v, generator=g) for k, v in shapes.items()}
+
+
+def test_official_checkpoint_loads_tensor_for_tensor(tmp_path):
+    state = _official_tiny_state()
+    assert sum(v.numel() for v in state.values()) == 28_656_232  # the published layout has our parameter count
+    ours = from_official_state_dict(state)
+    model = ms_mlp_tiny()
+    assert set(ours) == set(model.state_dict())
+    path = str(tmp_path / "msmlp_tiny_official.pth")
+    torch.save({"model": state}, path)
+    loaded = ms_mlp_tiny(pretrained=path).state_dict()
+    pairs = [("layers.1.blocks.2.dwconv_lr.4.weight", "stages.1.2.mixing.mix_w.4.weight"),
+             ("layers.3.blocks.0.dwconv_td.0.bias", "stages.3.0.mixing.mix_h.0.bias"),
+             ("layers.2.downsample.proj.weight", "downsamples.2.0.weight"),
+             ("layers.0.downsample.norm.bias", "downsamples.0.1.bias"), ("patch_embed.norm.weight", "stem.1.weight"),
+             ("layers.2.blocks.8.pwconv2.weight", "stages.2.8.mlp.fc2.weight"), ("layers.0.blocks.1.gamma",
+                                                                                 "stages.0.1.gamma")]
+    for official, own in pairs:
+        assert torch.equal(loaded[own], state[official]), own
+    assert all(torch.equal(loaded[k], v) for k, v in ours.items())
+    backbone = MSMLPBackbone(depths=(3, 3, 9, 3), init_cfg=dict(type="Pretrained", checkpoint=path))
+    missing, dropped = backbone.load_classifier_checkpoint(path)
+    assert all(k.startswith("out_norms.") for k in missing) and set(dropped) == {"norm.weight", "norm.bias",
+                                                                                 "head.weight", "head.bias"}
+    assert from_official_state_dict(ours) == ours  # our names pass through
 
 
 def test_block_is_one_residual_branch_with_layer_scale():
