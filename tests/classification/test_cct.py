@@ -1,11 +1,16 @@
-"""CCT-7/3x1: size, shapes, the classifier contract, and TokenMixup on a model without a CLS token."""
+"""CCT-7/3x1: size, shapes, the classifier contract, TokenMixup on a model without a CLS token, the CIFAR configs."""
+import os.path as osp
+
 import pytest
 import torch
+from mmengine.config import Config
 from mmengine.registry import MODELS
 
 import classification  # noqa: F401  (registration)
 from classification.models.cct import CCT, cct_7_3x1
 from mixpro_core import build_token_mixup, forward_with_attention, has_cls_attention, no_mix
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
 def test_parameter_count_and_output_shape():
@@ -62,3 +67,19 @@ def test_tokenmixup_on_cct_uses_query_mean_saliency_and_sequence_pooling():
     with tm.feed(no_mix(x), labels):
         evaluated = model(x)
     assert torch.equal(evaluated, model(x))
+
+
+@pytest.mark.parametrize("method", ["htm", "vtm"])
+@pytest.mark.parametrize("epochs", [300, 1500])
+def test_cifar100_configs_carry_the_papers_settings(method, epochs):
+    """SPEC §1: CCT-7/3x1 on CIFAR-100, HTM at layer 2 with τ 0.2, ρ 0.005, λ_sn 0.001; VTM at layer 2 with κ 80; the
+    CCT recipe (AdamW 6e-4, wd 0.06, warm-up 10) with the cosine ending at 300 or 1500 epochs, then 10 cool-down."""
+    cfg = Config.fromfile(osp.join(ROOT, f"configs/classification/cct-7-3x1_{method}_1xb128-{epochs}e_cifar100.py"))
+    assert cfg.model.backbone.type == "cct_7_3x1" and cfg.model.num_classes == 100
+    expected = (dict(type="htm", layer=2, tau=0.2, rho=0.005, lambda_sn=0.001, pool=None) if method == "htm"
+                else dict(type="vtm", layer=2, kappa=80))
+    assert dict(cfg.model.token_mixup) == expected
+    assert cfg.optim_wrapper.optimizer.lr == 6e-4 and cfg.optim_wrapper.optimizer.weight_decay == 0.06
+    warmup, cosine = cfg.param_scheduler
+    assert (warmup.end, cosine.begin, cosine.end, cosine.T_max, cosine.eta_min) == (10, 10, epochs, epochs - 10, 1e-5)
+    assert cfg.train_cfg.max_epochs == epochs + 10 and cfg.train_dataloader.batch_size == 128
