@@ -109,7 +109,7 @@ class RLMixer(nn.Module):
     An ``nn.Module`` without parameters: the PPO agent lives outside the module tree (the classifier's optimiser must
     not see the policy's weights); the policy and its optimiser state travel in ``get_extra_state`` /
     ``set_extra_state``, i.e. in the classifier's checkpoints. ``stats`` holds the last batch's mean reward and mean q
-    (tensors, for the training log).
+    (tensors, for the training log; empty after a fallback batch).
 
     Args:
         alpha: λ ~ Beta(α, α) per batch. grid: fixed g of the mixing cells (None: drawn from {2, 4} per batch).
@@ -183,7 +183,9 @@ class RLMixer(nn.Module):
             buffer.add(obs_np[i:i + 1], act_np[i:i + 1], rew_np[i:i + 1], start, values[i:i + 1], log_probs[i:i + 1])
             if buffer.full:
                 buffer.compute_returns_and_advantage(last_values=torch.zeros(1), dones=np.ones(1, np.float32))
-                self.agent.train()
+                # the update runs inside the classifier's training step: full precision, gradients on
+                with torch.autocast(self.agent.device.type, enabled=False), torch.enable_grad():
+                    self.agent.train()
                 buffer.reset()
                 self.updates += 1
 
@@ -197,6 +199,7 @@ class RLMixer(nn.Module):
     def __call__(self, images: torch.Tensor, labels: torch.Tensor, model: nn.Module,
                  generator: Optional[torch.Generator] = None) -> MixBatch:
         gen_device = generator.device if generator is not None else images.device
+        self.stats = {}
         if self.prob < 1.0 and float(torch.rand((), generator=generator, device=gen_device)) >= self.prob:
             return self.fallback(images, generator)
         return self.rlmix(images, labels, model, generator)
