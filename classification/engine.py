@@ -109,6 +109,20 @@ def init_distributed(launcher: str) -> None:
     dist.init_process_group(backend="gloo")
 
 
+def release_dataloader_workers(runner) -> None:
+    """Stop the persistent data-loader workers of ``runner``'s built loops now, while their queues are alive.
+
+    The Runner sits in reference cycles, so its loaders are freed by a cyclic collection. There the queues' weakref
+    finalisers (``multiprocessing.util.Finalize``: stop the feeder thread) run before the loader iterator's
+    ``__del__``, whose shutdown message then never reaches the workers: each join times out after
+    ``MP_STATUS_CHECK_INTERVAL`` (5 s) and the worker is terminated. Dropping the iterator here lets reference
+    counting run ``__del__`` at once, a clean shutdown. Call it before dropping the Runner."""
+    for name in ("_train_loop", "_val_loop", "_test_loop"):
+        loader = getattr(getattr(runner, name, None), "dataloader", None)  # unbuilt loops are still dicts
+        if isinstance(loader, torch.utils.data.DataLoader) and getattr(loader, "_iterator", None) is not None:
+            loader._iterator = None
+
+
 def finish_distributed() -> None:
     """Tear the process group down while the interpreter is fully alive.
 

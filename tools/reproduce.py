@@ -236,6 +236,7 @@ def train_and_evaluate(method: str, config: str, seed: int, epochs: int, work_di
     t0 = time.time()
     from mmengine.runner import Runner
 
+    from classification.engine import release_dataloader_workers
     from classification.robustness import evaluate_robustness
     train_tool = _load_train_tool()
     args = argparse.Namespace(config=config, work_dir=work_dir, cfg_options=cfg_options, launcher="none", amp=None,
@@ -249,9 +250,9 @@ def train_and_evaluate(method: str, config: str, seed: int, epochs: int, work_di
     runner.train()
     train_seconds = time.time() - t_train
     metrics = runner.test()
+    release_dataloader_workers(runner)
+    del runner
     run_config = osp.join(work_dir, osp.basename(config))  # the config as the Runner dumped it (all overrides)
-    # the Runner stays alive until the process ends: freeing it here (del + gc) waits 5 s for each of its persistent
-    # data-loader workers (their join times out), ~30 s per run
     checkpoint = osp.join(work_dir, f"epoch_{epochs}.pth")
     robust = evaluate_robustness(run_config if osp.isfile(run_config) else config, checkpoint,
                                  suites=("occlusion",), occlusion_ratios=(DROP_RATIO,), seed=seed, progress=False,

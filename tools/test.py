@@ -12,7 +12,8 @@ import os.path as osp
 from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
-from classification.engine import adapt_config_to_host, finish_distributed, init_distributed
+from classification.engine import (adapt_config_to_host, finish_distributed, init_distributed,
+                                   release_dataloader_workers)
 
 
 def main(argv=None):
@@ -36,7 +37,10 @@ def main(argv=None):
     cfg.work_dir = args.work_dir or osp.join("work_dirs", osp.splitext(osp.basename(args.config))[0], "test")
     cfg.load_from, cfg.resume = args.checkpoint, False
     adapt_config_to_host(cfg, args.launcher)
-    metrics = Runner.from_cfg(cfg).test()
+    runner = Runner.from_cfg(cfg)
+    metrics = runner.test()
+    release_dataloader_workers(runner)
+    del runner
     finish_distributed()
     print({k: round(v, 3) if isinstance(v, float) else v for k, v in metrics.items()})
     return metrics

@@ -17,7 +17,8 @@ import torch
 from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
-from classification.engine import adapt_config_to_host, finish_distributed, init_distributed
+from classification.engine import (adapt_config_to_host, finish_distributed, init_distributed,
+                                   release_dataloader_workers)
 from classification.mix_classifier import validate_training_config
 
 
@@ -70,6 +71,7 @@ def main(argv=None):
     cfg = build_config(args)
     runner = Runner.from_cfg(cfg)
     runner.train()
+    release_dataloader_workers(runner)
     del runner  # frees the DDP reducer's reference to the process group (see finish_distributed)
     finish_distributed()
 

@@ -226,3 +226,28 @@ default_hooks = dict(checkpoint=dict(save_best=None))
     assert proc.returncode != 0
     assert "CorruptImageError" in log and bad in log, log[-3000:]
     assert time.time() - t0 < 300
+
+
+def test_persistent_loader_workers_shut_down_cleanly_when_the_runner_goes():
+    """A loader freed by a cyclic collection (as the Runner's are) loses its workers' shutdown message, so each worker
+    join waits out its 5 s timeout; release_dataloader_workers stops them cleanly first."""
+    import gc
+
+    from torch.utils.data import TensorDataset
+
+    from classification.engine import release_dataloader_workers
+
+    def runner_in_a_cycle():
+        loader = DataLoader(TensorDataset(torch.arange(32.)), batch_size=8, num_workers=2, persistent_workers=True)
+        for _ in loader:
+            pass
+        runner = SimpleNamespace(_train_loop=SimpleNamespace(dataloader=loader), _val_loop=dict(type="ValLoop"))
+        runner.self = runner  # the Runner sits in reference cycles
+        return runner, list(loader._iterator._workers)
+
+    runner, workers = runner_in_a_cycle()
+    release_dataloader_workers(runner)
+    # stopped now, by the loader's own clean shutdown (joined, exit code 0), not later by a collection that times out
+    assert [w.exitcode for w in workers] == [0, 0]
+    del runner
+    gc.collect()
