@@ -80,23 +80,32 @@ def test_config_parses_with_the_recipe_and_builds(path):
     assert [len(stage[1]) - 1 for stage in model.backbone.layers] == backbone.num_layers  # pos_embed + blocks
 
 
-@needs_fmnist
-@pytest.mark.slow
-def test_composite_config_trains_and_evaluates_bbox_and_segm(tmp_path):
+def _composite_run_options(tmp_path, num_train: int, num_val: int = 2, seed: int = 0):
+    """--cfg-options for a one-epoch run on a fresh tiny composite set: in-process loaders on its files, COCO
+    evaluation against its val annotations, validation and logging every epoch / iteration."""
     from tools.make_downstream_data import make_composite
     data = str(tmp_path / "composite")
-    make_composite(data, num_train=4, num_val=2, size=128, seed=0, verbose=False)
+    make_composite(data, num_train=num_train, num_val=num_val, size=128, seed=seed, verbose=False)
     ann_val = osp.join(data, "annotations", "instances_val.json")
     loaders = [f"{split}_dataloader.{key}" for split in ("train", "val", "test")
                for key in ("num_workers=0", "persistent_workers=False", f"dataset.data_root={data}")]
-    env = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS="1")
-    proc = subprocess.run(
-        [sys.executable, "tools/train.py", COMPOSITE, "--work-dir", str(tmp_path / "work"), "--cfg-options",
-         *loaders, f"val_evaluator.ann_file={ann_val}", f"test_evaluator.ann_file={ann_val}",
-         "train_cfg.max_epochs=1", "train_cfg.val_interval=1", "default_hooks.logger.interval=1"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    return [*loaders, f"val_evaluator.ann_file={ann_val}", f"test_evaluator.ann_file={ann_val}",
+            "train_cfg.max_epochs=1", "train_cfg.val_interval=1", "default_hooks.logger.interval=1"]
+
+
+def _run(cmd, timeout=300, **env):
+    proc = subprocess.run(cmd, cwd=ROOT, env=dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS="1", **env),
+                          capture_output=True, text=True, timeout=timeout)
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, log[-3000:]
+    return log
+
+
+@needs_fmnist
+@pytest.mark.slow
+def test_composite_config_trains_and_evaluates_bbox_and_segm(tmp_path):
+    log = _run([sys.executable, "tools/train.py", COMPOSITE, "--work-dir", str(tmp_path / "work"), "--cfg-options",
+                *_composite_run_options(tmp_path, num_train=4)])
     assert "Epoch(train) [1][2/2]" in log  # 4 images, 2 per batch
     assert "coco/bbox_mAP" in log and "coco/segm_mAP" in log, log[-3000:]
     assert osp.isfile(tmp_path / "work" / "epoch_1.pth")
@@ -185,22 +194,9 @@ def test_converted_tiny_vit_loads_into_the_detector_backbone(tmp_path):
 @needs_fmnist
 @pytest.mark.slow
 def test_tiny_vit_composite_config_trains_and_evaluates(tmp_path):
-    from tools.make_downstream_data import make_composite
-    data = str(tmp_path / "composite")
-    make_composite(data, num_train=4, num_val=2, size=128, seed=0, verbose=False)
-    ann_val = osp.join(data, "annotations", "instances_val.json")
-    loaders = [f"{split}_dataloader.{key}" for split in ("train", "val", "test")
-               for key in ("num_workers=0", "persistent_workers=False", f"dataset.data_root={data}")]
     config = osp.join(ROOT, "configs/detection/mask-rcnn_tiny-vit_scratch_pyramid_1xb4-12e_composite-128.py")
-    env = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS="1")
-    proc = subprocess.run(
-        [sys.executable, "tools/train.py", config, "--work-dir", str(tmp_path / "work"), "--cfg-options",
-         *loaders, f"val_evaluator.ann_file={ann_val}", f"test_evaluator.ann_file={ann_val}",
-         "train_dataloader.batch_size=2", "train_cfg.max_epochs=1", "train_cfg.val_interval=1",
-         "default_hooks.logger.interval=1"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
-    log = proc.stdout + proc.stderr
-    assert proc.returncode == 0, log[-3000:]
+    log = _run([sys.executable, "tools/train.py", config, "--work-dir", str(tmp_path / "work"), "--cfg-options",
+                *_composite_run_options(tmp_path, num_train=4), "train_dataloader.batch_size=2"])
     assert "Epoch(train) [1][2/2]" in log and "coco/bbox_mAP" in log and "coco/segm_mAP" in log, log[-3000:]
 
 
@@ -209,21 +205,9 @@ def test_tiny_vit_composite_config_trains_and_evaluates(tmp_path):
 def test_detection_dist_train_two_gloo_processes(tmp_path):
     """tools/dist_train.sh runs a detection config unchanged: 2 gloo ranks on the CPU, then COCO evaluation."""
     import random
-    from tools.make_downstream_data import make_composite
-    data = str(tmp_path / "composite")
-    make_composite(data, num_train=8, num_val=2, size=128, seed=3, verbose=False)
-    ann_val = osp.join(data, "annotations", "instances_val.json")
-    loaders = [f"{split}_dataloader.{key}" for split in ("train", "val", "test")
-               for key in ("num_workers=0", "persistent_workers=False", f"dataset.data_root={data}")]
     config = osp.join(ROOT, "configs/detection/mask-rcnn_tiny-vit_scratch_pyramid_1xb4-12e_composite-128.py")
-    env = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS="1", PORT=str(random.randint(20000, 40000)))
-    proc = subprocess.run(
-        ["bash", "tools/dist_train.sh", config, "2", "--work-dir", str(tmp_path / "work"), "--cfg-options",
-         *loaders, f"val_evaluator.ann_file={ann_val}", f"test_evaluator.ann_file={ann_val}",
-         "train_dataloader.batch_size=2", "train_cfg.max_epochs=1", "train_cfg.val_interval=1",
-         "default_hooks.logger.interval=1"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
-    log = proc.stdout + proc.stderr
-    assert proc.returncode == 0, log[-3000:]
+    log = _run(["bash", "tools/dist_train.sh", config, "2", "--work-dir", str(tmp_path / "work"), "--cfg-options",
+                *_composite_run_options(tmp_path, num_train=8, seed=3), "train_dataloader.batch_size=2"],
+               timeout=600, PORT=str(random.randint(20000, 40000)))
     assert "Distributed training: True" in log and "coco/bbox_mAP" in log, log[-3000:]
     assert "Epoch(train) [1][2/2]" in log  # 8 images over 2 ranks × 2 per batch
