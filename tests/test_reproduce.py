@@ -41,7 +41,8 @@ def test_discovery_puts_the_paper_methods_first_then_the_others_by_name(tmp_path
     assert R.discover_methods(d) == ["none", "baseline", "transmix", "maskmix", "mixpro", "cutout", "zmix"]
     assert R.discover_methods(fake_config_dir(tmp_path / "b", ("zmix", "mixpro"))) == ["mixpro", "zmix"]
     assert R.resolve_methods("mixpro, none", d) == ["mixpro", "none"]
-    assert R.resolve_methods(None, d)[:5] == list(R.DEFAULT_METHODS)
+    assert R.resolve_methods(None, d) == ["none", "baseline", "transmix", "maskmix", "mixpro"]  # defaults present
+    assert R.resolve_methods("all", d) == R.discover_methods(d)
     with pytest.raises(SystemExit, match="no config for method"):
         R.resolve_methods("mixpro,cutmix", d)
     assert R.describe("cutout", d) == "Cutout (2017): one square of each image zeroed."  # first sentence
@@ -51,7 +52,8 @@ def test_discovery_puts_the_paper_methods_first_then_the_others_by_name(tmp_path
 
 def test_the_real_configs_are_discovered_in_order():
     methods = R.discover_methods()
-    assert methods[:5] == ["none", "baseline", "transmix", "maskmix", "mixpro"]
+    assert R.default_methods() == ["none", "baseline", "transmix", "maskmix", "mixpro", "htm", "vtm", "rmix"]
+    assert methods[:8] == R.default_methods() and "rlmix" in methods[8:]
     assert all(osp.isfile(R.config_path(m)) for m in methods)
 
 
@@ -64,7 +66,7 @@ def test_budget_to_epochs():
     for bad in (0, -1):
         with pytest.raises(ValueError):
             R.epochs_for_budget(bad)
-    default_run = [(m, s) for m in R.discover_methods() for s in R.DEFAULT_SEEDS]
+    default_run = [(m, s) for m in R.default_methods() for s in R.DEFAULT_SEEDS]
     assert R.estimate_plan_seconds(default_run, R.epochs_for_budget(R.DEFAULT_BUDGET)) <= 90 * 60
     assert R.estimate_plan_seconds([("rmix", 0)], 10) == pytest.approx(10 * 15 * 1.6 + 10)
     assert R.estimate_plan_seconds([("mixpro", 0), ("newmix", 1)], 10) == 2 * (10 * 15 + 10)
@@ -185,7 +187,8 @@ def test_runs_are_skipped_when_their_result_exists(fake_runs, capsys):
 
 def test_report_table_ranking_plot_and_run_details(fake_runs):
     calls, base, work, out = fake_runs
-    stats = R.main(base + ["--seeds", "0,1,2", "--budget", "0.05", "--cfg-options", "train_dataloader.dataset.limit=8"])
+    stats = R.main(base + ["--methods", "all", "--seeds", "0,1,2", "--budget", "0.05", "--cfg-options",
+                           "train_dataloader.dataset.limit=8"])
     assert all(c[3] == ("train_dataloader.dataset.limit=8",) for c in calls)
     assert list(stats) == ["none", "baseline", "transmix", "maskmix", "mixpro", "cutout", "zmix"]
     text = out.read_text()

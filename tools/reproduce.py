@@ -6,8 +6,9 @@
                               [--force] [--keep-going] [--report-only] [--cfg-options key=value ...]
 
 Methods are the configs ``configs/classification/tiny-vit_{METHOD}_1xb128-20e_fmnist.py``: by default none,
-baseline (Mixup + CutMix), transmix, maskmix (MaskMix alone, PAL off), mixpro (MaskMix + PAL), then every other
-such config in name order (new methods join automatically). Every (method, seed) run trains like
+baseline (Mixup + CutMix), transmix, maskmix (MaskMix alone, PAL off), mixpro (MaskMix + PAL) and the seed methods
+htm, vtm, rmix (TokenMixup, R-Mix); ``--methods all`` adds every other such config in name order (rlmix, and new
+methods join automatically). Every (method, seed) run trains like
 ``tools/train.py CONFIG`` with ``randomness.seed = model.mix_seed = seed`` and ``max(1, round(20 · budget))`` epochs
 (the schedule is shortened with it: warm-up kept, cosine to the new last epoch), in its own process, in
 ``WORK_ROOT/METHOD/seedSEED``; then the final model is tested on the 10k test set (the Runner's test) and under 50%
@@ -19,8 +20,9 @@ reproduction continues where it stopped (``--force`` retrains).
 Time: a 20-epoch run takes about 5 min on the 2-core development machine when it has it to itself (~15 s an epoch;
 the demo's 5.0 min), and each run adds ~10 s of process start, test and robustness evaluation. The default
 budget 0.5 (10 epochs) costs ≈ 2.7 min per run: ≈ 40 min for the 5 paper methods × 3 seeds, ≈ 72 min for the
-8 methods × 3 seeds there are now (an epoch of R-Mix, which spends an extra forward + backward per step, takes
-1.6× as long, HTM and VTM 1.15×); a shared machine takes longer.
+default 8 methods × 3 seeds (an epoch of R-Mix, which spends an extra forward + backward per step, takes 1.6× as
+long, HTM and VTM 1.15×, RL-Mix with its second saliency pass ≈ 2.2×: ``--methods all`` ≈ 90 min); a shared
+machine takes longer.
 
 The report (``--out``, default docs/results.md) has mean ± std (ddof=1) test top-1 and top-1 under 50% patch drop
 per method, the per-seed values, a sentence on whether the paper's ranking MixPro > TransMix > baseline holds at
@@ -50,7 +52,8 @@ CONFIG_PREFIX, CONFIG_SUFFIX = "tiny-vit_", "_1xb128-20e_fmnist.py"
 BASE_EPOCHS = 20  # the schedule of the tiny-ViT Fashion-MNIST configs
 DEFAULT_BUDGET = 0.5
 DEFAULT_SEEDS = (0, 1, 2)
-DEFAULT_METHODS = ("none", "baseline", "transmix", "maskmix", "mixpro")
+# the default run: the paper's methods, then the seed methods the benchmark issue names (≤ 90 min at budget 0.5)
+DEFAULT_METHODS = ("none", "baseline", "transmix", "maskmix", "mixpro", "htm", "vtm", "rmix")
 # time model of one run on the 2-core development machine used alone (the demo: 20 epochs in 5.0 min)
 SECONDS_PER_EPOCH, SECONDS_PER_RUN = 15.0, 10.0
 DROP_RATIO = 0.5
@@ -86,16 +89,22 @@ def config_path(method: str, config_dir: str = CONFIG_DIR) -> str:
 
 
 def discover_methods(config_dir: str = CONFIG_DIR) -> List[str]:
-    """The default methods that have a config, in the paper's order, then every other tiny-ViT Fashion-MNIST config
-    in name order."""
+    """Every method with a tiny-ViT Fashion-MNIST config (``--methods all``): the default methods in their order,
+    then the others in name order."""
     found = sorted(osp.basename(p)[len(CONFIG_PREFIX):-len(CONFIG_SUFFIX)]
                    for p in glob.glob(osp.join(config_dir, f"{CONFIG_PREFIX}*{CONFIG_SUFFIX}")))
     return [m for m in DEFAULT_METHODS if m in found] + [m for m in found if m not in DEFAULT_METHODS]
 
 
+def default_methods(config_dir: str = CONFIG_DIR) -> List[str]:
+    """The methods of the default run (:data:`DEFAULT_METHODS`) that have a config."""
+    return [m for m in discover_methods(config_dir) if m in DEFAULT_METHODS]
+
+
 def resolve_methods(spec: Optional[str], config_dir: str = CONFIG_DIR) -> List[str]:
-    if not spec:
-        methods = discover_methods(config_dir)
+    """None → the default methods; 'all' → every config; otherwise the comma-separated names, each with a config."""
+    if not spec or spec.strip() == "all":
+        methods = default_methods(config_dir) if not spec else discover_methods(config_dir)
         if not methods:
             raise SystemExit(f"no {CONFIG_PREFIX}*{CONFIG_SUFFIX} config in {config_dir}")
         return methods
@@ -490,9 +499,10 @@ def environment() -> dict:
 # --------------------------------------------------------------------------------------------------- CLI
 def parse_args(argv):
     default_epochs = epochs_for_budget(DEFAULT_BUDGET)
-    default_plan = [(m, s) for m in discover_methods() for s in DEFAULT_SEEDS]
+    default_plan = [(m, s) for m in default_methods() for s in DEFAULT_SEEDS]
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--methods", help="comma-separated methods (default: all discovered, see above)")
+    parser.add_argument("--methods", help=f"comma-separated methods, or 'all' for every config (default: "
+                                          f"{','.join(default_methods())})")
     parser.add_argument("--seeds", default=",".join(map(str, DEFAULT_SEEDS)), help="comma-separated (default 0,1,2)")
     parser.add_argument("--budget", type=float, default=DEFAULT_BUDGET,
                         help=f"fraction of the configs' {BASE_EPOCHS} epochs: epochs = max(1, round({BASE_EPOCHS}·F)) "
