@@ -30,7 +30,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .mixing import MixBatch, MixSchedule, random_partner, sample_beta
-from .rmix import GRIDS, QUANTILES, _check_labels, cell_saliency, input_saliency, rmix_from_cells, salient_cells
+from .rmix import (GRIDS, QUANTILES, _check_labels, cell_saliency, check_mixer_args, input_saliency, rmix_from_cells,
+                   salient_cells)
 
 __all__ = ["observation", "saliency_reward", "soft_targets", "threshold_choice_env", "RLMixer"]
 
@@ -126,12 +127,7 @@ class RLMixer(nn.Module):
                  n_epochs: int = 4, learning_rate: float = 3e-4, ent_coef: float = 0.01, net_arch=(64, 64),
                  device: str = "cpu", seed: int = 0):
         super().__init__()
-        if not 0.0 <= prob <= 1.0:
-            raise ValueError(f"RL-Mix prob must be in [0, 1], got {prob}")
-        if alpha <= 0:
-            raise ValueError(f"RL-Mix alpha must be > 0, got {alpha}")
-        if grid is not None and grid < 1:
-            raise ValueError(f"RL-Mix grid must be a positive number of cells per side, got {grid}")
+        check_mixer_args("RL-Mix", alpha, grid, prob)
         if not num_classes or num_classes < 2:
             raise ValueError(f"RL-Mix needs num_classes ≥ 2 (the observation holds the class probabilities), "
                              f"got {num_classes}")

@@ -171,6 +171,16 @@ def rmix(images: torch.Tensor, labels: torch.Tensor, model: nn.Module, alpha: fl
     return rmix_from_cells(images, salient_cells(cells, q), partner, lam)
 
 
+def check_mixer_args(name: str, alpha: float, grid: Optional[int], prob: float) -> None:
+    """ValueError naming ``name`` for a bad Beta α, cell grid or mixing probability (R-Mix and RL-Mix)."""
+    if not 0.0 <= prob <= 1.0:
+        raise ValueError(f"{name} prob must be in [0, 1], got {prob}")
+    if alpha <= 0:
+        raise ValueError(f"{name} alpha must be > 0, got {alpha}")
+    if grid is not None and grid < 1:
+        raise ValueError(f"{name} grid must be a positive number of cells per side, got {grid}")
+
+
 class RMixer:
     """Model-aware mixer of :class:`~classification.mix_classifier.MixClassifier`: with probability ``prob`` the
     batch is R-Mixed (one extra forward/backward of ``model`` for the saliency), otherwise ``fallback`` (the
@@ -178,12 +188,7 @@ class RMixer:
 
     def __init__(self, fallback: MixSchedule, alpha: float = 1.0, grid: Optional[int] = None, prob: float = 1.0,
                  num_classes: Optional[int] = None):
-        if not 0.0 <= prob <= 1.0:
-            raise ValueError(f"R-Mix prob must be in [0, 1], got {prob}")
-        if alpha <= 0:
-            raise ValueError(f"R-Mix alpha must be > 0, got {alpha}")
-        if grid is not None and grid < 1:
-            raise ValueError(f"R-Mix grid must be a positive number of cells per side, got {grid}")
+        check_mixer_args("R-Mix", alpha, grid, prob)
         self.fallback, self.alpha, self.grid, self.prob, self.num_classes = fallback, alpha, grid, prob, num_classes
 
     def __call__(self, images: torch.Tensor, labels: torch.Tensor, model: nn.Module,

@@ -245,10 +245,10 @@ class MSMLPBackbone(MSMLP):
         return tuple(outs)
 
     def forward_head(self, x):
-        raise NotImplementedError("MSMLPBackbone has no classification head")
+        raise AttributeError("MSMLPBackbone has no classification head (norm/head are dropped): use MSMLP")
 
     def forward_with_attention(self, x):
-        raise NotImplementedError("MSMLPBackbone has no classification head")
+        raise AttributeError("MSMLPBackbone has no classification head (norm/head are dropped): use MSMLP")
 
     def init_weights(self) -> None:
         """Load ``init_cfg``'s checkpoint (see the class docstring); called by mmengine's model initialisation."""

@@ -245,6 +245,9 @@ def test_dense_backbone_output_shapes():
         feats = backbone(torch.randn(2, 3, 64, 64))
     assert [tuple(f.shape) for f in feats] == [(2, 96, 16, 16), (2, 192, 8, 8), (2, 384, 4, 4), (2, 768, 2, 2)]
     assert not hasattr(backbone, "head") and set(backbone.out_norms) == {"0", "1", "2", "3"}
+    for classifier_path in (backbone.forward_head, backbone.forward_with_attention):
+        with pytest.raises(AttributeError, match="no classification head"):
+            classifier_path(feats[-1])
     partial_out = MSMLPBackbone(embed_dim=96, depths=(1, 1, 1, 1), out_indices=(1, 3)).eval()
     with torch.no_grad():
         assert [f.shape[1] for f in partial_out(torch.randn(1, 3, 64, 64))] == [192, 768]
