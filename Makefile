@@ -3,7 +3,7 @@ PY := .venv/bin/python
 PYTEST_ARGS ?=
 FMNIST_METHODS := baseline transmix mixpro
 
-.PHONY: setup demo test test-fast benchmark benchmark-all reproduce robustness-demo clean
+.PHONY: setup demo test test-fast benchmark benchmark-all gpu-check reproduce robustness-demo clean
 
 setup:
 	bash tools/setup.sh
@@ -25,6 +25,12 @@ benchmark-all: setup
 	$(PY) tools/benchmark.py attention
 	$(PY) tools/benchmark.py step
 	$(PY) tools/benchmark.py throughput
+
+# one prepared check on a CUDA machine (≤ 8 min on one H100/H200): every task trains a few iterations, the
+# benchmarks run at B=128 bf16 → work_dirs/gpu_check/report.md (tools/gpu_check.sh: PYTHON, OUT, REPORT).
+# No `setup` prerequisite: GPU machines are installed with MIXPRO_TORCH=system (README, "Clusters and GPUs").
+gpu-check:
+	bash tools/gpu_check.sh
 
 # methods x seeds on Fashion-MNIST → docs/results.md + docs/results.png (resumes finished runs)
 reproduce: setup

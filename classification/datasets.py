@@ -1,8 +1,9 @@
 """Classification data: Fashion-MNIST (IDX files), ImageNet (folder tree or zip + map file), transforms, sampler.
 
 Every dataset is a plain :class:`torch.utils.data.Dataset` registered in mmengine's root ``DATASETS`` registry.
-``dataset[i]`` is ``dict(inputs=image (C,H,W) float tensor, data_samples=int label)``, so mmengine's
-``default_collate`` gives ``inputs`` (B,C,H,W) and ``data_samples`` (B,) int64. Each dataset has ``num_classes``.
+``dataset[i]`` is ``dict(inputs=image (C,H,W) float tensor, data_samples=int label)`` (a uint8 tensor with
+``transform=dict(type='timm', ..., uint8=True)``), so mmengine's ``default_collate`` gives ``inputs`` (B,C,H,W) and
+``data_samples`` (B,) int64. Each dataset has ``num_classes``.
 
 Transforms (the ``transform`` argument of every dataset) may be given as
   - ``None``: the image is only converted to a float tensor in [0, 1] (no normalisation);
@@ -22,6 +23,8 @@ The ImageNet zip format: ``root/{split}.zip`` plus ``root/{split}_map.txt`` whos
 
 :class:`RepeatAugSampler` (``DATA_SAMPLERS``) is timm's DeiT repeated-augmentation sampler with mmengine's
 calling convention (``dataset=``, ``seed=``; rank and world size from ``mmengine.dist.get_dist_info()``).
+:class:`RankLocalSampler` (``DATA_SAMPLERS``) shuffles within each rank's own shard, the one ImageNetZip caches
+with ``cache_mode='part'``.
 
 Importing the ``classification`` package (or this module) registers everything.
 """
@@ -43,44 +46,56 @@ from mmengine.dist import get_dist_info, sync_random_seed
 from mmengine.registry import DATA_SAMPLERS, DATASETS, TRANSFORMS
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD, create_transform
 from timm.data.distributed_sampler import RepeatAugSampler as _TimmRepeatAugSampler
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, Sampler
 from torchvision import transforms as T
 from torchvision.datasets import ImageFolder
 from torchvision.datasets.folder import IMG_EXTENSIONS, has_file_allowed_extension
 from torchvision.transforms.functional import to_tensor
+
+from classification.augment_compat import patch_posterize
 
 FASHION_MNIST_ROOT = "/usr/share/datasets/fashion-mnist"
 FASHION_MNIST_MEAN, FASHION_MNIST_STD = (0.2860,), (0.3530,)
 TransformSpec = Union[None, Callable, dict]
 
 __all__ = ["build_transform", "build_fashion_mnist_transform", "resolve_transform", "read_idx", "FashionMNIST",
-           "ImageNetFolder", "ImageNetZip", "RepeatAugSampler", "CorruptImageError", "decode_rgb", "CIFAR"]
+           "ImageNetFolder", "ImageNetZip", "RepeatAugSampler", "CorruptImageError", "decode_rgb", "CIFAR",
+           "rank_shard", "RankLocalSampler", "check_cache_sampler"]
 
 
 # ----------------------------------------------------------------------------------------------------- transforms
 @TRANSFORMS.register_module(name="timm")
 def build_transform(is_train: bool, input_size: int = 224, in_chans: int = 3, mean: Optional[Tuple[float, ...]] = None,
                     std: Optional[Tuple[float, ...]] = None, auto_augment: Optional[str] = "rand-m9-mstd0.5-inc1",
-                    color_jitter: Optional[float] = 0.4, re_prob: float = 0.25, interpolation: str = "bicubic",
-                    crop_pct: float = 224 / 256, re_mode: str = "pixel", **kwargs) -> Callable:
+                    color_jitter: Optional[float] = 0.4, re_prob: Optional[float] = None,
+                    interpolation: str = "bicubic", crop_pct: float = 224 / 256, re_mode: str = "pixel",
+                    uint8: bool = False, **kwargs) -> Callable:
     """timm's ``create_transform``: PIL image → (in_chans, input_size, input_size) normalised float tensor.
 
     Train: RandomResizedCrop(bicubic) + flip + RandAugment (``auto_augment``; None disables it) + colour jitter
-    (used by timm only when ``auto_augment`` is None) + random erasing (``re_prob``, per-pixel noise).
+    (used by timm only when ``auto_augment`` is None) + random erasing (``re_prob``, default 0.25, per-pixel noise).
     Eval: resize to ``input_size / crop_pct`` and centre crop ``input_size`` (224/256 → resize 256, crop 224).
     ``mean``/``std`` default to ImageNet's (their channel average repeated when ``in_chans != 3``).
+    ``uint8=True``: the same crops and augmentations ending in a uint8 (C,H,W) tensor (timm's prefetcher mode);
+    normalisation and random erasing then run on the device in
+    :class:`classification.data_preprocessor.ImageNetPreprocessor`, so ``re_prob`` must not be given here.
     Extra keyword arguments go to ``timm.data.create_transform`` unchanged.
     """
+    if uint8 and re_prob:
+        raise ValueError(f"transform re_prob={re_prob} with uint8=True: random erasing runs on the device in uint8 "
+                         f"mode; set it as data_preprocessor=dict(type='ImageNetPreprocessor', re_prob=...)")
+    re_prob = 0.25 if re_prob is None and not uint8 else (re_prob or 0.0)
     if mean is None:
         mean = IMAGENET_DEFAULT_MEAN if in_chans == 3 else (float(np.mean(IMAGENET_DEFAULT_MEAN)),) * in_chans
     if std is None:
         std = IMAGENET_DEFAULT_STD if in_chans == 3 else (float(np.mean(IMAGENET_DEFAULT_STD)),) * in_chans
-    if is_train:
-        return create_transform(input_size, is_training=True, color_jitter=color_jitter, auto_augment=auto_augment,
-                                interpolation=interpolation, re_prob=re_prob, re_mode=re_mode, mean=tuple(mean),
-                                std=tuple(std), **kwargs)
+    if is_train:  # patch_posterize: timm's 0-bit posterize under Pillow >= 13 (classification.augment_compat)
+        return patch_posterize(create_transform(
+            input_size, is_training=True, color_jitter=color_jitter, auto_augment=auto_augment,
+            interpolation=interpolation, re_prob=re_prob, re_mode=re_mode, mean=tuple(mean), std=tuple(std),
+            use_prefetcher=uint8, **kwargs))
     return create_transform(input_size, is_training=False, interpolation=interpolation, crop_pct=crop_pct,
-                            mean=tuple(mean), std=tuple(std), **kwargs)
+                            mean=tuple(mean), std=tuple(std), use_prefetcher=uint8, **kwargs)
 
 
 @TRANSFORMS.register_module(name="fashion_mnist")
@@ -278,13 +293,24 @@ class ImageNetFolder(SkipCorruptMixin, Dataset):
 
 
 # --------------------------------------------------------------------------------------------------- ImageNet zip
+def rank_shard(num_samples: int, rank: int, world_size: int) -> range:
+    """The indices rank ``rank`` of ``world_size`` owns: ``i % world_size == rank`` (the shard ImageNetZip caches in
+    'part' mode and RankLocalSampler reads)."""
+    if not 0 <= rank < world_size:
+        raise ValueError(f"rank {rank} outside 0..{world_size - 1} (world_size={world_size})")
+    return range(rank, num_samples, world_size)
+
+
 @DATASETS.register_module()
 class ImageNetZip(SkipCorruptMixin, Dataset):
     """ImageNet as ``root/{split}.zip`` + ``root/{split}_map.txt`` (see the module docstring); images → RGB.
 
     ``cache_mode``: 'no' reads each image's bytes from the zip on access; 'full' reads every image's bytes into
-    memory at construction; 'part' caches only the indices ``i % world_size == rank`` (this rank's shard; rank and
-    world size from ``mmengine.dist.get_dist_info()`` unless given) and reads the others on access.
+    memory at construction; 'part' caches only this rank's shard :func:`rank_shard` (indices ``i % world_size ==
+    rank``; rank and world size from ``mmengine.dist.get_dist_info()`` unless given) and reads the others on access —
+    train it with :class:`RankLocalSampler`, which reads only that shard (a global sampler such as mmengine's
+    ``DefaultSampler(shuffle=True)`` deals each rank a different random shard every epoch, so about 1/world_size of
+    its reads would hit the cache; :func:`check_cache_sampler` rejects that pairing).
     The ZipFile handle is opened lazily and per process (keyed by ``os.getpid()``), never shared by forked workers.
     ``num_classes`` is ``max label + 1`` unless given.
     """
@@ -317,7 +343,7 @@ class ImageNetZip(SkipCorruptMixin, Dataset):
         self.world_size = dist_world if world_size is None else world_size
         self._cache: Dict[int, bytes] = {}
         if cache_mode != "no":
-            keep = range(len(self)) if cache_mode == "full" else range(self.rank, len(self), self.world_size)
+            keep = range(len(self)) if cache_mode == "full" else rank_shard(len(self), self.rank, self.world_size)
             with zipfile.ZipFile(self.zip_path) as zf:
                 self._cache = {i: zf.read(self.members[i]) for i in keep}
 
@@ -487,3 +513,64 @@ class RepeatAugSampler(_TimmRepeatAugSampler):
             return super().__iter__()
         finally:
             self.epoch = epoch
+
+
+@DATA_SAMPLERS.register_module()
+class RankLocalSampler(Sampler):
+    """Each rank reads only its own shard :func:`rank_shard` — the indices an ImageNetZip with ``cache_mode='part'``
+    holds in memory — shuffled within the shard each epoch; the shards of all ranks together cover the dataset once.
+
+    The order of an epoch is a function of (``seed``, epoch, rank) — ``set_epoch(epoch)`` before iterating, as
+    mmengine's loops do — so a resumed run reads what an uninterrupted one would. ``round_up=True`` (default) gives
+    every rank ``ceil(len / world_size)`` indices, as DDP needs: a shard one short repeats the first index of its own
+    order (still a cached one). ``round_up=False`` yields each shard as it is. ``shuffle=False`` yields the shard in
+    ascending order, so an evaluator's rank interleaving restores the dataset order as with mmengine's
+    ``DefaultSampler``. ``rank``/``world_size`` default to ``mmengine.dist.get_dist_info()``; ``seed=None`` draws one
+    shared seed with ``mmengine.dist.sync_random_seed()``. Config: ``sampler=dict(type='RankLocalSampler')``.
+    """
+
+    def __init__(self, dataset, shuffle: bool = True, seed: Optional[int] = None, round_up: bool = True,
+                 rank: Optional[int] = None, world_size: Optional[int] = None):
+        dist_rank, dist_world = get_dist_info()
+        self.rank = dist_rank if rank is None else rank
+        self.world_size = dist_world if world_size is None else world_size
+        if len(dataset) < self.world_size:
+            raise ValueError(f"RankLocalSampler: {len(dataset)} samples cannot give each of {self.world_size} ranks "
+                             f"a shard")
+        if getattr(dataset, "cache_mode", None) == "part" and (dataset.rank, dataset.world_size) != (
+                self.rank, self.world_size):
+            raise ValueError(f"RankLocalSampler of rank {self.rank}/{self.world_size} over a dataset that cached the "
+                             f"shard of rank {dataset.rank}/{dataset.world_size}: give both the same rank and "
+                             f"world_size")
+        self.dataset, self.shuffle, self.round_up = dataset, shuffle, round_up
+        self.seed = sync_random_seed() if seed is None else seed
+        self.epoch = 0
+        self.shard = rank_shard(len(dataset), self.rank, self.world_size)
+        self.num_samples = -(-len(dataset) // self.world_size) if round_up else len(self.shard)
+
+    def __iter__(self):
+        order = torch.arange(len(self.shard))
+        if self.shuffle:
+            generator = torch.Generator().manual_seed((self.seed + self.epoch) * self.world_size + self.rank)
+            order = torch.randperm(len(self.shard), generator=generator)
+        indices = [self.shard[i] for i in order.tolist()]
+        return iter((indices + indices[:1])[:self.num_samples])
+
+    def __len__(self) -> int:
+        return self.num_samples
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+
+def check_cache_sampler(cfg) -> None:
+    """ValueError when a dataloader of the config ``cfg`` (train/val/test) reads an ImageNetZip with
+    ``cache_mode='part'`` through a sampler other than RankLocalSampler."""
+    for key in ("train_dataloader", "val_dataloader", "test_dataloader"):
+        loader = cfg.get(key) or {}
+        dataset, sampler = loader.get("dataset") or {}, (loader.get("sampler") or {}).get("type")
+        if dataset.get("type") in ("ImageNetZip", ImageNetZip) and dataset.get("cache_mode") == "part" and \
+                sampler not in ("RankLocalSampler", RankLocalSampler):
+            raise ValueError(f"{key}: ImageNetZip(cache_mode='part') caches only each rank's own shard, but the "
+                             f"sampler {getattr(sampler, '__name__', sampler)!r} deals every rank other indices: use "
+                             f"sampler=dict(type='RankLocalSampler') (or cache_mode 'full' / 'no')")

@@ -4,8 +4,10 @@
   ``device_ids=[local_rank]``; on a host without CUDA we initialise the gloo process group first (the Runner then
   skips its own init) and wrap with ``device_ids=None``.
 - Checkpoints: written atomically (temporary file in the same directory, fsync, rename) through the
-  ``atomic_local`` file backend, and read with ``torch.load(weights_only=True)`` and an allow-list of the few
-  non-tensor types mmengine stores (torch ≥ 2.6 refuses them by default, mmengine 0.10.7 does not pass the flag).
+  ``atomic_local`` file backend (a new backend name, registered on import), and read with
+  ``torch.load(weights_only=True)`` and an allow-list of the few non-tensor types mmengine stores (torch ≥ 2.6
+  refuses them by default, mmengine 0.10.7 does not pass the flag) once :func:`install_safe_checkpoint_loading`
+  has been called (the tools do; importing the package leaves mmengine's loaders alone).
 """
 from __future__ import annotations
 
@@ -22,7 +24,6 @@ import torch.distributed as dist
 from mmengine.fileio.backends import LocalBackend, register_backend
 from mmengine.logging.history_buffer import HistoryBuffer
 from mmengine.runner.checkpoint import CheckpointLoader
-
 
 
 def _history_buffer_getattr(obj, name: str):
@@ -52,18 +53,56 @@ def load_checkpoint_file(filename: str, map_location=None):
         return torch.load(filename, map_location=map_location, weights_only=True)
 
 
-@CheckpointLoader.register_scheme(prefixes="", force=True)
 def load_from_local(filename: str, map_location=None):
     """mmengine's local-file scheme, weights-only (mmengine logs the name after ``load_from_``)."""
     return load_checkpoint_file(filename, map_location)
 
 
+def install_safe_checkpoint_loading() -> None:
+    """Make mmengine read every local checkpoint through :func:`load_checkpoint_file` (weights-only, allow-list).
+
+    Process-wide: it replaces the loader of mmengine's local-file scheme (prefix ``""``) in ``CheckpointLoader``, the
+    one path through which the Runner's ``load_from`` / ``resume`` and model ``init_cfg`` checkpoints are read.
+    Importing this package changes nothing; the command-line tools (training, testing, conversion, robustness,
+    demo, reproduction) call this once at start. Idempotent."""
+    CheckpointLoader.register_scheme(prefixes="", loader=load_from_local, force=True)
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def remove_stale_temporaries(directory: str) -> list:
+    """Delete the temporary files of :func:`atomic_write` that writers killed mid-write (SIGKILL, out of memory) left
+    in ``directory``: ``.tmp-<pid>-…`` files whose process no longer runs on this host. Returns their paths.
+    (One host writes a work dir's checkpoints — rank 0 — so a pid that is not running here is a dead writer.)"""
+    removed = []
+    for name in os.listdir(directory):
+        parts = name.split("-", 2)
+        if name.startswith(".tmp-") and len(parts) == 3 and parts[1].isdigit() and not _process_exists(int(parts[1])):
+            try:
+                os.unlink(osp.join(directory, name))
+                removed.append(osp.join(directory, name))
+            except FileNotFoundError:
+                pass
+    return removed
+
+
 def atomic_write(path: str, write: Callable[[str], None]) -> None:
-    """``write(tmp)`` into a temporary file next to ``path``, fsync, then ``os.replace`` it onto ``path``: readers
-    see the old file or the whole new one, never a truncated one."""
+    """``write(tmp)`` into a temporary file ``.tmp-<pid>-…`` next to ``path``, fsync, then ``os.replace`` it onto
+    ``path``: readers see the old file or the whole new one, never a truncated one. An exception removes the
+    temporary file; one left by a killed writer is removed by the next write into that directory
+    (:func:`remove_stale_temporaries`)."""
     directory = osp.dirname(osp.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix="-" + osp.basename(path))
+    remove_stale_temporaries(directory)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".tmp-{os.getpid()}-", suffix="-" + osp.basename(path))
     os.close(fd)
     try:
         write(tmp)
@@ -86,7 +125,7 @@ def _write_bytes(data: bytes) -> Callable[[str], None]:
     return write
 
 
-@register_backend("atomic_local", force=True)
+@register_backend("atomic_local")
 class AtomicLocalBackend(LocalBackend):
     """Local files written atomically (:func:`atomic_write`): a killed save never leaves a truncated checkpoint or
     pointer file."""

@@ -1,4 +1,5 @@
-"""Robustness benchmarks of a classifier checkpoint (SPEC §3): occlusion, patch shuffle, FGSM / PGD, ImageNet-A/R/O.
+"""Robustness benchmarks of a classifier checkpoint (docs/methods.md, "Robustness benchmarks"): occlusion, patch
+shuffle, FGSM / PGD, ImageNet-A/R/O.
 
 Everything is measured in [0, 1] pixel space. The config's test dataset is built with its own resize / crop but
 *without* its ``Normalize`` step (:func:`split_normalize` takes it out of the transform), and the normalisation moves
@@ -9,7 +10,7 @@ Suites (keys of the result dict; accuracies are top-1 in percent):
   - ``occlusion`` (``{"0.0": top1, ..., "0.9": top1}``): the image is cut into square patches and
     ``floor(ratio · G)`` of the G patches (``k·G//10`` for ratio k/10) are set to 0 in pixel space; one random
     patch set per batch, the same cells for every image of the batch (:func:`drop_patches`). Patch size: 16 px for
-    224-px inputs (the 14×14 grid of SPEC §3, whatever the model's token size, so models are occluded alike),
+    224-px inputs (a 14×14 grid, whatever the model's token size, so models are occluded alike),
     otherwise the model's ``token_stride`` (one patch per token: the Fashion-MNIST tiny ViT's 4×4 tokens give G = 16,
     and ratios 0.0 … 0.9 drop 0, 1, 3, 4, 6, 8, 9, 11, 12, 14 patches).
   - ``shuffle`` (``{"2x2": top1, ...}``): the image is cut into a g×g grid whose cells are permuted with one random
@@ -49,9 +50,10 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset, default_collate
 from torchvision import transforms as T
+from tqdm import tqdm
 
 __all__ = [
-    "SUITES", "TEST_SET_SUITES", "IMAGENET_SUITES", "SPEC_SHUFFLE_GRIDS", "DEFAULT_OCCLUSION_RATIOS",
+    "SUITES", "TEST_SET_SUITES", "IMAGENET_SUITES", "DEFAULT_SHUFFLE_GRIDS", "DEFAULT_OCCLUSION_RATIOS",
     "DEFAULT_EPSILONS", "NormalizedModel", "split_normalize", "num_patches_to_drop", "drop_patches",
     "shuffle_patches", "default_occlusion_patch_size", "default_shuffle_grids", "fgsm", "pgd", "imagenet_wnids",
     "class_subset_indices", "restrict_logits", "folder_wnids", "max_softmax", "ood_aupr", "load_classifier",
@@ -61,10 +63,10 @@ __all__ = [
 TEST_SET_SUITES = ("occlusion", "shuffle", "fgsm", "pgd")
 IMAGENET_SUITES = ("imagenet-a", "imagenet-r", "imagenet-o")
 SUITES = TEST_SET_SUITES + IMAGENET_SUITES
-SPEC_SHUFFLE_GRIDS = (2, 4, 8, 14, 16)
+DEFAULT_SHUFFLE_GRIDS = (2, 4, 8, 14, 16)
 DEFAULT_OCCLUSION_RATIOS = tuple(k / 10 for k in range(10))
 DEFAULT_EPSILONS = (1 / 255, 2 / 255, 4 / 255)
-SPEC_OCCLUSION_SIZE, SPEC_OCCLUSION_PATCH = 224, 16
+IMAGENET_OCCLUSION_SIZE, IMAGENET_OCCLUSION_PATCH = 224, 16  # a 14×14 grid of 16-px patches at 224 px
 
 
 # ------------------------------------------------------------------------------------------------- normalisation
@@ -164,9 +166,9 @@ def shuffle_patches(images: torch.Tensor, grid: int, generator: Optional[torch.G
 
 
 def default_occlusion_patch_size(input_size: int, token_stride: Optional[int]) -> int:
-    """16 px at 224 (SPEC §3's 14×14 grid), otherwise the model's token stride (one patch = one token)."""
-    if input_size == SPEC_OCCLUSION_SIZE:
-        return SPEC_OCCLUSION_PATCH
+    """16 px at 224 (a 14×14 grid), otherwise the model's token stride (one patch = one token)."""
+    if input_size == IMAGENET_OCCLUSION_SIZE:
+        return IMAGENET_OCCLUSION_PATCH
     if not token_stride:
         raise ValueError(f"input size {input_size}: the model has no token_stride to size occlusion patches with; "
                          f"pass occlusion_patch_size")
@@ -181,7 +183,7 @@ def default_shuffle_grids(input_size: int) -> Tuple[int, ...]:
     if input_size < 64:
         grids = tuple(g for g in range(2, input_size // 2 + 1) if input_size % g == 0)
     else:
-        grids = tuple(g for g in SPEC_SHUFFLE_GRIDS if input_size % g == 0)
+        grids = tuple(g for g in DEFAULT_SHUFFLE_GRIDS if input_size % g == 0)
     if not grids:
         raise ValueError(f"no shuffle grid divides the input size {input_size}; pass shuffle_grids")
     return grids
@@ -309,10 +311,13 @@ def _test_dataset_cfg(cfg) -> dict:
 
 
 def _build_pixel_dataset(dataset_cfg: dict):
-    """The dataset with its transform's normalisation removed → (dataset, mean, std)."""
+    """The dataset with its transform's normalisation removed → (dataset, mean, std). A uint8 timm transform (whose
+    normalisation runs in the model's data preprocessor) is built as its float twin first."""
     from mmengine.registry import DATASETS
     from classification.datasets import resolve_transform
     dataset_cfg = dict(dataset_cfg)
+    if isinstance(dataset_cfg.get("transform"), dict) and dataset_cfg["transform"].get("uint8"):
+        dataset_cfg["transform"] = dict(dataset_cfg["transform"], uint8=False)
     pixel_transform, mean, std = split_normalize(resolve_transform(dataset_cfg.get("transform")))
     dataset_cfg["transform"] = pixel_transform
     return DATASETS.build(dataset_cfg), mean, std
@@ -352,19 +357,9 @@ def _generator(seed: int, tag: str) -> torch.Generator:
 
 
 def _progress(iterable, total: int, desc: str, enabled: bool):
-    if not enabled:
-        return iterable
-    try:
-        from tqdm import tqdm
-    except ImportError:  # pragma: no cover - tqdm ships with the stack
-        return _plain_progress(iterable, total, desc)
-    return tqdm(iterable, total=total, desc=desc, file=sys.stderr, leave=False, dynamic_ncols=True)
-
-
-def _plain_progress(iterable, total: int, desc: str):
-    for i, item in enumerate(iterable, start=1):
-        yield item
-        print(f"\r{desc}: {i}/{total}", end="" if i < total else "\n", file=sys.stderr, flush=True)
+    """A tqdm bar on stderr over ``iterable`` (removed when done), or the iterable itself when not ``enabled``."""
+    return tqdm(iterable, total=total, desc=desc, file=sys.stderr, leave=False, dynamic_ncols=True,
+                disable=not enabled)
 
 
 class _Counter:

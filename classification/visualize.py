@@ -6,7 +6,7 @@ from mmengine.config import Config
 from mmengine.registry import DATASETS, MODELS
 from mmengine.runner import load_checkpoint
 
-from mixpro_core import attention_lambda, forward_with_attention, maskmix, pal_lambda
+from mixpro_core import attention_lambda, build_mixer, forward_with_attention, pal_lambda
 
 
 def maskmix_grid(config: str, checkpoint: str, out: str, num: int = 16, seed: int = 0) -> str:
@@ -24,9 +24,10 @@ def maskmix_grid(config: str, checkpoint: str, out: str, num: int = 16, seed: in
     items = [dataset[i] for i in range(num)]
     images = torch.stack([it["inputs"] for it in items])
     labels = torch.tensor([it["data_samples"] for it in items])
-    mix = model.schedule
-    g = torch.Generator().manual_seed(seed)
-    batch = maskmix(images, mix.mask_size, mix.patch_size, mix.maskmix_alpha, generator=g)
+    if images.dtype == torch.uint8:  # a uint8 transform: normalise as the config's data preprocessor does
+        images = MODELS.build(cfg.get("data_preprocessor") or dict(type="ImageNetPreprocessor")).normalize(images)
+    mixer = model.mixer.find("maskmix") or build_mixer(dict(type="maskmix"), model.mix_defaults)
+    batch = mixer(images, generator=torch.Generator().manual_seed(seed))
     with torch.no_grad():
         logits, cls_attn = forward_with_attention(model.backbone, batch.images)
         lam_attn = attention_lambda(batch.token_mask, cls_attn) if cls_attn is not None else None

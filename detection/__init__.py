@@ -5,12 +5,12 @@ The detection configs build mmdet's own ``PyramidVisionTransformer`` (PVT v1 wit
 ``FPN``, ``MaskRCNN``, ``CocoDataset``, ``CocoMetric``, and our ``MSMLPBackbone`` (``classification.models.msmlp``,
 registered here in mmdet's MODELS; it loads our classification checkpoints directly, no conversion). The configs
 (``configs/detection/``, ``default_scope='mmdet'``) import this package through
-``custom_imports = dict(imports=['detection'])`` for what it brings in from :mod:`classification.engine`:
-
-- weights-only checkpoint loading with an allow-list (torch >= 2.6 refuses mmengine's pickled extras by default;
-  mmengine 0.10.7 does not pass ``weights_only``). mmdet's PVT reads its ``init_cfg`` checkpoint through
-  ``CheckpointLoader.load_checkpoint``, so a pretrained backbone is loaded the same safe way;
-- the ``atomic_local`` file backend the configs' ``CheckpointHook`` writes through (temp file + fsync + rename).
+``custom_imports = dict(imports=['detection'])``; it imports ``classification``, which registers the
+``atomic_local`` file backend the configs' ``CheckpointHook`` writes through (temp file + fsync + rename).
+Weights-only checkpoint loading (an allow-list; torch >= 2.6 refuses mmengine's pickled extras by default and
+mmengine 0.10.7 does not pass ``weights_only``) is installed by the tools through
+:func:`classification.engine.install_safe_checkpoint_loading`; mmdet's PVT reads its ``init_cfg`` checkpoint
+through ``CheckpointLoader.load_checkpoint``, so after that call a pretrained backbone is loaded the same safe way.
 
 Backbone weights come from our classifiers (``classification/models/pvt.py``, official PVT v1 names)::
 
@@ -23,7 +23,6 @@ The converted file already has mmdet's key names (mmdet's ``pvt_convert`` applie
 """
 from mmdet.registry import MODELS
 
-from classification import engine  # noqa: F401  (weights-only checkpoint loading, atomic_local backend)
 from classification.models.msmlp import MSMLPBackbone
 
-MODELS.register_module(module=MSMLPBackbone, force=True)
+MODELS.register_module(module=MSMLPBackbone)

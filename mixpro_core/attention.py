@@ -30,10 +30,12 @@ def register_attention_forward(model_type: Type[nn.Module]):
 def cls_row_attention(q_cls: torch.Tensor, k: torch.Tensor, scale: float) -> torch.Tensor:
     """Head-averaged attention of one query per sample.
 
-    q_cls (B,H,D), k (B,H,T,D) → (B,T) = mean_h softmax(q_cls·kᵀ·scale), computed in fp32.
+    q_cls (B,H,D), k (B,H,T,D) → (B,T) = mean_h softmax(q_cls·kᵀ·scale), computed in fp32 (autocast off, so a bf16 /
+    fp16 training step does not round the attention label).
     """
-    logits = torch.einsum("bhd,bhtd->bht", q_cls.float() * scale, k.float())
-    return logits.softmax(dim=-1).mean(dim=1)
+    with torch.autocast(k.device.type, enabled=False):
+        logits = torch.einsum("bhd,bhtd->bht", q_cls.float() * scale, k.float())
+        return logits.softmax(dim=-1).mean(dim=1)
 
 
 def cls_attention_from_qkv(qkv: torch.Tensor, num_heads: int, scale: float, num_prefix_tokens: int = 1,
@@ -45,11 +47,12 @@ def cls_attention_from_qkv(qkv: torch.Tensor, num_heads: int, scale: float, num_
     """
     b, t, c3 = qkv.shape
     head_dim = c3 // (3 * num_heads)
-    q, k, _ = qkv.reshape(b, t, 3, num_heads, head_dim).permute(2, 0, 3, 1, 4).unbind(0)
-    if q_norm is not None:
-        q = q_norm(q)
-    if k_norm is not None:
-        k = k_norm(k)
+    q, k, _ = qkv.float().reshape(b, t, 3, num_heads, head_dim).permute(2, 0, 3, 1, 4).unbind(0)
+    with torch.autocast(qkv.device.type, enabled=False):
+        if q_norm is not None:
+            q = q_norm(q)
+        if k_norm is not None:
+            k = k_norm(k)
     return cls_row_attention(q[:, :, 0], k, scale)[:, num_prefix_tokens:]
 
 

@@ -1,7 +1,10 @@
-"""Label space: mixed targets, attention-based λ (TransMix, PAL) and the losses of each method (SPEC §1).
+"""Label space: mixed targets, attention-based λ (TransMix, PAL) and the losses of each method (docs/methods.md,
+"Attention for labelling", "TransMix", "PAL").
 
 Notation: B samples, K classes, N patch tokens. ``labels`` are integer class ids (B,); ``partner`` (B,) the index of
 each sample's mixing partner; ``cls_attn`` (B,N) the head-averaged CLS→patch attention of the last block (detached).
+Which batches get attention labels is said by the batch itself (``MixBatch.token_mask`` / ``token_exact``), never by
+the name of the mixer that made it, so a new mixer needs no change here.
 """
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from .mixing import MixBatch
+from .registry import LABEL_POLICIES
 
 
 def smooth_one_hot(labels: torch.Tensor, num_classes: int, smoothing: float = 0.1) -> torch.Tensor:
@@ -31,12 +35,14 @@ def mixed_targets(labels: torch.Tensor, partner: torch.Tensor, lam, num_classes:
 
 
 def attention_lambda(token_mask: torch.Tensor, cls_attn: torch.Tensor) -> torch.Tensor:
-    """(B,) Σ(M·A)/ΣA: the share of the CLS attention that falls on the sample's own tokens."""
+    """(B,) Σ(M·A)/ΣA: the share of the CLS attention that falls on the sample's own tokens (fp32, also under
+    autocast)."""
     if token_mask.shape != cls_attn.shape:
         raise ValueError(f"token_mask {tuple(token_mask.shape)} and cls_attn {tuple(cls_attn.shape)} must have the "
                          f"same (B,N) shape (is mask/patch size consistent with the model's tokens?)")
-    attn = cls_attn.float()
-    return (token_mask.float() * attn).sum(1) / attn.sum(1).clamp_min(1e-12)
+    with torch.autocast(cls_attn.device.type, enabled=False):
+        attn = cls_attn.float()
+        return (token_mask.float() * attn).sum(1) / attn.sum(1).clamp_min(1e-12)
 
 
 def progressive_factor(logits: torch.Tensor, area_targets: torch.Tensor) -> torch.Tensor:
@@ -50,22 +56,22 @@ def area_lambda(batch: MixBatch) -> torch.Tensor:
 
 
 def transmix_lambda(batch: MixBatch, cls_attn: Optional[torch.Tensor]) -> torch.Tensor:
-    """(B,) TransMix: (λ_area + λ_attn)/2 on CutMix batches; λ_area on other kinds or without attention."""
-    if batch.kind != "cutmix" or cls_attn is None:
+    """(B,) TransMix: (λ_area + λ_attn)/2 on batches with a token mask (CutMix, ResizeMix, MaskMix with a
+    ``patch_size``); λ_area on the others (Mixup, R-Mix, no mixing) or without attention."""
+    if batch.token_mask is None or cls_attn is None:
         return batch.lam_area
-    if batch.token_mask is None:
-        raise ValueError("TransMix needs the CutMix token mask: build the batch with cutmix(..., patch_size=p)")
     return (batch.lam_area + attention_lambda(batch.token_mask, cls_attn)) / 2
 
 
 def pal_lambda(batch: MixBatch, logits: torch.Tensor, cls_attn: Optional[torch.Tensor], labels: torch.Tensor,
                num_classes: int, smoothing: float = 0.1, detach_factor: bool = False) -> torch.Tensor:
-    """(B,) Progressive Attention Labeling: α·λ_attn + (1−α)·λ_area on MaskMix batches; λ_area elsewhere.
+    """(B,) Progressive Attention Labeling: α·λ_attn + (1−α)·λ_area on token-exact batches (``batch.token_exact``:
+    MaskMix, aligned ResizeMix); λ_area elsewhere or without attention.
 
     α = cos_sim(softmax(logits), λ_area·ŷ + (1−λ_area)·ŷ[partner]). As in the official code the softmax inside α
     keeps its gradient unless ``detach_factor``; the attention is detached by its producer.
     """
-    if batch.kind != "maskmix" or cls_attn is None:
+    if not batch.token_exact or cls_attn is None:
         return batch.lam_area
     area = mixed_targets(labels, batch.partner, batch.lam_area, num_classes, smoothing)
     alpha = progressive_factor(logits.detach() if detach_factor else logits, area)
@@ -74,17 +80,17 @@ def pal_lambda(batch: MixBatch, logits: torch.Tensor, cls_attn: Optional[torch.T
 
 # ----------------------------------------------------------------------------------------------- losses
 def soft_target_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Scalar mean over the batch of −Σ_k t_k·log softmax(logits)_k."""
-    return torch.sum(-targets * F.log_softmax(logits.float(), dim=-1), dim=-1).mean()
+    """Scalar mean over the batch of −Σ_k t_k·log softmax(logits)_k (``F.cross_entropy`` with probabilities, fp32)."""
+    return F.cross_entropy(logits.float(), targets.float())
 
 
-def mixed_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, partner: torch.Tensor, lam: torch.Tensor,
+def mixed_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, partner: torch.Tensor, lam,
                         smoothing: float = 0.0) -> torch.Tensor:
-    """Scalar mean(lam·CE(logits, y) + (1−lam)·CE(logits, y[partner])), CE with optional label smoothing."""
-    logits = logits.float()
-    ce_own = F.cross_entropy(logits, labels, reduction="none", label_smoothing=smoothing)
-    ce_partner = F.cross_entropy(logits, labels[partner], reduction="none", label_smoothing=smoothing)
-    return (lam * ce_own + (1 - lam) * ce_partner).mean()
+    """Scalar mean(lam·CE(logits, y) + (1−lam)·CE(logits, y[partner])), CE with optional label smoothing.
+
+    CE is linear in the target, so this is exactly the soft CE against ``mixed_targets(labels, partner, lam)``
+    (PAL's hard-label loss is the soft CE of the unsmoothed mixed target)."""
+    return soft_target_cross_entropy(logits, mixed_targets(labels, partner, lam, logits.shape[-1], smoothing))
 
 
 # ----------------------------------------------------------------------------------------------- policies
@@ -116,12 +122,14 @@ class LabelPolicy:
         return f"{type(self).__name__}(num_classes={self.num_classes}, smoothing={self.smoothing})"
 
 
+@LABEL_POLICIES.register("AreaLabels")
 class AreaLabels(LabelPolicy):
     """Baseline Mixup/CutMix/MaskMix labels: soft targets weighted by the area λ."""
 
 
+@LABEL_POLICIES.register("TransMixLabels")
 class TransMixLabels(LabelPolicy):
-    """TransMix: on CutMix batches λ = (λ_area + λ_attn)/2; soft targets with smoothing."""
+    """TransMix: on batches with a token mask λ = (λ_area + λ_attn)/2; soft targets with smoothing."""
 
     needs_attention = True
 
@@ -129,9 +137,11 @@ class TransMixLabels(LabelPolicy):
         return transmix_lambda(batch, cls_attn)
 
 
+@LABEL_POLICIES.register("PALLabels")
 class PALLabels(LabelPolicy):
-    """MixPro's label space. MaskMix batches: PAL λ and hard-label mixed CE (no smoothing unless
-    ``keep_smoothing``); other batches: soft-target CE with the area λ and smoothing (the official loss)."""
+    """MixPro's label space. Token-exact batches (MaskMix) with attention: PAL λ and hard-label mixed CE (no
+    smoothing unless ``keep_smoothing``); other batches, and every batch without attention (models without a CLS
+    token): soft-target CE with the area λ and smoothing (the official loss)."""
 
     needs_attention = True
 
@@ -144,7 +154,7 @@ class PALLabels(LabelPolicy):
         return pal_lambda(batch, logits, cls_attn, labels, self.num_classes, self.smoothing, self.detach_factor)
 
     def loss(self, batch, logits, cls_attn, labels):
-        if batch.kind != "maskmix":
+        if not batch.token_exact or cls_attn is None:
             return super().loss(batch, logits, cls_attn, labels)
         lam = self.lam(batch, logits, cls_attn, labels)
         return mixed_cross_entropy(logits, labels, batch.partner, lam,
@@ -153,3 +163,11 @@ class PALLabels(LabelPolicy):
     def __repr__(self) -> str:
         return (f"PALLabels(num_classes={self.num_classes}, smoothing={self.smoothing}, "
                 f"detach_factor={self.detach_factor}, keep_smoothing={self.keep_smoothing})")
+
+
+def build_label_policy(cfg: Optional[dict], num_classes: int, smoothing: float = 0.1) -> LabelPolicy:
+    """``dict(type='AreaLabels' | 'TransMixLabels' | 'PALLabels' | <registered>, **options)`` → the policy
+    (None → AreaLabels); option names are checked before the constructor runs."""
+    return LABEL_POLICIES.build(cfg or dict(type="AreaLabels"), defaults=dict(num_classes=num_classes,
+                                                                              smoothing=smoothing),
+                                reserved=("num_classes", "smoothing"))

@@ -29,7 +29,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .mixing import MixBatch, MixSchedule, random_partner, sample_beta
+from .mixing import MixBatch, random_partner, sample_beta
+from .registry import MIXERS
 from .rmix import (GRIDS, QUANTILES, _check_labels, cell_saliency, check_mixer_args, input_saliency, rmix_from_cells,
                    salient_cells)
 
@@ -102,15 +103,15 @@ def threshold_choice_env(contexts: np.ndarray, rewards: np.ndarray):
     return _threshold_env_class()(contexts, rewards)
 
 
+@MIXERS.register("rlmix")
 class RLMixer(nn.Module):
-    """Model-aware mixer of :class:`~classification.mix_classifier.MixClassifier` (``model_mixer=dict(type='rlmix')``):
-    with probability ``prob`` the batch is RL-Mixed, otherwise ``fallback`` (the model-free :class:`MixSchedule`)
-    mixes it. Call: ``mixer(images, labels, model, generator) -> MixBatch``.
+    """Model-aware mixer registered as 'rlmix': ``mixer(images, labels, model, generator) -> MixBatch`` RL-Mixes the
+    batch. In a schedule (``mix=[dict(type='rlmix', prob=p, ...), ...]``) the other entries are the fallback.
 
     An ``nn.Module`` without parameters: the PPO agent lives outside the module tree (the classifier's optimiser must
     not see the policy's weights); the policy and its optimiser state travel in ``get_extra_state`` /
-    ``set_extra_state``, i.e. in the classifier's checkpoints. ``stats`` holds the last batch's mean reward and mean q
-    (tensors, for the training log; empty after a fallback batch).
+    ``set_extra_state``, i.e. in the classifier's checkpoints. The returned batch's ``stats`` hold its mean q and,
+    when learning, its mean reward (``rlmix_q``, ``rlmix_reward``: tensors for the training log).
 
     Args:
         alpha: λ ~ Beta(α, α) per batch. grid: fixed g of the mixing cells (None: drawn from {2, 4} per batch).
@@ -122,12 +123,14 @@ class RLMixer(nn.Module):
         seed: seed of the policy's initial weights.
     """
 
-    def __init__(self, fallback: MixSchedule, num_classes: int, alpha: float = 1.0, grid: Optional[int] = None,
-                 prob: float = 1.0, obs_grid: int = 4, learn: bool = True, n_steps: int = 1024, batch_size: int = 256,
-                 n_epochs: int = 4, learning_rate: float = 3e-4, ent_coef: float = 0.01, net_arch=(64, 64),
-                 device: str = "cpu", seed: int = 0):
+    name = "rlmix"
+
+    def __init__(self, num_classes: int, alpha: float = 1.0, grid: Optional[int] = None, obs_grid: int = 4,
+                 learn: bool = True, n_steps: int = 1024, batch_size: int = 256, n_epochs: int = 4,
+                 learning_rate: float = 3e-4, ent_coef: float = 0.01, net_arch=(64, 64), device: str = "cpu",
+                 seed: int = 0):
         super().__init__()
-        check_mixer_args("RL-Mix", alpha, grid, prob)
+        check_mixer_args("RL-Mix", alpha, grid)
         if not num_classes or num_classes < 2:
             raise ValueError(f"RL-Mix needs num_classes ≥ 2 (the observation holds the class probabilities), "
                              f"got {num_classes}")
@@ -137,7 +140,7 @@ class RLMixer(nn.Module):
         from stable_baselines3 import PPO
         from stable_baselines3.common.logger import Logger
 
-        self.fallback, self.alpha, self.grid, self.prob = fallback, alpha, grid, prob
+        self.alpha, self.grid = alpha, grid
         self.num_classes, self.obs_grid, self.learn = num_classes, obs_grid, learn
         obs_dim = obs_grid ** 2 + num_classes
         env = threshold_choice_env(np.zeros((1, obs_dim), np.float32), np.zeros((1, len(QUANTILES)), np.float32))
@@ -151,7 +154,6 @@ class RLMixer(nn.Module):
         agent.set_logger(Logger(folder=None, output_formats=[]))
         object.__setattr__(self, "agent", agent)  # outside the module tree: not a parameter of the classifier
         self.updates = 0
-        self.stats: dict = {}
 
     # ------------------------------------------------------------------------------------------------- policy
     def act(self, obs: torch.Tensor, generator: Optional[torch.Generator] = None):
@@ -192,16 +194,8 @@ class RLMixer(nn.Module):
             return self.agent.policy.get_distribution(x).distribution.probs.float().cpu()
 
     # -------------------------------------------------------------------------------------------------- mixing
-    def __call__(self, images: torch.Tensor, labels: torch.Tensor, model: nn.Module,
-                 generator: Optional[torch.Generator] = None) -> MixBatch:
-        gen_device = generator.device if generator is not None else images.device
-        self.stats = {}
-        if self.prob < 1.0 and float(torch.rand((), generator=generator, device=gen_device)) >= self.prob:
-            return self.fallback(images, generator)
-        return self.rlmix(images, labels, model, generator)
-
-    def rlmix(self, images: torch.Tensor, labels: torch.Tensor, model: nn.Module,
-              generator: Optional[torch.Generator] = None) -> MixBatch:
+    def forward(self, images: torch.Tensor, labels: torch.Tensor, model: nn.Module,
+                generator: Optional[torch.Generator] = None) -> MixBatch:
         """RL-Mix one batch: R-Mix (MixBatch kind 'rmix') with q = QUANTILES[policy action] per image; learns
         when ``learn``."""
         if images.dim() != 4:
@@ -210,7 +204,7 @@ class RLMixer(nn.Module):
         _check_labels(labels, b, self.num_classes)
         gen_device = generator.device if generator is not None else device
         partner = random_partner(b, generator, device)
-        lam = sample_beta(self.alpha, generator, device)
+        lam = sample_beta(self.alpha, generator)
         grid = self.grid
         if grid is None:
             grid = GRIDS[int(torch.randint(len(GRIDS), (), generator=generator, device=gen_device))]
@@ -220,14 +214,14 @@ class RLMixer(nn.Module):
         actions, values, log_probs = self.act(obs, act_generator)
         q = torch.tensor(QUANTILES, device=device)[actions.to(device)]
         batch = rmix_from_cells(images, salient_cells(cell_saliency(saliency, grid), q), partner, lam)
-        self.stats = {"rlmix_q": q.float().mean().detach()}
+        batch.stats["rlmix_q"] = q.float().mean().detach()
         if self.learn:
             targets = soft_targets(labels.to(device), self.num_classes)
             lam_eff = batch.lam_area[:, None]
             mixed_targets = lam_eff * targets + (1 - lam_eff) * targets[partner]
             rewards = saliency_reward(saliency, input_saliency(model, batch.images, mixed_targets))
             self.record(obs, actions, values, log_probs, rewards)
-            self.stats["rlmix_reward"] = rewards.mean().detach()
+            batch.stats["rlmix_reward"] = rewards.mean().detach()
         return batch
 
     # ------------------------------------------------------------------------------------------ checkpointing
@@ -247,5 +241,5 @@ class RLMixer(nn.Module):
         self.agent.rollout_buffer.reset()
 
     def extra_repr(self) -> str:
-        return (f"alpha={self.alpha}, grid={self.grid}, prob={self.prob}, obs_grid={self.obs_grid}, learn={self.learn},"
-                f" n_steps={self.agent.n_steps}, fallback={self.fallback!r}")
+        return (f"alpha={self.alpha}, grid={self.grid}, obs_grid={self.obs_grid}, learn={self.learn}, "
+                f"n_steps={self.agent.n_steps}")

@@ -26,13 +26,14 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .mixing import MixBatch, MixSchedule, random_partner, sample_beta
+from .mixing import MixBatch, random_partner, sample_beta
+from .registry import MIXERS
 
 QUANTILES = tuple(round(0.11 * k, 2) for k in range(10))  # 0, 0.11, …, 0.99 (the paper's grid of thresholds)
 GRIDS = (2, 4)
 
 __all__ = ["QUANTILES", "GRIDS", "input_saliency", "cell_saliency", "salient_cells", "rmix_from_cells", "rmix",
-           "region_fractions", "RMixer"]
+           "region_fractions"]
 
 
 # ------------------------------------------------------------------------------------------------------ saliency
@@ -60,12 +61,13 @@ def input_saliency(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
     was. The pass runs in eval mode (no dropout / drop path, BatchNorm uses and does not update its running
     statistics); every submodule's own training flag is restored afterwards. ``labels`` are class ids (B,) or soft
     targets (B,K). The CE is summed over the batch, so one image's saliency does not depend on the batch size.
-    ``return_logits`` → ``(saliency, logits (B,K) detached)``.
+    The pass runs in fp32 with autocast off, so under fp16 / bf16 training small input gradients neither underflow
+    nor get rounded. ``return_logits`` → ``(saliency, logits (B,K) detached)``.
     """
     flags = [(m, m.training) for m in model.modules()]
     model.eval()
     try:
-        with torch.enable_grad():
+        with torch.enable_grad(), torch.autocast(images.device.type, enabled=False):
             x = images.detach().requires_grad_(True)
             logits = model(x)
             target = labels.to(logits.device)
@@ -87,7 +89,10 @@ def _cell_index(size: int, grid: int, device) -> torch.Tensor:
 def cell_saliency(saliency: torch.Tensor, grid: int) -> torch.Tensor:
     """(B,H,W) pixel saliency → (B,grid,grid) mean saliency per cell, normalised to sum 1 per image.
 
-    Cells are contiguous bands of ⌊·⌋-split rows and columns (exact when ``grid`` divides H and W)."""
+    Cells are contiguous, non-overlapping bands of ⌊·⌋-split rows and columns, the same bands the mixing uses
+    (:func:`rmix_from_cells`). When ``grid`` divides H and W this is ``F.adaptive_avg_pool2d``; otherwise that
+    function's bins overlap (a border row counts in two cells) and no longer match the pixels a cell mixes, so the
+    pooling is written out here."""
     b, h, w = saliency.shape
     if grid < 1 or grid > min(h, w):
         raise ValueError(f"grid must be in [1, {min(h, w)}] for {h}x{w} images, got {grid}")
@@ -99,19 +104,14 @@ def cell_saliency(saliency: torch.Tensor, grid: int) -> torch.Tensor:
 
 
 def salient_cells(cells: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
-    """(B,g,g) bool: cells at or above their image's q-quantile (linear interpolation, as ``torch.quantile``).
+    """(B,g,g) bool: cells at or above their image's q-quantile (``torch.quantile``, linear interpolation).
 
     ``q`` (B,) in [0, 1]: q = 0 marks every cell salient, q → 1 only the most salient one(s)."""
     b = cells.shape[0]
     flat = cells.reshape(b, -1)
-    ordered = flat.sort(dim=1).values
-    pos = q.to(flat.device, flat.dtype).clamp(0, 1) * (flat.shape[1] - 1)
-    lo = pos.floor().long()
-    hi = pos.ceil().long()
-    v_lo, v_hi = ordered.gather(1, lo[:, None]), ordered.gather(1, hi[:, None])
-    threshold = v_lo + (v_hi - v_lo) * (pos - lo.to(pos.dtype))[:, None]
-    # a value equal to the threshold up to rounding counts as at the threshold
-    return (flat >= threshold - 1e-12 * threshold.abs()).reshape(cells.shape)
+    # every image's quantiles at every q (B_q, B), then image i's own q_i: the diagonal
+    threshold = torch.quantile(flat, q.to(flat.device, flat.dtype).clamp(0, 1), dim=1).diagonal()[:, None]
+    return (flat >= threshold).reshape(cells.shape)
 
 
 def _to_pixels(cells: torch.Tensor, h: int, w: int) -> torch.Tensor:
@@ -146,6 +146,7 @@ def rmix_from_cells(images: torch.Tensor, salient: torch.Tensor, partner: torch.
     return MixBatch(mixed, partner, weight.mean(dim=(1, 2, 3)), weight, None, "rmix")
 
 
+@MIXERS.register("rmix")
 def rmix(images: torch.Tensor, labels: torch.Tensor, model: nn.Module, alpha: float = 1.0,
          grid: Optional[int] = None, generator: Optional[torch.Generator] = None, num_classes: Optional[int] = None,
          grids: Sequence[int] = GRIDS, quantiles: Sequence[float] = QUANTILES) -> MixBatch:
@@ -155,14 +156,17 @@ def rmix(images: torch.Tensor, labels: torch.Tensor, model: nn.Module, alpha: fl
     ``grid`` fixes g, otherwise g is drawn from ``grids`` per batch; q is drawn per image from ``quantiles``;
     λ ~ Beta(α, α) per batch (:func:`sample_beta`) and the partner is :func:`random_partner` — all from ``generator``.
     Returns a :class:`MixBatch` whose ``lam_area`` is λ_eff = A_eq·λ + A_a, so area labels are the R-Mix labels.
+    Registered as mixer 'rmix' (options alpha, grid, num_classes, grids, quantiles); the schedule's probability of
+    the entry replaces the old ``prob`` and the schedule's other entries are the fallback.
     """
+    check_mixer_args("R-Mix", alpha, grid)
     if images.dim() != 4:
         raise ValueError(f"images must be (B,C,H,W), got shape {tuple(images.shape)}")
     b, device = images.shape[0], images.device
     _check_labels(labels, b, num_classes)
     gen_device = generator.device if generator is not None else device
     partner = random_partner(b, generator, device)
-    lam = sample_beta(alpha, generator, device)
+    lam = sample_beta(alpha, generator)
     if grid is None:
         grid = grids[int(torch.randint(len(grids), (), generator=generator, device=gen_device))]
     choice = torch.randint(len(quantiles), (b,), generator=generator, device=gen_device).to(device)
@@ -171,32 +175,9 @@ def rmix(images: torch.Tensor, labels: torch.Tensor, model: nn.Module, alpha: fl
     return rmix_from_cells(images, salient_cells(cells, q), partner, lam)
 
 
-def check_mixer_args(name: str, alpha: float, grid: Optional[int], prob: float) -> None:
-    """ValueError naming ``name`` for a bad Beta α, cell grid or mixing probability (R-Mix and RL-Mix)."""
-    if not 0.0 <= prob <= 1.0:
-        raise ValueError(f"{name} prob must be in [0, 1], got {prob}")
+def check_mixer_args(name: str, alpha: float, grid: Optional[int]) -> None:
+    """ValueError naming ``name`` for a bad Beta α or cell grid (R-Mix and RL-Mix)."""
     if alpha <= 0:
         raise ValueError(f"{name} alpha must be > 0, got {alpha}")
     if grid is not None and grid < 1:
         raise ValueError(f"{name} grid must be a positive number of cells per side, got {grid}")
-
-
-class RMixer:
-    """Model-aware mixer of :class:`~classification.mix_classifier.MixClassifier`: with probability ``prob`` the
-    batch is R-Mixed (one extra forward/backward of ``model`` for the saliency), otherwise ``fallback`` (the
-    model-free :class:`MixSchedule`) mixes it. Call: ``mixer(images, labels, model, generator) -> MixBatch``."""
-
-    def __init__(self, fallback: MixSchedule, alpha: float = 1.0, grid: Optional[int] = None, prob: float = 1.0,
-                 num_classes: Optional[int] = None):
-        check_mixer_args("R-Mix", alpha, grid, prob)
-        self.fallback, self.alpha, self.grid, self.prob, self.num_classes = fallback, alpha, grid, prob, num_classes
-
-    def __call__(self, images: torch.Tensor, labels: torch.Tensor, model: nn.Module,
-                 generator: Optional[torch.Generator] = None) -> MixBatch:
-        gen_device = generator.device if generator is not None else images.device
-        if self.prob >= 1.0 or float(torch.rand((), generator=generator, device=gen_device)) < self.prob:
-            return rmix(images, labels, model, self.alpha, self.grid, generator, self.num_classes)
-        return self.fallback(images, generator)
-
-    def __repr__(self) -> str:
-        return f"RMixer(alpha={self.alpha}, grid={self.grid}, prob={self.prob}, fallback={self.fallback!r})"

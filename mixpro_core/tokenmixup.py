@@ -62,6 +62,7 @@ import torch.nn.functional as F
 from .attention import cls_attention_from_qkv
 from .labels import LabelPolicy, mixed_targets, soft_target_cross_entropy
 from .mixing import MixBatch
+from .registry import call_with_options
 
 POOLS = ("cls", "mean", "attention")
 
@@ -77,22 +78,23 @@ def saliency_from_qkv(qkv: torch.Tensor, num_heads: int, scale: float, num_prefi
 
     With prefix tokens (CLS first): the CLS query's attention row (:func:`cls_attention_from_qkv`, O(T)). Without: the
     attention averaged over all queries (the column means of the attention matrix), built in query chunks of at most
-    ``max_elements`` scores so memory stays bounded.
+    ``max_elements`` scores so memory stays bounded. Computed in fp32 with autocast off.
     """
     if num_prefix_tokens:
         return cls_attention_from_qkv(qkv, num_heads, scale, num_prefix_tokens, q_norm, k_norm)
     b, t, c3 = qkv.shape
-    q, k, _ = qkv.reshape(b, t, 3, num_heads, c3 // (3 * num_heads)).permute(2, 0, 3, 1, 4).unbind(0)
-    if q_norm is not None:
-        q = q_norm(q)
-    if k_norm is not None:
-        k = k_norm(k)
-    q, k = q.float() * scale, k.float()
-    chunk = max(1, max_elements // max(1, b * num_heads * t))
-    total = torch.zeros(b, num_heads, t, device=qkv.device)
-    for start in range(0, t, chunk):
-        total += (q[:, :, start:start + chunk] @ k.transpose(-2, -1)).softmax(dim=-1).sum(dim=2)
-    return total.mean(dim=1) / t
+    q, k, _ = qkv.float().reshape(b, t, 3, num_heads, c3 // (3 * num_heads)).permute(2, 0, 3, 1, 4).unbind(0)
+    with torch.autocast(qkv.device.type, enabled=False):
+        if q_norm is not None:
+            q = q_norm(q)
+        if k_norm is not None:
+            k = k_norm(k)
+        q, k = q * scale, k
+        chunk = max(1, max_elements // max(1, b * num_heads * t))
+        total = torch.zeros(b, num_heads, t, device=qkv.device)
+        for start in range(0, t, chunk):
+            total += (q[:, :, start:start + chunk] @ k.transpose(-2, -1)).softmax(dim=-1).sum(dim=2)
+        return total.mean(dim=1) / t
 
 
 def _attention_of(block: nn.Module) -> nn.Module:
@@ -108,9 +110,10 @@ def _attention_of(block: nn.Module) -> nn.Module:
 @torch.no_grad()
 def block_saliency(block: nn.Module, tokens: torch.Tensor, num_prefix_tokens: int = 1) -> torch.Tensor:
     """(B,N) detached saliency of ``tokens`` (B,T,C) — the input of ``block`` — under ``block``'s own attention: one
-    extra qkv projection of ``block.norm1(tokens)``, then :func:`saliency_from_qkv`."""
+    extra qkv projection of ``block.norm1(tokens)``, then :func:`saliency_from_qkv`; all in fp32 (autocast off)."""
     attn = _attention_of(block)
-    qkv = attn.qkv(block.norm1(tokens))
+    with torch.autocast(tokens.device.type, enabled=False):
+        qkv = attn.qkv(block.norm1(tokens.float()))
     return saliency_from_qkv(qkv, attn.num_heads, attn.scale, num_prefix_tokens, getattr(attn, "q_norm", None),
                              getattr(attn, "k_norm", None))
 
@@ -263,7 +266,7 @@ class HorizontalTokenMixup(nn.Module):
             raise ValueError(f"HTM needs the current soft targets (B,K) for the {tokens.shape[0]} samples of the "
                              f"batch, got {None if targets is None else tuple(targets.shape)}")
         logits = self.scorenet(tokens.detach() if self.scorenet_stopgrad else tokens).float()
-        ce = torch.sum(-targets * F.log_softmax(logits, dim=-1), dim=-1)
+        ce = F.cross_entropy(logits, targets.float(), reduction="none")
         context.scorenet_losses.append(self.lambda_sn * ce.mean())
         easy = self.score_scale * ce.detach() <= self.tau
         if not bool(easy.any()):
@@ -448,17 +451,17 @@ def build_token_mixup(backbone: nn.Module, cfg: Union[None, dict, Sequence[dict]
         if not isinstance(layer, int) or not 0 <= layer < len(blocks):
             raise ValueError(f"token_mixup ({kind}): layer must be a block index in [0, {len(blocks) - 1}], "
                              f"got {layer!r}")
-        try:
-            if kind == "htm":
-                if item.get("pool") is None:
-                    item["pool"] = "cls" if prefix else "attention"
-                dim = _attention_of(blocks[layer]).qkv.in_features
-                horizontal.append(HorizontalTokenMixup(blocks[layer], dim, num_classes, num_prefix_tokens=prefix,
-                                                       **item))
-            elif kind == "vtm":
-                vertical.append(VerticalTokenMixup(blocks, layer, num_prefix_tokens=prefix, **item))
-            else:
-                raise ValueError(f"token_mixup type must be 'htm' or 'vtm', got {kind!r}")
-        except TypeError as err:
-            raise ValueError(f"token_mixup ({kind}): unknown key in {sorted(item)}: {err}") from None
+        where = f"token_mixup ({kind})"
+        if kind == "htm":
+            if item.get("pool") is None:
+                item["pool"] = "cls" if prefix else "attention"
+            dim = _attention_of(blocks[layer]).qkv.in_features
+            horizontal.append(call_with_options(
+                HorizontalTokenMixup, item, where, reserved=("block", "dim", "num_classes", "num_prefix_tokens"),
+                defaults=dict(block=blocks[layer], dim=dim, num_classes=num_classes, num_prefix_tokens=prefix)))
+        elif kind == "vtm":
+            vertical.append(call_with_options(VerticalTokenMixup, item, where, reserved=("blocks", "num_prefix_tokens"),
+                                              defaults=dict(blocks=blocks, layer=layer, num_prefix_tokens=prefix)))
+        else:
+            raise ValueError(f"token_mixup type must be 'htm' or 'vtm', got {kind!r}")
     return TokenMixup(horizontal, vertical, num_classes=num_classes, smoothing=smoothing)

@@ -1,9 +1,9 @@
-"""tools/convert_checkpoint.py: our ViT -> mmseg VisionTransformer, our PVT v1 -> mmdet PyramidVisionTransformer,
-bare timm state dicts and safetensors; errors for the wrong architecture and for files that are no checkpoint.
+"""classification.convert (tools/convert_checkpoint.py): our ViT -> mmseg VisionTransformer, our PVT v1 -> mmdet
+PyramidVisionTransformer, bare timm state dicts and safetensors; errors for the wrong architecture and for files
+that are no checkpoint.
 
 The numerical checks are the real proof of a conversion: the converted mmseg / mmdet backbones give the features of
 the source model (small models at 64×64 on CPU)."""
-import importlib.util
 import os
 import subprocess
 import sys
@@ -12,22 +12,13 @@ import numpy as np
 import pytest
 import torch
 
+import classification.convert as cc
 from classification.models.pvt import pvt_tiny
 from classification.models.vits import deit_tiny
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TOOL = os.path.join(ROOT, "tools", "convert_checkpoint.py")
 
-
-def _load_tool():
-    spec = importlib.util.spec_from_file_location("convert_checkpoint_under_test", TOOL)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while the file executes
-    spec.loader.exec_module(module)
-    return module
-
-
-cc = _load_tool()
 
 
 def _save_ours(model, path, extra=None):
@@ -38,20 +29,21 @@ def _save_ours(model, path, extra=None):
     return str(path)
 
 
+def _seeded_checkpoint(factory, folder):
+    """(model, path): ``factory`` at 64 px with 10 classes from seed 0, saved in our layout under ``folder``."""
+    torch.manual_seed(0)
+    model = factory(img_size=64, num_classes=10).eval()
+    return model, _save_ours(model, folder / f"{factory.__name__}.pth")
+
+
 @pytest.fixture(scope="module")
 def vit(tmp_path_factory):
-    torch.manual_seed(0)
-    model = deit_tiny(img_size=64, num_classes=10).eval()
-    path = _save_ours(model, tmp_path_factory.mktemp("vit") / "deit_tiny.pth")
-    return model, path
+    return _seeded_checkpoint(deit_tiny, tmp_path_factory.mktemp("vit"))
 
 
 @pytest.fixture(scope="module")
 def pvt(tmp_path_factory):
-    torch.manual_seed(0)
-    model = pvt_tiny(img_size=64, num_classes=10).eval()
-    path = _save_ours(model, tmp_path_factory.mktemp("pvt") / "pvt_tiny.pth")
-    return model, path
+    return _seeded_checkpoint(pvt_tiny, tmp_path_factory.mktemp("pvt"))
 
 
 def _mmseg_vit(img_size=64, **kw):
@@ -140,6 +132,35 @@ def test_vit_to_mmseg_other_size(vit, tmp_path):
         (out_c,) = small(x)
     assert out_c.shape == (1, 192, 8, 8)
     torch.testing.assert_close(out_c, out_a, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("src, img_size", [((4, 4), (128, 128)), ((4, 4), (32, 48)), ((3, 4), (112, 32))])
+def test_pos_embed_resize_is_plain_bicubic_without_antialiasing(vit, src, img_size):
+    """--img-size resizes the patch grid of pos_embed with F.interpolate (bicubic, align_corners=False, no
+    antialiasing: what mmseg computes) through timm's resample_abs_pos_embed, bit for bit; the CLS entry is kept.
+    timm's default antialias=True would differ when the grid shrinks."""
+    state = dict(cc.read_backbone_state(vit[1])[0])
+    torch.manual_seed(1)
+    state["pos_embed"] = torch.randn(1, 1 + src[0] * src[1], 192)
+    resized, _ = cc.convert_to_mmseg_vit(state, img_size=img_size, src_grid=src)
+    grid = (img_size[0] // 16, img_size[1] // 16)
+    patch = state["pos_embed"][:, 1:].reshape(1, *src, 192).permute(0, 3, 1, 2)
+    expected = torch.nn.functional.interpolate(patch, size=grid, mode="bicubic", align_corners=False)
+    expected = torch.cat([state["pos_embed"][:, :1], expected.flatten(2).transpose(1, 2)], dim=1)
+    assert torch.equal(resized["pos_embed"], expected)
+    if grid[0] < src[0] or grid[1] < src[1]:
+        from timm.layers import resample_abs_pos_embed
+        antialiased = resample_abs_pos_embed(state["pos_embed"], new_size=list(grid), old_size=list(src))
+        assert not torch.allclose(antialiased, expected, atol=1e-3)
+
+
+def test_pos_embed_grid_errors(vit):
+    state = dict(cc.read_backbone_state(vit[1])[0])
+    with pytest.raises(ValueError, match="not 3x3"):
+        cc.convert_to_mmseg_vit(state, img_size=128, src_grid=(3, 3))
+    state["pos_embed"] = torch.zeros(1, 1 + 12, 192)
+    with pytest.raises(ValueError, match="not a square grid"):
+        cc.convert_to_mmseg_vit(state, img_size=128)
 
 
 def test_pvt_to_mmdet_keys_and_features(pvt):

@@ -12,7 +12,7 @@ FMNIST = "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not osp.isfile(FMNIST), reason="Fashion-MNIST missing (apt-get install dataset-fashion-mnist)")
+@pytest.mark.needs_data(FMNIST)
 def test_quick_demo_runs_every_stage_and_writes_the_table(tmp_path):
     work = tmp_path / "demo"
     env = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS="1")

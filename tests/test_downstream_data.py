@@ -1,8 +1,8 @@
-"""Downstream data generators: tools/make_downstream_data.py (composite) and tools/make_labelme_data.py."""
+"""Downstream data generators: classification.downstream_data.composite (tools/make_downstream_data.py) and
+classification.downstream_data.labelme (tools/make_labelme_data.py)."""
 import contextlib
 import copy
 import gzip
-import importlib.util
 import io
 import json
 import os
@@ -12,36 +12,28 @@ import numpy as np
 import pytest
 from PIL import Image
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from classification.downstream_data import composite as composite_module
+from classification.downstream_data import labelme as labelme_module
+
 FMNIST_ROOT = "/usr/share/datasets/fashion-mnist"
 LABELME_DOC = "/usr/share/doc/labelme-examples"
 LABELME_ROOT = os.path.join(LABELME_DOC, "examples")
 
 
-def _load_tool(name):
-    spec = importlib.util.spec_from_file_location(f"_tool_{name}", os.path.join(REPO, "tools", f"{name}.py"))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
 
-needs_fmnist = pytest.mark.skipif(not os.path.isfile(os.path.join(FMNIST_ROOT, "train-images-idx3-ubyte.gz")),
-                                  reason=f"Fashion-MNIST missing in {FMNIST_ROOT} "
-                                         "(apt-get install dataset-fashion-mnist)")
-needs_labelme = pytest.mark.skipif(not os.path.isdir(LABELME_DOC),
-                                   reason=f"{LABELME_DOC} missing (apt-get install labelme-examples)")
+needs_fmnist = pytest.mark.needs_data(os.path.join(FMNIST_ROOT, "train-images-idx3-ubyte.gz"))
+needs_labelme = pytest.mark.needs_data(LABELME_ROOT)
 
 
 @pytest.fixture(scope="module")
 def composite_tool():
-    return _load_tool("make_downstream_data")
+    return composite_module
 
 
 @pytest.fixture(scope="module")
 def labelme_tool():
-    return _load_tool("make_labelme_data")
+    return labelme_module
 
 
 @pytest.fixture(scope="module")
@@ -213,8 +205,6 @@ def _check_labelme_output(out, info):
 
 @needs_labelme
 def test_labelme_outputs(labelme_tool, tmp_path):
-    if not os.path.isdir(LABELME_ROOT):
-        pytest.skip(f"{LABELME_ROOT} missing")
     out = tmp_path / "lm"
     info = labelme_tool.make_labelme(str(out), verbose=False)
     dataset, classes = _check_labelme_output(out, info)
@@ -228,8 +218,6 @@ def test_labelme_outputs(labelme_tool, tmp_path):
 @needs_labelme
 def test_labelme_gzipped_sources(labelme_tool, tmp_path):
     """Debian may gzip documentation files: a copy of the examples with json/txt/npy/png gzipped gives the same."""
-    if not os.path.isdir(LABELME_ROOT):
-        pytest.skip(f"{LABELME_ROOT} missing")
     root = tmp_path / "examples"
     for sub in ("semantic_segmentation/data_dataset_voc", "instance_segmentation/data_dataset_coco"):
         shutil.copytree(os.path.join(LABELME_ROOT, sub), root / sub)

@@ -1,7 +1,6 @@
-"""tools/reproduce.py: method discovery, budget → epochs and schedule, aggregation, the ranking sentence, the report,
-skip-if-done / --force / failures (training monkeypatched), the plumbing of one run (Runner and robustness faked),
-and one slow end-to-end run on a tiny subset."""
-import importlib.util
+"""classification.reproduction (tools/reproduce.py): method discovery, budget → epochs and schedule, aggregation,
+the ranking sentence, the report, skip-if-done / --force / failures (training monkeypatched), the plumbing of one
+run (Runner and robustness faked), and one slow end-to-end run on a tiny subset."""
 import json
 import os
 import os.path as osp
@@ -9,18 +8,10 @@ import sys
 
 import pytest
 
+from classification.reproduction import cli, runs, stats as S
+
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 FMNIST = "/usr/share/datasets/fashion-mnist"
-
-
-def load_tool(name):
-    spec = importlib.util.spec_from_file_location(f"_tool_{name}_under_test", osp.join(ROOT, "tools", f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-R = load_tool("reproduce")
 
 
 def fake_config_dir(tmp_path, methods=("mixpro", "none", "zmix", "cutout", "baseline", "transmix", "maskmix")):
@@ -38,38 +29,49 @@ def fake_config_dir(tmp_path, methods=("mixpro", "none", "zmix", "cutout", "base
 # ------------------------------------------------------------------------------------------- methods, budget
 def test_discovery_puts_the_paper_methods_first_then_the_others_by_name(tmp_path):
     d = fake_config_dir(tmp_path)
-    assert R.discover_methods(d) == ["none", "baseline", "transmix", "maskmix", "mixpro", "cutout", "zmix"]
-    assert R.discover_methods(fake_config_dir(tmp_path / "b", ("zmix", "mixpro"))) == ["mixpro", "zmix"]
-    assert R.resolve_methods("mixpro, none", d) == ["mixpro", "none"]
-    assert R.resolve_methods(None, d) == ["none", "baseline", "transmix", "maskmix", "mixpro"]  # defaults present
-    assert R.resolve_methods("all", d) == R.discover_methods(d)
+    assert runs.discover_methods(d) == ["none", "baseline", "transmix", "maskmix", "mixpro", "cutout", "zmix"]
+    assert runs.discover_methods(fake_config_dir(tmp_path / "b", ("zmix", "mixpro"))) == ["mixpro", "zmix"]
+    assert runs.resolve_methods("mixpro, none", d) == ["mixpro", "none"]
+    assert runs.resolve_methods(None, d) == ["none", "baseline", "transmix", "maskmix", "mixpro"]  # defaults present
+    assert runs.resolve_methods("all", d) == runs.discover_methods(d)
     with pytest.raises(SystemExit, match="no config for method"):
-        R.resolve_methods("mixpro,cutmix", d)
-    assert R.describe("cutout", d) == "Cutout (2017): one square of each image zeroed."  # first sentence
-    assert R.describe("zmix", d) == ""
-    assert "Progressive Attention Labeling" in R.describe("mixpro", d)
+        runs.resolve_methods("mixpro,cutmix", d)
+    assert runs.describe("cutout", d) == "Cutout (2017): one square of each image zeroed."  # first sentence
+    assert runs.describe("zmix", d) == ""
+    assert "Progressive Attention Labeling" in runs.describe("mixpro", d)
 
 
 def test_the_real_configs_are_discovered_in_order():
-    methods = R.discover_methods()
-    assert R.default_methods() == ["none", "baseline", "transmix", "maskmix", "mixpro", "htm", "vtm", "rmix"]
-    assert methods[:8] == R.default_methods() and "rlmix" in methods[8:]
-    assert all(osp.isfile(R.config_path(m)) for m in methods)
+    methods = runs.discover_methods()
+    assert runs.default_methods() == ["none", "baseline", "transmix", "maskmix", "mixpro", "htm", "vtm", "rmix"]
+    assert methods[:8] == runs.default_methods() and "rlmix" in methods[8:]
+    assert all(osp.isfile(runs.config_path(m)) for m in methods)
 
 
 def test_budget_to_epochs():
-    assert R.epochs_for_budget(1.0) == 20
-    assert R.epochs_for_budget(0.5) == 10
-    assert R.epochs_for_budget(0.01) == 1  # never 0
-    assert R.epochs_for_budget(0.025) == 1 and R.epochs_for_budget(0.075) == 2  # halves round up
-    assert R.epochs_for_budget(0.125) == 3
+    assert runs.epochs_for_budget(1.0) == 20
+    assert runs.epochs_for_budget(0.5) == 10
+    assert runs.epochs_for_budget(0.01) == 1  # never 0
+    assert runs.epochs_for_budget(0.025) == 1 and runs.epochs_for_budget(0.075) == 2  # halves round up
+    assert runs.epochs_for_budget(0.125) == 3
     for bad in (0, -1):
         with pytest.raises(ValueError):
-            R.epochs_for_budget(bad)
-    default_run = [(m, s) for m in R.default_methods() for s in R.DEFAULT_SEEDS]
-    assert R.estimate_plan_seconds(default_run, R.epochs_for_budget(R.DEFAULT_BUDGET)) <= 90 * 60
-    assert R.estimate_plan_seconds([("rmix", 0)], 10) == pytest.approx(10 * 15 * 1.6 + 10)
-    assert R.estimate_plan_seconds([("mixpro", 0), ("newmix", 1)], 10) == 2 * (10 * 15 + 10)
+            runs.epochs_for_budget(bad)
+
+
+def test_time_estimates_come_from_measured_runs_only():
+    assert runs.estimate_run_seconds([], "mixpro", 10) is None
+    assert runs.estimate_plan_seconds([], [("mixpro", 0)], 10) is None
+    measured = [dict(method="mixpro", epochs=2, train_seconds=30.0, run_seconds=40.0),  # 15 s/epoch + 10 s
+                dict(method="mixpro", epochs=4, train_seconds=68.0, run_seconds=80.0),  # 17 s/epoch + 12 s
+                dict(method="rmix", epochs=1, train_seconds=25.0, run_seconds=30.0),  # 25 s/epoch + 5 s
+                dict(method="none", epochs=1, top1=1.0)]  # an older result.json without times: ignored
+    assert runs.estimate_run_seconds(measured, "mixpro", 10) == pytest.approx(10 * 16 + 11)
+    assert runs.estimate_run_seconds(measured, "rmix", 10) == pytest.approx(10 * 25 + 5)
+    # a method not timed yet: the mean over every timed run
+    assert runs.estimate_run_seconds(measured, "newmix", 3) == pytest.approx(3 * 19 + 9)
+    assert runs.estimate_plan_seconds(measured, [("mixpro", 0), ("rmix", 1)], 10) == pytest.approx(171 + 255)
+    assert runs.hms(None) == "unknown" and runs.hms(3723) == "1h02m03s" and runs.hms(245) == "4m05s"
 
 
 def test_schedule_is_shortened_with_the_warmup_kept():
@@ -78,28 +80,28 @@ def test_schedule_is_shortened_with_the_warmup_kept():
              dict(type="CosineAnnealingLR", eta_min=1e-5, by_epoch=True, begin=1, end=20, T_max=19,
                   convert_to_iter_based=True)]
     cfg = ConfigDict(param_scheduler=sched, train_cfg=dict(by_epoch=True, max_epochs=20, val_interval=5))
-    R.shorten_schedule(cfg, 10)
+    runs.shorten_schedule(cfg, 10)
     assert cfg.train_cfg.max_epochs == 10 and cfg.train_cfg.val_interval == 10
     assert cfg.param_scheduler[0]["end"] == 1
     cosine = cfg.param_scheduler[1]
     assert (cosine["begin"], cosine["end"], cosine["T_max"]) == (1, 10, 9)
     one = ConfigDict(param_scheduler=sched, train_cfg=dict(by_epoch=True, max_epochs=20, val_interval=5))
-    R.shorten_schedule(one, 1)
+    runs.shorten_schedule(one, 1)
     assert [s["type"] for s in one.param_scheduler] == ["LinearLR"]  # nothing left for the cosine
 
 
 # ------------------------------------------------------------------------------------------- aggregation
 def test_mean_and_sample_std():
-    mean, std = R.mean_std([88.0, 89.0, 90.0])
+    mean, std = S.mean_std([88.0, 89.0, 90.0])
     assert mean == pytest.approx(89.0) and std == pytest.approx(1.0)  # ddof=1 (ddof=0 would be 0.816)
-    assert R.format_mean_std([88.0, 89.0, 90.0]) == "89.00 ± 1.00"
-    assert R.mean_std([87.5]) == (87.5, None)
-    assert R.format_mean_std([87.5]) == "87.50 (n=1)"
-    assert R.format_mean_std([]) == "—"
+    assert S.format_mean_std([88.0, 89.0, 90.0]) == "89.00 ± 1.00"
+    assert S.mean_std([87.5]) == (87.5, None)
+    assert S.format_mean_std([87.5]) == "87.50 (n=1)"
+    assert S.format_mean_std([]) == "—"
     results = [dict(method="mixpro", seed=s, top1=t, top1_drop50=d)
                for s, t, d in ((2, 90.0, 60.0), (0, 88.0, 50.0), (1, 89.0, 55.0))]
     results.append(dict(method="none", seed=0, top1=80.0, top1_drop50=40.0))
-    stats = R.aggregate(results, ["none", "mixpro", "transmix"])
+    stats = S.aggregate(results, ["none", "mixpro", "transmix"])
     assert list(stats) == ["none", "mixpro", "transmix"]
     assert stats["mixpro"]["seeds"] == [0, 1, 2] and stats["mixpro"]["top1"] == [88.0, 89.0, 90.0]
     assert stats["mixpro"]["drop_std"] == pytest.approx(5.0)
@@ -111,30 +113,30 @@ def _stats(**means):
     """method → (top1 values) with the same spread for every method."""
     results = [dict(method=m, seed=s, top1=v + d, top1_drop50=v - 30 + d)
                for m, v in means.items() for s, d in enumerate((-0.1, 0.0, 0.1))]
-    return R.aggregate(results, list(means))
+    return S.aggregate(results, list(means))
 
 
 def test_ranking_sentence_when_it_holds():
-    text = R.ranking_sentence(_stats(baseline=88.0, transmix=88.5, mixpro=89.0))
+    text = S.ranking_sentence(_stats(baseline=88.0, transmix=88.5, mixpro=89.0))
     assert "holds at this scale" in text and "does not" not in text
     assert "MixPro 89.00 ± 0.10 > TransMix 88.50 ± 0.10 > baseline 88.00 ± 0.10" in text
     assert "over 3 seeds" in text and "Both gaps are larger" in text
 
 
 def test_ranking_sentence_when_it_does_not_hold():
-    text = R.ranking_sentence(_stats(baseline=88.0, transmix=89.0, mixpro=88.5))
+    text = S.ranking_sentence(_stats(baseline=88.0, transmix=89.0, mixpro=88.5))
     assert "does not hold at this scale" in text
     assert text.index("TransMix 89.00") < text.index("MixPro 88.50") < text.index("baseline 88.00")
 
 
 def test_ranking_sentence_flags_gaps_within_the_spread_and_missing_methods():
-    text = R.ranking_sentence(_stats(baseline=88.0, transmix=88.05, mixpro=89.0))
+    text = S.ranking_sentence(_stats(baseline=88.0, transmix=88.05, mixpro=89.0))
     assert "holds" in text and "TransMix − baseline = +0.05" in text and "not resolved" in text
-    assert "cannot be checked" in R.ranking_sentence(_stats(baseline=88.0, mixpro=89.0))
-    single = R.aggregate([dict(method=m, seed=0, top1=v, top1_drop50=v) for m, v in
-                          (("baseline", 1.0), ("transmix", 2.0), ("mixpro", 3.0))], list(R.PAPER_RANKING))
-    assert "single seed" in R.ranking_sentence(single)
-    assert "top-1 under 50% patch drop" in R.ranking_sentence(_stats(baseline=1, transmix=2, mixpro=3), "drop")
+    assert "cannot be checked" in S.ranking_sentence(_stats(baseline=88.0, mixpro=89.0))
+    single = S.aggregate([dict(method=m, seed=0, top1=v, top1_drop50=v) for m, v in
+                          (("baseline", 1.0), ("transmix", 2.0), ("mixpro", 3.0))], list(S.PAPER_RANKING))
+    assert "single seed" in S.ranking_sentence(single)
+    assert "top-1 under 50% patch drop" in S.ranking_sentence(_stats(baseline=1, transmix=2, mixpro=3), "drop")
 
 
 # ------------------------------------------------------------------------------------------- the loop
@@ -149,12 +151,12 @@ def fake_runs(monkeypatch, tmp_path):
         result = dict(method=method, seed=seed, epochs=epochs, top1=top1, top1_drop50=top1 - 30,
                       train_seconds=1.0, run_seconds=2.0)
         os.makedirs(work_dir, exist_ok=True)
-        with open(osp.join(work_dir, R.RESULT_FILE), "w") as f:
+        with open(osp.join(work_dir, runs.RESULT_FILE), "w") as f:
             json.dump(result, f)
         return result
 
-    monkeypatch.setattr(R, "launch_run", fake_launch)
-    monkeypatch.setattr(R, "environment", lambda: dict(platform="TestOS", cpu="TestCPU", cpu_count=2, python="3",
+    monkeypatch.setattr(runs, "launch_run", fake_launch)
+    monkeypatch.setattr(cli, "environment", lambda: dict(platform="TestOS", cpu="TestCPU", cpu_count=2, python="3",
                                                        torch="9.9", timm="1", mmengine="0", gpu=None))
     work, out = tmp_path / "work", tmp_path / "docs" / "results.md"
     base = ["--config-dir", fake_config_dir(tmp_path), "--work-root", str(work), "--out", str(out)]
@@ -164,30 +166,32 @@ def fake_runs(monkeypatch, tmp_path):
 def test_runs_are_skipped_when_their_result_exists(fake_runs, capsys):
     calls, base, work, out = fake_runs
     args = base + ["--methods", "baseline,transmix,mixpro", "--seeds", "0,1", "--budget", "0.1"]
-    R.main(args)
+    cli.main(args)
     progress = capsys.readouterr().out
     assert "[1/6] start baseline seed 0 (2 epochs)" in progress and "[6/6] done  mixpro seed 1: top-1" in progress
-    assert progress.count("ETA") == 12 and "6 to train" in progress
+    assert progress.count("ETA") == 12 and "6 to train; estimate unknown" in progress
+    assert "[1/6] start baseline seed 0 (2 epochs) in" in progress and "ETA unknown" in progress.splitlines()[1]
+    assert "ETA 0m" in progress.splitlines()[2]  # the fake runs took 2 s each (their result.json says)
     assert [(m, s, e) for m, s, e, _ in calls] == [(m, s, 2) for m in ("baseline", "transmix", "mixpro")
                                                    for s in (0, 1)]
     calls.clear()
-    R.main(args)  # everything done: nothing trains again
+    cli.main(args)  # everything done: nothing trains again
     assert calls == [] and "6 done already, 0 to train" in capsys.readouterr().out
     os.remove(work / "transmix" / "seed1" / "result.json")
     (work / "mixpro" / "seed0" / "result.json").write_text('{"method": "mixpro", "seed": 0')  # killed mid-write
-    R.main(args)
+    cli.main(args)
     assert [(m, s) for m, s, _, _ in calls] == [("transmix", 1), ("mixpro", 0)]
     calls.clear()
-    R.main(args[:-1] + ["0.2"])  # other budget → other epochs: the old results do not count
+    cli.main(args[:-1] + ["0.2"])  # other budget → other epochs: the old results do not count
     assert len(calls) == 6 and {e for _, _, e, _ in calls} == {4}
     calls.clear()
-    R.main(args[:-1] + ["0.2", "--force"])
+    cli.main(args[:-1] + ["0.2", "--force"])
     assert len(calls) == 6
 
 
 def test_report_table_ranking_plot_and_run_details(fake_runs):
     calls, base, work, out = fake_runs
-    stats = R.main(base + ["--methods", "all", "--seeds", "0,1,2", "--budget", "0.05", "--cfg-options",
+    stats = cli.main(base + ["--methods", "all", "--seeds", "0,1,2", "--budget", "0.05", "--cfg-options",
                            "train_dataloader.dataset.limit=8"])
     assert all(c[3] == ("train_dataloader.dataset.limit=8",) for c in calls)
     assert list(stats) == ["none", "baseline", "transmix", "maskmix", "mixpro", "cutout", "zmix"]
@@ -211,21 +215,21 @@ def test_report_table_ranking_plot_and_run_details(fake_runs):
 
 def test_a_failed_run_stops_or_is_reported_with_keep_going(fake_runs, monkeypatch, capsys):
     calls, base, work, out = fake_runs
-    ok = R.launch_run
+    ok = runs.launch_run
 
     def failing(method, config, seed, epochs, work_dir, cfg_options=()):
         if method == "transmix" and seed == 1:
-            raise R.RunFailed(method, seed, osp.join(work_dir, "reproduce.log"), "exit code 1")
+            raise runs.RunFailed(method, seed, osp.join(work_dir, "reproduce.log"), "exit code 1")
         return ok(method, config, seed, epochs, work_dir, cfg_options)
 
-    monkeypatch.setattr(R, "launch_run", failing)
+    monkeypatch.setattr(runs, "launch_run", failing)
     args = base + ["--methods", "baseline,transmix,mixpro", "--seeds", "0,1"]
     with pytest.raises(SystemExit, match="transmix seed 1"):
-        R.main(args)
+        cli.main(args)
     err = capsys.readouterr().err
     assert "FAILED transmix seed 1" in err and osp.join("transmix", "seed1", "reproduce.log") in err
     assert not out.exists() and len(calls) == 3  # stopped at the failure
-    R.main(args + ["--keep-going"])
+    cli.main(args + ["--keep-going"])
     text = out.read_text()
     assert "**Failed runs**" in text and "transmix seed 1" in text
     assert next(r for r in text.splitlines() if r.startswith("| transmix |")).endswith("| 1 |")
@@ -233,18 +237,16 @@ def test_a_failed_run_stops_or_is_reported_with_keep_going(fake_runs, monkeypatc
 
 def test_report_only_and_option_checks(fake_runs, capsys):
     calls, base, work, out = fake_runs
-    R.main(base + ["--methods", "mixpro", "--seeds", "0", "--report-only"])
+    cli.main(base + ["--methods", "mixpro", "--seeds", "0", "--report-only"])
     assert calls == [] and "no result for: mixpro seed 0" in capsys.readouterr().out
     for bad in (["--cfg-options", "model.mix_seed=3"], ["--budget", "0"], ["--seeds", "0,0"]):
         with pytest.raises(SystemExit):
-            R.main(base + bad)
+            cli.main(base + bad)
 
 
 # ------------------------------------------------------------------------------------------- one run
 def test_one_run_sets_seeds_epochs_and_asks_robustness_for_50_percent_drop(monkeypatch, tmp_path):
     """train_and_evaluate with the Runner and evaluate_robustness faked: what reaches them, what is written."""
-    import mmengine.runner
-    import classification.robustness as robustness
     seen = {}
 
     class FakeRunner:
@@ -267,10 +269,10 @@ def test_one_run_sets_seeds_epochs_and_asks_robustness_for_50_percent_drop(monke
         seen["robustness"] = dict(config_path=config_path, checkpoint=checkpoint, suites=tuple(suites), **kw)
         return {"checkpoint": checkpoint, "clean_top1": 88.5, "occlusion": {"0.5": 61.25}}
 
-    monkeypatch.setattr(mmengine.runner, "Runner", FakeRunner)
-    monkeypatch.setattr(robustness, "evaluate_robustness", fake_evaluate)
+    monkeypatch.setattr(runs, "Runner", FakeRunner)
+    monkeypatch.setattr(runs, "evaluate_robustness", fake_evaluate)
     work = str(tmp_path / "mixpro" / "seed3")
-    result = R.train_and_evaluate("mixpro", R.config_path("mixpro"), 3, 4, work,
+    result = runs.train_and_evaluate("mixpro", runs.config_path("mixpro"), 3, 4, work,
                                   {"train_dataloader.dataset.limit": 16})
     cfg = seen["cfg"]
     assert cfg.randomness.seed == 3 and cfg.model.mix_seed == 3
@@ -280,12 +282,12 @@ def test_one_run_sets_seeds_epochs_and_asks_robustness_for_50_percent_drop(monke
     assert rob["suites"] == ("occlusion",) and tuple(rob["occlusion_ratios"]) == (0.5,) and rob["seed"] == 3
     assert rob["checkpoint"] == osp.join(work, "epoch_4.pth")
     assert (result["top1"], result["top1_drop50"], result["epochs"], result["seed"]) == (88.5, 61.25, 4, 3)
-    assert R.load_result(work, 4) == result and R.load_result(work, 5) is None
+    assert runs.load_result(work, 4) == result and runs.load_result(work, 5) is None
 
 
 # ------------------------------------------------------------------------------------------- end to end
 @pytest.mark.slow
-@pytest.mark.skipif(not osp.isdir(FMNIST), reason=f"{FMNIST} missing (apt-get install dataset-fashion-mnist)")
+@pytest.mark.needs_data(FMNIST)
 def test_end_to_end_two_methods_two_seeds_on_a_tiny_subset(tmp_path):
     import subprocess
     small = []
@@ -302,7 +304,7 @@ def test_end_to_end_two_methods_two_seeds_on_a_tiny_subset(tmp_path):
     assert "[4/4] done  mixpro seed 1" in proc.stdout
     for m in ("none", "mixpro"):
         for s in (0, 1):
-            result = R.load_result(str(tmp_path / "work" / m / f"seed{s}"), 1)
+            result = runs.load_result(str(tmp_path / "work" / m / f"seed{s}"), 1)
             assert result is not None and 0 <= result["top1_drop50"] <= 100
             assert result["clean_top1_robustness"] == pytest.approx(result["top1"])  # same model, same test set
     text = out.read_text()

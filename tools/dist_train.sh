@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Distributed training on one node with torchrun: tools/dist_train.sh CONFIG GPUS [train.py args...]
 # NNODES, NODE_RANK, MASTER_ADDR, PORT select a multi-node run. Without CUDA, ranks use gloo on the CPU.
+# PYTHON: the interpreter with torch (default .venv/bin/python, else python). Preemption: SIGTERM to torchrun reaches
+# the workers, which checkpoint and exit 75 (torchrun itself exits non-zero); rerun with --resume auto.
 set -euo pipefail
 CONFIG=$1; GPUS=$2; shift 2
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One idempotent installer for MixPro: creates .venv/ and installs the pinned stack (DESIGN.md), the embedded
+# One idempotent installer for MixPro: creates .venv/ and installs the pinned stack (see below), the embedded
 # datasets (Debian packages, when run as root) and the project itself in editable mode, then self-checks.
 #
 #   tools/setup.sh            # or: make setup

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import os.path as osp
 
-import classification  # noqa: F401  (registers our modules)
+from classification.engine import install_safe_checkpoint_loading
 from classification.visualize import maskmix_grid
 
 
@@ -20,6 +20,7 @@ def main(argv=None):
     parser.add_argument("--num", type=int, default=16)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
+    install_safe_checkpoint_loading()
     out = args.out or osp.join(osp.dirname(osp.abspath(args.checkpoint)), "maskmix_grid.png")
     print(f"wrote {maskmix_grid(args.config, args.checkpoint, out, args.num, args.seed)}")
 

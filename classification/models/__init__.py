@@ -19,4 +19,4 @@ FACTORIES = {
     "ms_mlp_tiny": msmlp.ms_mlp_tiny, "ms_mlp_small": msmlp.ms_mlp_small, "ms_mlp_base": msmlp.ms_mlp_base,
 }
 for _name, _factory in FACTORIES.items():
-    MODELS.register_module(name=_name, module=_factory, force=True)
+    MODELS.register_module(name=_name, module=_factory)

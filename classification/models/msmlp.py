@@ -1,5 +1,6 @@
 """MS-MLP (Mix-Shift-MLP, Zheng et al. 2022): a 4-stage MLP with mixing-and-shifting token mixing, written from the
-SPEC (§1, MS-MLP) and the seed README; where both are silent the layout follows the published model (facts only, no
+method description (docs/methods.md, "MS-MLP"); where it is silent the layout follows the published model (facts
+only, no
 code taken from it), so that official checkpoints load tensor for tensor (:func:`from_official_state_dict`).
 
 Token mixing of an MS-block, on (B,C,H,W) (:class:`MSMixing`):
@@ -8,8 +9,8 @@ Token mixing of an MS-block, on (B,C,H,W) (:class:`MSMixing`):
   96 → 20,20,20,20,16), as the published model does;
 - two branches, W and H. In each, group i is rolled cyclically by ``d_i`` (``torch.roll``, d = −2,−1,0,1,2 for
   groups 0…4) along W in the W branch and along H in the H branch, then goes through its own depthwise k_i×k_i
-  convolution (zero padding k_i//2, with bias) — the SPEC's order, and the published model's; group i pairs shift d_i
-  with kernel k_i index by index;
+  convolution (zero padding k_i//2, with bias) — the order of docs/methods.md, "MS-MLP", and the published model's;
+  group i pairs shift d_i with kernel k_i index by index;
 - the two branches are summed.
 
 Block (:class:`MSBlock`): ``x + drop_path(γ · fc2(GELU(fc1(LN(mixing(x))))))``, fc1 C→4C, γ a per-channel layer
@@ -24,7 +25,8 @@ All LayerNorms use eps 1e-6.
 
 Parameters (num_classes=1000): Tiny 28,656,232, Small 50,303,752, Base 88,696,792. The seed README's 28M / 50M / 88M
 are these counts truncated to whole millions (Base's 88.70M would round to 89M). Small and Base are within 1% of the
-published figure, Tiny is 2.3% above it: the layout the SPEC fixes (stem, C→4C→C MLPs, 2×2 downsampling, head)
+published figure, Tiny is 2.3% above it: the layout docs/methods.md, "MS-MLP" fixes (stem, C→4C→C MLPs, 2×2
+downsampling, head)
 already holds 28.26M, and the two branches' depthwise convolutions add 0.40M.
 
 No CLS token: ``has_cls_attention = False`` (MixPro's PAL falls back to area labels); ``token_stride = 32``, the
@@ -294,7 +296,8 @@ _OFFICIAL_RENAMES = (  # (pattern, replacement) on the published model's paramet
 
 def from_official_state_dict(state: dict) -> dict:
     """A state dict of the published MS-MLP code (``patch_embed.*``, ``layers.<i>.blocks.<j>.dwconv_lr|dwconv_td|
-    pwconv1|pwconv2|norm|gamma``, ``layers.<i>.downsample.proj|norm``, ``norm``, ``head``) with our names: the left-right
+    pwconv1|pwconv2|norm|gamma``, ``layers.<i>.downsample.proj|norm``, ``norm``, ``head``) with our names: the
+    left-right
     convolutions are our W branch (``mix_w``), the top-down ones the H branch (``mix_h``), stage i's trailing
     downsampling our ``downsamples.<i>``. Tensors are unchanged (same shapes by construction); a state dict with
     our names comes back as it is."""

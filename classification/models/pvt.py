@@ -18,26 +18,12 @@ from typing import Sequence, Tuple
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from timm.layers import DropPath, to_2tuple, trunc_normal_
+from timm.layers import DropPath, Mlp, to_2tuple, trunc_normal_
 from torch.utils.checkpoint import checkpoint
 
 from mixpro_core.attention import cls_row_attention
 
 LayerNorm = partial(nn.LayerNorm, eps=1e-6)
-
-
-class Mlp(nn.Module):
-    """(B,N,C) → fc1 → GELU → fc2 → (B,N,C)."""
-
-    def __init__(self, dim: int, hidden: int, drop: float = 0.):
-        super().__init__()
-        self.fc1 = nn.Linear(dim, hidden)
-        self.act = nn.GELU()
-        self.fc2 = nn.Linear(hidden, dim)
-        self.drop = nn.Dropout(drop)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.drop(self.fc2(self.drop(self.act(self.fc1(x)))))
 
 
 class SRAttention(nn.Module):
@@ -87,7 +73,7 @@ class Block(nn.Module):
         self.attn = SRAttention(dim, num_heads, qkv_bias, drop, sr_ratio)
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
         self.norm2 = LayerNorm(dim)
-        self.mlp = Mlp(dim, int(dim * mlp_ratio), drop)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio), drop=drop)  # timm: fc1 → GELU → fc2, parameter names fc1/fc2
 
     def forward(self, x: torch.Tensor, hw: Tuple[int, int], return_qk: bool = False):
         """(B,N,C) → (B,N,C); with ``return_qk`` also the attention's ``(q_cls, k)``."""

@@ -37,7 +37,8 @@ def _vit(name: str, patch_size: Optional[int] = None, pretrained: Optional[str] 
     return _finish(model, stride if isinstance(stride, int) else stride[0], pretrained)
 
 
-# DeiT patch 16 (SPEC) and the patch-14 variants of the official MixPro configs (16×16 tokens at 224).
+# DeiT patch 16 (docs/methods.md, "Recipes") and the patch-14 variants of the official MixPro configs (16×16 tokens
+# at 224).
 def deit_tiny(pretrained=None, **kw):
     return _vit("deit_tiny_patch16_224", pretrained=pretrained, **kw)
 

@@ -2,5 +2,4 @@ _base_ = [
     "./_base_/models/cait-xxs24.py", "./_base_/datasets/imagenet_bs128.py", "./_base_/schedules/adamw_300e_in1k.py",
     "./_base_/default_runtime.py", "./_base_/methods/mixpro.py",
 ]
-model = dict(mix={{_base_.method.mix}}, label_policy={{_base_.method.label_policy}},
-             smoothing={{_base_.method.smoothing}})
+model = dict(_base_.method)

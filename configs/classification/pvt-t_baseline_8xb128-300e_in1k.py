@@ -2,5 +2,4 @@ _base_ = [
     "./_base_/models/pvt-t.py", "./_base_/datasets/imagenet_bs128_repeat_aug.py", "./_base_/schedules/adamw_300e_in1k_pvt.py",
     "./_base_/default_runtime.py", "./_base_/methods/baseline.py",
 ]
-model = dict(mix={{_base_.method.mix}}, label_policy={{_base_.method.label_policy}},
-             smoothing={{_base_.method.smoothing}})
+model = dict(_base_.method)

@@ -12,6 +12,4 @@ _base_ = [
 #     samples barely better than chance (ln 10 = 2.30); CE ≤ 1.2 is about half of ln 10 and, as on CIFAR-100, above
 #     the floor of a 50/50 target (1.08 on 10 classes), so well-predicted mixed samples can qualify too;
 #   λ_sn 0.001 unchanged (the ScoreNet's own weights are trained by AdamW, insensitive to the loss scale).
-model = dict(mix={{_base_.method.mix}}, label_policy={{_base_.method.label_policy}},
-             smoothing={{_base_.method.smoothing}},
-             token_mixup=dict(type="htm", layer=2, tau=0.12, rho=0.08, lambda_sn=0.001, pool="cls"))
+model = dict(_base_.method, token_mixup=dict(type="htm", layer=2, tau=0.12, rho=0.08, lambda_sn=0.001, pool="cls"))

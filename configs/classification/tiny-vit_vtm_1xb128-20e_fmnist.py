@@ -4,5 +4,4 @@ _base_ = [
 ]
 # VTM scaled from the paper's CCT-7/3x1 (κ 80 of 256 tokens per lower block, at block 2 of 7) to the tiny ViT (depth
 # 4, 16 patch tokens): block 2, κ 5 (≈ the same 31% of the tokens) from each of blocks 0 and 1 → 10 extra keys/values.
-model = dict(mix={{_base_.method.mix}}, label_policy={{_base_.method.label_policy}},
-             smoothing={{_base_.method.smoothing}}, token_mixup=dict(type="vtm", layer=2, kappa=5))
+model = dict(_base_.method, token_mixup=dict(type="vtm", layer=2, kappa=5))

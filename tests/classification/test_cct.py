@@ -72,7 +72,8 @@ def test_tokenmixup_on_cct_uses_query_mean_saliency_and_sequence_pooling():
 @pytest.mark.parametrize("method", ["htm", "vtm"])
 @pytest.mark.parametrize("epochs", [300, 1500])
 def test_cifar100_configs_carry_the_papers_settings(method, epochs):
-    """SPEC §1: CCT-7/3x1 on CIFAR-100, HTM at layer 2 with τ 0.2, ρ 0.005, λ_sn 0.001; VTM at layer 2 with κ 80; the
+    """docs/methods.md, "TokenMixup": CCT-7/3x1 on CIFAR-100, HTM at layer 2 with τ 0.2, ρ 0.005, λ_sn 0.001; VTM at
+    layer 2 with κ 80; the
     CCT recipe (AdamW 6e-4, wd 0.06, warm-up 10) with the cosine ending at 300 or 1500 epochs, then 10 cool-down."""
     cfg = Config.fromfile(osp.join(ROOT, f"configs/classification/cct-7-3x1_{method}_1xb128-{epochs}e_cifar100.py"))
     assert cfg.model.backbone.type == "cct_7_3x1" and cfg.model.num_classes == 100

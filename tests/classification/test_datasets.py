@@ -19,8 +19,7 @@ from torchvision.transforms.functional import to_tensor
 import classification.datasets as D
 
 FMNIST = D.FASHION_MNIST_ROOT
-needs_fmnist = pytest.mark.skipif(not os.path.isdir(FMNIST),
-                                  reason=f"{FMNIST} missing (apt-get install dataset-fashion-mnist)")
+needs_fmnist = pytest.mark.needs_data(FMNIST)
 
 
 # ------------------------------------------------------------------------------------------------- Fashion-MNIST

@@ -15,15 +15,16 @@ from mixpro_core import AreaLabels, mixed_targets, rmix, soft_target_cross_entro
 BASE = dict(type="MixClassifier", num_classes=10,
             backbone=dict(type="tiny_vit", img_size=16, patch_size=4, embed_dim=16, depth=3, num_heads=2,
                           drop_path_rate=0.0),
-            mix=dict(maskmix_prob=0.0, mixup_alpha=0.0, cutmix_alpha=0.0))
+            mix=[])
 
 
 def test_rmix_step_is_area_labels_on_the_rmix_batch():
-    model = MODELS.build({**BASE, "model_mixer": dict(type="rmix", alpha=1.0, grid=2)})
+    model = MODELS.build({**BASE, "mix": [dict(type="rmix", prob=1.0, alpha=1.0, grid=2)]})
     model.eval()  # no dropout, so the two forwards agree
     x, y = torch.randn(4, 1, 16, 16), torch.tensor([0, 1, 2, 3])
+    generator = model._mix_generator()
     loss = model(x, y, mode="loss")["loss"]
-    batch = rmix(x, y, model.backbone, 1.0, 2, model._mix_generator(), num_classes=10)
+    batch = rmix(x, y, model.backbone, 1.0, 2, generator, num_classes=10)
     assert batch.kind == "rmix"
     torch.testing.assert_close(loss, AreaLabels(10).loss(batch, model.backbone(batch.images), None, y))
     assert all(p.grad is None for p in model.parameters())  # the saliency pass left no gradients behind
@@ -31,7 +32,7 @@ def test_rmix_step_is_area_labels_on_the_rmix_batch():
 
 def test_htm_step_loss_and_parameters_live_beside_the_backbone():
     model = MODELS.build({**BASE, "token_mixup": dict(type="htm", layer=1, tau=10.0, rho=0.0, lambda_sn=0.5)})
-    keys = [k for k in model.state_dict() if not k.startswith("backbone.")]
+    keys = [k for k in model.state_dict() if not k.startswith("backbone.") and k != "mix_step"]
     assert keys and all(k.startswith("token_mixup.horizontal.0.") for k in keys)
     x, y = torch.randn(4, 1, 16, 16), torch.tensor([0, 1, 2, 3])
     out = model(x, y, mode="loss")
@@ -55,11 +56,11 @@ def test_wrapper_rejects_bad_token_method_configs():
     with pytest.raises(ValueError, match="VTM at the last block"):
         MODELS.build({**BASE, "token_mixup": dict(type="vtm", layer=2, kappa=2),
                       "label_policy": dict(type="TransMixLabels")})
-    with pytest.raises(ValueError, match="model_mixer.type"):
-        MODELS.build({**BASE, "model_mixer": dict(type="saliencymix")})
-    with pytest.raises(ValueError, match="model_mixer \\(rmix\\): unknown key"):
-        MODELS.build({**BASE, "model_mixer": dict(type="rmix", alpah=1.0)})
-    cfg = Config(dict(model={**BASE, "model_mixer": dict(type="rmix")},
+    with pytest.raises(ValueError, match="mixer type must be one of"):
+        MODELS.build({**BASE, "mix": [dict(type="saliencymix", prob=1.0)]})
+    with pytest.raises(ValueError, match="mixer \\(rmix\\): unknown key"):
+        MODELS.build({**BASE, "mix": [dict(type="rmix", prob=1.0, alpah=1.0)]})
+    cfg = Config(dict(model={**BASE, "mix": [dict(type="rmix", prob=1.0)]},
                       train_dataloader=dict(batch_size=8, drop_last=False)))
     with pytest.raises(ValueError, match="drop_last"):
         validate_training_config(cfg)

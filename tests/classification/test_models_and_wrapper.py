@@ -1,8 +1,11 @@
 """Classifier contract, the mmengine model wrapper, every shipped config's training step, metric, weights, engine."""
 import glob
+import math
 import os
 import os.path as osp
 import pickle
+import re
+import warnings
 
 import pytest
 import torch
@@ -66,17 +69,17 @@ def _tiny_overrides(cfg):
     if name == "tiny_vit":
         return model, model.backbone.img_size, 1
     if name.startswith("ms_mlp"):  # fully convolutional (no img_size); token stride 32: 64² input, 32-px cells
-        model.mix.mask_size = 32
+        model.mix_defaults = dict(mask_size=32)
         model.backbone.depths = (1, 1, 1, 1)
         return model, 64, 3
     size = 64 if name.startswith("pvt") else (56 if name.endswith("patch14") else 32)
     model.backbone.img_size = size
     if name.startswith("pvt"):
-        model.mix.mask_size = 32
+        model.mix_defaults = dict(mask_size=32)
     elif name.endswith("patch14"):
-        model.mix.mask_size = 28
+        model.mix_defaults = dict(mask_size=28)
     else:
-        model.mix.mask_size = 16
+        model.mix_defaults = dict(mask_size=16)
     if name.startswith("deit_base"):
         model.backbone.depth = 2
     return model, size, 3
@@ -92,9 +95,10 @@ def test_every_config_trains_one_step(path):
     method = osp.basename(path).split("_")[1]
     expected = {"none": "AreaLabels", "baseline": "AreaLabels", "maskmix": "AreaLabels",
                 "transmix": "TransMixLabels", "mixpro": "PALLabels",
-                "rmix": "AreaLabels", "rlmix": "AreaLabels", "htm": "AreaLabels", "vtm": "AreaLabels"}[method]
+                "rmix": "AreaLabels", "rlmix": "AreaLabels", "htm": "AreaLabels", "vtm": "AreaLabels",
+                "resizemix": "AreaLabels"}[method]
     assert policy == expected
-    assert (model.schedule.maskmix_prob > 0) == (method in ("mixpro", "maskmix"))
+    assert (model.mixer.find("maskmix") is not None) == (method in ("mixpro", "maskmix"))
     torch.manual_seed(0)
     x, y = torch.randn(4, chans, size, size), torch.randint(0, 10, (4,))
     loss = model(x, y, mode="loss")["loss"]
@@ -105,16 +109,49 @@ def test_every_config_trains_one_step(path):
     assert out[0]["logits"].shape == (4, 10)
 
 
+def method_base(path):
+    """The method base a leaf config lists in its _base_ (configs/classification/_base_/methods/<name>.py)."""
+    with open(path) as f:
+        (name,) = re.findall(r"_base_/methods/([\w-]+)\.py", f.read())
+    return osp.join(ROOT, "configs/classification/_base_/methods", f"{name}.py")
+
+
+# keys a leaf deliberately sets differently from its method base (the tiny ViT's scaled TokenMixup settings)
+LEAF_OVERRIDES = {"tiny-vit_htm_1xb128-20e_fmnist.py": {"token_mixup"},
+                  "tiny-vit_vtm_1xb128-20e_fmnist.py": {"token_mixup"}}
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=[osp.basename(p) for p in CONFIGS])
+def test_every_leaf_carries_its_whole_method(path):
+    """No leaf drops a key of its method (the old placeholder lines could): the model dict holds every key of the
+    method base, equal to it except the leaf's documented overrides."""
+    method = Config.fromfile(method_base(path)).method.to_dict()
+    model = Config.fromfile(path).model.to_dict()
+    overrides = LEAF_OVERRIDES.get(osp.basename(path), set())
+    assert set(method) >= {"mix", "label_policy", "smoothing"}
+    for key, value in method.items():
+        assert key in model, key
+        if key not in overrides:
+            assert model[key] == value, key
+    assert all(isinstance(entry, dict) and "prob" in entry for entry in model["mix"])
+
+
 def test_wrapper_rejects_bad_method_config_and_falls_back_without_cls():
-    base = dict(type="MixClassifier", num_classes=10, backbone=dict(type="tiny_vit"), mix=dict(mask_size=8))
-    with pytest.raises(ValueError, match="mix: unknown key"):
-        MODELS.build({**base, "mix": dict(mask_size=8, mask_sise=8)})
-    with pytest.raises(ValueError, match="label_policy.type"):
+    base = dict(type="MixClassifier", num_classes=10, backbone=dict(type="tiny_vit"), mix_defaults=dict(mask_size=8),
+                mix=[dict(type="maskmix", prob=1.0)])
+    with pytest.raises(ValueError, match=r"mixer \(maskmix\): unknown key\(s\) \['mask_sise'\]"):
+        MODELS.build({**base, "mix": [dict(type="maskmix", prob=1.0, mask_sise=8)]})
+    with pytest.raises(ValueError, match="label_policy type must be one of"):
         MODELS.build({**base, "label_policy": dict(type="Nope")})
+    with pytest.raises(ValueError, match="no registered mixer takes 'mask_sise'"):
+        MODELS.build({**base, "mix_defaults": dict(mask_sise=8)})
+    with pytest.raises(ValueError, match=r"model.backbone \(tiny_vit\): unknown key\(s\) \['patch_sise'\]"):
+        MODELS.build({**base, "backbone": dict(type="tiny_vit", patch_sise=7)})
+    bad_cells = MODELS.build({**base, "mix_defaults": dict(mask_size=6)})
     with pytest.raises(ValueError, match="mask_size=6 is not a multiple of patch_size=4"):
-        MODELS.build({**base, "mix": dict(mask_size=6)})
+        bad_cells(torch.randn(2, 1, 28, 28), torch.tensor([0, 1]), mode="loss")
     assert MODELS.build({**base, "label_policy": dict(type="PALLabels")}).use_attention
-    no_cls = MODELS.build(dict(type="MixClassifier", num_classes=10, mix=dict(mask_size=16),
+    no_cls = MODELS.build(dict(type="MixClassifier", num_classes=10, mix_defaults=dict(mask_size=16),
                                backbone=dict(type="deit_tiny", img_size=32, class_token=False, global_pool="avg"),
                                label_policy=dict(type="PALLabels")))
     assert not no_cls.use_attention  # area labels only, said once in the log
@@ -124,11 +161,13 @@ def test_wrapper_rejects_bad_method_config_and_falls_back_without_cls():
 def test_pal_step_uses_attention_of_the_mixed_batch():
     """The wrapper's loss equals PAL on the same MaskMix batch with the attention of that batch."""
     model = MODELS.build(dict(type="MixClassifier", num_classes=10, backbone=dict(type="tiny_vit"),
-                              mix=dict(mask_size=8, maskmix_prob=1.0), label_policy=dict(type="PALLabels")))
+                              mix_defaults=dict(mask_size=8), mix=[dict(type="maskmix", prob=1.0)],
+                              label_policy=dict(type="PALLabels")))
     model.eval()  # no drop path, so two forwards agree
     x, y = torch.randn(6, 1, 28, 28), torch.randint(0, 10, (6,))
+    generator = model._mix_generator()
     loss = model(x, y, mode="loss")["loss"]
-    batch = model.schedule(x, model._mix_generator())
+    batch = model.mixer(x, y, model.backbone, generator)
     logits, attn = forward_with_attention(model.backbone, batch.images)
     torch.testing.assert_close(loss, model.policy.loss(batch, logits, attn, y))
     assert batch.kind == "maskmix" and attn.shape == (6, 49)
@@ -182,14 +221,31 @@ def test_atomic_backend_replaces_whole_files(tmp_path):
 
 
 def test_maskmix_on_tiny_vit_grid_is_cropped():
-    batch = maskmix(torch.randn(4, 1, 28, 28), mask_size=8, patch_size=4, generator=torch.Generator().manual_seed(0))
-    assert batch.token_mask.shape == (4, 49)
-    torch.testing.assert_close(batch.lam_area, batch.pixel_mask.mean((1, 2, 3)))
+    """28-px images, 8-px cells, 4-px tokens: a 4×4 grid whose last row and column are 4 px wide. λ is the exact
+    own-pixel fraction (not k/G), equal to the token-mask mean; the k own cells are the Beta draw's."""
+    from mixpro_core import random_partner, sample_beta
+    weight = torch.tensor([8., 8., 8., 4.])  # pixel extent of each cell row / column
+    seen = set()
+    for seed in range(8):
+        batch = maskmix(torch.randn(4, 1, 28, 28), mask_size=8, patch_size=4,
+                        generator=torch.Generator().manual_seed(seed))
+        assert batch.token_mask.shape == (4, 49)
+        cells = batch.pixel_mask[:, 0, ::8, ::8]  # (B,4,4), one value per cell
+        g = torch.Generator().manual_seed(seed)
+        random_partner(4, g)
+        k = max(1, math.ceil(16 * sample_beta(1.0, g)))
+        assert cells.flatten(1).sum(1).tolist() == [k] * 4
+        own = (cells * weight.view(1, 4, 1) * weight.view(1, 1, 4)).sum((1, 2)) / 784
+        torch.testing.assert_close(batch.lam_area, own)
+        torch.testing.assert_close(batch.lam_area, batch.token_mask.mean(1))
+        torch.testing.assert_close(batch.lam_area, batch.pixel_mask.mean((1, 2, 3)))
+        seen.update(round(float(v), 6) for v in own if abs(float(v) - k / 16) > 1e-3)
+    assert seen, "no draw put a cropped cell on the own side: the exact λ was never told apart from k/G"
 
 
 def test_grad_checkpointing_gives_the_same_gradients():
     cfg = dict(type="MixClassifier", num_classes=10, backbone=dict(type="tiny_vit", patch_size=7),
-               mix=dict(maskmix_prob=0.0, mixup_alpha=0.0, cutmix_alpha=0.0))
+               mix=[])
     torch.manual_seed(0)
     plain = MODELS.build(cfg)
     ckpt = MODELS.build({**cfg, "grad_checkpointing": True})
@@ -220,3 +276,57 @@ def test_load_pretrained_reads_a_runner_checkpoint(tmp_path):
     dst = vits.tiny_vit(num_classes=10)
     load_pretrained(dst, str(path))
     torch.testing.assert_close(dst.head.weight, src.head.weight)
+
+
+# ------------------------------------------------------------------------------------------------ mixing state
+def mixpro_tiny(**kw):
+    return MODELS.build(dict(type="MixClassifier", num_classes=10, backbone=dict(type="tiny_vit", patch_size=7),
+                             mix_defaults=dict(mask_size=7), label_policy=dict(type="PALLabels"),
+                             mix=[dict(type="maskmix", prob=0.5), dict(type="cutmix", prob=0.25),
+                                  dict(type="mixup", prob=0.25)], **kw))
+
+
+def test_mix_step_counts_loss_calls_and_seeds_the_mixing():
+    model = mixpro_tiny()
+    x, y = torch.randn(8, 1, 28, 28), torch.arange(8)
+    assert model.mix_step.dtype == torch.int64 and int(model.mix_step) == 0 and "mix_step" in model.state_dict()
+    seeds = []
+    for step in range(3):
+        seeds.append(model._mix_generator().initial_seed())
+        model(x, y, mode="loss")
+        assert int(model.mix_step) == step + 1
+    assert len(set(seeds)) == 3, "every step mixes with its own generator"
+    assert seeds[0] == mixpro_tiny()._mix_generator().initial_seed(), "a function of (mix_seed, step, rank) only"
+    assert seeds[0] != mixpro_tiny(mix_seed=1)._mix_generator().initial_seed()
+    model(x, y, mode="predict")
+    model(x, y, mode="tensor")
+    assert int(model.mix_step) == 3, "only training steps count"
+
+
+def test_resumed_model_mixes_as_the_uninterrupted_one():
+    """Outside any Runner: a model restored from a state dict after k steps mixes step k+1 exactly as the model that
+    never stopped (the kill -9 resume test checks the same end to end through tools/train.py)."""
+    x, y = torch.randn(8, 1, 28, 28), torch.arange(8)
+    torch.manual_seed(0)
+    straight = mixpro_tiny().eval()
+    for _ in range(2):
+        straight(x, y, mode="loss")
+    resumed = mixpro_tiny().eval()
+    resumed.load_state_dict(straight.state_dict())
+    assert resumed._mix_generator().initial_seed() == straight._mix_generator().initial_seed()
+    torch.testing.assert_close(resumed(x, y, mode="loss")["loss"], straight(x, y, mode="loss")["loss"], rtol=0, atol=0)
+    fresh = mixpro_tiny().eval()
+    fresh.load_state_dict(straight.state_dict())
+    assert int(fresh.mix_step) == 3
+
+
+def test_a_state_dict_without_mix_step_warns_or_fails_when_strict():
+    old = mixpro_tiny()
+    state = {k: v for k, v in old.state_dict().items() if k != "mix_step"}
+    model = mixpro_tiny()
+    with pytest.warns(UserWarning, match="no mix_step"):
+        missing, _ = model.load_state_dict(state, strict=False)
+    assert missing == ["mix_step"] and int(model.mix_step) == 0 and model._step == 0
+    with pytest.raises(RuntimeError, match="mix_step"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model.load_state_dict(state)

@@ -12,7 +12,7 @@ from mmengine.registry import MODELS, init_default_scope
 import classification  # noqa: F401  (registration)
 from classification.models.msmlp import (KERNELS, MSMLP, MSBlock, MSMLPBackbone, from_official_state_dict,
                                          group_sizes, ms_mlp_base, ms_mlp_small, ms_mlp_tiny)
-from mixpro_core import forward_with_attention, has_cls_attention
+from mixpro_core import forward_with_attention, has_cls_attention, mixed_targets, soft_target_cross_entropy
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DET_CONFIG = osp.join(ROOT, "configs/detection/mask-rcnn_ms-mlp-t_fpn_8xb2-1x_coco.py")
@@ -27,7 +27,8 @@ def _count(model):
 
 # ----------------------------------------------------------------------------------------------- parameter counts
 # Measured with num_classes=1000. Published (seed README): 28M / 50M / 88M, the counts truncated to whole millions
-# (Base's 88.70M would round to 89M). Small and Base are within 1%; Tiny cannot be: the parts the SPEC fixes outside
+# (Base's 88.70M would round to 89M). Small and Base are within 1%; Tiny cannot be: the parts docs/methods.md,
+# "MS-MLP" fixes outside
 # the token mixing (stem, C→4C→C MLPs, 2×2 downsampling convs, head) already hold 28.26M (+0.92%), and the depthwise
 # convolutions of the two branches add 0.40M. See the MS-MLP docstring.
 @pytest.mark.parametrize("factory, exact, published, tol", [
@@ -114,7 +115,8 @@ def test_shift_with_identity_convs_rolls_each_group():
 
 
 def test_mixing_shifts_then_convolves():
-    """SPEC order (and the published model's): roll each group, then its depthwise conv (zero padding)."""
+    """The order of docs/methods.md, "MS-MLP" (and the published model's): roll each group, then its depthwise conv
+    (zero padding)."""
     torch.manual_seed(0)
     mixing = MSBlock(15, kernels=(1, 3, 3, 5, 7)).mixing
     x = torch.randn(2, 15, 6, 6)
@@ -221,18 +223,36 @@ def test_classification_leaves_recipe_and_one_step(leaf):
     warmup, cosine = cfg.param_scheduler
     assert (warmup.end, cosine.eta_min, cosine.end, cfg.train_cfg.max_epochs) == (20, 1e-5, 300, 300)
     assert cfg.train_dataloader.batch_size == 128 and cfg.model.smoothing == 0.1
-    assert cfg.model.mix.mask_size == 32
+    assert cfg.model.mix_defaults.mask_size == 32
     cfg.model.backbone.depths = (1, 1, 1, 1)  # one step at the config's widths, kept fast
     cfg.model.num_classes = 10
     model = MODELS.build(cfg.model)
     assert type(model.policy).__name__ == {"baseline": "AreaLabels", "mixpro": "PALLabels"}[method]
     assert not model.use_attention  # no CLS token: area labels
-    assert model.schedule.patch_size == 32 and (model.schedule.maskmix_prob > 0) == (method == "mixpro")
+    maskmix = model.mixer.find("maskmix")
+    assert (maskmix is not None) == (method == "mixpro")
+    assert maskmix is None or maskmix.options == dict(mask_size=32, patch_size=32, alpha=1.0)
     torch.manual_seed(0)
     x, y = torch.randn(4, 3, 64, 64), torch.randint(0, 10, (4,))
     loss = model(x, y, mode="loss")["loss"]
     loss.backward()
     assert torch.isfinite(loss) and all(p.grad is not None for p in model.backbone.parameters())
+
+
+def test_mixpro_without_cls_token_trains_maskmix_batches_with_the_area_label_loss():
+    """PAL has no attention on MS-MLP: a MaskMix step's loss is exactly the smoothed area-label loss."""
+    cfg = dict(type="MixClassifier", num_classes=10, mix_defaults=dict(mask_size=32),
+               backbone=dict(type="ms_mlp_tiny", embed_dim=32, depths=(1, 1, 1, 1), drop_path_rate=0.0),
+               mix=[dict(type="maskmix", prob=1.0)], label_policy=dict(type="PALLabels"))
+    model = MODELS.build(cfg).eval()
+    x, y = torch.randn(4, 3, 64, 64), torch.tensor([0, 1, 2, 3])
+    generator = model._mix_generator()
+    loss = model(x, y, mode="loss")["loss"]
+    batch = model.mixer(x, y, model.backbone, generator)
+    assert batch.token_exact
+    expected = soft_target_cross_entropy(model.backbone(batch.images),
+                                         mixed_targets(y, batch.partner, batch.lam_area, 10, 0.1))
+    torch.testing.assert_close(loss, expected, rtol=0, atol=1e-6)
 
 
 # ------------------------------------------------------------------------------------------------ dense backbone
@@ -273,7 +293,7 @@ def test_mixclassifier_checkpoint_loads_through_init_cfg(tmp_path, task):
     from mmengine.logging import HistoryBuffer
     source = MODELS.build(dict(type="MixClassifier", num_classes=10,
                                backbone=dict(type="ms_mlp_tiny", embed_dim=32, depths=(1, 1, 2, 1)),
-                               mix=dict(mask_size=32)))
+                               mix_defaults=dict(mask_size=32)))
     hub = HistoryBuffer()
     hub.update(1.0)
     path = str(tmp_path / "epoch_300.pth")  # a Runner checkpoint: `backbone.` keys, message hub, meta

@@ -80,7 +80,6 @@ def test_grad_checkpointing_same_gradients():
 
 
 def test_mmdet_backbone_loads_our_weights(tmp_path):
-    pytest.importorskip("mmcv")
     from mmdet.models.backbones.pvt import PyramidVisionTransformer, pvt_convert
     from mmengine.config import ConfigDict
 
@@ -126,3 +125,18 @@ def test_mmdet_backbone_loads_our_weights(tmp_path):
             torch.testing.assert_close(feat, outs[i], atol=1e-4, rtol=1e-4)
     assert outs[3].shape == (2, 512, 2, 2)
 
+
+
+def test_block_mlp_is_timms_with_the_official_parameter_names():
+    """PVT's MLP is timm.layers.Mlp: checkpoint keys stay ``block{i}.{j}.mlp.fc1|fc2.weight|bias`` and the function is
+    fc2(GELU(fc1(x))) (dropout off)."""
+    from timm.layers import Mlp
+    model = _tiny().eval()
+    mlp = model.block2[0].mlp
+    assert isinstance(mlp, Mlp)
+    assert sorted(k for k in model.state_dict() if k.startswith("block2.0.mlp.")) == [
+        "block2.0.mlp.fc1.bias", "block2.0.mlp.fc1.weight", "block2.0.mlp.fc2.bias", "block2.0.mlp.fc2.weight"]
+    assert mlp.fc1.weight.shape == (8 * 128, 128) and mlp.fc2.weight.shape == (128, 8 * 128)
+    x = torch.randn(2, 5, 128)
+    expected = torch.nn.functional.linear(torch.nn.functional.gelu(mlp.fc1(x)), mlp.fc2.weight, mlp.fc2.bias)
+    torch.testing.assert_close(mlp(x), expected, rtol=0, atol=0)

@@ -1,6 +1,6 @@
-"""classification/robustness.py and tools/robustness.py: occlusion / shuffle geometry, FGSM / PGD budgets, the
-ImageNet-A/R class restriction, the ImageNet-O AUPR, and the CLI end to end on a tiny Fashion-MNIST model."""
-import importlib.util
+"""classification.robustness and classification.robustness_report (tools/robustness.py): occlusion / shuffle
+geometry, FGSM / PGD budgets, the ImageNet-A/R class restriction, the ImageNet-O AUPR, and the CLI end to end on a
+tiny Fashion-MNIST model."""
 import json
 import os.path as osp
 
@@ -13,6 +13,7 @@ from torch import nn
 
 from classification.datasets import FASHION_MNIST_MEAN, FASHION_MNIST_STD, build_fashion_mnist_transform, \
     build_transform
+from classification import robustness_report
 from classification.robustness import (NormalizedModel, class_subset_indices, default_occlusion_patch_size,
                                        default_shuffle_grids, drop_patches, evaluate_robustness, fgsm, folder_wnids,
                                        imagenet_wnids, max_softmax, num_patches_to_drop, ood_aupr, pgd,
@@ -21,15 +22,7 @@ from classification.robustness import (NormalizedModel, class_subset_indices, de
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIG = osp.join(ROOT, "configs/classification/tiny-vit_mixpro_1xb128-20e_fmnist.py")
 FMNIST = "/usr/share/datasets/fashion-mnist"
-needs_fmnist = pytest.mark.skipif(not osp.isdir(FMNIST), reason=f"{FMNIST} missing (dataset-fashion-mnist)")
-
-
-def load_tool():
-    spec = importlib.util.spec_from_file_location("robustness_tool_under_test", osp.join(ROOT, "tools",
-                                                                                          "robustness.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+needs_fmnist = pytest.mark.needs_data(FMNIST)
 
 
 def patch_view(images, p):
@@ -237,7 +230,7 @@ def test_imagenet_suites_end_to_end(tmp_path):
         'custom_imports = dict(imports=["classification"], allow_failed_imports=False)\n'
         'model = dict(type="MixClassifier", num_classes=1000, backbone=dict(type="tiny_vit", img_size=32, '
         'patch_size=8, in_chans=3, embed_dim=16, depth=1, num_heads=1, drop_path_rate=0.0), '
-        'mix=dict(maskmix_prob=0.0))\n'
+        'mix=[])\n'
         f'test_dataloader = dict(batch_size=4, num_workers=0, dataset=dict(type="ImageNetFolder", '
         f'root="{tmp_path / "data"}", split="val", transform=dict(type="timm", is_train=False, input_size=32)))\n')
     model = MODELS.build(Config.fromfile(str(config)).model)
@@ -260,11 +253,10 @@ def test_imagenet_suites_end_to_end(tmp_path):
 
 # ------------------------------------------------------------------------------------------------------------ CLI
 def test_cli_bad_paths(tmp_path):
-    tool = load_tool()
     with pytest.raises(FileNotFoundError, match="nope.py"):
-        tool.main([str(tmp_path / "nope.py"), str(tmp_path / "ckpt.pth")])
+        robustness_report.main([str(tmp_path / "nope.py"), str(tmp_path / "ckpt.pth")])
     with pytest.raises(FileNotFoundError, match="ckpt.pth"):
-        tool.main([CONFIG, str(tmp_path / "ckpt.pth")])
+        robustness_report.main([CONFIG, str(tmp_path / "ckpt.pth")])
     with pytest.raises(FileNotFoundError, match="ckpt.pth"):
         evaluate_robustness(CONFIG, str(tmp_path / "ckpt.pth"), device="cpu")
     if not torch.cuda.is_available():
@@ -278,7 +270,6 @@ def test_cli_end_to_end_on_fashion_mnist(tmp_path):
     from mmengine.config import Config
     from mmengine.registry import MODELS
     import classification  # noqa: F401
-    tool = load_tool()
     cfg = Config.fromfile(CONFIG)
     checkpoints = []
     for seed, method in enumerate(("mixpro", "baseline")):
@@ -288,7 +279,7 @@ def test_cli_end_to_end_on_fashion_mnist(tmp_path):
         torch.save({"state_dict": MODELS.build(cfg.model).state_dict(), "meta": {}}, path)
         checkpoints.append(str(path))
     out = tmp_path / "out"
-    result = tool.main([CONFIG, checkpoints[0], "--compare", checkpoints[1], "--max-samples", "64",
+    result = robustness_report.main([CONFIG, checkpoints[0], "--compare", checkpoints[1], "--max-samples", "64",
                         "--suite", "occlusion,shuffle,fgsm,pgd", "--out-dir", str(out), "--device", "cpu",
                         "--num-workers", "0", "--batch-size", "32", "--attack-max-samples", "32", "--quiet"])
     saved = json.loads((out / "robustness.json").read_text())

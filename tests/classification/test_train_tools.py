@@ -13,9 +13,7 @@ from classification.engine import load_checkpoint_file
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIG = osp.join(ROOT, "configs/classification/tiny-vit_mixpro_1xb128-20e_fmnist.py")
 FMNIST = "/usr/share/datasets/fashion-mnist"
-pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif(not osp.isdir(FMNIST), reason=f"{FMNIST} missing (apt-get install "
-                                                                 f"dataset-fashion-mnist)")]
+pytestmark = [pytest.mark.slow, pytest.mark.needs_data(FMNIST)]
 
 SMALL = ["train_dataloader.dataset.limit=256", "val_dataloader.dataset.limit=100", "train_dataloader.batch_size=64",
          "train_dataloader.num_workers=0", "train_dataloader.persistent_workers=False",
@@ -70,17 +68,16 @@ def test_dist_train_two_gloo_processes(tmp_path):
 def test_rlmix_policy_is_checkpointed_and_resumed(tmp_path):
     """RL-Mix end to end: the PPO policy trains with the classifier (2 updates of 128 images per epoch here), is in
     the checkpoint, continues after --resume, and the checkpoint still converts for downstream use."""
-    pytest.importorskip("stable_baselines3", reason="the optional extra .[rlmix] is installed by tools/setup.sh")
     config = osp.join(ROOT, "configs/classification/tiny-vit_rlmix_1xb128-20e_fmnist.py")
     work = str(tmp_path / "run")
     train = [sys.executable, "tools/train.py", config, "--work-dir", work, "--cfg-options", *SMALL,
-             "model.model_mixer.n_steps=128", "model.model_mixer.batch_size=64"]
+             "model.mix.0.n_steps=128", "model.mix.0.batch_size=64"]
     log = run(train + ["train_cfg.max_epochs=1"])
     assert "rlmix_reward" in log and "rlmix_q" in log
-    first = load_checkpoint_file(osp.join(work, "epoch_1.pth"))["state_dict"]["mixer._extra_state"]
+    first = load_checkpoint_file(osp.join(work, "epoch_1.pth"))["state_dict"]["mixer.mixers.0._extra_state"]
     assert first["updates"] == 2
     run(train + ["train_cfg.max_epochs=2", "--resume"])
-    second = load_checkpoint_file(osp.join(work, "epoch_2.pth"))["state_dict"]["mixer._extra_state"]
+    second = load_checkpoint_file(osp.join(work, "epoch_2.pth"))["state_dict"]["mixer.mixers.0._extra_state"]
     assert second["updates"] == 4, "the policy did not continue from the checkpoint"
     moved = [k for k in first["policy"] if not (first["policy"][k] == second["policy"][k]).all()]
     assert moved, "the policy did not learn in the second epoch"

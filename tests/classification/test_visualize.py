@@ -14,7 +14,7 @@ ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIG = osp.join(ROOT, "configs/classification/tiny-vit_mixpro_1xb128-20e_fmnist.py")
 
 
-@pytest.mark.skipif(not osp.isdir("/usr/share/datasets/fashion-mnist"), reason="Fashion-MNIST package missing")
+@pytest.mark.needs_data("/usr/share/datasets/fashion-mnist")
 def test_maskmix_grid_png(tmp_path):
     model = MODELS.build(Config.fromfile(CONFIG).model)
     ckpt = tmp_path / "model.pth"

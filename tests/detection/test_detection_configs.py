@@ -18,13 +18,10 @@ TINY_VIT_CONFIGS = sorted(glob.glob(osp.join(ROOT, "configs/detection/mask-rcnn_
 COMPOSITE = osp.join(ROOT, "configs/detection/mask-rcnn_pvt-t_scratch_fpn_1xb2-6e_composite-128.py")
 COMPOSITE_PRETRAINED = osp.join(ROOT, "configs/detection/mask-rcnn_pvt-t_pretrained_fpn_1xb2-6e_composite-128.py")
 FMNIST_ROOT = "/usr/share/datasets/fashion-mnist"
-sys.path.insert(0, ROOT)
 # mmdet's PVT logs through the deprecated Logger.warn when it loads a checkpoint
 pytestmark = pytest.mark.filterwarnings("ignore:The 'warn' method is deprecated:DeprecationWarning")
 
-needs_fmnist = pytest.mark.skipif(not osp.isfile(osp.join(FMNIST_ROOT, "train-images-idx3-ubyte.gz")),
-                                  reason=f"Fashion-MNIST missing in {FMNIST_ROOT} "
-                                         "(apt-get install dataset-fashion-mnist)")
+needs_fmnist = pytest.mark.needs_data(osp.join(FMNIST_ROOT, "train-images-idx3-ubyte.gz"))
 
 PVT_V1 = dict(type="PyramidVisionTransformer", pretrain_img_size=224, embed_dims=64, num_heads=[1, 2, 5, 8],
               mlp_ratios=[8, 8, 4, 4], sr_ratios=[8, 4, 2, 1], patch_sizes=[4, 2, 2, 2], strides=[4, 2, 2, 2],
@@ -83,7 +80,7 @@ def test_config_parses_with_the_recipe_and_builds(path):
 def _composite_run_options(tmp_path, num_train: int, num_val: int = 2, seed: int = 0):
     """--cfg-options for a one-epoch run on a fresh tiny composite set: in-process loaders on its files, COCO
     evaluation against its val annotations, validation and logging every epoch / iteration."""
-    from tools.make_downstream_data import make_composite
+    from classification.downstream_data.composite import make_composite
     data = str(tmp_path / "composite")
     make_composite(data, num_train=num_train, num_val=num_val, size=128, seed=seed, verbose=False)
     ann_val = osp.join(data, "annotations", "instances_val.json")

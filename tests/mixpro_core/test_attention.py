@@ -1,11 +1,10 @@
 """forward_with_attention: same logits, CLS-row attention equal to the materialised attention, model untouched."""
 import pytest
+import timm
 import torch
 import torch.nn as nn
 
 from mixpro_core import cls_row_attention, forward_with_attention, has_cls_attention, register_attention_forward
-
-timm = pytest.importorskip("timm")
 
 
 def slow_last_block_cls_attention(model, x):
@@ -82,3 +81,24 @@ def test_cls_row_attention_is_head_mean_softmax():
     k = torch.randn(2, 3, 5, 8)
     expected = torch.softmax((q.unsqueeze(2) @ k.transpose(-2, -1)).squeeze(2) * 0.5, -1).mean(1)
     torch.testing.assert_close(cls_row_attention(q, k, 0.5), expected)
+
+
+def test_bf16_cls_attention_matches_a_peaked_fp32_reference():
+    """Under bf16 autocast the CLS row stays within 0.01 of the fp32 materialised attention. The last block's
+    queries and keys are scaled so that the attention is peaked: a uniform row (what an untrained model nearly
+    gives, and what a broken path could return) misses the reference by far more than the tolerance."""
+    torch.manual_seed(0)
+    model = timm.create_model("vit_tiny_patch16_224", img_size=64, depth=2, pretrained=False).eval()
+    attn = model.blocks[-1].attn
+    dim = attn.qkv.in_features
+    with torch.no_grad():
+        attn.qkv.weight[:2 * dim] *= 6.0
+        attn.qkv.bias[:2 * dim] *= 6.0
+    x = torch.randn(4, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+    reference = slow_last_block_cls_attention(model, x)  # fp32, unfused
+    uniform = reference.sum(1, keepdim=True) / reference.shape[1]
+    assert (reference - uniform).abs().max() > 0.2 and reference.max(1).values.min() > 0.15, "not peaked"
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        _, cls_attn = forward_with_attention(model, x)
+    assert cls_attn.dtype == torch.float32
+    torch.testing.assert_close(cls_attn, reference, rtol=0, atol=1e-2)

@@ -1,19 +1,23 @@
-"""Pins the label-space semantics of SPEC §1 against hand-computed small cases."""
+"""Pins the label-space semantics of docs/methods.md ("Attention for labelling", "TransMix", "PAL") against
+hand-computed small cases."""
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
-from mixpro_core import (AreaLabels, MixBatch, PALLabels, TransMixLabels, area_lambda, attention_lambda,
-                         mixed_cross_entropy, mixed_targets, pal_lambda, progressive_factor, smooth_one_hot,
-                         soft_target_cross_entropy, transmix_lambda)
+from mixpro_core import (LABEL_POLICIES, AreaLabels, LabelPolicy, MixBatch, PALLabels, Registry, TransMixLabels,
+                         area_lambda, attention_lambda, build_label_policy, cls_attention_from_qkv, mixed_cross_entropy,
+                         mixed_targets, pal_lambda, progressive_factor, smooth_one_hot, soft_target_cross_entropy,
+                         transmix_lambda)
 
 
-def make_batch(kind, lam_area, token_mask=None):
+def make_batch(lam_area, token_mask=None, token_exact=False, kind="any-mixer"):
+    """A batch as a mixer would declare it: the policies read token_mask / token_exact, never the kind."""
     lam_area = torch.tensor(lam_area)
     b = len(lam_area)
     return MixBatch(images=torch.zeros(b, 1, 2, 2), partner=torch.tensor([1, 0]), lam_area=lam_area,
-                    pixel_mask=None, token_mask=None if token_mask is None else torch.tensor(token_mask), kind=kind)
+                    pixel_mask=None, token_mask=None if token_mask is None else torch.tensor(token_mask), kind=kind,
+                    token_exact=token_exact)
 
 
 LABELS = torch.tensor([0, 2])
@@ -55,18 +59,21 @@ def test_progressive_factor_is_cosine_of_softmax_and_targets():
     torch.testing.assert_close(progressive_factor(LOGITS, targets), torch.from_numpy(expected).float())
 
 
-def test_transmix_lambda_on_cutmix_only():
-    cut = make_batch("cutmix", [0.75, 0.25], MASK)
-    torch.testing.assert_close(transmix_lambda(cut, ATTN), torch.tensor([(0.75 + 0.4) / 2, (0.25 + 0.6) / 2]))
-    for kind in ("mixup", "maskmix", "none"):
-        torch.testing.assert_close(transmix_lambda(make_batch(kind, [0.75, 0.25], MASK), ATTN),
+def test_transmix_lambda_on_batches_with_a_token_mask_only():
+    cut = make_batch([0.75, 0.25], MASK, kind="cutmix")
+    expected = torch.tensor([(0.75 + 0.4) / 2, (0.25 + 0.6) / 2])
+    torch.testing.assert_close(transmix_lambda(cut, ATTN), expected)
+    # a mixer the policy has never heard of gets the same treatment when it declares a token mask
+    torch.testing.assert_close(transmix_lambda(make_batch([0.75, 0.25], MASK, kind="brand-new"), ATTN), expected)
+    for kind in ("mixup", "rmix", "none"):  # no token mask: area λ
+        torch.testing.assert_close(transmix_lambda(make_batch([0.75, 0.25], kind=kind), ATTN),
                                    torch.tensor([0.75, 0.25]))
     torch.testing.assert_close(transmix_lambda(cut, None), cut.lam_area)
     torch.testing.assert_close(area_lambda(cut), cut.lam_area)
 
 
 def test_pal_lambda_by_hand_and_gradient_switch():
-    batch = make_batch("maskmix", [0.75, 0.25], MASK)
+    batch = make_batch([0.75, 0.25], MASK, token_exact=True)
     logits = LOGITS.clone().requires_grad_(True)
     lam = pal_lambda(batch, logits, ATTN, LABELS, 3, smoothing=0.1)
     # by hand: area targets with smoothing 0.1, α = cosine(softmax, targets)
@@ -81,9 +88,8 @@ def test_pal_lambda_by_hand_and_gradient_switch():
     torch.testing.assert_close(lam.detach(), torch.from_numpy(expected).float())
     assert lam.requires_grad, "official PAL keeps the gradient of the softmax inside α"
     assert not pal_lambda(batch, logits, ATTN, LABELS, 3, detach_factor=True).requires_grad
-    for kind in ("mixup", "cutmix"):
-        torch.testing.assert_close(pal_lambda(make_batch(kind, [0.75, 0.25], MASK), LOGITS, ATTN, LABELS, 3),
-                                   torch.tensor([0.75, 0.25]))
+    for not_exact in (make_batch([0.75, 0.25]), make_batch([0.75, 0.25], MASK, kind="cutmix")):
+        torch.testing.assert_close(pal_lambda(not_exact, LOGITS, ATTN, LABELS, 3), torch.tensor([0.75, 0.25]))
     torch.testing.assert_close(pal_lambda(batch, LOGITS, None, LABELS, 3), batch.lam_area)
 
 
@@ -100,9 +106,34 @@ def test_losses_by_hand():
                                soft_target_cross_entropy(LOGITS, mixed_targets(LABELS, partner, lam, 3, 0.1)))
 
 
+def test_library_losses_equal_the_written_out_formulas():
+    """soft CE = F.cross_entropy with probabilities; λ·CE(y) + (1−λ)·CE(y[j]) = CE against λ·ŷ + (1−λ)·ŷ[j] per
+    sample (CE is linear in the target), with and without smoothing, also for λ with a gradient."""
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(64, 10, generator=g, dtype=torch.float64)
+    labels = torch.randint(10, (64,), generator=g)
+    partner = torch.randperm(64, generator=g)
+    targets = torch.rand(64, 10, generator=g, dtype=torch.float64).softmax(1)
+    written = torch.sum(-targets * F.log_softmax(logits, dim=-1), dim=-1).mean()
+    torch.testing.assert_close(F.cross_entropy(logits, targets), written, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(soft_target_cross_entropy(logits.float(), targets.float()), written.float())
+    lam = torch.rand(64, generator=g, dtype=torch.float64).requires_grad_(True)
+    for s in (0.0, 0.1):
+        per_sample = (lam * F.cross_entropy(logits, labels, reduction="none", label_smoothing=s)
+                      + (1 - lam) * F.cross_entropy(logits, labels[partner], reduction="none", label_smoothing=s))
+        soft = F.cross_entropy(logits, mixed_targets(labels, partner, lam, 10, s).double(), reduction="none")
+        torch.testing.assert_close(soft, per_sample, rtol=1e-6, atol=1e-6)
+        torch.testing.assert_close(mixed_cross_entropy(logits.float(), labels, partner, lam.float(), s),
+                                   per_sample.mean().float())
+        grad_ours, = torch.autograd.grad(mixed_cross_entropy(logits.float(), labels, partner, lam, s), lam)
+        grad_ref, = torch.autograd.grad(per_sample.mean(), lam)
+        torch.testing.assert_close(grad_ours.double(), grad_ref, rtol=1e-5, atol=1e-7)
+
+
 def test_policies_implement_each_official_loss():
-    maskmix_batch = make_batch("maskmix", [0.75, 0.25], MASK)
-    cutmix_batch = make_batch("cutmix", [0.75, 0.25], MASK)
+    maskmix_batch = make_batch([0.75, 0.25], MASK, token_exact=True, kind="maskmix")
+    cutmix_batch = make_batch([0.75, 0.25], MASK, kind="cutmix")
+    mixup_batch = make_batch([0.75, 0.25], kind="mixup")
     area = AreaLabels(3)
     transmix = TransMixLabels(3)
     pal = PALLabels(3)
@@ -114,7 +145,7 @@ def test_policies_implement_each_official_loss():
     torch.testing.assert_close(area.loss(cutmix_batch, LOGITS, ATTN, LABELS), soft(cutmix_batch.lam_area))
     torch.testing.assert_close(transmix.loss(cutmix_batch, LOGITS, ATTN, LABELS),
                                soft(transmix_lambda(cutmix_batch, ATTN)))
-    torch.testing.assert_close(transmix.loss(maskmix_batch, LOGITS, ATTN, LABELS), soft(maskmix_batch.lam_area))
+    torch.testing.assert_close(transmix.loss(mixup_batch, LOGITS, ATTN, LABELS), soft(mixup_batch.lam_area))
     # PAL: hard-label mixed CE without smoothing on MaskMix batches, soft-target CE (with smoothing) otherwise
     pal_lam = pal_lambda(maskmix_batch, LOGITS, ATTN, LABELS, 3)
     torch.testing.assert_close(pal.loss(maskmix_batch, LOGITS, ATTN, LABELS),
@@ -129,3 +160,50 @@ def test_policies_implement_each_official_loss():
     assert not torch.allclose(g_full, g_det)
     with pytest.raises(ValueError, match="num_classes"):
         PALLabels(1)
+
+
+def test_pal_without_attention_is_exactly_the_area_label_loss():
+    """A model without a CLS token (MS-MLP) gets no attention: PAL's loss on MaskMix batches is then the smoothed
+    area-label loss, not the unsmoothed hard-label CE."""
+    maskmix_batch = make_batch([0.75, 0.25], MASK, token_exact=True, kind="maskmix")
+    for policy in (PALLabels(3), PALLabels(3, keep_smoothing=True), TransMixLabels(3)):
+        torch.testing.assert_close(policy.loss(maskmix_batch, LOGITS, None, LABELS),
+                                   AreaLabels(3).loss(maskmix_batch, LOGITS, None, LABELS), rtol=0, atol=0)
+
+
+def test_attention_lambda_is_fp32_under_bf16_autocast():
+    g = torch.Generator().manual_seed(0)
+    qkv = torch.randn(8, 17, 3 * 64, generator=g)
+    mask = (torch.rand(8, 16, generator=g) < 0.5).float()
+    reference = attention_lambda(mask, cls_attention_from_qkv(qkv, 4, 0.25))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        attn = cls_attention_from_qkv(qkv, 4, 0.25)
+        lam = attention_lambda(mask, attn)
+    assert attn.dtype == lam.dtype == torch.float32
+    torch.testing.assert_close(lam, reference, rtol=0, atol=1e-6)
+
+
+def test_policy_builder_checks_keys_before_calling():
+    assert isinstance(build_label_policy(dict(type="PALLabels", detach_factor=True), 10), PALLabels)
+    assert type(build_label_policy(None, 10)) is AreaLabels
+    with pytest.raises(ValueError, match=r"label_policy \(PALLabels\): unknown key\(s\) \['detach'\]"):
+        build_label_policy(dict(type="PALLabels", detach=True), 10)
+    with pytest.raises(ValueError, match="label_policy type must be one of"):
+        build_label_policy(dict(type="Nope"), 10)
+
+    registry = Registry("label_policy")
+
+    @registry.register("BuggyLabels")
+    class BuggyLabels(LabelPolicy):
+        def __init__(self, num_classes, smoothing=0.1, scale=1.0):
+            super().__init__(num_classes, smoothing)
+            raise TypeError("a genuine bug inside the constructor")
+
+    # the constructor's own TypeError is not reported as an unknown key
+    with pytest.raises(TypeError, match="genuine bug"):
+        registry.build(dict(type="BuggyLabels", scale=2.0), defaults=dict(num_classes=10))
+    with pytest.raises(ValueError, match=r"unknown key\(s\) \['scael'\]"):
+        registry.build(dict(type="BuggyLabels", scael=2.0), defaults=dict(num_classes=10))
+    with pytest.raises(ValueError, match="already registered"):
+        registry.register("BuggyLabels")(LabelPolicy)
+    assert set(LABEL_POLICIES.names()) >= {"AreaLabels", "TransMixLabels", "PALLabels"}

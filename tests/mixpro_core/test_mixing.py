@@ -1,11 +1,17 @@
-"""Pins the image-space semantics of SPEC §1: Mixup, CutMix, MaskMix, the schedule and the Beta sampler."""
+"""Pins the image-space semantics of docs/methods.md ("Mixup", "CutMix", "MaskMix", "ResizeMix", "Method schedule"):
+the mixers, the registry and schedule, and the Beta sampler."""
 import math
 
+import numpy as np
 import pytest
 import torch
 from scipy import stats
 
-from mixpro_core import MixSchedule, cutmix, maskmix, mixup, random_partner, sample_beta, token_mask_from_pixels
+import torch.nn.functional as F
+
+from mixpro_core import (MIXERS, AreaLabels, Mixer, MixSchedule, PALLabels, TransMixLabels, build_mixer,
+                         build_schedule, check_mix_defaults, cutmix, maskmix, mixup, random_partner, resizemix,
+                         sample_beta, token_mask_from_pixels)
 
 
 def gen(seed=0):
@@ -38,8 +44,22 @@ def test_sample_beta_follows_beta_distribution(alpha):
 
 def test_sample_beta_is_reproducible_and_rejects_bad_alpha():
     assert sample_beta(1.0, gen(5)) == sample_beta(1.0, gen(5))
+    assert sample_beta(1.0, gen(5)) != sample_beta(1.0, gen(6))
+    g = gen(7)
+    first, second = sample_beta(0.8, g), sample_beta(0.8, g)
+    assert first != second, "each call advances the generator"
     with pytest.raises(ValueError, match="alpha"):
         sample_beta(0.0)
+
+
+@pytest.mark.parametrize("alpha", [0.2, 0.8, 1.0])
+def test_sample_beta_mean_and_variance(alpha):
+    """Beta(α,α): mean 1/2, variance 1/(4(2α+1)); 20000 draws, tolerances of ~5 standard errors."""
+    g = gen(2)
+    draws = np.array([sample_beta(alpha, g) for _ in range(20000)])
+    var = 1 / (4 * (2 * alpha + 1))
+    assert abs(draws.mean() - 0.5) < 5 * math.sqrt(var / len(draws))
+    assert draws.var() == pytest.approx(var, rel=0.05)
 
 
 def test_random_partner_is_derangement_and_needs_two_samples():
@@ -114,8 +134,9 @@ def test_maskmix_official_grid_semantics():
         random_partner(16, g)
         k = max(1, math.ceil(16 * sample_beta(1.0, g)))
         assert cells.flatten(1).sum(1).tolist() == [k] * 16
-        torch.testing.assert_close(batch.lam_area, torch.full((16,), k / 16))
+        torch.testing.assert_close(batch.lam_area, torch.full((16,), k / 16), rtol=0, atol=0)
         torch.testing.assert_close(batch.lam_area, m.mean(dim=(1, 2, 3)))
+        torch.testing.assert_close(batch.lam_area, batch.token_mask.mean(1))
         assert_permutation_without_fixed_point(batch.partner, 16)
         assert_mixed_exactly(batch, x)
 
@@ -150,6 +171,7 @@ def test_maskmix_border_cells_are_cropped_and_lambda_exact():
         own_pixels = (cells * weight.view(1, 3, 1) * weight.view(1, 1, 3)).sum((1, 2))
         torch.testing.assert_close(batch.lam_area, own_pixels / 1600)
         torch.testing.assert_close(batch.lam_area, m.mean(dim=(1, 2, 3)))
+        torch.testing.assert_close(batch.lam_area, batch.token_mask.mean(1))  # 8-px tokens tile the cropped cells
         assert_mixed_exactly(batch, x)
 
 
@@ -173,36 +195,177 @@ def test_maskmix_rejects_incompatible_sizes_with_clear_errors():
         maskmix(x[0], mask_size=32, patch_size=16)
 
 
-# ------------------------------------------------------------------------------------------------ schedule
-def test_schedule_default_frequencies():
-    schedule = MixSchedule(mask_size=32, patch_size=16)
-    g = gen(0)
-    kinds = [schedule.choose(g) for _ in range(8000)]
-    for kind, p in (("maskmix", 0.5), ("mixup", 0.25), ("cutmix", 0.25)):
-        assert kinds.count(kind) / len(kinds) == pytest.approx(p, abs=0.02), kind
+# ------------------------------------------------------------------------------------------------ resizemix
+def resizemix_box(batch):
+    """(y0, y1, x0, x1) of the pasted region, from the pixel mask (0 = partner)."""
+    hole = (batch.pixel_mask[0, 0] == 0).nonzero()
+    (y0, x0), (y1, x1) = hole.min(0).values.tolist(), hole.max(0).values.tolist()
+    return y0, y1 + 1, x0, x1 + 1
 
 
-def test_schedule_switches():
-    g = gen(1)
-    never = MixSchedule(maskmix_prob=0.0)
-    assert "maskmix" not in {never.choose(g) for _ in range(500)}
-    assert {MixSchedule(maskmix_alpha=0.0).choose(g) for _ in range(500)} == {"mixup", "cutmix"}
-    assert {MixSchedule(maskmix_prob=0.0, mixup_alpha=0.0).choose(g) for _ in range(200)} == {"cutmix"}
-    assert {MixSchedule(maskmix_prob=0.0, cutmix_alpha=0.0).choose(g) for _ in range(200)} == {"mixup"}
-    off = MixSchedule(maskmix_prob=0.0, mixup_alpha=0.0, cutmix_alpha=0.0)
-    assert not off.mixes
+def test_resizemix_pastes_the_whole_resized_partner_with_the_exact_lambda():
+    x = images(6, 64, 48)
+    for seed in range(10):
+        batch = resizemix(x, generator=gen(seed))
+        y0, y1, x0, x1 = resizemix_box(batch)
+        m = batch.pixel_mask
+        assert batch.kind == "resizemix" and not batch.token_exact and batch.token_mask is None
+        assert torch.equal(m, m[:1].expand_as(m)) and int((m[0, 0] == 0).sum()) == (y1 - y0) * (x1 - x0)
+        torch.testing.assert_close(batch.lam_area, torch.full((6,), 1 - (y1 - y0) * (x1 - x0) / (64 * 48)))
+        resized = F.interpolate(x[batch.partner], size=(y1 - y0, x1 - x0), mode="bilinear", align_corners=False)
+        assert torch.equal(batch.images[..., y0:y1, x0:x1], resized)
+        assert torch.equal(batch.images * m, x * m), "pixels outside the box are the image's own"
+        assert_permutation_without_fixed_point(batch.partner, 6)
+
+
+def test_resizemix_box_follows_the_scale_draw():
+    x = images(4, 100, 100)
+    for seed in range(20):
+        g = gen(seed)
+        batch = resizemix(x, scale=(0.1, 0.8), generator=g)
+        g = gen(seed)
+        random_partner(4, g)
+        tau = 0.1 + 0.7 * float(torch.rand((), generator=g))
+        y0, y1, x0, x1 = resizemix_box(batch)
+        assert (y1 - y0, x1 - x0) == (int(tau * 100), int(tau * 100))
+        assert y0 == int(torch.randint(100 - (y1 - y0) + 1, (), generator=g))
+        assert x0 == int(torch.randint(100 - (x1 - x0) + 1, (), generator=g))
+    for s in range(3):  # a fixed scale fixes the box size
+        y0, y1, x0, x1 = resizemix_box(resizemix(x, scale=(0.3, 0.3), generator=gen(s)))
+        assert (y1 - y0, x1 - x0) == (30, 30)
+    with pytest.raises(ValueError, match="scale"):
+        resizemix(x, scale=(0.0, 0.5))
+    with pytest.raises(ValueError, match="align=True needs patch_size"):
+        resizemix(x, align=True)
+
+
+def test_resizemix_token_mask_and_aligned_boxes():
+    x = images(4, 64, 64)
+    for seed in range(10):
+        batch = resizemix(x, patch_size=8, generator=gen(seed))
+        assert torch.equal(batch.token_mask, token_mask_from_pixels(batch.pixel_mask, 8))
+        aligned = resizemix(x, patch_size=8, align=True, generator=gen(seed))
+        y0, y1, x0, x1 = resizemix_box(aligned)
+        assert aligned.token_exact and all(v % 8 == 0 for v in (y0, y1, x0, x1))
+        patches = aligned.pixel_mask[:, 0].unfold(1, 8, 8).unfold(2, 8, 8)
+        assert torch.all(patches.amin((-1, -2)) == patches.amax((-1, -2))), "a token mixes two images"
+        expected = torch.ones(8, 8)
+        expected[y0 // 8:y1 // 8, x0 // 8:x1 // 8] = 0
+        assert torch.equal(aligned.token_mask, expected.flatten().expand(4, 64))
+        torch.testing.assert_close(aligned.lam_area, aligned.token_mask.mean(1))
+
+
+def test_resizemix_is_reproducible_and_bicubic_is_an_option():
     x = images(4, 32, 32)
-    batch = off(x, g)
+    a, b = resizemix(x, generator=gen(3)), resizemix(x, generator=gen(3))
+    assert torch.equal(a.images, b.images) and torch.equal(a.partner, b.partner)
+    assert not torch.equal(a.images, resizemix(x, generator=gen(4)).images)
+    cubic = resizemix(x, interpolation="bicubic", generator=gen(3))
+    y0, y1, x0, x1 = resizemix_box(cubic)
+    torch.testing.assert_close(cubic.images[..., y0:y1, x0:x1], F.interpolate(
+        x[cubic.partner], size=(y1 - y0, x1 - x0), mode="bicubic", align_corners=False))
+
+
+def test_resizemix_needs_no_change_to_schedule_or_policies():
+    """ResizeMix is one registered function: the schedule builds it by name and the label policies treat its batches
+    by what they declare (a token mask → TransMix's attention λ; not token-exact → PAL's area loss)."""
+    assert MIXERS.get("resizemix") is resizemix
+    schedule = build_schedule([dict(type="resizemix", prob=1.0, scale=(0.2, 0.5))], dict(patch_size=8, mask_size=8))
+    x, labels = images(4, 32, 32), torch.tensor([0, 1, 2, 3])
+    batch = schedule(x, generator=gen(1))
+    assert batch.kind == "resizemix" and batch.token_mask.shape == (4, 16)
+    logits, attn = torch.randn(4, 5, generator=gen(2)), torch.rand(4, 16, generator=gen(3))
+    lam_attn = (batch.token_mask * attn).sum(1) / attn.sum(1)
+    torch.testing.assert_close(TransMixLabels(5).lam(batch, logits, attn, labels), (batch.lam_area + lam_attn) / 2)
+    torch.testing.assert_close(PALLabels(5).loss(batch, logits, attn, labels),
+                               AreaLabels(5).loss(batch, logits, attn, labels))
+
+
+# ------------------------------------------------------------------------------------------------ registry, schedule
+OFFICIAL = [dict(type="maskmix", prob=0.5, alpha=1.0), dict(type="cutmix", prob=0.25, alpha=1.0),
+            dict(type="mixup", prob=0.25, alpha=0.8)]
+
+
+def test_schedule_frequencies_follow_the_listed_probabilities():
+    schedule = build_schedule(OFFICIAL, dict(mask_size=32, patch_size=16))
+    g = gen(0)
+    picks = [schedule.choose(g) for _ in range(8000)]
+    for index, p in ((0, 0.5), (1, 0.25), (2, 0.25)):
+        assert picks.count(index) / len(picks) == pytest.approx(p, abs=0.02), index
+    partial = build_schedule([dict(type="mixup", prob=0.3)])
+    picks = [partial.choose(g) for _ in range(4000)]
+    assert picks.count(None) / len(picks) == pytest.approx(0.7, abs=0.03)
+
+
+def test_schedule_pick_is_one_uniform_and_the_mixer_continues_the_stream():
+    schedule = build_schedule(OFFICIAL, dict(mask_size=16, patch_size=8))
+    x = images(4, 32, 32)
+    for seed in range(12):
+        batch = schedule(x, generator=gen(seed))
+        g = gen(seed)
+        u = float(torch.rand((), generator=g))
+        name, fn = (("maskmix", lambda: maskmix(x, 16, 8, 1.0, g)) if u < 0.5 else
+                    ("cutmix", lambda: cutmix(x, 1.0, 8, g)) if u < 0.75 else ("mixup", lambda: mixup(x, 0.8, g)))
+        expected = fn()
+        assert batch.kind == name and torch.equal(batch.images, expected.images)
+        assert batch.token_exact == (name == "maskmix")
+
+
+def test_empty_schedule_never_mixes_and_draws_nothing():
+    off = build_schedule([])
+    assert not off.mixes and not build_schedule(None).mixes
+    x = images(4, 32, 32)
+    g = gen(1)
+    batch = off(x, generator=g)
     assert batch.kind == "none" and torch.equal(batch.images, x) and torch.all(batch.lam_area == 1)
-    only_maskmix = MixSchedule(maskmix_prob=1.0, mask_size=16, patch_size=8)
-    batch = only_maskmix(x, g)
-    assert batch.kind == "maskmix" and batch.token_mask.shape == (4, 16)
+    assert torch.equal(g.get_state(), gen(1).get_state())
+    assert not build_schedule([dict(type="mixup", prob=0.0)]).mixes
 
 
-def test_schedule_validates_configuration():
+def test_builder_binds_defaults_and_checks_keys_before_calling():
+    mixer = build_mixer(dict(type="maskmix", alpha=2.0), dict(mask_size=16, patch_size=8, num_classes=10))
+    assert isinstance(mixer, Mixer) and mixer.options == dict(mask_size=16, patch_size=8, alpha=2.0)
+    assert build_mixer(dict(type="maskmix", mask_size=32), dict(mask_size=16, patch_size=8)).options["mask_size"] == 32
+    assert build_mixer(dict(type="mixup"), dict(mask_size=16, patch_size=8)).options == {}
+    with pytest.raises(ValueError, match=r"mixer \(mixup\): unknown key\(s\) \['alpah'\]"):
+        build_mixer(dict(type="mixup", alpah=1.0))
+    with pytest.raises(ValueError, match=r"unknown key\(s\) \['generator'\]"):
+        build_mixer(dict(type="mixup", generator=None))
+    with pytest.raises(ValueError, match="mixer type must be one of"):
+        build_mixer(dict(type="saliencymix"))
+    with pytest.raises(ValueError, match="no 'prob'"):
+        build_schedule([dict(type="mixup")])
+    with pytest.raises(ValueError, match="sum to"):
+        build_schedule([dict(type="mixup", prob=0.7), dict(type="cutmix", prob=0.7)])
+    with pytest.raises(ValueError, match=r"must be in \[0, 1\], got 1.5"):
+        MixSchedule([(build_mixer(dict(type="mixup")), 1.5)])
+    with pytest.raises(ValueError, match="list of mixer configs"):
+        build_schedule(dict(maskmix_prob=0.5))
+    with pytest.raises(ValueError, match="no registered mixer takes 'mask_sise'"):
+        check_mix_defaults(dict(mask_sise=8))
+    check_mix_defaults(dict(mask_size=8, patch_size=16))
+
+
+def test_mixer_errors_name_the_problem_at_call():
+    mixer = build_mixer(dict(type="maskmix"), dict(mask_size=20, patch_size=16))
     with pytest.raises(ValueError, match="mask_size=20 is not a multiple of patch_size=16"):
-        MixSchedule(mask_size=20, patch_size=16)
-    with pytest.raises(ValueError, match="mask_size or patch_size"):
-        MixSchedule()
-    with pytest.raises(ValueError, match="maskmix_prob"):
-        MixSchedule(maskmix_prob=1.5, mask_size=16, patch_size=16)
+        mixer(images(2, 32, 32), generator=gen())
+
+
+def test_a_registered_function_joins_the_schedule_unchanged():
+    """The one call signature: a new mixer function registered under a name is built and called by the schedule,
+    with labels / model passed only because it asks for them."""
+    seen = {}
+
+    def half_swap(images, labels, generator=None, share=0.5):
+        seen["labels"] = labels
+        return mixup(images, alpha=1.0, generator=generator)
+
+    MIXERS.register("test-half-swap")(half_swap)
+    try:
+        schedule = build_schedule([dict(type="test-half-swap", prob=1.0, share=0.25)])
+        labels = torch.arange(4)
+        assert schedule(images(4, 8, 8), labels, torch.nn.Identity(), gen(0)).kind == "mixup"
+        assert seen["labels"] is labels
+    finally:
+        MIXERS._entries.pop("test-half-swap")

@@ -1,5 +1,6 @@
-"""Pins RL-Mix (SPEC §1): R-Mix with the per-image quantile chosen by a PPO policy (stable-baselines3); observation,
-reward, the mixing given the policy's choice, that PPO learns from the recorded rewards, and its checkpoint state."""
+"""Pins RL-Mix (docs/methods.md, "R-Mix and RL-Mix"): R-Mix with the per-image quantile chosen by a PPO policy
+(stable-baselines3); observation, reward, the mixing given the policy's choice, that PPO learns from the recorded
+rewards, and its checkpoint state."""
 import sys
 
 import numpy as np
@@ -8,15 +9,13 @@ import torch
 import torch.nn as nn
 from mmengine.registry import MODELS
 
-pytest.importorskip("stable_baselines3", reason="the optional extra .[rlmix] is installed by tools/setup.sh")
+import stable_baselines3  # noqa: F401  (the extra .[rlmix], installed by tools/setup.sh: a hard dependency of the
+#                                        suite)
 
-import classification  # noqa: E402,F401  (registration)
-from mixpro_core import MixSchedule, RLMixer, random_partner, region_fractions, rmix, sample_beta  # noqa: E402
-from mixpro_core.rlmix import observation, saliency_reward, threshold_choice_env  # noqa: E402
+import classification  # noqa: F401  (registration)
+from mixpro_core import MIXERS, RLMixer, build_mixer, build_schedule, random_partner, region_fractions, rmix, sample_beta
+from mixpro_core.rlmix import observation, saliency_reward, threshold_choice_env
 from mixpro_core.rmix import QUANTILES, _to_pixels, cell_saliency, input_saliency, salient_cells  # noqa: E402
-
-NO_MIX = dict(maskmix_prob=0.0, mixup_alpha=0.0, cutmix_alpha=0.0)
-
 
 def gen(seed=0):
     return torch.Generator().manual_seed(seed)
@@ -29,7 +28,7 @@ def small_net(classes=5):
 
 
 def mixer(classes=5, **kw):
-    return RLMixer(MixSchedule(**NO_MIX), num_classes=classes, **kw)
+    return RLMixer(num_classes=classes, **kw)
 
 
 def force_action(m: RLMixer, action: int):
@@ -71,7 +70,7 @@ def test_mixing_is_rmix_at_the_policy_quantile(action):
     want = rmix(x, y, net, 1.0, 2, gen(3), num_classes=5, quantiles=(QUANTILES[action],))
     for field in ("images", "partner", "lam_area", "pixel_mask"):
         torch.testing.assert_close(getattr(got, field), getattr(want, field))
-    assert got.kind == "rmix" and m.stats["rlmix_q"].item() == pytest.approx(QUANTILES[action])
+    assert got.kind == "rmix" and got.stats["rlmix_q"].item() == pytest.approx(QUANTILES[action])
     g = gen(3)
     partner, lam = random_partner(6, g), sample_beta(1.0, g)
     salient = salient_cells(cell_saliency(input_saliency(net, x, y), 2), torch.full((6,), QUANTILES[action]))
@@ -106,9 +105,9 @@ def test_learning_reward_reaches_the_policy_and_leaves_the_model_alone():
     x, y = torch.rand(8, 3, 16, 16), torch.tensor([0, 1, 2, 3, 4, 0, 1, 2])
     before = [p.detach().clone() for p in m.agent.policy.parameters()]
     rng = torch.get_rng_state()
-    m(x, y, net, gen(0))
+    batch = m(x, y, net, gen(0))
     assert torch.equal(rng, torch.get_rng_state())
-    assert m.updates == 1 and 0.0 <= m.stats["rlmix_reward"].item() <= 1.0
+    assert m.updates == 1 and 0.0 <= batch.stats["rlmix_reward"].item() <= 1.0
     assert any(not torch.equal(b, p) for b, p in zip(before, m.agent.policy.parameters()))
     assert all(p.grad is None for p in net.parameters())
 
@@ -136,22 +135,33 @@ def test_actions_come_from_the_generator():
 
 def test_policy_state_travels_in_the_classifier_checkpoint():
     """The policy is not a parameter of the classifier (its optimiser must not step it) but is in its state dict."""
-    cfg = dict(type="MixClassifier", num_classes=10, mix=NO_MIX,
-               backbone=dict(type="tiny_vit", img_size=16, patch_size=4, embed_dim=16, depth=2, num_heads=2),
-               model_mixer=dict(type="rlmix", seed=0))
+    cfg = dict(type="MixClassifier", num_classes=10, mix=[dict(type="rlmix", prob=1.0, seed=0)],
+               backbone=dict(type="tiny_vit", img_size=16, patch_size=4, embed_dim=16, depth=2, num_heads=2))
     a = MODELS.build(cfg)
-    b = MODELS.build({**cfg, "model_mixer": dict(type="rlmix", seed=1)})
+    b = MODELS.build({**cfg, "mix": [dict(type="rlmix", prob=1.0, seed=1)]})
+    ma, mb = a.mixer.find("rlmix"), b.mixer.find("rlmix")
+    assert MIXERS.get("rlmix") is RLMixer and ma.num_classes == 10, "num_classes reaches it from the classifier"
     obs = torch.rand(32, 26)
-    assert not torch.allclose(a.mixer.action_probs(obs), b.mixer.action_probs(obs))
+    assert not torch.allclose(ma.action_probs(obs), mb.action_probs(obs))
     assert not any(n.startswith("mixer") for n, _ in a.named_parameters())
-    a.mixer.updates = 3
+    ma.updates = 3
     state = a.state_dict()
-    assert "mixer._extra_state" in state
+    assert "mixer.mixers.0._extra_state" in state
     b.load_state_dict(state)
-    torch.testing.assert_close(a.mixer.action_probs(obs), b.mixer.action_probs(obs))
-    assert b.mixer.updates == 3
+    torch.testing.assert_close(ma.action_probs(obs), mb.action_probs(obs))
+    assert mb.updates == 3
     loss = a(torch.rand(4, 1, 16, 16), torch.tensor([0, 1, 2, 3]), mode="loss")
     assert set(loss) == {"loss", "rlmix_q", "rlmix_reward"}
+
+
+def test_rlmix_falls_back_to_the_other_schedule_entries():
+    net = small_net()
+    schedule = build_schedule([dict(type="rlmix", prob=0.5, learn=False), dict(type="mixup", prob=0.5)],
+                              dict(num_classes=5))
+    x, y = torch.rand(4, 3, 16, 16), torch.tensor([0, 1, 2, 3])
+    batches = [schedule(x, y, net, gen(s)) for s in range(10)]
+    assert {b.kind for b in batches} == {"rmix", "mixup"}
+    assert all(("rlmix_q" in b.stats) == (b.kind == "rmix") for b in batches)
 
 
 def test_threshold_env_is_a_valid_gymnasium_env():
@@ -167,8 +177,10 @@ def test_threshold_env_is_a_valid_gymnasium_env():
 
 
 def test_errors(monkeypatch):
-    with pytest.raises(ValueError, match="prob"):
-        mixer(prob=1.5)
+    with pytest.raises(ValueError, match="alpha"):
+        mixer(alpha=0.0)
+    with pytest.raises(ValueError, match=r"mixer \(rlmix\): unknown key\(s\) \['prob'\]"):
+        build_mixer(dict(type="rlmix", prob=1.0), dict(num_classes=5))  # prob belongs to the schedule entry
     with pytest.raises(ValueError, match="n_steps"):
         mixer(n_steps=16, batch_size=64)
     monkeypatch.setitem(sys.modules, "stable_baselines3", None)

@@ -1,11 +1,14 @@
-"""Pins R-Mix (SPEC §1): pixel sources, label fractions, λ_eff, seeding, and a side-effect-free saliency pass."""
+"""Pins R-Mix (docs/methods.md, "R-Mix and RL-Mix"): pixel sources, label fractions, λ_eff, seeding, and a
+side-effect-free saliency pass."""
 import pytest
 import torch
 import torch.nn as nn
 
-from mixpro_core import MixSchedule, RMixer, mixed_targets, random_partner, region_fractions, rmix, sample_beta
-from mixpro_core.rmix import (GRIDS, QUANTILES, _to_pixels, cell_saliency, input_saliency, rmix_from_cells,
-                              salient_cells)
+import torch.nn.functional as F
+
+from mixpro_core import (MIXERS, build_schedule, input_saliency, mixed_targets, random_partner, region_fractions,
+                         rmix, sample_beta)
+from mixpro_core.rmix import GRIDS, QUANTILES, _to_pixels, cell_saliency, rmix_from_cells, salient_cells
 
 
 def gen(seed=0):
@@ -145,24 +148,66 @@ def test_cells_and_quantile_threshold():
         cell_saliency(sal, 0)
 
 
-def test_rmixer_draws_rmix_with_its_probability_and_falls_back_to_the_schedule():
+def test_rmix_in_a_schedule_with_its_probability_and_the_other_entries_as_fallback():
     torch.manual_seed(0)
     model = SmallNet()
     images, labels = torch.randn(4, 3, 16, 16), torch.tensor([0, 1, 2, 3])
-    schedule = MixSchedule(maskmix_prob=0.0, mixup_alpha=0.8, cutmix_alpha=0.0)
-    always = RMixer(schedule, alpha=1.0, grid=2, prob=1.0)
-    assert always(images, labels, model, gen(0)).kind == "rmix"
-    never = RMixer(schedule, prob=0.0)
-    assert never(images, labels, model, gen(0)).kind == "mixup"
-    kinds = {RMixer(schedule, prob=0.5)(images, labels, model, gen(s)).kind for s in range(12)}
+    assert MIXERS.get("rmix") is rmix
+    always = build_schedule([dict(type="rmix", prob=1.0, alpha=1.0, grid=2)], dict(num_classes=5, patch_size=4))
+    batch = always(images, labels, model, gen(0))
+    expected = rmix(images, labels, model, 1.0, 2, gen(0), num_classes=5)  # prob 1: no schedule draw
+    assert batch.kind == "rmix" and torch.equal(batch.images, expected.images)
+    mixed = build_schedule([dict(type="rmix", prob=0.5, grid=2), dict(type="mixup", prob=0.5, alpha=0.8)])
+    kinds = {mixed(images, labels, model, gen(s)).kind for s in range(12)}
     assert kinds == {"rmix", "mixup"}
-    with pytest.raises(ValueError, match="prob"):
-        RMixer(schedule, prob=1.5)
+    with pytest.raises(ValueError, match="alpha"):
+        build_schedule([dict(type="rmix", prob=1.0, alpha=0.0)])(images, labels, model, gen(0))
 
 
+def old_salient_cells(cells, q):
+    """The quantile threshold as written out before torch.quantile replaced it (linear interpolation)."""
+    flat = cells.reshape(cells.shape[0], -1)
+    ordered = flat.sort(dim=1).values
+    pos = q.clamp(0, 1) * (flat.shape[1] - 1)
+    lo, hi = pos.floor().long(), pos.ceil().long()
+    v_lo, v_hi = ordered.gather(1, lo[:, None]), ordered.gather(1, hi[:, None])
+    threshold = v_lo + (v_hi - v_lo) * (pos - lo.to(pos.dtype))[:, None]
+    return (flat >= threshold - 1e-12 * threshold.abs()).reshape(cells.shape)
+
+
+def test_torch_quantile_threshold_equals_the_written_out_one():
+    g = gen(0)
+    for grid in (2, 3, 4, 7):
+        cells = torch.rand(256, grid, grid, generator=g)
+        cells[:8] = 0.25  # ties: every cell equal
+        cells[8:16, 0] = cells[8:16, 1]  # partial ties
+        q = torch.tensor(QUANTILES)[torch.randint(len(QUANTILES), (256,), generator=g)]
+        assert torch.equal(salient_cells(cells, q), old_salient_cells(cells, q))
+
+
+def test_cell_pooling_is_adaptive_avg_pool_when_the_grid_divides_and_differs_otherwise():
+    sal = torch.rand(3, 16, 16, generator=gen(1))
+    for grid in (2, 4, 8):
+        pooled = F.adaptive_avg_pool2d(sal[:, None], grid)[:, 0]
+        torch.testing.assert_close(cell_saliency(sal, grid), pooled / pooled.sum((1, 2), keepdim=True))
+    # 3 cells over 16 rows: adaptive pooling's bins overlap (rows 5 and 10 count twice), the mixing's bands do not
+    pooled = F.adaptive_avg_pool2d(sal[:, None], 3)[:, 0]
+    assert not torch.allclose(cell_saliency(sal, 3), pooled / pooled.sum((1, 2), keepdim=True))
+
+
+def test_saliency_pass_is_fp32_under_autocast():
+    torch.manual_seed(0)
+    model = SmallNet().eval()
+    images, labels = torch.randn(4, 3, 16, 16), torch.tensor([0, 1, 2, 3])
+    reference = input_saliency(model, images, labels)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        saliency, logits = input_saliency(model, images, labels, return_logits=True)
+    assert saliency.dtype == logits.dtype == torch.float32
+    torch.testing.assert_close(saliency, reference, rtol=0, atol=1e-6)
+
+
+@pytest.mark.gpu
 def test_rmix_runs_on_the_images_device():
-    if not torch.cuda.is_available():
-        pytest.skip("no GPU")
     model = SmallNet().cuda()
     images, labels = torch.randn(4, 3, 16, 16, device="cuda"), torch.tensor([0, 1, 2, 3], device="cuda")
     batch = rmix(images, labels, model, generator=gen(0))  # CPU generator, CUDA data (as MixClassifier does)

@@ -1,4 +1,5 @@
-"""Pins TokenMixup (SPEC §1): HTM's assignment, masks, targets and batch order; VTM's extended keys/values; the
+"""Pins TokenMixup (docs/methods.md, "TokenMixup"): HTM's assignment, masks, targets and batch order; VTM's extended
+keys/values; the
 controller's per-forward hooks (no state left behind, eval = the plain model)."""
 import itertools
 
@@ -9,7 +10,7 @@ from timm.models.vision_transformer import VisionTransformer
 
 from mixpro_core import (AreaLabels, HorizontalTokenMixup, MixBatch, TokenMixup, VerticalTokenMixup, build_token_mixup,
                          horizontal_token_mixup, mixed_targets, no_mix)
-from mixpro_core.tokenmixup import TokenMixupContext, assign_partners, saliency_from_qkv
+from mixpro_core.tokenmixup import TokenMixupContext, assign_partners, block_saliency, saliency_from_qkv
 
 
 def vit(class_token=True, depth=3, classes=5):
@@ -45,6 +46,20 @@ def test_saliency_from_qkv_matches_the_explicit_attention(prefix):
     expected = attn[:, 0, 1:] if prefix else attn.mean(1)
     got = saliency_from_qkv(qkv, heads, 0.5, prefix, max_elements=5)  # tiny chunks: one query at a time
     torch.testing.assert_close(got, expected)
+
+
+@pytest.mark.parametrize("prefix", [0, 1])
+def test_saliency_is_fp32_under_bf16_autocast(prefix):
+    model = vit(class_token=bool(prefix))
+    tokens = torch.randn(4, 16 + prefix, 16, generator=torch.Generator().manual_seed(1))
+    reference = block_saliency(model.blocks[1], tokens, prefix)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got = block_saliency(model.blocks[1], tokens, prefix)
+        qkv = torch.randn(4, 16 + prefix, 48, generator=torch.Generator().manual_seed(2))
+        from_qkv = saliency_from_qkv(qkv, 2, 0.5, prefix, max_elements=40)
+    assert got.dtype == from_qkv.dtype == torch.float32
+    torch.testing.assert_close(got, reference, rtol=0, atol=1e-6)
+    torch.testing.assert_close(from_qkv, saliency_from_qkv(qkv, 2, 0.5, prefix, max_elements=40), rtol=0, atol=1e-6)
 
 
 # ------------------------------------------------------------------------------------------------- HTM core
@@ -255,8 +270,10 @@ def test_off_switch_and_config_errors():
         build_token_mixup(model, dict(type="htm", layer=3), 5)
     with pytest.raises(ValueError, match="'htm' or 'vtm'"):
         build_token_mixup(model, dict(type="xtm", layer=1), 5)
-    with pytest.raises(ValueError, match="unknown key"):
+    with pytest.raises(ValueError, match=r"token_mixup \(htm\): unknown key\(s\) \['tua'\]"):
         build_token_mixup(model, dict(type="htm", layer=1, tua=0.2), 5)
+    with pytest.raises(ValueError, match=r"unknown key\(s\) \['block'\]"):  # filled by the builder, not the config
+        build_token_mixup(model, dict(type="htm", layer=1, block=None), 5)
     with pytest.raises(ValueError, match="VTM layer"):
         build_token_mixup(model, dict(type="vtm", layer=0, kappa=2), 5)
     with pytest.raises(ValueError, match="needs a CLS token"):

@@ -12,7 +12,14 @@ from mmengine.config import Config
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIGS = sorted(glob.glob(osp.join(ROOT, "configs/segmentation/segmenter*.py")))  # UPerNet: test_msmlp.py
-sys.path.insert(0, ROOT)
+
+
+def two_iterations_on(data_root) -> list:
+    """--cfg-options for a composite-data Segmenter: ``data_root``, batch 2, no loader workers, 2 iterations."""
+    return [f"train_dataloader.dataset.data_root={data_root}", f"val_dataloader.dataset.data_root={data_root}",
+            "train_dataloader.batch_size=2", "train_dataloader.num_workers=0",
+            "train_dataloader.persistent_workers=False", "val_dataloader.num_workers=0",
+            "val_dataloader.persistent_workers=False", "train_cfg.max_iters=2", "train_cfg.val_interval=2"]
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=[osp.basename(p) for p in CONFIGS])
@@ -59,7 +66,7 @@ def test_one_model_per_family_builds_and_segments(path):
 @pytest.mark.slow
 def test_composite_segmenter_trains_from_converted_checkpoint(tmp_path):
     from classification.models.vits import tiny_vit
-    from tools.make_downstream_data import make_composite
+    from classification.downstream_data.composite import make_composite
     make_composite(str(tmp_path / "composite"), num_train=8, num_val=2, size=128, seed=1, verbose=False)
     src = tmp_path / "cls.pth"
     classifier = tiny_vit(img_size=32, patch_size=8, embed_dim=64, depth=4, num_heads=2)
@@ -71,11 +78,7 @@ def test_composite_segmenter_trains_from_converted_checkpoint(tmp_path):
     config = osp.join(ROOT, "configs/segmentation/segmenter-mask_tiny-vit_fmnist-mixpro_1xb8-2k_composite-128.py")
     proc = subprocess.run(
         [sys.executable, "tools/train.py", config, "--work-dir", str(tmp_path / "work"), "--cfg-options",
-         f"model.backbone.init_cfg.checkpoint={ckpt}", f"train_dataloader.dataset.data_root={tmp_path}/composite",
-         f"val_dataloader.dataset.data_root={tmp_path}/composite", "train_dataloader.batch_size=2",
-         "train_dataloader.num_workers=0", "train_dataloader.persistent_workers=False",
-         "val_dataloader.num_workers=0", "val_dataloader.persistent_workers=False",
-         "train_cfg.max_iters=2", "train_cfg.val_interval=2"],
+         f"model.backbone.init_cfg.checkpoint={ckpt}", *two_iterations_on(tmp_path / "composite")],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, log[-3000:]
@@ -87,17 +90,13 @@ def test_composite_segmenter_trains_from_converted_checkpoint(tmp_path):
 @pytest.mark.slow
 def test_segmenter_dist_train_two_gloo_processes(tmp_path):
     import random
-    from tools.make_downstream_data import make_composite
+    from classification.downstream_data.composite import make_composite
     make_composite(str(tmp_path / "composite"), num_train=8, num_val=2, size=128, seed=2, verbose=False)
     config = osp.join(ROOT, "configs/segmentation/segmenter-linear_tiny-vit_scratch_1xb8-2k_composite-128.py")
     env = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS="1", PORT=str(random.randint(20000, 40000)))
     proc = subprocess.run(
         ["bash", "tools/dist_train.sh", config, "2", "--work-dir", str(tmp_path / "work"), "--cfg-options",
-         f"train_dataloader.dataset.data_root={tmp_path}/composite",
-         f"val_dataloader.dataset.data_root={tmp_path}/composite", "train_dataloader.batch_size=2",
-         "train_dataloader.num_workers=0", "train_dataloader.persistent_workers=False",
-         "val_dataloader.num_workers=0", "val_dataloader.persistent_workers=False",
-         "train_cfg.max_iters=2", "train_cfg.val_interval=2"],
+         *two_iterations_on(tmp_path / "composite")],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, log[-3000:]
@@ -110,7 +109,7 @@ def test_multi_scale_flip_test_config_runs(tmp_path):
     checkpoint, gives mIoU on ADE20K-style folders (the composite set, read with ADE20K's reduce_zero_label)."""
     from mmengine.registry import init_default_scope
     from mmseg.registry import MODELS
-    from tools.make_downstream_data import make_composite
+    from classification.downstream_data.composite import make_composite
     import segmentation  # noqa: F401
     make_composite(str(tmp_path / "composite"), num_train=0, num_val=2, size=128, seed=4, verbose=False)
     ms = osp.join(ROOT, "configs/segmentation/segmenter-mask_deit-t_baseline_8xb1-160k_ade20k-512x512_ms.py")

@@ -1,6 +1,6 @@
-# Segmenter common to every dataset, the SPEC recipe: mmseg's Segmenter model (ViT + mask head), SGD momentum 0.9,
-# lr 1e-3, wd 0, poly 0.9 to 1e-5, batch 8 (8 GPUs × 1), drop path 0.1. The backbone is mmseg's VisionTransformer
-# with DeiT's layout, initialised from our classification checkpoint converted by
+# Segmenter common to every dataset (docs/methods.md, "Recipes"): mmseg's Segmenter model (ViT + mask head), SGD
+# momentum 0.9, lr 1e-3, wd 0, poly 0.9 to 1e-5, batch 8 (8 GPUs × 1), drop path 0.1. The backbone is mmseg's
+# VisionTransformer with DeiT's layout, initialised from our classification checkpoint converted by
 # tools/convert_checkpoint.py --to mmseg-vit (the leaves set init_cfg).
 _base_ = ["mmseg::_base_/models/segmenter_vit-b16_mask.py", "mmseg::_base_/default_runtime.py",
           "mmseg::_base_/schedules/schedule_160k.py"]

@@ -1,4 +1,4 @@
-# Each method base defines `method`; a config applies it with model = dict(mix=..., label_policy=..., smoothing=...).
+# Each method base defines `method`: every model key of the method (mix, label_policy, smoothing, token_mixup).
+# A leaf config applies it in one line, `model = dict(_base_.method)` (plus any keys the leaf changes).
 # No mixing: plain label-smoothed cross-entropy.
-method = dict(mix=dict(maskmix_prob=0.0, mixup_alpha=0.0, cutmix_alpha=0.0),
-              label_policy=dict(type="AreaLabels"), smoothing=0.1)
+method = dict(mix=[], label_policy=dict(type="AreaLabels"), smoothing=0.1)

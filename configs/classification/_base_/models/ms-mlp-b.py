@@ -3,4 +3,4 @@
 # No CLS token: MixPro's PAL falls back to area labels (MixClassifier logs it). The token stride is the final feature
 # stride, 32 px, so MaskMix cells are 32 px (a 7×7 grid at 224²).
 model = dict(type="MixClassifier", num_classes=1000, backbone=dict(type="ms_mlp_base", drop_path_rate=0.5),
-             mix=dict(mask_size=32))
+             mix_defaults=dict(mask_size=32))

@@ -5,4 +5,4 @@
 model = dict(type="MixClassifier", num_classes=10,
              backbone=dict(type="tiny_vit", img_size=32, patch_size=8, in_chans=1, embed_dim=64, depth=4,
                            num_heads=2, mlp_ratio=2.0, drop_path_rate=0.0),
-             mix=dict(mask_size=8))
+             mix_defaults=dict(mask_size=8))

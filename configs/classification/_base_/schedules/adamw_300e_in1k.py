@@ -1,6 +1,6 @@
-# SPEC §2: AdamW (0.9, 0.999), wd 0.05 without decay on norms, biases, pos_embed, cls_token; lr 1e-3 at total batch
-# 1024 scaled linearly (auto_scale_lr); 20 warm-up epochs from 1e-6; cosine per iteration to 1e-5; 300 epochs;
-# gradient clipping at 5.0 (AmpOptimWrapper unscales before clipping).
+# docs/methods.md, "Recipes": AdamW (0.9, 0.999), wd 0.05 without decay on norms, biases, pos_embed, cls_token; lr 1e-3
+# at total batch 1024 scaled linearly (auto_scale_lr); 20 warm-up epochs from 1e-6; cosine per iteration to 1e-5; 300
+# epochs; gradient clipping at 5.0 (AmpOptimWrapper unscales before clipping).
 optim_wrapper = dict(
     type="OptimWrapper",
     optimizer=dict(type="AdamW", lr=1e-3, betas=(0.9, 0.999), weight_decay=0.05),

@@ -1,4 +1,4 @@
-# PVT recipe (SPEC §2): as DeiT but lr 5e-4 per 512 images, 5 warm-up epochs.
+# PVT recipe (docs/methods.md, "Recipes"): as DeiT but lr 5e-4 per 512 images, 5 warm-up epochs.
 _base_ = ["./adamw_300e_in1k.py"]
 optim_wrapper = dict(optimizer=dict(lr=5e-4))
 warmup_epochs = 5

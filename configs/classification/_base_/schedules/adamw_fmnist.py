@@ -1,4 +1,4 @@
-# Short CPU schedule for the tiny ViT on Fashion-MNIST: AdamW lr 4e-3 (batch 128), wd 0.05 with the SPEC's
+# Short CPU schedule for the tiny ViT on Fashion-MNIST: AdamW lr 4e-3 (batch 128), wd 0.05 with the recipe's
 # no-decay groups, 1 warm-up epoch, cosine per iteration to 1e-5, gradient clipping 5.0, 20 epochs.
 _base_ = ["./adamw_300e_in1k.py"]
 optim_wrapper = dict(optimizer=dict(lr=4e-3))

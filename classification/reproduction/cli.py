@@ -1,0 +1,132 @@
+"""The command line of ``tools/reproduce.py`` (and of one run in its own process: ``python -m
+classification.reproduction.cli run-one ...``).
+
+    python tools/reproduce.py [--methods none,baseline,...|all] [--seeds 0,1,2] [--budget 0.5]
+                              [--out docs/results.md] [--plot docs/results.png] [--work-root work_dirs/reproduce]
+                              [--force] [--keep-going] [--report-only] [--cfg-options key=value ...]
+
+Methods are the configs ``configs/classification/tiny-vit_{METHOD}_1xb128-20e_fmnist.py``: by default none,
+baseline (Mixup + CutMix), transmix, maskmix (MaskMix alone, PAL off), mixpro (MaskMix + PAL) and the seed methods
+htm, vtm, rmix (TokenMixup, R-Mix); ``--methods all`` adds every other such config in name order. Every (method,
+seed) run trains like ``tools/train.py CONFIG`` with ``randomness.seed = model.mix_seed = seed`` and
+``max(1, round(20 · budget))`` epochs (warm-up kept, cosine to the new last epoch), in its own process, in
+``WORK_ROOT/METHOD/seedSEED``; then the final model is tested on the 10k test set and under 50% patch drop (half of
+the 4×4 grid of token-sized patches zeroed before normalisation). A run leaves ``result.json`` in its work dir; a
+run that has one (for the same epochs) is not trained again, so a killed reproduction continues where it stopped
+(``--force`` retrains). Time estimates are made from the runs already timed in the work root.
+
+The report (``--out``) has mean ± std (ddof=1) test top-1 and top-1 under 50% patch drop per method, the per-seed
+values, whether the paper's ranking MixPro > TransMix > baseline holds at this scale, and the wall time, machine,
+versions, budget, seeds and the exact command; ``--plot`` is a bar chart of both columns with the std as error bars.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import os.path as osp
+import re
+import shlex
+import sys
+import time
+from typing import Dict, Optional
+
+from classification.environment import environment
+
+from . import runs
+from .report import markdown_report, plot_results
+from .stats import aggregate
+
+
+def parse_args(argv) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="reproduce.py", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--methods", help=f"comma-separated methods, or 'all' for every config (default: "
+                                          f"{','.join(runs.default_methods())})")
+    parser.add_argument("--seeds", default=",".join(map(str, runs.DEFAULT_SEEDS)),
+                        help="comma-separated (default 0,1,2)")
+    parser.add_argument("--budget", type=float, default=runs.DEFAULT_BUDGET,
+                        help=f"fraction of the configs' {runs.BASE_EPOCHS} epochs: epochs = "
+                             f"max(1, round({runs.BASE_EPOCHS}·F)) (default {runs.DEFAULT_BUDGET} → "
+                             f"{runs.epochs_for_budget(runs.DEFAULT_BUDGET)} epochs)")
+    parser.add_argument("--out", default=osp.join(runs.ROOT, "docs", "results.md"),
+                        help="Markdown report (default: docs/results.md of the repository)")
+    parser.add_argument("--plot", help="bar plot PNG (default: --out with .png)")
+    parser.add_argument("--work-root", default=osp.join(runs.ROOT, "work_dirs", "reproduce"),
+                        help="runs go to WORK_ROOT/METHOD/seedSEED (default: work_dirs/reproduce of the repository)")
+    parser.add_argument("--config-dir", default=runs.CONFIG_DIR, help=argparse.SUPPRESS)
+    parser.add_argument("--force", action="store_true", help="retrain runs that already have a result.json")
+    parser.add_argument("--keep-going", action="store_true",
+                        help="after a failed run, go on with the others (the report lists the failure)")
+    parser.add_argument("--report-only", action="store_true",
+                        help="train nothing: write the report from the result.json files already there")
+    parser.add_argument("--cfg-options", nargs="+", default=[], metavar="KEY=VALUE",
+                        help="config overrides for every run (e.g. train_dataloader.dataset.limit=1000)")
+    args = parser.parse_args(argv)
+    args.work_root, args.out = osp.abspath(args.work_root), osp.abspath(args.out)
+    if not args.budget > 0:
+        parser.error(f"--budget must be > 0, got {args.budget}")
+    for option in args.cfg_options:
+        if "=" not in option:
+            parser.error(f"--cfg-options takes KEY=VALUE, got {option!r}")
+        if re.match(r"^(randomness\.seed|model\.mix_seed|train_cfg\.max_epochs|work_dir)=", option):
+            parser.error(f"--cfg-options {option}: set by reproduce.py itself (--seeds / --budget / --work-root)")
+    return args
+
+
+def run_one_main(argv) -> None:
+    """``run-one CONFIG --method M --seed S --epochs E --work-dir DIR [--cfg-options ...]``: one run in this
+    process; prints ``RESULT <json>``."""
+    from mmengine.config import DictAction
+    parser = argparse.ArgumentParser(prog="reproduce.py run-one", description="train and evaluate one run")
+    parser.add_argument("config")
+    parser.add_argument("--method", required=True)
+    parser.add_argument("--seed", type=int, required=True)
+    parser.add_argument("--epochs", type=int, required=True)
+    parser.add_argument("--work-dir", required=True)
+    parser.add_argument("--cfg-options", nargs="+", action=DictAction)
+    args = parser.parse_args(argv)
+    result = runs.train_and_evaluate(args.method, args.config, args.seed, args.epochs, args.work_dir,
+                                     args.cfg_options)
+    print("RESULT " + json.dumps(result))
+
+
+def main(argv=None) -> Optional[Dict[str, dict]]:
+    """``tools/reproduce.py``: run what is missing, write the report and the plot; returns the per-method
+    statistics (None for ``run-one``)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["run-one"]:
+        run_one_main(argv[1:])
+        return None
+    t_start = time.time()
+    args = parse_args(argv)
+    methods = runs.resolve_methods(args.methods, args.config_dir)
+    seeds = runs.parse_seeds(args.seeds)
+    epochs = runs.epochs_for_budget(args.budget)
+    outcome = runs.run_all(methods, seeds, epochs, args.work_root, args.config_dir, args.cfg_options,
+                           force=args.force, keep_going=args.keep_going, report_only=args.report_only)
+    results = outcome.results
+    stats = aggregate(results, methods)
+    meta = dict(environment(), command=shlex.join(["python", "tools/reproduce.py", *argv]), budget=args.budget,
+                epochs=epochs, seeds=seeds, methods=methods, runs=len(results), trained=outcome.trained,
+                reused=outcome.reused, wall_seconds=time.time() - t_start,
+                sum_run_seconds=sum(float(r.get("run_seconds", r.get("train_seconds", 0))) for r in results),
+                sum_train_seconds=sum(float(r.get("train_seconds", 0)) for r in results),
+                failed=outcome.failed, work_root=args.work_root, cfg_options=list(args.cfg_options),
+                finished=time.strftime("%Y-%m-%d %H:%M"))
+    plot = args.plot or osp.splitext(args.out)[0] + ".png"
+    plot_results(stats, plot, f"tiny ViT on Fashion-MNIST, {runs.epochs_text(epochs)}, mean ± std over "
+                              f"seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))} "
+                              f"(y axes do not start at 0)")
+    text = markdown_report(stats, meta, args.config_dir,
+                           osp.relpath(osp.abspath(plot), osp.dirname(osp.abspath(args.out))))
+    os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
+    with open(args.out, "w") as f:
+        f.write(text)
+    print("\n" + text)
+    print(f"wrote {runs.show_path(args.out)} and {runs.show_path(plot)}")
+    return stats
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,370 @@
+"""Runs of the reproduction: the methods (``configs/classification/tiny-vit_{METHOD}_1xb128-20e_fmnist.py``), the
+epoch budget and the shortened schedule, one run (train, test, top-1 under 50% patch drop) in its own process, the
+``result.json`` that marks a finished run, and the loop over (method, seed) pairs.
+
+Time estimates come only from measured runs: the ``train_seconds`` / ``run_seconds`` that every ``result.json``
+records (see :func:`estimate_run_seconds`); before the first run of a work root has finished there is none.
+"""
+from __future__ import annotations
+
+import glob
+import json
+import math
+import os
+import os.path as osp
+import re
+import shlex
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import List, Optional, Sequence
+
+from mmengine.runner import Runner
+
+from classification import launch
+from classification.engine import atomic_write, install_safe_checkpoint_loading, release_dataloader_workers
+from classification.robustness import evaluate_robustness
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))  # the repository
+CONFIG_DIR = osp.join(ROOT, "configs", "classification")
+CONFIG_PREFIX, CONFIG_SUFFIX = "tiny-vit_", "_1xb128-20e_fmnist.py"
+BASE_EPOCHS = 20  # the schedule of the tiny-ViT Fashion-MNIST configs
+DEFAULT_BUDGET = 0.5
+DEFAULT_SEEDS = (0, 1, 2)
+# the default run: the paper's methods, then the seed methods TokenMixup (HTM, VTM) and R-Mix
+DEFAULT_METHODS = ("none", "baseline", "transmix", "maskmix", "mixpro", "htm", "vtm", "rmix")
+DROP_RATIO = 0.5
+RESULT_FILE = "result.json"
+DESCRIPTIONS = {
+    "none": "no mixing (label-smoothed cross-entropy)",
+    "baseline": "Mixup 0.8 / CutMix 1.0 (switch 0.5), area labels",
+    "transmix": "baseline mixing; CutMix λ = (λ_area + λ_attn)/2",
+    "maskmix": "MaskMix 50% / Mixup 25% / CutMix 25%, area labels (PAL off)",
+    "mixpro": "MaskMix 50% / Mixup 25% / CutMix 25% + Progressive Attention Labeling",
+    "htm": "TokenMixup HTM (saliency-guided token mixing of easy samples at block 2) + baseline Mixup/CutMix",
+    "vtm": "TokenMixup VTM (lower blocks' salient tokens join keys/values at block 2) + baseline Mixup/CutMix",
+    "rmix": "R-Mix: input-gradient saliency mixing on every batch",
+    "rlmix": "RL-Mix: R-Mix with each image's saliency quantile chosen by a PPO policy",
+    "resizemix": "ResizeMix 50% (whole partner image resized into a random box) / Mixup 50%, area labels",
+}
+
+
+class RunFailed(RuntimeError):
+    def __init__(self, method: str, seed: int, log: str, detail: str):
+        self.method, self.seed, self.log = method, seed, log
+        super().__init__(f"run failed: method {method}, seed {seed} ({detail}); log: {log}")
+
+
+# --------------------------------------------------------------------------------------------------- methods
+def config_path(method: str, config_dir: str = CONFIG_DIR) -> str:
+    return osp.join(config_dir, f"{CONFIG_PREFIX}{method}{CONFIG_SUFFIX}")
+
+
+def discover_methods(config_dir: str = CONFIG_DIR) -> List[str]:
+    """Every method with a tiny-ViT Fashion-MNIST config (``--methods all``): the default methods in their order,
+    then the others in name order."""
+    found = sorted(osp.basename(p)[len(CONFIG_PREFIX):-len(CONFIG_SUFFIX)]
+                   for p in glob.glob(osp.join(config_dir, f"{CONFIG_PREFIX}*{CONFIG_SUFFIX}")))
+    return [m for m in DEFAULT_METHODS if m in found] + [m for m in found if m not in DEFAULT_METHODS]
+
+
+def default_methods(config_dir: str = CONFIG_DIR) -> List[str]:
+    """The methods of the default run (:data:`DEFAULT_METHODS`) that have a config."""
+    return [m for m in discover_methods(config_dir) if m in DEFAULT_METHODS]
+
+
+def resolve_methods(spec: Optional[str], config_dir: str = CONFIG_DIR) -> List[str]:
+    """None → the default methods; 'all' → every config; otherwise the comma-separated names, each with a config."""
+    if not spec or spec.strip() == "all":
+        methods = default_methods(config_dir) if not spec else discover_methods(config_dir)
+        if not methods:
+            raise SystemExit(f"no {CONFIG_PREFIX}*{CONFIG_SUFFIX} config in {config_dir}")
+        return methods
+    methods = [m.strip() for m in spec.split(",") if m.strip()]
+    missing = [m for m in methods if not osp.isfile(config_path(m, config_dir))]
+    if missing:
+        raise SystemExit(f"no config for method(s) {missing}: expected "
+                         f"{config_path(missing[0], config_dir)}; available: {discover_methods(config_dir)}")
+    if len(set(methods)) != len(methods):
+        raise SystemExit(f"--methods names a method twice: {spec}")
+    return methods
+
+
+def _first_comment(path: str, limit: int = 100) -> str:
+    """The first sentence of the file's first comment block (at most ``limit`` characters)."""
+    block = []
+    try:
+        with open(path) as f:
+            for line in f:
+                if line.startswith("#"):
+                    block.append(line.lstrip("#").strip())
+                elif block:
+                    break
+    except OSError:
+        return ""
+    text = " ".join(b for b in block if b)
+    if text.startswith("Each method base"):  # none.py's preamble about method bases
+        text = text.split(". ", 1)[-1]
+    sentence = re.split(r"(?<=[.!?])\s", text, maxsplit=1)[0].strip()
+    return sentence if len(sentence) <= limit else sentence[:limit - 1].rstrip() + "…"
+
+
+def describe(method: str, config_dir: str = CONFIG_DIR) -> str:
+    """One line on what the method does: ours for the default methods, else the first comment line of its method
+    base ``_base_/methods/METHOD.py`` or of its config."""
+    if method in DESCRIPTIONS:
+        return DESCRIPTIONS[method]
+    return (_first_comment(osp.join(config_dir, "_base_", "methods", f"{method}.py"))
+            or _first_comment(config_path(method, config_dir)))
+
+
+def parse_seeds(spec: str) -> List[int]:
+    try:
+        seeds = [int(s) for s in spec.split(",") if s.strip()]
+    except ValueError:
+        raise SystemExit(f"--seeds takes comma-separated integers, got {spec!r}") from None
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise SystemExit(f"--seeds needs distinct integers, got {spec!r}")
+    return seeds
+
+
+# --------------------------------------------------------------------------------------------------- budget
+def epochs_for_budget(budget: float, base_epochs: int = BASE_EPOCHS) -> int:
+    """max(1, round(base_epochs · budget)), rounding halves up."""
+    if not budget > 0:
+        raise ValueError(f"budget must be > 0, got {budget}")
+    return max(1, int(math.floor(base_epochs * budget + 0.5)))
+
+
+def shorten_schedule(cfg, epochs: int) -> None:
+    """Train for ``epochs``: epoch-based schedulers that end at the config's last epoch end at the new one (cosine
+    ``T_max`` follows), ones that would start at or after it are dropped (the warm-up keeps its length); validation
+    once, at the end."""
+    original = cfg.train_cfg.max_epochs
+    schedulers = cfg.get("param_scheduler") or []
+    if isinstance(schedulers, dict):
+        schedulers = [schedulers]
+    kept = []
+    for sched in schedulers:
+        sched = dict(sched)
+        if sched.get("by_epoch", True) and "end" in sched:
+            begin, end = sched.get("begin", 0), sched["end"]
+            if end >= original or end > epochs:
+                end = epochs
+            if begin >= end:
+                continue
+            sched["end"] = end
+            if "T_max" in sched:
+                sched["T_max"] = end - begin
+        kept.append(sched)
+    cfg.param_scheduler = kept
+    cfg.train_cfg.max_epochs = epochs
+    cfg.train_cfg.val_interval = epochs
+
+
+# --------------------------------------------------------------------------------------------------- results
+def run_dir(work_root: str, method: str, seed: int) -> str:
+    return osp.join(work_root, method, f"seed{seed}")
+
+
+def write_result(work_dir: str, result: dict) -> None:
+    def write(tmp):
+        with open(tmp, "w") as f:
+            json.dump(result, f, indent=2)
+    atomic_write(osp.join(work_dir, RESULT_FILE), write)
+
+
+def load_result(work_dir: str, epochs: Optional[int] = None) -> Optional[dict]:
+    """The run's result.json, or None when it is missing, unreadable, incomplete or (``epochs`` given) for other
+    epochs."""
+    try:
+        with open(osp.join(work_dir, RESULT_FILE)) as f:
+            result = json.load(f)
+    except (OSError, ValueError):
+        return None
+    if not all(isinstance(result.get(k), (int, float)) for k in ("top1", "top1_drop50", "epochs")):
+        return None
+    if epochs is not None and result["epochs"] != epochs:
+        return None
+    return result
+
+
+# --------------------------------------------------------------------------------------------------- estimates
+def _timed(result: dict) -> bool:
+    return all(isinstance(result.get(k), (int, float)) for k in ("train_seconds", "run_seconds")) \
+        and result.get("epochs", 0) > 0
+
+
+def estimate_run_seconds(measured: Sequence[dict], method: str, epochs: int) -> Optional[float]:
+    """A run's time predicted from finished ones: ``epochs`` × training seconds per epoch + the rest of a run
+    (process start, test, robustness), both averaged over the method's finished runs in ``measured`` (over all of
+    them when the method has none); None when nothing was timed."""
+    timed = [r for r in measured if _timed(r)]
+    rows = [r for r in timed if r.get("method") == method] or timed
+    if not rows:
+        return None
+    per_epoch = statistics.fmean(r["train_seconds"] / r["epochs"] for r in rows)
+    rest = statistics.fmean(max(0.0, r["run_seconds"] - r["train_seconds"]) for r in rows)
+    return epochs * per_epoch + rest
+
+
+def estimate_plan_seconds(measured: Sequence[dict], plan: Sequence[tuple], epochs: int) -> Optional[float]:
+    """Sum of :func:`estimate_run_seconds` over the (method, seed) runs of ``plan``; None when nothing was timed."""
+    estimates = [estimate_run_seconds(measured, method, epochs) for method, _ in plan]
+    return None if any(e is None for e in estimates) else sum(estimates)
+
+
+def hms(seconds: Optional[float]) -> str:
+    """'1h02m03s', '4m05s'; 'unknown' for None."""
+    if seconds is None:
+        return "unknown"
+    seconds = int(round(seconds))
+    h, rem = divmod(seconds, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}h{m:02d}m{s:02d}s" if h else f"{m}m{s:02d}s"
+
+
+def epochs_text(n: int) -> str:
+    return f"{n} epoch" if n == 1 else f"{n} epochs"
+
+
+def show_path(path: str) -> str:
+    """Repository-relative when inside the repository."""
+    rel = osp.relpath(path, ROOT)
+    return path if rel.startswith("..") else rel
+
+
+# --------------------------------------------------------------------------------------------------- one run
+def train_and_evaluate(method: str, config: str, seed: int, epochs: int, work_dir: str,
+                       cfg_options: Optional[dict] = None) -> dict:
+    """One run in this process: ``tools/train.py``'s config handling (:func:`classification.launch.build_config`),
+    training with ``randomness.seed = model.mix_seed = seed`` for ``epochs``, the Runner's test, then top-1 under
+    50% patch drop (:func:`classification.robustness.evaluate_robustness`, suite ``occlusion``); writes and returns
+    the result."""
+    t0 = time.time()
+    install_safe_checkpoint_loading()
+    args = launch.parse_args([config, "--work-dir", work_dir])
+    args.cfg_options = cfg_options
+    cfg = launch.build_config(args)
+    cfg.randomness = dict(cfg.get("randomness") or {}, seed=seed)
+    cfg.model.mix_seed = seed
+    shorten_schedule(cfg, epochs)
+    runner = Runner.from_cfg(cfg)
+    t_train = time.time()
+    runner.train()
+    train_seconds = time.time() - t_train
+    metrics = runner.test()
+    release_dataloader_workers(runner)
+    del runner
+    run_config = osp.join(work_dir, osp.basename(config))  # the config as the Runner dumped it (all overrides)
+    checkpoint = osp.join(work_dir, f"epoch_{epochs}.pth")
+    robust = evaluate_robustness(run_config if osp.isfile(run_config) else config, checkpoint,
+                                 suites=("occlusion",), occlusion_ratios=(DROP_RATIO,), seed=seed, progress=False,
+                                 name=f"{method} seed {seed}")
+    occlusion = robust.get("occlusion") or {}
+    drop = occlusion.get(str(float(DROP_RATIO)), occlusion.get(DROP_RATIO))
+    if drop is None:
+        raise KeyError(f"evaluate_robustness gave no occlusion top-1 at ratio {DROP_RATIO}: {robust}")
+    result = dict(method=method, seed=seed, epochs=epochs, top1=float(metrics["top1"]), top1_drop50=float(drop),
+                  top5=float(metrics.get("top5", float("nan"))), clean_top1_robustness=float(robust["clean_top1"]),
+                  train_seconds=round(train_seconds, 1), run_seconds=round(time.time() - t0, 1),
+                  config=show_path(config), checkpoint=checkpoint)
+    write_result(work_dir, result)
+    return result
+
+
+def launch_run(method: str, config: str, seed: int, epochs: int, work_dir: str,
+               cfg_options: Sequence[str] = ()) -> dict:
+    """One run in a fresh process (``python -m classification.reproduction.cli run-one``), its output in
+    ``WORK_DIR/reproduce.log``. Raises :class:`RunFailed` naming the method, seed and log."""
+    os.makedirs(work_dir, exist_ok=True)
+    log = osp.join(work_dir, "reproduce.log")
+    cmd = [sys.executable, "-m", "classification.reproduction.cli", "run-one", config, "--method", method,
+           "--seed", str(seed), "--epochs", str(epochs), "--work-dir", work_dir]
+    if cfg_options:
+        cmd += ["--cfg-options", *cfg_options]
+    with open(log, "w") as f:
+        f.write("$ " + shlex.join(cmd) + "\n")
+        f.flush()
+        code = subprocess.run(cmd, cwd=ROOT, stdout=f, stderr=subprocess.STDOUT).returncode
+    if code != 0:
+        raise RunFailed(method, seed, log, f"exit code {code}")
+    result = load_result(work_dir, epochs)
+    if result is None:
+        raise RunFailed(method, seed, log, f"finished without a complete {RESULT_FILE}")
+    return result
+
+
+def _tail(path: str, lines: int = 15) -> str:
+    try:
+        with open(path, errors="replace") as f:
+            return "".join(f.readlines()[-lines:])
+    except OSError:
+        return ""
+
+
+# --------------------------------------------------------------------------------------------------- the loop
+@dataclass
+class Outcome:
+    """What :func:`run_all` did: every result (reused and new), the failed runs, and the counts."""
+
+    results: List[dict] = field(default_factory=list)
+    failed: List[str] = field(default_factory=list)
+    reused: int = 0
+    trained: int = 0
+
+
+def run_all(methods: Sequence[str], seeds: Sequence[int], epochs: int, work_root: str,
+            config_dir: str = CONFIG_DIR, cfg_options: Sequence[str] = (), force: bool = False,
+            keep_going: bool = False, report_only: bool = False) -> Outcome:
+    """Train and evaluate every (method, seed) pair without a ``result.json`` for ``epochs`` (all with ``force``;
+    none with ``report_only``), one process each, printing a line when a run starts and ends with the elapsed time
+    and the measured estimate of what is left. A failure stops the loop (:class:`SystemExit`) unless
+    ``keep_going``, which records it in :attr:`Outcome.failed`."""
+    t_start = time.time()
+    plan = [(m, s) for m in methods for s in seeds]
+    out, todo = Outcome(), []
+    measured = []  # every timed result.json of the plan's run dirs (any epochs), then the runs finished here
+    for method, seed in plan:
+        existing = load_result(run_dir(work_root, method, seed))
+        if existing is not None:
+            measured.append(existing)
+        if existing is not None and existing["epochs"] == epochs and not force:
+            out.results.append(existing)
+        else:
+            todo.append((method, seed))
+    out.reused = len(out.results)
+    if report_only and todo:
+        print("report only, no result for: " + ", ".join(f"{m} seed {s}" for m, s in todo))
+        todo = []
+    print(f"reproduce: {len(methods)} methods ({', '.join(methods)}) × {len(seeds)} seeds, {epochs_text(epochs)}: "
+          f"{len(plan)} runs, {out.reused} done already, {len(todo)} to train; estimate "
+          f"{hms(estimate_plan_seconds(measured, todo, epochs))} (from the runs timed so far)", flush=True)
+    for i, (method, seed) in enumerate(todo, 1):
+        work_dir = run_dir(work_root, method, seed)
+        eta = hms(estimate_plan_seconds(measured, todo[i - 1:], epochs))
+        print(f"[{i}/{len(todo)}] start {method} seed {seed} ({epochs_text(epochs)}) in {show_path(work_dir)} — "
+              f"elapsed {hms(time.time() - t_start)}, ETA {eta}", flush=True)
+        stale = osp.join(work_dir, RESULT_FILE)
+        if osp.exists(stale):
+            os.remove(stale)
+        t0 = time.time()
+        try:
+            result = launch_run(method, config_path(method, config_dir), seed, epochs, work_dir, cfg_options)
+        except RunFailed as err:
+            print(f"[{i}/{len(todo)}] FAILED {method} seed {seed} after {hms(time.time() - t0)}: {err}\n"
+                  f"--- last lines of {err.log} ---\n{_tail(err.log)}---", file=sys.stderr, flush=True)
+            out.failed.append(f"{method} seed {seed} (log `{show_path(err.log)}`)")
+            if not keep_going:
+                raise SystemExit(f"stopped after the failure of {method} seed {seed} (log: {err.log}); finished runs "
+                                 f"keep their result.json: rerun the same command to continue, or add --keep-going")
+            continue
+        out.trained += 1
+        out.results.append(result)
+        measured.append(result)
+        print(f"[{i}/{len(todo)}] done  {method} seed {seed}: top-1 {result['top1']:.2f}, @50% drop "
+              f"{result['top1_drop50']:.2f} in {hms(time.time() - t0)} — elapsed {hms(time.time() - t_start)}, "
+              f"ETA {hms(estimate_plan_seconds(measured, todo[i:], epochs))}", flush=True)
+    return out

@@ -1,0 +1,152 @@
+"""Preemption (classification.preemption): a signal mid-epoch → checkpoint after the running iteration, exit status
+75, and ``--resume auto`` ends with exactly the weights of an uninterrupted run (one process and two gloo ranks)."""
+import os
+import os.path as osp
+import pickle
+import random
+import re
+import signal
+import subprocess
+
+import pytest
+import torch
+from mmengine.config import Config
+from torch.utils.data import BatchSampler, DataLoader, SequentialSampler
+
+from classification.engine import load_checkpoint_file
+from classification.preemption import (PREEMPTED_EXIT_CODE, PreemptionHook, SkipFirstBatches, TrainingPreempted,
+                                       add_preemption_hook)
+
+FMNIST = "/usr/share/datasets/fashion-mnist"
+
+
+# ------------------------------------------------------------------------------------------------ units
+def test_preempt_skip_first_batches_leaves_out_one_pass_only():
+    loader = DataLoader(list(range(10)), batch_size=3)
+    skip = SkipFirstBatches(loader.batch_sampler, 2)
+    object.__setattr__(loader, "batch_sampler", skip)
+    assert len(loader) == 2 and [b.tolist() for b in loader] == [[6, 7, 8], [9]]
+    skip.release()
+    assert len(loader) == 4 and [b.tolist() for b in loader][0] == [0, 1, 2]
+    assert skip.batch_size == 3 and isinstance(skip.sampler, SequentialSampler)  # the wrapped sampler's attributes
+    assert list(SkipFirstBatches(BatchSampler(range(4), 2, False), 2)) == []
+    copied = pickle.loads(pickle.dumps(SkipFirstBatches(BatchSampler(range(4), 2, False), 1)))
+    assert list(copied) == [[2, 3]]
+
+
+def test_preempt_exit_status_and_config():
+    stop = TrainingPreempted("SIGUSR1", 37)
+    assert isinstance(stop, SystemExit) and stop.code == PREEMPTED_EXIT_CODE == os.EX_TEMPFAIL == 75
+    assert "iteration 37" in str(stop) and "--resume auto" in str(stop)
+    cfg = Config(dict(custom_hooks=[dict(type="TrainingCurveHook")]))
+    add_preemption_hook(cfg)
+    add_preemption_hook(cfg)
+    assert [h["type"] for h in cfg.custom_hooks] == ["TrainingCurveHook", "PreemptionHook"]
+    off = Config(dict(custom_hooks=[dict(type="PreemptionHook", signals=[])]))
+    add_preemption_hook(off)
+    assert off.custom_hooks == [dict(type="PreemptionHook", signals=[])]
+    assert PreemptionHook(["SIGUSR2", 15]).signals == [signal.SIGUSR2, signal.SIGTERM]
+    with pytest.raises(ValueError, match="SIGFOO"):
+        PreemptionHook(["SIGFOO"])
+
+
+# ------------------------------------------------------------------------------------------------ end to end
+def run_and_signal(cmd, run, pattern, send, **extra_env):
+    """Start ``cmd``; on the first output line matching ``pattern`` call ``send(proc)``. Returns (status, output)."""
+    proc = subprocess.Popen(cmd, cwd=run.ROOT, env=run.env(PYTHONUNBUFFERED="1", **extra_env), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    lines, sent = [], False
+    for line in proc.stdout:
+        lines.append(line)
+        if not sent and re.search(pattern, line):
+            send(proc)
+            sent = True
+    status = proc.wait(timeout=120)
+    assert sent, "the run ended before the signal: " + "".join(lines)[-3000:]
+    return status, "".join(lines)
+
+
+def assert_preempted_mid_epoch(work, iters_per_epoch):
+    """The preemption checkpoint is in epoch 2, not at its end, and last_checkpoint points at it."""
+    path = osp.join(work, "preempted.pth")
+    with open(osp.join(work, "last_checkpoint")) as f:
+        assert f.read() == path
+    meta = load_checkpoint_file(path)["meta"]
+    assert iters_per_epoch < meta["iter"] < 2 * iters_per_epoch and meta["epoch"] == 1, meta
+    assert not osp.exists(osp.join(work, "epoch_2.pth"))
+    return meta["iter"] - iters_per_epoch
+
+
+def assert_same_training_state(a_path, b_path, iters):
+    a, b = load_checkpoint_file(a_path), load_checkpoint_file(b_path)
+    assert a["meta"]["iter"] == b["meta"]["iter"] == iters
+    for k, v in a["state_dict"].items():
+        torch.testing.assert_close(b["state_dict"][k], v, rtol=0, atol=0, msg=k)
+    for i, state in a["optimizer"]["state"].items():
+        for k, v in state.items():
+            torch.testing.assert_close(b["optimizer"]["state"][i][k], v, rtol=0, atol=0, msg=f"optimizer {i} {k}")
+
+
+def run_ok(cmd, run, **extra_env):
+    proc = subprocess.run(cmd, cwd=run.ROOT, env=run.env(**extra_env), capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    return proc.stdout + proc.stderr
+
+
+# batch 16: 32 iterations per epoch in one process, 16 per rank with two; log every iteration to see the progress
+E2E = ["train_dataloader.batch_size=16", "train_cfg.max_epochs=2", "default_hooks.logger.interval=1"]
+
+
+@pytest.mark.slow
+@pytest.mark.needs_data(FMNIST)
+@pytest.mark.timeout(1200)
+def test_preempt_single_process_sigterm_then_resume_matches_an_uninterrupted_run(tmp_path, fmnist_run):
+    straight, preempted = str(tmp_path / "straight"), str(tmp_path / "preempted")
+    run_ok(fmnist_run.train_cmd(straight, *E2E), fmnist_run)
+    status, log = run_and_signal(fmnist_run.train_cmd(preempted, *E2E), fmnist_run,
+                                 r"Epoch\(train\)\s*\[2\]\[\s*4/32\]", lambda p: p.send_signal(signal.SIGTERM))
+    assert status == PREEMPTED_EXIT_CODE, log[-3000:]
+    assert "preempted by SIGTERM" in log
+    done = assert_preempted_mid_epoch(preempted, 32)
+    resumed = run_ok(fmnist_run.train_cmd(preempted, *E2E) + ["--resume", "auto"], fmnist_run)
+    assert f"leaving out the {done} batches of epoch 2" in resumed
+    assert_same_training_state(osp.join(straight, "epoch_2.pth"), osp.join(preempted, "epoch_2.pth"), 64)
+
+
+def free_port() -> str:
+    return str(random.randint(20000, 40000))
+
+
+def rank_process(torchrun_pid: int, rank: int) -> int:
+    """pid of the torchrun worker whose environment says RANK=rank."""
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            with open(f"/proc/{pid}/environ", "rb") as f:
+                environ = f.read().split(b"\0")
+        except OSError:
+            continue
+        if ppid == torchrun_pid and f"RANK={rank}".encode() in environ:
+            return int(pid)
+    raise LookupError(f"no worker with RANK={rank} under torchrun (pid {torchrun_pid})")
+
+
+@pytest.mark.slow
+@pytest.mark.needs_data(FMNIST)
+@pytest.mark.timeout(1200)
+def test_preempt_two_gloo_ranks_signal_one_rank_then_resume_matches_an_uninterrupted_run(tmp_path, fmnist_run):
+    """SIGUSR1 reaches rank 1 only: both ranks stop after the same iteration (rank 0 learns of it through the
+    all_reduce), one checkpoint, both exit 75; the resumed run ends where an uninterrupted 2-rank run ends."""
+    straight, preempted = str(tmp_path / "straight"), str(tmp_path / "preempted")
+    dist = fmnist_run.dist_train_cmd
+    run_ok(dist(straight, 2, *E2E), fmnist_run, PORT=free_port())
+    status, log = run_and_signal(dist(preempted, 2, *E2E), fmnist_run, r"Epoch\(train\)\s*\[2\]\[\s*3/16\]",
+                                 lambda p: os.kill(rank_process(p.pid, 1), signal.SIGUSR1), PORT=free_port())
+    # torchrun reports the workers' status 75 and exits non-zero itself
+    assert status != 0 and len(re.findall(rf"exitcode\s*:\s*{PREEMPTED_EXIT_CODE}", log)) >= 1, log[-3000:]
+    assert "preempted by SIGUSR1" in log
+    done = assert_preempted_mid_epoch(preempted, 16)
+    resumed = run_ok(dist(preempted, 2, *E2E) + ["--resume", "auto"], fmnist_run, PORT=free_port())
+    assert f"leaving out the {done} batches of epoch 2" in resumed
+    assert_same_training_state(osp.join(straight, "epoch_2.pth"), osp.join(preempted, "epoch_2.pth"), 32)

@@ -1,0 +1,134 @@
+"""tools/setup.sh: the C++ standard read from torch's headers, the pins it keeps, and the system-torch mode installed
+offline (--no-index, from a wheelhouse filled by ``--fill-wheelhouse``) into a second venv that already holds the
+project's torch (its files linked from .venv, not a second copy)."""
+import glob
+import os
+import os.path as osp
+import re
+import subprocess
+import sys
+from importlib.metadata import distribution, version
+
+import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+SETUP = osp.join(ROOT, "tools/setup.sh")
+
+
+def setup_function_output(call: str) -> subprocess.CompletedProcess:
+    """Run ``call`` in bash after sourcing tools/setup.sh (its functions, not its main)."""
+    return subprocess.run(["bash", "-c", f'source "{SETUP}" && {call}'], capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize("cplusplus, flag", [("201703L", "c++17"), ("202002L", "c++20")])
+def test_cxx_standard_is_read_from_the_aten_guard(tmp_path, cplusplus, flag):
+    (tmp_path / "ATen").mkdir()
+    (tmp_path / "ATen/ATen.h").write_text(f"#pragma once\n#if !defined(_MSC_VER) && __cplusplus < {cplusplus}\n"
+                                          f"#error C++ or later compatible compiler is required to use ATen.\n#endif\n")
+    out = setup_function_output(f'cxx_std_of_headers "{tmp_path}"')
+    assert out.returncode == 0 and out.stdout.strip() == flag, out.stderr
+
+
+def test_cxx_standard_of_the_installed_torch_and_unreadable_headers(tmp_path):
+    import torch
+    header = open(osp.join(osp.dirname(torch.__file__), "include/ATen/ATen.h")).read()
+    want = {"201703": "c++17", "202002": "c++20"}[re.search(r"__cplusplus < (\d{6})L", header).group(1)]
+    out = setup_function_output(f'torch_cxx_std "{sys.executable}"')
+    assert out.stdout.strip() == want, out.stderr
+    (tmp_path / "ATen").mkdir()
+    (tmp_path / "ATen/ATen.h").write_text("#pragma once\n")
+    out = setup_function_output(f'cxx_std_of_headers "{tmp_path}"')
+    assert out.returncode != 0 and "cannot tell which C++ standard" in out.stderr
+    assert setup_function_output(f'cxx_std_of_headers "{tmp_path}/none"').returncode != 0
+
+
+def test_system_mode_keeps_present_versions_and_the_project_pins(tmp_path):
+    constraints = tmp_path / "c.txt"
+    out = setup_function_output(f'write_constraints "{sys.executable}" "{constraints}"')
+    assert out.returncode == 0, out.stderr
+    # the versions pip compares with: the installed distributions' metadata
+    assert constraints.read_text().split() == [f"{n}=={version(n)}" for n in ("torch", "torchvision", "numpy")]
+    out = setup_function_output("unpinned numpy==2.2.6 'setuptools<82' timm==1.0.31 mmdet==3.3.0 gymnasium==1.4.0 "
+                                "stable-baselines3==2.9.2 pillow 'scipy==1.15.3'")
+    assert out.stdout.split() == ["numpy", "setuptools<82", "timm==1.0.31", "mmdet==3.3.0", "gymnasium==1.4.0",
+                                  "stable-baselines3==2.9.2", "pillow", "scipy"]
+    bad = subprocess.run(["bash", SETUP], env=dict(os.environ, MIXPRO_TORCH="conda"), capture_output=True, text=True)
+    assert bad.returncode != 0 and "MIXPRO_TORCH=conda" in bad.stderr
+
+
+def torch_closure() -> list:
+    """torch, torchvision and everything they require (in this environment), as distributions."""
+    seen, todo, dists = set(), ["torch", "torchvision"], []
+    while todo:
+        name = canonicalize_name(todo.pop())
+        if name in seen:
+            continue
+        seen.add(name)
+        dist = distribution(name)
+        dists.append(dist)
+        for req in map(Requirement, dist.requires or []):
+            if req.marker is None or req.marker.evaluate({"extra": ""}):
+                todo.append(req.name)
+    return dists
+
+
+def link_torch_site(site: str, dest: str) -> None:
+    """A site directory holding only torch/torchvision and their requirements: symlinks into .venv's site-packages."""
+    os.makedirs(dest)
+    tops = set()
+    for dist in torch_closure():
+        for f in dist.files or []:
+            if not str(f).startswith(".."):
+                tops.add(f.parts[0])
+    for top in sorted(tops):
+        if osp.exists(osp.join(site, top)):
+            os.symlink(osp.join(site, top), osp.join(dest, top))
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1500)
+def test_system_torch_offline_install_into_a_venv_that_holds_torch(tmp_path):
+    """Fill a wheelhouse (system mode: no torch in it), then install offline into a fresh venv whose site sees
+    .venv's torch through a .pth: no second torch appears, pip check is clean but for mm* metadata, the self-check
+    (mmcv ops included: the wheel cached by `make setup` for this torch) passes."""
+    import torch
+    site = osp.dirname(osp.dirname(torch.__file__))
+    system = str(tmp_path / "system-site")
+    link_torch_site(site, system)
+    venv = str(tmp_path / "venv")
+    subprocess.run([sys._base_executable, "-m", "venv", venv], check=True, timeout=300)
+    venv_site = glob.glob(osp.join(venv, "lib/python3*/site-packages"))[0]
+    with open(osp.join(venv_site, "system-torch.pth"), "w") as f:
+        f.write(system + "\n")
+    py = osp.join(venv, "bin/python")
+    base_env = dict(os.environ, PYTHON=py, MIXPRO_TORCH="system", MIXPRO_SKIP_APT="1")
+
+    wheelhouse = str(tmp_path / "wheelhouse")
+    fill = subprocess.run(["bash", SETUP, "--fill-wheelhouse", wheelhouse], env=base_env, capture_output=True,
+                          text=True, timeout=900)
+    assert fill.returncode == 0, (fill.stdout + fill.stderr)[-4000:]
+    files = os.listdir(wheelhouse)
+    assert "mmcv-2.1.0.tar.gz" in files and any(f.startswith("mmdet-3.3.0") for f in files)
+    assert not [f for f in files if re.match(r"(torch|torchvision|nvidia_)", f)], "a torch in the wheelhouse"
+
+    # offline: no pip configuration (no find-links or extra index of this machine), --no-index from the wheelhouse
+    offline = {k: v for k, v in base_env.items() if not k.startswith("PIP_")}
+    offline.update(PIP_CONFIG_FILE=os.devnull, MIXPRO_VENV=venv, MIXPRO_WHEELHOUSE=wheelhouse)
+    proc = subprocess.run(["bash", SETUP], env=offline, capture_output=True, text=True, timeout=1200)
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log[-5000:]
+    assert "self-check ok" in log and re.search(r"phase 'base requirements': \d+ s", log)
+    assert re.search(r"system torch: keeping torch==\S+ torchvision==", log)
+
+    assert not glob.glob(osp.join(venv_site, "torch*")), "a second torch was installed into the venv"
+    where = subprocess.run([py, "-c", "import torch, torchvision; print(torch.__file__, torch.__version__)"],
+                           capture_output=True, text=True, check=True).stdout.split()
+    assert where == [osp.join(system, "torch", "__init__.py"), torch.__version__]
+    check = subprocess.run([py, "-m", "pip", "check"], capture_output=True, text=True, env=offline)
+    problems = [line for line in check.stdout.splitlines()
+                if line.strip() and not re.match(r"(mmcv|mmengine|mmdet|mmsegmentation) ", line)]
+    assert not problems, check.stdout
+    again = subprocess.run(["bash", SETUP], env=offline, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0 and "environment up to date" in again.stdout, again.stdout[-2000:]
