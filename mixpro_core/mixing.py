@@ -64,12 +64,11 @@ def _randint(high: int, generator: Optional[torch.Generator]) -> int:
     return int(torch.randint(high, (), generator=generator, device=_draw_device(generator)))
 
 
-def sample_beta(alpha: float, generator: Optional[torch.Generator] = None, device=None) -> float:
+def sample_beta(alpha: float, generator: Optional[torch.Generator] = None) -> float:
     """λ ~ Beta(alpha, alpha) as a Python float, reproducible under ``generator``.
 
     torch's Beta/Gamma samplers cannot take a generator, so the draw is numpy's ``Generator.beta`` seeded by one
-    63-bit integer drawn from ``generator`` (one draw per call). ``device`` is accepted for call compatibility and
-    not used: the draw is host work.
+    63-bit integer drawn from ``generator`` (one draw per call).
     """
     if alpha <= 0:
         raise ValueError(f"Beta concentration alpha must be > 0, got {alpha}")
@@ -157,7 +156,7 @@ def cutmix(images: torch.Tensor, alpha: float = 1.0, patch_size: Optional[int] =
     lam = sample_beta(alpha, generator)
     ratio = math.sqrt(1.0 - lam)
     cut_h, cut_w = int(h * ratio), int(w * ratio)
-    cy, cx = (int(c) for c in (_uniform((2,), generator) * torch.tensor([h, w])).tolist())
+    cy, cx = (int(u * side) for u, side in zip(_uniform((2,), generator).tolist(), (h, w)))
     y0, y1 = max(cy - cut_h // 2, 0), min(cy + cut_h // 2, h)
     x0, x1 = max(cx - cut_w // 2, 0), min(cx + cut_w // 2, w)
     return _box_batch(images, partner, images[..., y0:y1, x0:x1][partner], (y0, y1, x0, x1), patch_size, "cutmix")

@@ -22,7 +22,12 @@ def test_mix(capsys):
     out = capsys.readouterr().out
     check_header(out, "mix --size 32")
     assert "| mixer | ms / batch |" in out and "speed-up over the per-sample numpy reference" in out
-    assert set(result["data"]["speedup"]) == {"mask generation", "MaskMix (masks + blend)"}
+    ms, speedup = result["data"]["ms"], result["data"]["speedup"]
+    assert set(speedup) == {"mask generation", "MaskMix (masks + blend)"} and all(t > 0 for t in ms.values())
+    assert speedup["mask generation"] == pytest.approx(ms["maskmix masks only (per-sample numpy reference)"]
+                                                       / ms["maskmix masks only (ours, batched)"])
+    assert speedup["MaskMix (masks + blend)"] == pytest.approx(
+        ms["maskmix (per-sample numpy reference: masks + blend)"] / ms["maskmix (ours, batched: masks + blend)"])
 
 
 def test_attention_paths_agree_and_json_is_written(capsys, tmp_path):
@@ -75,7 +80,9 @@ def test_throughput(capsys):
     check_header(out, "throughput --model tiny_vit")
     assert "timm.data.Mixup" in out and "img/s" in out
     stats = result["data"]["stats"]
-    assert stats["ours"]["img_per_s"] > 0 and stats["timm"]["img_per_s"] > 0
+    for pipeline in ("ours", "timm"):  # img/s = B / mean step time (batch 2)
+        assert stats[pipeline]["img_per_s"] == pytest.approx(2e3 / stats[pipeline]["mean_ms"])
+    assert result["data"]["ratio"] == pytest.approx(stats["ours"]["img_per_s"] / stats["timm"]["img_per_s"])
     with pytest.raises(SystemExit, match="even batch"):
         B.main(["throughput", "--model", "tiny_vit", "--batch", "3", "--repeats", "1", "--warmup", "0"])
 

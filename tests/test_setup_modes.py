@@ -59,19 +59,19 @@ def test_system_mode_keeps_present_versions_and_the_project_pins(tmp_path):
 
 
 def torch_closure() -> list:
-    """torch, torchvision and everything they require (in this environment), as distributions."""
-    seen, todo, dists = set(), ["torch", "torchvision"], []
+    """torch, torchvision and everything they require (in this environment, extras followed), as distributions."""
+    seen, todo, dists = set(), [("torch", ()), ("torchvision", ())], {}
     while todo:
-        name = canonicalize_name(todo.pop())
-        if name in seen:
+        name, extras = todo.pop()
+        name = canonicalize_name(name)
+        if (name, extras) in seen:
             continue
-        seen.add(name)
-        dist = distribution(name)
-        dists.append(dist)
+        seen.add((name, extras))
+        dist = dists.setdefault(name, distribution(name))
         for req in map(Requirement, dist.requires or []):
-            if req.marker is None or req.marker.evaluate({"extra": ""}):
-                todo.append(req.name)
-    return dists
+            if req.marker is None or any(req.marker.evaluate({"extra": e}) for e in ("", *extras)):
+                todo.append((req.name, tuple(sorted(req.extras))))
+    return list(dists.values())
 
 
 def link_torch_site(site: str, dest: str) -> None:

@@ -208,3 +208,38 @@ def test_a_non_finite_loss_here_stops_this_rank_whatever_the_others_report(monke
     with pytest.raises(FloatingPointError, match="non-finite training loss"):
         model.parse_losses(losses)
     assert calls
+
+
+def _parse_losses_on_rank(rank, store, model, results):
+    """One gloo rank of the two: rank 0's loss is finite, rank 1's is NaN; write what parse_losses did."""
+    torch.distributed.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=2)
+    try:
+        loss = torch.tensor(1.0 if rank == 0 else float("nan"))
+        try:
+            model.parse_losses({"loss": loss})
+            outcome = "continued"
+        except FloatingPointError:
+            outcome = "stopped"
+        (results / str(rank)).write_text(outcome)
+    finally:
+        torch.distributed.destroy_process_group()
+
+
+def test_two_gloo_ranks_stop_together_when_one_loss_is_not_finite(tmp_path):
+    """The real collective (mmengine's all_reduce over gloo, forked ranks): the rank with the finite loss stops too."""
+    import multiprocessing
+
+    model = tiny([dict(type="maskmix", prob=1.0)])
+    ctx = multiprocessing.get_context("fork")
+    procs = [ctx.Process(target=_parse_losses_on_rank, args=(rank, tmp_path / "store", model, tmp_path))
+             for rank in (0, 1)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=60)
+    alive = [p for p in procs if p.is_alive()]
+    for p in alive:
+        p.kill()
+    assert not alive, "a rank was left waiting"
+    assert [p.exitcode for p in procs] == [0, 0]
+    assert [(tmp_path / str(rank)).read_text() for rank in (0, 1)] == ["stopped", "stopped"]

@@ -369,3 +369,17 @@ def test_a_registered_function_joins_the_schedule_unchanged():
         assert seen["labels"] is labels
     finally:
         MIXERS._entries.pop("test-half-swap")
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("cfg", [dict(type="mixup"), dict(type="cutmix", patch_size=16),
+                                 dict(type="maskmix", mask_size=32, patch_size=16),
+                                 dict(type="resizemix", patch_size=16)])
+def test_mixers_take_a_generator_on_the_images_device(cfg):
+    """A CUDA generator with CUDA images: draws are made on the generator's device and host arithmetic only sees
+    Python numbers (a CPU constant times a CUDA draw failed once, in CutMix's box centre)."""
+    x = torch.randn(8, 3, 224, 224, device="cuda")
+    g = torch.Generator(device="cuda").manual_seed(0)
+    batch = build_mixer(cfg)(x, generator=g)
+    assert batch.images.device == x.device and batch.lam_area.device == x.device
+    assert_permutation_without_fixed_point(batch.partner.cpu(), 8)
