@@ -1,7 +1,7 @@
 """The demo behind ``tools/demo.py`` (``make demo``), the main job on the embedded data, on CPU: pretrain → convert
 → Segmenter → Mask R-CNN, one results table.
 
-    python tools/demo.py [--work-dir work_dirs/demo] [--stages pretrain,segmentation,detection] [--quick]
+    python tools/demo.py [--work-dir work_dirs/demo] [--stages pretrain,segmentation,detection] [--jobs N] [--quick]
 
 1. **pretrain**: MixPro (MaskMix + PAL) training of the tiny ViT (32×32, patch 8) on Fashion-MNIST; the final model
    is evaluated on the 10k test set; ``curve.png`` and ``maskmix_grid.png`` (mixed training images with λ_area,
@@ -15,6 +15,12 @@
    bbox / segm AP.
 
 The table (also ``<work-dir>/results.md`` and ``results.json``) has one row per backbone initialisation.
+
+``--jobs N`` (default 2 where at least 2 cores are usable, else 1) runs independent stages at the same time, each in
+its own single-threaded process (:mod:`classification.parallel_stages`; these small models gain almost nothing
+from a second intra-op thread): the random-init fine-tunes (Segmenter, then Mask R-CNN) run while the classifier
+pretrains; after the conversion the two MixPro-init fine-tunes run side by side. ``--jobs 1`` is the sequential
+pipeline in one process. ``results.json``'s ``schedule`` records each stage's process and start / end.
 ``--quick`` shrinks every stage to seconds (a smoke test of the pipeline, numbers meaningless).
 """
 from __future__ import annotations
@@ -31,6 +37,8 @@ from mmengine.runner import Runner
 from classification.convert import convert_file
 from classification.downstream_data.composite import make_composite
 from classification.engine import install_safe_checkpoint_loading
+from classification.parallel_stages import Stage, run_stages
+from classification.runtime import usable_cores
 from classification.visualize import maskmix_grid
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))  # the repository
@@ -149,7 +157,9 @@ def timing_lines(results: dict) -> str:
     for task in ("segmentation", "detection"):
         for key, run in results.get(task, {}).items():
             parts.append(f"{task} ({INITS[key]}) {run['seconds'] / 60:.1f} min")
-    parts.append(f"total {results['total_seconds'] / 60:.1f} min")
+    jobs = results.get("schedule", {}).get("jobs", 1)
+    parts.append(f"total {results['total_seconds'] / 60:.1f} min"
+                 + (f" ({jobs} stages at a time)" if jobs > 1 else ""))
     return "Time on this machine: " + "; ".join(parts) + ".\n"
 
 
@@ -165,8 +175,13 @@ def main(argv=None) -> dict:
     parser.add_argument("--stages", default=",".join(STAGES),
                         help="comma-separated subset of pretrain,segmentation,detection (downstream stages without "
                              "pretrain reuse <work-dir>/epoch_*.pth)")
+    parser.add_argument("--jobs", type=int, default=2 if usable_cores() >= 2 else 1,
+                        help="stages run at the same time, one single-threaded process each (default: 2 where at "
+                             "least 2 cores are usable, else 1: all stages in this process, one after another)")
     parser.add_argument("--quick", action="store_true", help="seconds per stage: a smoke test of the pipeline")
     args = parser.parse_args(argv)
+    if args.jobs < 1:
+        parser.error(f"--jobs must be at least 1, got {args.jobs}")
     stages = [s for s in args.stages.split(",") if s]
     unknown = sorted(set(stages) - set(STAGES))
     if unknown:
@@ -176,9 +191,11 @@ def main(argv=None) -> dict:
 
     t0 = time.time()
     results: dict = {}
+    epochs = args.epochs or Config.fromfile(args.config).train_cfg.max_epochs
+    ckpt = osp.join(args.work_dir, f"epoch_{epochs}.pth")
+    plan = []
     if "pretrain" in stages:
-        results["pretrain"] = pretrain(args, args.work_dir)
-        ckpt = results["pretrain"]["checkpoint"]
+        plan.append(Stage("pretrain", pretrain, dict(args=args, work_dir=args.work_dir), work_dir=args.work_dir))
     else:
         previous = osp.join(args.work_dir, "results.json")
         if osp.isfile(previous):  # keep the earlier pretraining's numbers in the table
@@ -186,20 +203,30 @@ def main(argv=None) -> dict:
                 earlier = json.load(f).get("pretrain")
             if earlier:
                 results["pretrain"] = earlier
-        epochs = args.epochs or Config.fromfile(args.config).train_cfg.max_epochs
-        ckpt = osp.join(args.work_dir, f"epoch_{epochs}.pth")
         if {"segmentation", "detection"} & set(stages) and not osp.isfile(ckpt):
             raise SystemExit(f"{ckpt} not found: run the pretrain stage first (--stages pretrain)")
     downstream = [s for s in ("segmentation", "detection") if s in stages]
     if downstream:
-        converted = convert(ckpt, osp.join(args.work_dir, "tiny-vit_mixpro_mmseg-vit.pth"))
-        ensure_composite(data_root, args.quick)
+        ensure_composite(data_root, args.quick)  # once, before any worker reads it
+        converted = osp.join(args.work_dir, "tiny-vit_mixpro_mmseg-vit.pth")
+        plan.append(Stage("convert", convert, dict(ckpt=ckpt, dst=converted), local=True,
+                          after=("pretrain",) if "pretrain" in stages else ()))
         for task in downstream:
             configs = SEG_CONFIGS if task == "segmentation" else DET_CONFIGS
-            results[task] = {
-                key: finetune(config, osp.join(args.work_dir, f"{task}_{key}"), data_root,
-                              converted if key == "mixpro" else None, args.quick, task)
-                for key, config in configs.items()}
+            for key, config in configs.items():
+                work_dir = osp.join(args.work_dir, f"{task}_{key}")
+                plan.append(Stage(f"{task}/{key}", finetune,
+                                  dict(config=config, work_dir=work_dir, data_root=data_root,
+                                       backbone_ckpt=converted if key == "mixpro" else None, quick=args.quick,
+                                       task=task),
+                                  after=("convert",) if key == "mixpro" else (), work_dir=work_dir))
+    runs = run_stages(plan, jobs=args.jobs, initializer=install_safe_checkpoint_loading)
+    if "pretrain" in runs:
+        results["pretrain"] = runs["pretrain"].result
+    for task in downstream:
+        results[task] = {key: runs[f"{task}/{key}"].result for key in INITS}
+    results["schedule"] = dict(jobs=args.jobs, stages={
+        name: dict(pid=run.pid, started=run.started, finished=run.finished) for name, run in runs.items()})
     results["total_seconds"] = time.time() - t0
 
     table = results_table(results)

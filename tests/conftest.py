@@ -1,4 +1,4 @@
-"""Suite-wide markers and the strict-skips mode of CI.
+"""Suite-wide markers, the strict-skips mode of CI, and a PVT check shared by two test files.
 
 Markers:
   - ``@pytest.mark.gpu``: needs CUDA; skipped without it — the only skip that strict mode keeps.
@@ -35,6 +35,28 @@ def pytest_runtest_setup(item):
         if missing:
             pytest.skip(f"missing data: {', '.join(missing)} (installed by `make setup`: apt packages "
                         f"dataset-fashion-mnist, labelme-examples)")
+
+
+def _assert_pvt_stages_match(classifier, backbone, x):
+    """Stages 1-3 of our PVT ``classifier`` (``forward_stage``) equal those of mmdet's PVT ``backbone`` on images
+    ``x`` (B,3,H,W), to 1e-4 (stage 4 differs: the classifier's also attends to its CLS token). Returns the
+    backbone's four feature maps (B,C_i,H_i,W_i)."""
+    import torch
+
+    with torch.no_grad():
+        outs = backbone(x)
+        feats = x
+        for i in range(3):
+            tokens, hw = classifier.forward_stage(i, feats)
+            feats = tokens.transpose(1, 2).reshape(x.shape[0], -1, *hw)
+            torch.testing.assert_close(feats, outs[i], atol=1e-4, rtol=1e-4)
+    return outs
+
+
+@pytest.fixture
+def assert_pvt_stages_match():
+    """``check(classifier, backbone, x) -> backbone outputs``: our PVT and mmdet's agree on stages 1-3."""
+    return _assert_pvt_stages_match
 
 
 def _is_gpu_skip(item, report) -> bool:

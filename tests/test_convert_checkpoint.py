@@ -163,7 +163,7 @@ def test_pos_embed_grid_errors(vit):
         cc.convert_to_mmseg_vit(state, img_size=128)
 
 
-def test_pvt_to_mmdet_keys_and_features(pvt):
+def test_pvt_to_mmdet_keys_and_features(pvt, assert_pvt_stages_match):
     model, path = pvt
     state, _ = cc.read_backbone_state(path)
     new_state, report = cc.convert_to_mmdet_pvt(state)
@@ -176,14 +176,7 @@ def test_pvt_to_mmdet_keys_and_features(pvt):
     assert result.missing_keys == [] and result.unexpected_keys == []
 
     # Stages 1-3 are the same computation in both (stage 4 of the classifier also attends to the CLS token).
-    x = torch.randn(2, 3, 64, 64)
-    with torch.no_grad():
-        outs = backbone(x)
-        feats = x
-        for i in range(3):
-            tokens, hw = model.forward_stage(i, feats)
-            feats = tokens.transpose(1, 2).reshape(2, -1, *hw)
-            torch.testing.assert_close(outs[i], feats, atol=1e-4, rtol=1e-4)
+    outs = assert_pvt_stages_match(model, backbone, torch.randn(2, 3, 64, 64))
     assert [tuple(o.shape) for o in outs] == [(2, 64, 16, 16), (2, 128, 8, 8), (2, 320, 4, 4), (2, 512, 2, 2)]
 
 

@@ -47,8 +47,8 @@ else
   gpus=0
 fi
 
-rm -rf "$OUT"
 mkdir -p "$OUT"
+rm -f "$OUT"/*.json "$OUT"/*.log "$OUT/steps.tsv" "$REPORT"  # this check's own files from an earlier run only
 START=$(date +%s)
 STEPS="$OUT/steps.tsv"
 : > "$STEPS"

@@ -25,6 +25,7 @@ from timm.layers import DropPath, Mlp
 from timm.models import checkpoint_seq
 from timm.models.vision_transformer import Attention
 
+from .weight_init import init_transformer_weights
 from .weights import load_pretrained
 
 __all__ = ["CCT", "CCTBlock", "cct_7_3x1"]
@@ -104,14 +105,8 @@ class CCT(nn.Module):
 
     @staticmethod
     def _init_weights(m: nn.Module) -> None:
-        if isinstance(m, nn.Linear):
-            nn.init.trunc_normal_(m.weight, std=0.02)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.LayerNorm):
-            nn.init.ones_(m.weight)
-            nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.Conv2d):
+        init_transformer_weights(m, trunc_normal=nn.init.trunc_normal_)
+        if isinstance(m, nn.Conv2d):
             nn.init.kaiming_normal_(m.weight)
 
     def set_grad_checkpointing(self, enable: bool = True) -> None:

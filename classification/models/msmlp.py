@@ -46,9 +46,10 @@ from typing import Optional, Sequence, Tuple
 import torch
 import torch.nn as nn
 from mmengine.logging import print_log
-from timm.layers import DropPath, LayerNorm2d, Mlp, trunc_normal_
+from timm.layers import DropPath, LayerNorm2d, Mlp
 from torch.utils.checkpoint import checkpoint
 
+from .weight_init import init_transformer_weights
 from .weights import load_pretrained, read_backbone_state
 
 LayerNorm = partial(nn.LayerNorm, eps=1e-6)
@@ -168,13 +169,7 @@ class MSMLP(nn.Module):
 
     @staticmethod
     def _init_weights(m: nn.Module):
-        if isinstance(m, (nn.Linear, nn.Conv2d)):
-            trunc_normal_(m.weight, std=.02)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.LayerNorm):
-            nn.init.ones_(m.weight)
-            nn.init.zeros_(m.bias)
+        init_transformer_weights(m, truncated=(nn.Linear, nn.Conv2d))
 
     @torch.jit.ignore
     def set_grad_checkpointing(self, enable: bool = True):

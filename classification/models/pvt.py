@@ -23,6 +23,8 @@ from torch.utils.checkpoint import checkpoint
 
 from mixpro_core.attention import cls_row_attention
 
+from .weight_init import init_transformer_weights
+
 LayerNorm = partial(nn.LayerNorm, eps=1e-6)
 
 
@@ -145,14 +147,8 @@ class PyramidVisionTransformerV1(nn.Module):
 
     @staticmethod
     def _init_weights(m: nn.Module):
-        if isinstance(m, nn.Linear):
-            trunc_normal_(m.weight, std=.02)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.LayerNorm):
-            nn.init.ones_(m.weight)
-            nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.Conv2d):
+        init_transformer_weights(m)
+        if isinstance(m, nn.Conv2d):
             fan_out = m.kernel_size[0] * m.kernel_size[1] * m.out_channels // m.groups
             nn.init.normal_(m.weight, 0, math.sqrt(2.0 / fan_out))
             if m.bias is not None:

@@ -79,7 +79,7 @@ def test_grad_checkpointing_same_gradients():
         torch.testing.assert_close(grads[1][name], grads[0][name], atol=1e-6, rtol=1e-5, msg=name)
 
 
-def test_mmdet_backbone_loads_our_weights(tmp_path):
+def test_mmdet_backbone_loads_our_weights(tmp_path, assert_pvt_stages_match):
     from mmdet.models.backbones.pvt import PyramidVisionTransformer, pvt_convert
     from mmengine.config import ConfigDict
 
@@ -115,14 +115,7 @@ def test_mmdet_backbone_loads_our_weights(tmp_path):
     assert torch.equal(p["layers.2.1.2.ffn.layers.3.weight"], sd["block3.1.mlp.fc2.weight"][..., None, None])
 
     # stages 1–3 (no CLS there) compute the same features; 64×64 exercises the pos-embed resize on both sides
-    x = torch.randn(2, 3, 64, 64)
-    with torch.no_grad():
-        outs = det(x)
-        feat = x
-        for i in range(3):
-            tokens, hw = ours.forward_stage(i, feat)
-            feat = tokens.transpose(1, 2).reshape(2, -1, *hw)
-            torch.testing.assert_close(feat, outs[i], atol=1e-4, rtol=1e-4)
+    outs = assert_pvt_stages_match(ours, det, torch.randn(2, 3, 64, 64))
     assert outs[3].shape == (2, 512, 2, 2)
 
 

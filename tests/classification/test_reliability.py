@@ -6,7 +6,6 @@ import os.path as osp
 import random
 import signal
 import subprocess
-import sys
 import time
 import warnings
 import zipfile
@@ -152,12 +151,6 @@ def test_config_errors_before_training():
 # ------------------------------------------------------------------------------------------------ end to end
 FMNIST = "/usr/share/datasets/fashion-mnist"
 needs_fmnist = pytest.mark.needs_data(FMNIST)
-SMALL = ["train_dataloader.dataset.limit=512", "val_dataloader.dataset.limit=100", "train_dataloader.batch_size=64",
-         "train_dataloader.num_workers=0", "train_dataloader.persistent_workers=False",
-         "val_dataloader.num_workers=0", "val_dataloader.persistent_workers=False", "train_cfg.val_interval=10",
-         "train_cfg.max_epochs=3", "randomness.deterministic=True", "default_hooks.checkpoint.max_keep_ckpts=5"]
-
-
 # the config's in-memory batched path; with random crop + flip drawn per batch; the per-sample path
 DATA_PATHS = {"in_memory": [], "in_memory_crop_flip": ["train_dataloader.dataset.transform.is_train=True"],
               "per_sample": ["train_dataloader.dataset.type=FashionMNIST",
@@ -165,22 +158,16 @@ DATA_PATHS = {"in_memory": [], "in_memory_crop_flip": ["train_dataloader.dataset
                              "train_dataloader.collate_fn.type=default_collate"]}
 
 
-def train_cmd(work, data_path=()):
-    return [sys.executable, "tools/train.py", FMNIST_CONFIG, "--work-dir", work, "--cfg-options", *SMALL, *data_path]
-
-
-def env():
-    return dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS="1")
-
-
 @pytest.mark.slow
 @needs_fmnist
 @pytest.mark.parametrize("data_path", list(DATA_PATHS))
-def test_kill_9_then_resume_matches_an_uninterrupted_run(tmp_path, data_path):
+def test_kill_9_then_resume_matches_an_uninterrupted_run(tmp_path, data_path, fmnist_run):
+    """The small run of tests/classification/conftest.py (3 epochs of 8 iterations), killed after epoch 1."""
+    train_cmd, env = fmnist_run.train_cmd, fmnist_run.env
     straight, killed = str(tmp_path / "straight"), str(tmp_path / "killed")
     extra = DATA_PATHS[data_path]
-    subprocess.run(train_cmd(straight, extra), cwd=ROOT, env=env(), check=True, capture_output=True, timeout=600)
-    proc = subprocess.Popen(train_cmd(killed, extra), cwd=ROOT, env=env(), stdout=subprocess.DEVNULL,
+    subprocess.run(train_cmd(straight, *extra), cwd=ROOT, env=env(), check=True, capture_output=True, timeout=600)
+    proc = subprocess.Popen(train_cmd(killed, *extra), cwd=ROOT, env=env(), stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
     while not osp.exists(osp.join(killed, "epoch_1.pth")) and time.time() < deadline:
@@ -188,7 +175,7 @@ def test_kill_9_then_resume_matches_an_uninterrupted_run(tmp_path, data_path):
     proc.send_signal(signal.SIGKILL)
     assert proc.wait() == -signal.SIGKILL, "the run finished before it could be killed"
     assert not osp.exists(osp.join(killed, "epoch_3.pth"))
-    resumed = subprocess.run(train_cmd(killed, extra) + ["--resume"], cwd=ROOT, env=env(), capture_output=True,
+    resumed = subprocess.run(train_cmd(killed, *extra) + ["--resume"], cwd=ROOT, env=env(), capture_output=True,
                              text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "resumed epoch" in resumed.stdout + resumed.stderr
@@ -206,7 +193,7 @@ def test_kill_9_then_resume_matches_an_uninterrupted_run(tmp_path, data_path):
 
 
 @pytest.mark.slow
-def test_corrupt_file_on_one_gloo_rank_stops_all_ranks(folder_with_corrupt_file, tmp_path):
+def test_corrupt_file_on_one_gloo_rank_stops_all_ranks(folder_with_corrupt_file, tmp_path, fmnist_run):
     root, bad = folder_with_corrupt_file
     base = osp.join(ROOT, "configs/classification/_base_")
     cfg = tmp_path / "corrupt_cfg.py"
@@ -232,7 +219,7 @@ default_hooks = dict(checkpoint=dict(save_best=None))
     # a rank left waiting would hang in a gloo collective until its 30-minute timeout: the 300 s limit of the run
     # (TimeoutExpired fails the test) is what proves torchrun stopped it
     proc = subprocess.run(["bash", "tools/dist_train.sh", str(cfg), "2", "--work-dir", str(tmp_path / "work")],
-                          cwd=ROOT, env=dict(env(), PORT=port), capture_output=True, text=True, timeout=300)
+                          cwd=ROOT, env=fmnist_run.env(PORT=port), capture_output=True, text=True, timeout=300)
     log = proc.stdout + proc.stderr
     assert proc.returncode != 0
     assert "CorruptImageError" in log and bad in log, log[-3000:]

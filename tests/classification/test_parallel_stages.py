@@ -1,0 +1,54 @@
+"""classification.parallel_stages: dependency order, at most `jobs` spawned workers, errors that name the stage."""
+import json
+import os
+import subprocess
+import time
+
+import pytest
+
+from classification.parallel_stages import Stage, StageError, run_stages
+
+# Workers are spawned interpreters: their functions must be importable, hence standard-library ones.
+
+
+def test_independent_stages_run_at_once_in_their_own_processes_and_dependants_wait():
+    before = os.environ.get("OMP_NUM_THREADS")
+    runs = run_stages([Stage("a", os.getpid, work_dir="/tmp/a"), Stage("b", os.getpid, work_dir="/tmp/b"),
+                       Stage("c", os.getpid, after=("a",), work_dir="/tmp/c")], jobs=2, on_event=None)
+    assert {name: run.result for name, run in runs.items()} == {name: run.pid for name, run in runs.items()}
+    assert len({run.pid for run in runs.values()} | {os.getpid()}) == 4
+    assert runs["b"].started < runs["a"].finished  # b did not wait for a
+    assert runs["c"].started >= runs["a"].finished  # c did
+    assert os.environ.get("OMP_NUM_THREADS") == before  # the workers' setting is not left behind
+
+
+def test_one_job_runs_every_stage_here_in_list_order():
+    runs = run_stages([Stage("a", os.getpid), Stage("b", json.loads, dict(s="[1, 2]"))], jobs=1)
+    assert runs["a"].result == runs["a"].pid == runs["b"].pid == os.getpid()
+    assert runs["b"].result == [1, 2] and runs["b"].started >= runs["a"].finished
+
+
+def test_a_failing_worker_names_its_stage_carries_its_traceback_and_stops_the_others():
+    t0 = time.time()
+    with pytest.raises(StageError, match="stage 'bad' failed") as info:
+        run_stages([Stage("slow", subprocess.run, dict(args=["sleep", "20"])),
+                    Stage("bad", json.loads, dict(s="{"))], jobs=2, on_event=None)
+    assert info.value.stage == "bad"
+    assert "Traceback" in str(info.value) and "JSONDecodeError" in str(info.value)
+    assert time.time() - t0 < 15  # the sleeping stage was terminated, not waited for
+
+
+def test_a_worker_that_dies_without_a_result_is_reported_with_its_exit_code():
+    with pytest.raises(StageError, match=r"stage 'crash'.*exited with code -6"):
+        run_stages([Stage("crash", os.abort)], jobs=2, on_event=None)
+
+
+@pytest.mark.parametrize("stages, jobs, message", [
+    ([Stage("a", os.getpid, work_dir="w"), Stage("b", os.getpid, work_dir="./w")], 2, "both write"),
+    ([Stage("a", os.getpid, after=("b",)), Stage("b", os.getpid)], 2, "not listed before it"),
+    ([Stage("a", os.getpid), Stage("a", os.getpid)], 1, "two stages are named"),
+    ([Stage("a", os.getpid)], 0, "jobs must be a positive integer"),
+])
+def test_bad_plans_are_refused(stages, jobs, message):
+    with pytest.raises(ValueError, match=message):
+        run_stages(stages, jobs=jobs)
