@@ -1,4 +1,4 @@
-"""Process settings that fit the machine: torch's intra-op thread count and OpenMP's wait policy.
+"""Process settings that fit the machine: torch's intra-op thread count (and advice on OpenMP's wait policy).
 
 torch starts one intra-op (OpenMP) thread per core it detects, and every DataLoader worker is one more busy
 process; on a 2-core machine the trainer's 2 threads plus 2 workers oversubscribe the cores (threads spinning
@@ -11,27 +11,17 @@ Other processes on the machine (a second run, a compiler, the evaluation of anot
 all the same, and GNU OpenMP's default wait policy (spin before sleeping) turns that into a collapse: a thread
 spins at every parallel region's barrier while its partner waits for a core. On a 2-core machine shared by other
 busy processes, the tiny-ViT Fashion-MNIST step took 1.2–1.5 s with 2 spinning threads against 0.19–0.21 s with
-``OMP_WAIT_POLICY=PASSIVE`` (1 thread: 0.16–0.20 s). :func:`prefer_passive_omp_wait` makes PASSIVE the default; it
-only takes effect before torch loads OpenMP, which is why importing the ``classification`` package calls it first.
+``OMP_WAIT_POLICY=PASSIVE`` (1 thread: 0.16–0.20 s). Importing the package does not set it (that would change the
+whole process): on a shared machine, export ``OMP_WAIT_POLICY=PASSIVE`` before starting a run (the README says so).
 """
 from __future__ import annotations
 
 import os
-import sys
 from typing import Optional
 
-__all__ = ["usable_cores", "default_num_threads", "configure_threads", "prefer_passive_omp_wait"]
+__all__ = ["usable_cores", "default_num_threads", "configure_threads"]
 
 USER_THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
-
-
-def prefer_passive_omp_wait() -> bool:
-    """Set ``OMP_WAIT_POLICY=PASSIVE`` (idle OpenMP threads sleep instead of spinning) unless the user set a policy
-    or torch is already imported (OpenMP reads the variable once, when torch loads it). True if it was set."""
-    if "OMP_WAIT_POLICY" in os.environ or "torch" in sys.modules:
-        return False
-    os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
-    return True
 
 
 def usable_cores() -> int:

@@ -8,9 +8,11 @@ import pytest
 
 from classification.parallel_stages import Stage, StageError, run_stages
 
-# Workers are spawned interpreters: their functions must be importable, hence standard-library ones.
+# Workers are spawned interpreters: their functions must be importable, hence standard-library ones. Each one
+# imports torch and the package (seconds on 2 cores), so the tests that spawn workers are marked slow.
 
 
+@pytest.mark.slow
 def test_independent_stages_run_at_once_in_their_own_processes_and_dependants_wait():
     before = os.environ.get("OMP_NUM_THREADS")
     runs = run_stages([Stage("a", os.getpid, work_dir="/tmp/a"), Stage("b", os.getpid, work_dir="/tmp/b"),
@@ -28,6 +30,7 @@ def test_one_job_runs_every_stage_here_in_list_order():
     assert runs["b"].result == [1, 2] and runs["b"].started >= runs["a"].finished
 
 
+@pytest.mark.slow
 def test_a_failing_worker_names_its_stage_carries_its_traceback_and_stops_the_others():
     t0 = time.time()
     with pytest.raises(StageError, match="stage 'bad' failed") as info:
@@ -38,8 +41,9 @@ def test_a_failing_worker_names_its_stage_carries_its_traceback_and_stops_the_ot
     assert time.time() - t0 < 15  # the sleeping stage was terminated, not waited for
 
 
+@pytest.mark.slow
 def test_a_worker_that_dies_without_a_result_is_reported_with_its_exit_code():
-    with pytest.raises(StageError, match=r"stage 'crash'.*exited with code -6"):
+    with pytest.raises(StageError, match=r"(?s)stage 'crash'.*exited with code -6"):
         run_stages([Stage("crash", os.abort)], jobs=2, on_event=None)
 
 
