@@ -302,13 +302,23 @@ def _cell(value) -> str:
     return str(value).replace("|", "\\|").replace("\n", " ")
 
 
+def _read_json(path: str):
+    """The JSON at ``path``; None when it is missing, empty or cut short (a step that crashed, e.g. with SIGSEGV,
+    leaves the file it had opened empty: its log and status tell the story)."""
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
 def write_report(results_dir: str, out: str) -> Dict[str, int]:
     """One Markdown report from ``results_dir``: env.json, the step table steps.tsv (name, status, seconds, log) that
     tools/gpu_check.sh writes, each step's items (<step>.json) or else the tail of its log (the benchmarks).
     Returns counts: item statuses ('pass', 'fail', 'skipped') and 'step <status>' for steps without items or
     that did not pass."""
     env_path = osp.join(results_dir, "env.json")
-    env = json.load(open(env_path)) if osp.isfile(env_path) else {}
+    env = _read_json(env_path) or {}
     lines = ["# MixPro GPU check", "", f"Generated {time.strftime('%Y-%m-%d %H:%M:%S %Z')}.", "", "## Machine", ""]
     lines += [f"- {k}: {_cell(v)}" for k, v in env.items()] or ["- (env step did not run)"]
     counts: Dict[str, int] = {}
@@ -322,8 +332,9 @@ def write_report(results_dir: str, out: str) -> Dict[str, int]:
         if name == "env" and status == "pass":
             continue  # the Machine section above
         lines += ["", f"### {name}: {status} ({seconds} s)", ""]
-        if osp.isfile(path):
-            items = json.load(open(path))["items"]
+        data = _read_json(path)
+        if data is not None:
+            items = data["items"]
             keys = [k for k in dict.fromkeys(k for it in items for k in it) if k not in ("name", "status", "seconds")]
             lines += ["| item | status | seconds | " + " | ".join(keys) + " |", "|---" * (3 + len(keys)) + "|"]
             for it in items:
@@ -333,7 +344,7 @@ def write_report(results_dir: str, out: str) -> Dict[str, int]:
         elif osp.isfile(log):
             tail = open(log, errors="replace").read().splitlines()[-25:]
             lines += ["```", *tail, "```"]
-        if status != "pass" or not osp.isfile(path):  # a step cut off or failing counts beside its items
+        if status != "pass" or data is None:  # a step cut off or failing counts beside its items
             counts[f"step {status}"] = counts.get(f"step {status}", 0) + 1
     with open(out, "w") as f:
         f.write("\n".join(lines) + "\n")
@@ -383,7 +394,7 @@ def main(argv=None) -> int:
         print(f"report: {args.out} ({counts})")
         return 1 if any(bad in k for k in counts for bad in ("fail", "timeout", "not run")) else 0
     dict(classification=run_classification, segmentation=run_segmentation, detection=run_detection)[args.step](args)
-    data = json.load(open(args.out)) if osp.isfile(args.out) else dict(items=[])
+    data = _read_json(args.out) or dict(items=[])
     return 1 if any(it["status"] == "fail" for it in data["items"]) else 0
 
 

@@ -41,6 +41,23 @@ def test_gpu_check_report_lists_every_step_and_item(tmp_path):
     assert main(["report", str(tmp_path), "--out", str(tmp_path / "r.md")]) == 1
 
 
+def test_gpu_check_report_survives_steps_that_crashed(tmp_path):
+    """A step killed by a signal leaves the JSON it had opened empty (seen on an H200: SIGSEGV at start-up): the
+    report still lists it, as failed, with its log's tail."""
+    (tmp_path / "env.json").write_text("")
+    (tmp_path / "segmentation.json").write_text("")
+    (tmp_path / "segmentation.log").write_text("Fatal Python error: Segmentation fault\n  File \"x.py\", line 1\n")
+    rows = [("env", "fail (exit 139)", "19", str(tmp_path / "env.log")),
+            ("segmentation", "fail (exit 139)", "15", str(tmp_path / "segmentation.log"))]
+    (tmp_path / "steps.tsv").write_text("".join("\t".join(r) + "\n" for r in rows))
+    counts = write_report(str(tmp_path), str(tmp_path / "r.md"))
+    assert counts == {"step fail (exit 139)": 2}
+    md = (tmp_path / "r.md").read_text()
+    assert "- (env step did not run)" in md and "| segmentation | fail (exit 139) | 15 |" in md
+    assert "Fatal Python error: Segmentation fault" in md
+    assert main(["report", str(tmp_path), "--out", str(tmp_path / "r.md")]) == 1
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_gpu_check_quick_on_the_cpu_runs_every_step(tmp_path):

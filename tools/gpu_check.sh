@@ -35,6 +35,7 @@ OUT="${OUT:-$ROOT/work_dirs/gpu_check}"
 REPORT="${REPORT:-$OUT/report.md}"
 BUDGET_S="${BUDGET_S:-450}"
 export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
+export PYTHONFAULTHANDLER=1  # a step that dies on a signal (SIGSEGV in an extension) prints its Python stack to its log
 cd "$ROOT"
 
 if [ "$DEVICE" = cuda ]; then
