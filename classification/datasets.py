@@ -131,7 +131,9 @@ def read_idx(path: str, expected_magic: Optional[int] = None) -> np.ndarray:
     """Read a (gzipped) IDX file of unsigned bytes: magic 2049 → labels (N,), magic 2051 → images (N,rows,cols).
 
     Raises FileNotFoundError if ``path`` is missing and ValueError (naming the file) on a bad magic, an
-    unexpected magic, or a payload whose size does not match the header.
+    unexpected magic, or a payload whose size does not match the header. (torchvision's
+    ``read_sn3_pascalvincent_tensor`` reads only uncompressed files — the Debian package ships ``.gz`` — and checks
+    the header with bare ``assert``s, so it is not used here.)
     """
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{path} not found (Fashion-MNIST: `apt-get install dataset-fashion-mnist`)")
