@@ -1,10 +1,11 @@
 """classification.reproduction (tools/reproduce.py): method discovery, budget → epochs and schedule, aggregation,
-the ranking sentence, the report, skip-if-done / --force / failures (training monkeypatched), the plumbing of one
-run (Runner and robustness faked), and one slow end-to-end run on a tiny subset."""
+the ranking sentence, the report, skip-if-done / --force / failures / --jobs (training monkeypatched), the plumbing
+of one run (Runner and robustness faked), and one slow end-to-end run on a tiny subset."""
 import json
 import os
 import os.path as osp
 import sys
+import time
 
 import pytest
 
@@ -71,6 +72,14 @@ def test_time_estimates_come_from_measured_runs_only():
     # a method not timed yet: the mean over every timed run
     assert runs.estimate_run_seconds(measured, "newmix", 3) == pytest.approx(3 * 19 + 9)
     assert runs.estimate_plan_seconds(measured, [("mixpro", 0), ("rmix", 1)], 10) == pytest.approx(171 + 255)
+    # two at a time: each run starts on the first free slot; a running run counts with what is left of it
+    assert runs.estimate_plan_seconds(measured, [("rmix", 0), ("mixpro", 0), ("mixpro", 1)], 10, jobs=2) \
+        == pytest.approx(max(255, 171 + 171))
+    assert runs.estimate_plan_seconds(measured, [("mixpro", 0)], 10, jobs=2, running=[("rmix", 200.0)]) \
+        == pytest.approx(171)  # 55 s left of R-Mix on the other slot
+    assert runs.estimate_plan_seconds(measured, [("mixpro", 0), ("mixpro", 1)], 10, jobs=2,
+                                      running=[("rmix", 200.0), ("mixpro", 300.0)]) == pytest.approx(55 + 171)
+    assert runs.estimate_plan_seconds(measured, [], 10, jobs=2, running=[("rmix", 300.0)]) == 0
     assert runs.hms(None) == "unknown" and runs.hms(3723) == "1h02m03s" and runs.hms(245) == "4m05s"
 
 
@@ -145,11 +154,11 @@ def fake_runs(monkeypatch, tmp_path):
     """Training replaced by a fake that writes result.json like the real worker; environment faked (no torch)."""
     calls = []
 
-    def fake_launch(method, config, seed, epochs, work_dir, cfg_options=()):
+    def fake_launch(method, config, seed, epochs, work_dir, cfg_options=(), threads=None):
         calls.append((method, seed, epochs, tuple(cfg_options)))
         top1 = {"none": 85.0, "baseline": 87.0, "transmix": 87.5, "mixpro": 88.0}.get(method, 86.0) + seed / 10
         result = dict(method=method, seed=seed, epochs=epochs, top1=top1, top1_drop50=top1 - 30,
-                      train_seconds=1.0, run_seconds=2.0)
+                      train_seconds=1.0, run_seconds=2.0, threads=threads or 2)
         os.makedirs(work_dir, exist_ok=True)
         with open(osp.join(work_dir, runs.RESULT_FILE), "w") as f:
             json.dump(result, f)
@@ -165,7 +174,7 @@ def fake_runs(monkeypatch, tmp_path):
 
 def test_runs_are_skipped_when_their_result_exists(fake_runs, capsys):
     calls, base, work, out = fake_runs
-    args = base + ["--methods", "baseline,transmix,mixpro", "--seeds", "0,1", "--budget", "0.1"]
+    args = base + ["--methods", "baseline,transmix,mixpro", "--seeds", "0,1", "--budget", "0.1", "--jobs", "1"]
     cli.main(args)
     progress = capsys.readouterr().out
     assert "[1/6] start baseline seed 0 (2 epochs)" in progress and "[6/6] done  mixpro seed 1: top-1" in progress
@@ -182,10 +191,10 @@ def test_runs_are_skipped_when_their_result_exists(fake_runs, capsys):
     cli.main(args)
     assert [(m, s) for m, s, _, _ in calls] == [("transmix", 1), ("mixpro", 0)]
     calls.clear()
-    cli.main(args[:-1] + ["0.2"])  # other budget → other epochs: the old results do not count
+    cli.main(args + ["--budget", "0.2"])  # other budget → other epochs: the old results do not count
     assert len(calls) == 6 and {e for _, _, e, _ in calls} == {4}
     calls.clear()
-    cli.main(args[:-1] + ["0.2", "--force"])
+    cli.main(args + ["--budget", "0.2", "--force"])
     assert len(calls) == 6
 
 
@@ -217,13 +226,13 @@ def test_a_failed_run_stops_or_is_reported_with_keep_going(fake_runs, monkeypatc
     calls, base, work, out = fake_runs
     ok = runs.launch_run
 
-    def failing(method, config, seed, epochs, work_dir, cfg_options=()):
+    def failing(method, config, seed, epochs, work_dir, cfg_options=(), threads=None):
         if method == "transmix" and seed == 1:
             raise runs.RunFailed(method, seed, osp.join(work_dir, "reproduce.log"), "exit code 1")
-        return ok(method, config, seed, epochs, work_dir, cfg_options)
+        return ok(method, config, seed, epochs, work_dir, cfg_options, threads)
 
     monkeypatch.setattr(runs, "launch_run", failing)
-    args = base + ["--methods", "baseline,transmix,mixpro", "--seeds", "0,1"]
+    args = base + ["--methods", "baseline,transmix,mixpro", "--seeds", "0,1", "--jobs", "1"]
     with pytest.raises(SystemExit, match="transmix seed 1"):
         cli.main(args)
     err = capsys.readouterr().err
@@ -235,11 +244,93 @@ def test_a_failed_run_stops_or_is_reported_with_keep_going(fake_runs, monkeypatc
     assert next(r for r in text.splitlines() if r.startswith("| transmix |")).endswith("| 1 |")
 
 
+def _timed_launch(monkeypatch, spans, seconds):
+    """Wrap the fake launch: each run takes ``seconds[(method, seed)]`` (default 0.3 s), failing when negative;
+    ``spans`` gets (method, seed, start, end)."""
+    ok = runs.launch_run
+
+    def launch(method, config, seed, epochs, work_dir, cfg_options=(), threads=None):
+        start = time.monotonic()
+        wait = seconds.get((method, seed), 0.3)
+        time.sleep(abs(wait))
+        if wait < 0:
+            raise runs.RunFailed(method, seed, osp.join(work_dir, "reproduce.log"), "exit code 1")
+        result = ok(method, config, seed, epochs, work_dir, cfg_options, threads)
+        spans.append((method, seed, start, time.monotonic()))
+        return result
+
+    monkeypatch.setattr(runs, "launch_run", launch)
+
+
+def _most_at_once(spans) -> int:
+    return max(sum(1 for _, _, a, b in spans if a <= start < b) for _, _, start, _ in spans)
+
+
+def test_two_jobs_run_side_by_side_and_give_the_results_and_report_of_one_job(fake_runs, monkeypatch, tmp_path,
+                                                                             capsys):
+    from classification.runtime import usable_cores
+    calls, base, work, out = fake_runs
+    spans = []
+    _timed_launch(monkeypatch, spans, {})
+    args = base + ["--methods", "baseline,transmix,mixpro", "--seeds", "0,1"]
+    cli.main(args + ["--jobs", "1"])
+    one = capsys.readouterr().out
+    assert _most_at_once(spans) == 1
+    sequential_calls = list(calls)
+    calls.clear()
+    spans.clear()
+    work2, out2 = tmp_path / "work2", tmp_path / "docs2" / "results.md"
+    cli.main(args + ["--jobs", "2", "--work-root", str(work2), "--out", str(out2)])
+    two = capsys.readouterr().out
+    assert _most_at_once(spans) == 2  # runs overlapped, never more than two
+    assert sorted(calls) == sorted(sequential_calls) and len(calls) == 6
+    threads = max(1, usable_cores() // 2)
+    assert f"6 to train, 2 at a time ({threads} thread" in two and "2 at a time" not in one
+    assert two.count(" done  ") == one.count(" done  ") == 6 and two.count("ETA") == one.count("ETA") == 12
+    for m in ("baseline", "transmix", "mixpro"):
+        for s in (0, 1):
+            first = json.loads((work / m / f"seed{s}" / "result.json").read_text())
+            second = json.loads((work2 / m / f"seed{s}" / "result.json").read_text())
+            assert first == dict(second, threads=2) and second["threads"] == threads  # each child's thread count
+    report_one, report_two = out.read_text(), out2.read_text()
+
+    def results_part(text):  # the report without its timestamp and its "Run" section
+        return [line for line in text.split("## Run")[0].splitlines() if not line.startswith("Written by")]
+
+    assert results_part(report_one) == results_part(report_two)
+    assert "runs at a time (`--jobs`): 1, each in its own process; intra-op threads per run: 2 " in report_one
+    assert f"runs at a time (`--jobs`): 2, each in its own process; intra-op threads per run: {threads} " \
+           in report_two
+
+
+def test_with_two_jobs_a_failure_stops_new_runs_or_is_reported_with_keep_going(fake_runs, monkeypatch, capsys):
+    calls, base, work, out = fake_runs
+    spans = []
+    # baseline seed 0 runs for 1 s; beside it, baseline seed 1 fails after 0.05 s
+    _timed_launch(monkeypatch, spans, {("baseline", 0): 1.0, ("baseline", 1): -0.05})
+    args = base + ["--methods", "baseline,transmix,mixpro", "--seeds", "0,1", "--jobs", "2"]
+    with pytest.raises(SystemExit, match=r"failure of baseline seed 1 \(log: .*baseline/seed1/reproduce.log\)"):
+        cli.main(args)
+    captured = capsys.readouterr()
+    assert "FAILED baseline seed 1" in captured.err and osp.join("baseline", "seed1", "reproduce.log") in captured.err
+    assert "waiting for the 1 running run to finish" in captured.err
+    assert [(m, s) for m, s, _, _ in calls] == [("baseline", 0)]  # nothing launched after the failure
+    assert runs.load_result(str(work / "baseline" / "seed0")) is not None  # the running one finished
+    assert "[1/6] done  baseline seed 0" in captured.out and not out.exists()
+    calls.clear()
+    cli.main(args + ["--keep-going"])
+    assert sorted((m, s) for m, s, _, _ in calls) == [(m, s) for m in ("mixpro", "transmix") for s in (0, 1)]
+    text = out.read_text()
+    assert "**Failed runs**" in text and "baseline seed 1 (log `" in text
+    assert next(r for r in text.splitlines() if r.startswith("| baseline |")).endswith("| 1 |")
+    assert next(r for r in text.splitlines() if r.startswith("| mixpro |")).endswith("| 2 |")
+
+
 def test_report_only_and_option_checks(fake_runs, capsys):
     calls, base, work, out = fake_runs
     cli.main(base + ["--methods", "mixpro", "--seeds", "0", "--report-only"])
     assert calls == [] and "no result for: mixpro seed 0" in capsys.readouterr().out
-    for bad in (["--cfg-options", "model.mix_seed=3"], ["--budget", "0"], ["--seeds", "0,0"]):
+    for bad in (["--cfg-options", "model.mix_seed=3"], ["--budget", "0"], ["--seeds", "0,0"], ["--jobs", "0"]):
         with pytest.raises(SystemExit):
             cli.main(base + bad)
 
@@ -271,6 +362,7 @@ def test_one_run_sets_seeds_epochs_and_asks_robustness_for_50_percent_drop(monke
 
     monkeypatch.setattr(runs, "Runner", FakeRunner)
     monkeypatch.setattr(runs, "evaluate_robustness", fake_evaluate)
+    monkeypatch.setattr(runs, "configure_threads", lambda cfg: 3)  # tools/train.py's thread setting, recorded
     work = str(tmp_path / "mixpro" / "seed3")
     result = runs.train_and_evaluate("mixpro", runs.config_path("mixpro"), 3, 4, work,
                                   {"train_dataloader.dataset.limit": 16})
@@ -282,14 +374,18 @@ def test_one_run_sets_seeds_epochs_and_asks_robustness_for_50_percent_drop(monke
     assert rob["suites"] == ("occlusion",) and tuple(rob["occlusion_ratios"]) == (0.5,) and rob["seed"] == 3
     assert rob["checkpoint"] == osp.join(work, "epoch_4.pth")
     assert (result["top1"], result["top1_drop50"], result["epochs"], result["seed"]) == (88.5, 61.25, 4, 3)
+    assert result["threads"] == 3
     assert runs.load_result(work, 4) == result and runs.load_result(work, 5) is None
 
 
 # ------------------------------------------------------------------------------------------- end to end
 @pytest.mark.slow
 @pytest.mark.needs_data(FMNIST)
-def test_end_to_end_two_methods_two_seeds_on_a_tiny_subset(tmp_path):
+def test_end_to_end_two_methods_two_seeds_two_at_a_time_on_a_tiny_subset(tmp_path):
+    """Four real runs, two at a time: overlapping processes, the report; a run alone (--jobs 1, same thread
+    count) gives the same result as beside another."""
     import subprocess
+    from classification.runtime import usable_cores
     small = []
     for loader in ("train_dataloader", "val_dataloader", "test_dataloader"):
         small += [f"{loader}.num_workers=0", f"{loader}.persistent_workers=False"]
@@ -297,18 +393,39 @@ def test_end_to_end_two_methods_two_seeds_on_a_tiny_subset(tmp_path):
               "val_dataloader.dataset.limit=100", "test_dataloader.dataset.limit=100"]
     out = tmp_path / "results.md"
     cmd = [sys.executable, "tools/reproduce.py", "--methods", "none,mixpro", "--seeds", "0,1", "--budget", "0.05",
-           "--work-root", str(tmp_path / "work"), "--out", str(out), "--cfg-options", *small]
-    env = dict(os.environ, OMP_NUM_THREADS="1")
+           "--jobs", "2", "--work-root", str(tmp_path / "work"), "--out", str(out), "--cfg-options", *small]
+    threads = max(1, usable_cores() // 2)  # what --jobs 2 gives each run
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads))
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert "[4/4] done  mixpro seed 1" in proc.stdout
+    assert "[4/4] done  mixpro seed 1" in proc.stdout and "2 at a time" in proc.stdout
+    results = {}
     for m in ("none", "mixpro"):
         for s in (0, 1):
             result = runs.load_result(str(tmp_path / "work" / m / f"seed{s}"), 1)
             assert result is not None and 0 <= result["top1_drop50"] <= 100
             assert result["clean_top1_robustness"] == pytest.approx(result["top1"])  # same model, same test set
+            assert result["threads"] == threads and result["started"] < result["finished"]
+            results[m, s] = result
+    spans = sorted((r["started"], r["finished"]) for r in results.values())
+    assert spans[1][0] < spans[0][1]  # the first two run processes were alive at the same time
     text = out.read_text()
     assert "| none |" in text and "| mixpro |" in text and "cannot be checked" in text
+    assert f"runs at a time (`--jobs`): 2, each in its own process; intra-op threads per run: {threads} " in text
     assert (tmp_path / "results.png").is_file()
     again = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0 and "4 done already, 0 to train" in again.stdout
+    alone = [sys.executable, "tools/reproduce.py", "--methods", "mixpro", "--seeds", "1", "--budget", "0.05",
+             "--jobs", "1", "--work-root", str(tmp_path / "alone"), "--out", str(tmp_path / "alone.md"),
+             "--cfg-options", *small]
+    proc = subprocess.run(alone, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    result = runs.load_result(str(tmp_path / "alone" / "mixpro" / "seed1"), 1)
+    keys = ("top1", "top1_drop50", "top5", "clean_top1_robustness", "threads")
+    assert {k: result[k] for k in keys} == {k: results["mixpro", 1][k] for k in keys}
+    import torch
+    from classification.engine import load_checkpoint_file
+    beside = load_checkpoint_file(results["mixpro", 1]["checkpoint"])["state_dict"]
+    alone_weights = load_checkpoint_file(result["checkpoint"])["state_dict"]
+    assert beside.keys() == alone_weights.keys()
+    assert all(torch.equal(beside[k], alone_weights[k]) for k in beside)  # bit-exact

@@ -3,7 +3,7 @@
 
     python tools/reproduce.py [--methods none,baseline,...|all] [--seeds 0,1,2] [--budget 0.5]
                               [--out docs/results.md] [--plot docs/results.png] [--work-root work_dirs/reproduce]
-                              [--force] [--keep-going] [--report-only] [--cfg-options key=value ...]
+                              [--jobs N] [--force] [--keep-going] [--report-only] [--cfg-options key=value ...]
 
 Runs, cache, statistics and report: :mod:`classification.reproduction`.
 """

@@ -3,7 +3,7 @@ classification.reproduction.cli run-one ...``).
 
     python tools/reproduce.py [--methods none,baseline,...|all] [--seeds 0,1,2] [--budget 0.5]
                               [--out docs/results.md] [--plot docs/results.png] [--work-root work_dirs/reproduce]
-                              [--force] [--keep-going] [--report-only] [--cfg-options key=value ...]
+                              [--jobs N] [--force] [--keep-going] [--report-only] [--cfg-options key=value ...]
 
 Methods are the configs ``configs/classification/tiny-vit_{METHOD}_1xb128-20e_fmnist.py``: by default none,
 baseline (Mixup + CutMix), transmix, maskmix (MaskMix alone, PAL off), mixpro (MaskMix + PAL) and the seed methods
@@ -13,7 +13,10 @@ seed) run trains like ``tools/train.py CONFIG`` with ``randomness.seed = model.m
 ``WORK_ROOT/METHOD/seedSEED``; then the final model is tested on the 10k test set and under 50% patch drop (half of
 the 4×4 grid of token-sized patches zeroed before normalisation). A run leaves ``result.json`` in its work dir; a
 run that has one (for the same epochs) is not trained again, so a killed reproduction continues where it stopped
-(``--force`` retrains). Time estimates are made from the runs already timed in the work root.
+(``--force`` retrains). ``--jobs N`` runs go at a time (default 2 where at least 2 cores are usable, else 1), each
+in its own process with usable cores // N intra-op threads; ``--jobs 1`` runs one after another, each with the
+threads ``tools/train.py`` would use. Time estimates (the wall time left, for N at a time) are made from the runs
+already timed in the work root.
 
 The report (``--out``) has mean ± std (ddof=1) test top-1 and top-1 under 50% patch drop per method, the per-seed
 values, whether the paper's ranking MixPro > TransMix > baseline holds at this scale, and the wall time, machine,
@@ -32,6 +35,7 @@ import time
 from typing import Dict, Optional
 
 from classification.environment import environment
+from classification.runtime import usable_cores
 
 from . import runs
 from .report import markdown_report, plot_results
@@ -55,6 +59,9 @@ def parse_args(argv) -> argparse.Namespace:
     parser.add_argument("--work-root", default=osp.join(runs.ROOT, "work_dirs", "reproduce"),
                         help="runs go to WORK_ROOT/METHOD/seedSEED (default: work_dirs/reproduce of the repository)")
     parser.add_argument("--config-dir", default=runs.CONFIG_DIR, help=argparse.SUPPRESS)
+    parser.add_argument("--jobs", type=int, default=2 if usable_cores() >= 2 else 1,
+                        help="runs at the same time, each in its own process with usable cores // N intra-op threads "
+                             "(default: 2 where at least 2 cores are usable, else 1: one run after another)")
     parser.add_argument("--force", action="store_true", help="retrain runs that already have a result.json")
     parser.add_argument("--keep-going", action="store_true",
                         help="after a failed run, go on with the others (the report lists the failure)")
@@ -66,6 +73,8 @@ def parse_args(argv) -> argparse.Namespace:
     args.work_root, args.out = osp.abspath(args.work_root), osp.abspath(args.out)
     if not args.budget > 0:
         parser.error(f"--budget must be > 0, got {args.budget}")
+    if args.jobs < 1:
+        parser.error(f"--jobs must be at least 1, got {args.jobs}")
     for option in args.cfg_options:
         if "=" not in option:
             parser.error(f"--cfg-options takes KEY=VALUE, got {option!r}")
@@ -104,7 +113,8 @@ def main(argv=None) -> Optional[Dict[str, dict]]:
     seeds = runs.parse_seeds(args.seeds)
     epochs = runs.epochs_for_budget(args.budget)
     outcome = runs.run_all(methods, seeds, epochs, args.work_root, args.config_dir, args.cfg_options,
-                           force=args.force, keep_going=args.keep_going, report_only=args.report_only)
+                           force=args.force, keep_going=args.keep_going, report_only=args.report_only,
+                           jobs=args.jobs)
     results = outcome.results
     stats = aggregate(results, methods)
     meta = dict(environment(), command=shlex.join(["python", "tools/reproduce.py", *argv]), budget=args.budget,
@@ -112,7 +122,9 @@ def main(argv=None) -> Optional[Dict[str, dict]]:
                 reused=outcome.reused, wall_seconds=time.time() - t_start,
                 sum_run_seconds=sum(float(r.get("run_seconds", r.get("train_seconds", 0))) for r in results),
                 sum_train_seconds=sum(float(r.get("train_seconds", 0)) for r in results),
-                failed=outcome.failed, work_root=args.work_root, cfg_options=list(args.cfg_options),
+                failed=outcome.failed, jobs=args.jobs,
+                threads=sorted({r["threads"] for r in results if isinstance(r.get("threads"), int)}),
+                work_root=args.work_root, cfg_options=list(args.cfg_options),
                 finished=time.strftime("%Y-%m-%d %H:%M"))
     plot = args.plot or osp.splitext(args.out)[0] + ".png"
     plot_results(stats, plot, f"tiny ViT on Fashion-MNIST, {runs.epochs_text(epochs)}, mean ± std over "

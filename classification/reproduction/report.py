@@ -13,7 +13,8 @@ def markdown_report(stats: Dict[str, dict], meta: dict, config_dir: str = CONFIG
                     plot_rel: Optional[str] = None) -> str:
     """``stats`` from :func:`.stats.aggregate`; ``meta``: the environment (:func:`classification.environment.
     environment`) plus command, budget, epochs, seeds, methods, runs, trained, reused, wall_seconds,
-    sum_run_seconds, sum_train_seconds, failed, work_root, cfg_options, finished."""
+    sum_run_seconds, sum_train_seconds, failed, jobs, threads (the intra-op thread counts the runs' result.json
+    record), work_root, cfg_options, finished."""
     lines = ["# Reproduction: mixing methods on Fashion-MNIST (tiny ViT, CPU)", "",
              f"Written by `tools/reproduce.py` ({meta['finished']}); rerun it to update, do not edit by hand.", "",
              f"Every method trains the same tiny ViT (4×4 tokens + CLS, dim 64, depth 4) from scratch on the "
@@ -51,6 +52,9 @@ def markdown_report(stats: Dict[str, dict], meta: dict, config_dir: str = CONFIG
               f"{meta['reused']} reused from an earlier invocation); sum of the per-run times (process start, "
               f"training, test, robustness) of all {meta['runs']} runs: {hms(meta['sum_run_seconds'])}, of which "
               f"training {hms(meta['sum_train_seconds'])}; the machine may have been shared with other work",
+              f"- runs at a time (`--jobs`): {meta['jobs']}, each in its own process; intra-op threads per run: "
+              + (", ".join(map(str, meta["threads"])) + " (from the runs' result.json)" if meta["threads"]
+                 else "not recorded"),
               f"- per-run logs, checkpoints and result.json: `{show_path(meta['work_root'])}/METHOD/seedSEED/`"]
     if meta.get("cfg_options"):
         lines.append(f"- config overrides in every run (the data sizes above may not apply): "

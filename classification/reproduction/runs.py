@@ -4,6 +4,12 @@ epoch budget and the shortened schedule, one run (train, test, top-1 under 50% p
 
 Time estimates come only from measured runs: the ``train_seconds`` / ``run_seconds`` that every ``result.json``
 records (see :func:`estimate_run_seconds`); before the first run of a work root has finished there is none.
+
+``jobs`` runs go at a time (:func:`run_all`), each its own process with its own seed: with ``jobs ≥ 2`` every run
+starts with ``OMP_NUM_THREADS`` = ``MKL_NUM_THREADS`` = usable cores // jobs (at least 1), the tiny ViT gaining
+almost nothing from a second intra-op thread; with ``jobs = 1`` a run sets its threads as ``tools/train.py`` does
+(:func:`classification.runtime.configure_threads`). A run's result depends on its seed and its thread count (CPU
+float reductions), not on which runs go beside it.
 """
 from __future__ import annotations
 
@@ -18,14 +24,16 @@ import statistics
 import subprocess
 import sys
 import time
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import List, Optional, Sequence
+from typing import List, Optional, Sequence, Tuple
 
 from mmengine.runner import Runner
 
 from classification import launch
 from classification.engine import atomic_write, install_safe_checkpoint_loading, release_dataloader_workers
 from classification.robustness import evaluate_robustness
+from classification.runtime import USER_THREAD_VARIABLES, configure_threads, default_num_threads
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))  # the repository
 CONFIG_DIR = osp.join(ROOT, "configs", "classification")
@@ -210,10 +218,22 @@ def estimate_run_seconds(measured: Sequence[dict], method: str, epochs: int) -> 
     return epochs * per_epoch + rest
 
 
-def estimate_plan_seconds(measured: Sequence[dict], plan: Sequence[tuple], epochs: int) -> Optional[float]:
-    """Sum of :func:`estimate_run_seconds` over the (method, seed) runs of ``plan``; None when nothing was timed."""
+def estimate_plan_seconds(measured: Sequence[dict], plan: Sequence[tuple], epochs: int, jobs: int = 1,
+                          running: Sequence[Tuple[str, float]] = ()) -> Optional[float]:
+    """Wall seconds until the (method, seed) runs of ``plan`` and the ``running`` ones ((method, seconds since its
+    start) pairs) have finished, ``jobs`` at a time: each run takes :func:`estimate_run_seconds` (a running one what
+    is left of it) and the runs of ``plan`` start in order, each on the first free slot (with ``jobs=1``: the sum).
+    None when nothing was timed."""
+    left = [estimate_run_seconds(measured, method, epochs) for method, _ in running]
     estimates = [estimate_run_seconds(measured, method, epochs) for method, _ in plan]
-    return None if any(e is None for e in estimates) else sum(estimates)
+    if any(e is None for e in left + estimates):
+        return None
+    slots = sorted([max(0.0, e - elapsed) for e, (_, elapsed) in zip(left, running)]
+                   + [0.0] * max(0, jobs - len(running)))
+    for estimate in estimates:
+        slots[0] += estimate
+        slots.sort()
+    return max(slots, default=0.0)
 
 
 def hms(seconds: Optional[float]) -> str:
@@ -248,6 +268,7 @@ def train_and_evaluate(method: str, config: str, seed: int, epochs: int, work_di
     args = launch.parse_args([config, "--work-dir", work_dir])
     args.cfg_options = cfg_options
     cfg = launch.build_config(args)
+    threads = configure_threads(cfg)
     cfg.randomness = dict(cfg.get("randomness") or {}, seed=seed)
     cfg.model.mix_seed = seed
     shorten_schedule(cfg, epochs)
@@ -270,30 +291,38 @@ def train_and_evaluate(method: str, config: str, seed: int, epochs: int, work_di
     result = dict(method=method, seed=seed, epochs=epochs, top1=float(metrics["top1"]), top1_drop50=float(drop),
                   top5=float(metrics.get("top5", float("nan"))), clean_top1_robustness=float(robust["clean_top1"]),
                   train_seconds=round(train_seconds, 1), run_seconds=round(time.time() - t0, 1),
-                  config=show_path(config), checkpoint=checkpoint)
+                  threads=threads, config=show_path(config), checkpoint=checkpoint)
     write_result(work_dir, result)
     return result
 
 
 def launch_run(method: str, config: str, seed: int, epochs: int, work_dir: str,
-               cfg_options: Sequence[str] = ()) -> dict:
+               cfg_options: Sequence[str] = (), threads: Optional[int] = None) -> dict:
     """One run in a fresh process (``python -m classification.reproduction.cli run-one``), its output in
-    ``WORK_DIR/reproduce.log``. Raises :class:`RunFailed` naming the method, seed and log."""
+    ``WORK_DIR/reproduce.log``; ``threads`` given: ``OMP_NUM_THREADS`` and ``MKL_NUM_THREADS`` of that process.
+    Adds the process's start and end (``started``, ``finished``: Unix seconds) to its ``result.json``. Raises
+    :class:`RunFailed` naming the method, seed and log."""
     os.makedirs(work_dir, exist_ok=True)
     log = osp.join(work_dir, "reproduce.log")
     cmd = [sys.executable, "-m", "classification.reproduction.cli", "run-one", config, "--method", method,
            "--seed", str(seed), "--epochs", str(epochs), "--work-dir", work_dir]
     if cfg_options:
         cmd += ["--cfg-options", *cfg_options]
+    env = dict(os.environ)
+    if threads is not None:
+        env.update({name: str(threads) for name in USER_THREAD_VARIABLES})
     with open(log, "w") as f:
         f.write("$ " + shlex.join(cmd) + "\n")
         f.flush()
-        code = subprocess.run(cmd, cwd=ROOT, stdout=f, stderr=subprocess.STDOUT).returncode
+        started = time.time()
+        code = subprocess.run(cmd, cwd=ROOT, env=env, stdout=f, stderr=subprocess.STDOUT).returncode
     if code != 0:
         raise RunFailed(method, seed, log, f"exit code {code}")
     result = load_result(work_dir, epochs)
     if result is None:
         raise RunFailed(method, seed, log, f"finished without a complete {RESULT_FILE}")
+    result.update(started=round(started, 2), finished=round(time.time(), 2))
+    write_result(work_dir, result)
     return result
 
 
@@ -318,11 +347,15 @@ class Outcome:
 
 def run_all(methods: Sequence[str], seeds: Sequence[int], epochs: int, work_root: str,
             config_dir: str = CONFIG_DIR, cfg_options: Sequence[str] = (), force: bool = False,
-            keep_going: bool = False, report_only: bool = False) -> Outcome:
+            keep_going: bool = False, report_only: bool = False, jobs: int = 1) -> Outcome:
     """Train and evaluate every (method, seed) pair without a ``result.json`` for ``epochs`` (all with ``force``;
-    none with ``report_only``), one process each, printing a line when a run starts and ends with the elapsed time
-    and the measured estimate of what is left. A failure stops the loop (:class:`SystemExit`) unless
-    ``keep_going``, which records it in :attr:`Outcome.failed`."""
+    none with ``report_only``), one process each, ``jobs`` at a time in plan order (threads: module docstring),
+    printing a line when a run starts and ends with the elapsed time and the measured estimate of the wall time
+    left. A failure stops the launching of new runs, lets the running ones finish and then ends with
+    :class:`SystemExit` naming the run and its log, unless ``keep_going``: then it is recorded in
+    :attr:`Outcome.failed` and the other runs go on."""
+    if int(jobs) < 1:
+        raise ValueError(f"jobs must be a positive integer, got {jobs}")
     t_start = time.time()
     plan = [(m, s) for m in methods for s in seeds]
     out, todo = Outcome(), []
@@ -339,32 +372,58 @@ def run_all(methods: Sequence[str], seeds: Sequence[int], epochs: int, work_root
     if report_only and todo:
         print("report only, no result for: " + ", ".join(f"{m} seed {s}" for m, s in todo))
         todo = []
+    threads = default_num_threads(local_processes=jobs) if jobs > 1 else None
+    at_a_time = f", {jobs} at a time ({threads} thread{'s' if threads > 1 else ''} each)" if threads else ""
     print(f"reproduce: {len(methods)} methods ({', '.join(methods)}) × {len(seeds)} seeds, {epochs_text(epochs)}: "
-          f"{len(plan)} runs, {out.reused} done already, {len(todo)} to train; estimate "
-          f"{hms(estimate_plan_seconds(measured, todo, epochs))} (from the runs timed so far)", flush=True)
-    for i, (method, seed) in enumerate(todo, 1):
-        work_dir = run_dir(work_root, method, seed)
-        eta = hms(estimate_plan_seconds(measured, todo[i - 1:], epochs))
-        print(f"[{i}/{len(todo)}] start {method} seed {seed} ({epochs_text(epochs)}) in {show_path(work_dir)} — "
-              f"elapsed {hms(time.time() - t_start)}, ETA {eta}", flush=True)
-        stale = osp.join(work_dir, RESULT_FILE)
-        if osp.exists(stale):
-            os.remove(stale)
-        t0 = time.time()
-        try:
-            result = launch_run(method, config_path(method, config_dir), seed, epochs, work_dir, cfg_options)
-        except RunFailed as err:
-            print(f"[{i}/{len(todo)}] FAILED {method} seed {seed} after {hms(time.time() - t0)}: {err}\n"
-                  f"--- last lines of {err.log} ---\n{_tail(err.log)}---", file=sys.stderr, flush=True)
-            out.failed.append(f"{method} seed {seed} (log `{show_path(err.log)}`)")
-            if not keep_going:
-                raise SystemExit(f"stopped after the failure of {method} seed {seed} (log: {err.log}); finished runs "
-                                 f"keep their result.json: rerun the same command to continue, or add --keep-going")
-            continue
-        out.trained += 1
-        out.results.append(result)
-        measured.append(result)
-        print(f"[{i}/{len(todo)}] done  {method} seed {seed}: top-1 {result['top1']:.2f}, @50% drop "
-              f"{result['top1_drop50']:.2f} in {hms(time.time() - t0)} — elapsed {hms(time.time() - t_start)}, "
-              f"ETA {hms(estimate_plan_seconds(measured, todo[i:], epochs))}", flush=True)
+          f"{len(plan)} runs, {out.reused} done already, {len(todo)} to train{at_a_time}; estimate "
+          f"{hms(estimate_plan_seconds(measured, todo, epochs, jobs))} (from the runs timed so far)", flush=True)
+    pending = list(enumerate(todo, 1))
+    running = {}  # future → (number, method, seed, start time)
+    stopped_by = None  # the first failure without keep_going: (method, seed, log)
+
+    def eta() -> str:  # what is still to run: the running runs, and the pending ones unless stopping
+        now = time.time()
+        return hms(estimate_plan_seconds(measured, [run for _, run in pending] if stopped_by is None else [],
+                                         epochs, jobs, [(m, now - t0) for _, m, _, t0 in running.values()]))
+
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        while running or (pending and stopped_by is None):
+            while pending and stopped_by is None and len(running) < jobs:
+                i, (method, seed) = pending[0]
+                work_dir = run_dir(work_root, method, seed)
+                print(f"[{i}/{len(todo)}] start {method} seed {seed} ({epochs_text(epochs)}) in "
+                      f"{show_path(work_dir)} — elapsed {hms(time.time() - t_start)}, ETA {eta()}", flush=True)
+                pending.pop(0)
+                stale = osp.join(work_dir, RESULT_FILE)
+                if osp.exists(stale):
+                    os.remove(stale)
+                future = pool.submit(launch_run, method, config_path(method, config_dir), seed, epochs, work_dir,
+                                     cfg_options, threads)
+                running[future] = (i, method, seed, time.time())
+            finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
+            for future in sorted(finished, key=lambda f: running[f][0]):
+                i, method, seed, t0 = running.pop(future)
+                try:
+                    result = future.result()
+                except RunFailed as err:
+                    print(f"[{i}/{len(todo)}] FAILED {method} seed {seed} after {hms(time.time() - t0)}: {err}\n"
+                          f"--- last lines of {err.log} ---\n{_tail(err.log)}---", file=sys.stderr, flush=True)
+                    out.failed.append(f"{method} seed {seed} (log `{show_path(err.log)}`)")
+                    if not keep_going and stopped_by is None:
+                        stopped_by = (method, seed, err.log)
+                        if running:
+                            print(f"no new runs after this failure; waiting for the {len(running)} running "
+                                  f"run{'s' if len(running) > 1 else ''} to finish", file=sys.stderr, flush=True)
+                    continue
+                out.trained += 1
+                out.results.append(result)
+                measured.append(result)
+                print(f"[{i}/{len(todo)}] done  {method} seed {seed}: top-1 {result['top1']:.2f}, @50% drop "
+                      f"{result['top1_drop50']:.2f} in {hms(time.time() - t0)} — elapsed "
+                      f"{hms(time.time() - t_start)}, ETA {eta()}",
+                      flush=True)
+    if stopped_by is not None:
+        method, seed, log = stopped_by
+        raise SystemExit(f"stopped after the failure of {method} seed {seed} (log: {log}); finished runs keep "
+                         f"their result.json: rerun the same command to continue, or add --keep-going")
     return out
