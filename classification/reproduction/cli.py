@@ -13,9 +13,9 @@ seed) run trains like ``tools/train.py CONFIG`` with ``randomness.seed = model.m
 ``WORK_ROOT/METHOD/seedSEED``; then the final model is tested on the 10k test set and under 50% patch drop (half of
 the 4×4 grid of token-sized patches zeroed before normalisation). A run leaves ``result.json`` in its work dir; a
 run that has one (for the same epochs) is not trained again, so a killed reproduction continues where it stopped
-(``--force`` retrains). ``--jobs N`` runs go at a time (default 2 where at least 2 cores are usable, else 1), each
-in its own process with usable cores // N intra-op threads; ``--jobs 1`` runs one after another, each with the
-threads ``tools/train.py`` would use. Time estimates (the wall time left, for N at a time) are made from the runs
+(``--force`` retrains). ``--jobs N`` runs go at a time (default 1: one after another, each with the threads
+``tools/train.py`` would use), each in its own process with usable cores // N intra-op threads (on the idle 2-core
+machine the demo's stages ran slower two at a time than one after another: docs/benchmarks.md). Time estimates (the wall time left, for N at a time) are made from the runs
 already timed in the work root.
 
 The report (``--out``) has mean ± std (ddof=1) test top-1 and top-1 under 50% patch drop per method, the per-seed
@@ -35,7 +35,6 @@ import time
 from typing import Dict, Optional
 
 from classification.environment import environment
-from classification.runtime import usable_cores
 
 from . import runs
 from .report import markdown_report, plot_results
@@ -59,9 +58,9 @@ def parse_args(argv) -> argparse.Namespace:
     parser.add_argument("--work-root", default=osp.join(runs.ROOT, "work_dirs", "reproduce"),
                         help="runs go to WORK_ROOT/METHOD/seedSEED (default: work_dirs/reproduce of the repository)")
     parser.add_argument("--config-dir", default=runs.CONFIG_DIR, help=argparse.SUPPRESS)
-    parser.add_argument("--jobs", type=int, default=2 if usable_cores() >= 2 else 1,
+    parser.add_argument("--jobs", type=int, default=1,
                         help="runs at the same time, each in its own process with usable cores // N intra-op threads "
-                             "(default: 2 where at least 2 cores are usable, else 1: one run after another)")
+                             "(default 1: one run after another)")
     parser.add_argument("--force", action="store_true", help="retrain runs that already have a result.json")
     parser.add_argument("--keep-going", action="store_true",
                         help="after a failed run, go on with the others (the report lists the failure)")
