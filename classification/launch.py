@@ -15,6 +15,7 @@ import torch
 from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
+from classification.datasets import check_cache_sampler
 from classification.engine import (adapt_config_to_host, finish_distributed, init_distributed,
                                    install_safe_checkpoint_loading, release_dataloader_workers)
 from classification.loader_workers import apply_default_num_workers
@@ -94,6 +95,7 @@ def build_config(args: argparse.Namespace) -> Config:
     apply_default_num_workers(cfg)  # leave cores to this process (classification.loader_workers)
     add_preemption_hook(cfg)  # SIGTERM/SIGUSR1: checkpoint, exit 75 (classification.preemption)
     validate_training_config(cfg)
+    check_cache_sampler(cfg)
     return cfg
 
 
@@ -143,6 +145,7 @@ def build_test_config(args: argparse.Namespace) -> Config:
     cfg.load_from, cfg.resume = args.checkpoint, False
     adapt_config_to_host(cfg, args.launcher)
     apply_default_num_workers(cfg)
+    check_cache_sampler(cfg)
     return cfg
 
 

@@ -115,3 +115,15 @@ def test_the_zip_config_pairs_part_with_the_rank_local_sampler():
         D.check_cache_sampler(cfg)
     cfg.train_dataloader.dataset.cache_mode = "full"
     D.check_cache_sampler(cfg)
+
+
+def test_tools_train_refuses_part_cache_with_a_global_sampler():
+    """The check runs where every training and evaluation config is built (classification.launch)."""
+    from classification.launch import build_config, build_test_config, parse_args, parse_test_args
+    config = osp.join(ROOT, "configs/classification/deit-s_mixpro_8xb128-300e_in1k-zip.py")
+    build_config(parse_args([config]))
+    bad = ["--cfg-options", "train_dataloader.sampler.type=DefaultSampler"]
+    with pytest.raises(ValueError, match="train_dataloader.*RankLocalSampler"):
+        build_config(parse_args([config, *bad]))
+    with pytest.raises(ValueError, match="train_dataloader.*RankLocalSampler"):
+        build_test_config(parse_test_args([config, __file__, *bad]))
