@@ -123,8 +123,8 @@ LEAF_OVERRIDES = {"tiny-vit_htm_1xb128-20e_fmnist.py": {"token_mixup"},
 
 @pytest.mark.parametrize("path", CONFIGS, ids=[osp.basename(p) for p in CONFIGS])
 def test_every_leaf_carries_its_whole_method(path):
-    """No leaf drops a key of its method (the old placeholder lines could): the model dict holds every key of the
-    method base, equal to it except the leaf's documented overrides."""
+    """No leaf drops a key of its method (the old `{{_base_.method.*}}` lines could): the model dict holds every key
+    of the method base, equal to it except the leaf's documented overrides."""
     method = Config.fromfile(method_base(path)).method.to_dict()
     model = Config.fromfile(path).model.to_dict()
     overrides = LEAF_OVERRIDES.get(osp.basename(path), set())
