@@ -16,12 +16,12 @@
 
 The table (also ``<work-dir>/results.md`` and ``results.json``) has one row per backbone initialisation.
 
-``--jobs N`` (default 1: the sequential pipeline in one process) runs independent stages at the same time, each in
-its own process with usable cores // N intra-op threads (:mod:`classification.parallel_stages`): the random-init
-fine-tunes (Segmenter, then Mask R-CNN) run while the classifier pretrains; after the conversion the two MixPro-init
-fine-tunes run side by side. On the idle 2-core machine ``--jobs 2`` took 22.7 min against 19.4 min sequential
-(docs/benchmarks.md): one thread per process halves each stage's speed, so it pays only where a stage cannot use
-the cores it would get alone. ``results.json``'s ``schedule`` records each stage's process and start / end.
+``--jobs N`` (default 2 where at least 2 cores are usable, else 1: the sequential pipeline in one process) runs
+independent stages at the same time, each in its own process with usable cores // N intra-op threads
+(:mod:`classification.parallel_stages`): the random-init fine-tunes (Segmenter, then Mask R-CNN) run while the
+classifier pretrains; after the conversion the two MixPro-init fine-tunes run side by side. On the idle 2-core machine
+``--jobs 2`` took 22.7 min against 26.5 min for ``--jobs 1`` on the same day (docs/benchmarks.md).
+``results.json``'s ``schedule`` records each stage's process and start / end.
 ``--quick`` shrinks every stage to seconds (a smoke test of the pipeline, numbers meaningless).
 """
 from __future__ import annotations
@@ -38,6 +38,7 @@ from mmengine.runner import Runner
 from classification.convert import convert_file
 from classification.downstream_data.composite import make_composite
 from classification.engine import install_safe_checkpoint_loading
+from classification.runtime import usable_cores
 from classification.parallel_stages import Stage, run_stages
 from classification.visualize import maskmix_grid
 
@@ -175,9 +176,10 @@ def main(argv=None) -> dict:
     parser.add_argument("--stages", default=",".join(STAGES),
                         help="comma-separated subset of pretrain,segmentation,detection (downstream stages without "
                              "pretrain reuse <work-dir>/epoch_*.pth)")
-    parser.add_argument("--jobs", type=int, default=1,
+    parser.add_argument("--jobs", type=int, default=2 if usable_cores() >= 2 else 1,
                         help="stages run at the same time, each in its own process with usable cores // N threads "
-                             "(default 1: all stages in this process, one after another)")
+                             "(default 2 where at least 2 cores are usable, else 1: all stages in this process, one "
+                             "after another)")
     parser.add_argument("--quick", action="store_true", help="seconds per stage: a smoke test of the pipeline")
     args = parser.parse_args(argv)
     if args.jobs < 1:

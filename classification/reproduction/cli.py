@@ -14,8 +14,8 @@ seed) run trains like ``tools/train.py CONFIG`` with ``randomness.seed = model.m
 the 4×4 grid of token-sized patches zeroed before normalisation). A run leaves ``result.json`` in its work dir; a
 run that has one (for the same epochs) is not trained again, so a killed reproduction continues where it stopped
 (``--force`` retrains). ``--jobs N`` runs go at a time (default 1: one after another, each with the threads
-``tools/train.py`` would use), each in its own process with usable cores // N intra-op threads (on the idle 2-core
-machine the demo's stages ran slower two at a time than one after another: docs/benchmarks.md). Time estimates (the wall time left, for N at a time) are made from the runs
+``tools/train.py`` would use), each in its own process with usable cores // N intra-op threads (not timed for
+reproduction; the demo's stages ran 14% faster two at a time on the idle 2-core machine: docs/benchmarks.md). Time estimates (the wall time left, for N at a time) are made from the runs
 already timed in the work root.
 
 The report (``--out``) has mean ± std (ddof=1) test top-1 and top-1 under 50% patch drop per method, the per-seed
