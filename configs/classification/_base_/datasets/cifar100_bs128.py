@@ -20,19 +20,20 @@ train_dataloader = dict(
                                 auto_augment="rand-m9-mstd0.5-inc1", re_prob=0.25, re_mode="pixel",
                                 interpolation="random", scale=(0.8, 1.0), ratio=(3 / 4, 4 / 3))),
 )
+# the test loader stays per-sample (default_collate): the robustness suite builds its own loader from it
+eval_transform = dict(type="timm", is_train=False, input_size=32, mean=cifar100_mean, std=cifar100_std, crop_pct=1.0,
+                      interpolation="bicubic")
 val_dataloader = dict(
     batch_size=500, num_workers=4, persistent_workers=True, pin_memory=True, drop_last=False,
     sampler=dict(type="DefaultSampler", shuffle=False),
     collate_fn=dict(type="batch_collate"),
     dataset=dict(type="CIFARInMemory", root=data_root, split="test", num_classes=100,
-                 transform=dict(type="timm", is_train=False, input_size=32, mean=cifar100_mean, std=cifar100_std,
-                                crop_pct=1.0, interpolation="bicubic")),
+                 transform=eval_transform),
 )
 test_dataloader = dict(
     batch_size=500, num_workers=4, persistent_workers=True, pin_memory=True, drop_last=False,
     sampler=dict(type="DefaultSampler", shuffle=False),
     collate_fn=dict(type="default_collate"),
     dataset=dict(type="CIFAR", root=data_root, split="test", num_classes=100,
-                 transform=dict(type="timm", is_train=False, input_size=32, mean=cifar100_mean, std=cifar100_std,
-                                crop_pct=1.0, interpolation="bicubic")),
+                 transform=eval_transform),
 )
