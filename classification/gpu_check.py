@@ -119,12 +119,18 @@ def environment(device: str) -> dict:
 
 
 def mmcv_cuda_ops() -> bool:
-    """Whether mmcv's compiled ops include CUDA kernels."""
-    try:
-        from mmcv.ops import get_compiling_cuda_version
-    except Exception:  # noqa: BLE001  (mmcv without ops, or no mmcv)
+    """Whether mmcv's CUDA kernels run here: NMS of two boxes on the GPU (False without a GPU, without mmcv's ops
+    or with a CPU-only mmcv). Runs a kernel rather than asking ``mmcv.ops.get_compiling_cuda_version``, which
+    crashed with SIGSEGV on an H200 with torch 2.11 + CUDA 13.0 while NMS and RoIAlign ran (docs/benchmarks.md)."""
+    if not torch.cuda.is_available():
         return False
-    return get_compiling_cuda_version() not in ("", "not available")
+    try:
+        from mmcv.ops import nms
+        boxes = torch.tensor([[0.0, 0.0, 10.0, 10.0], [1.0, 1.0, 10.0, 10.0]], device="cuda")
+        _, keep = nms(boxes, torch.tensor([0.9, 0.8], device="cuda"), iou_threshold=0.5)
+    except Exception:  # noqa: BLE001  (no mmcv / no ops / "not compiled with GPU support")
+        return False
+    return keep.tolist() == [0]
 
 
 # ------------------------------------------------------------------------------------------------ classification
@@ -329,8 +335,8 @@ def write_report(results_dir: str, out: str) -> Dict[str, int]:
         lines.append(f"| {name} | {status} | {seconds} |")
     for name, status, seconds, log in steps:
         path = osp.join(results_dir, name + ".json")
-        if name == "env" and status == "pass":
-            continue  # the Machine section above
+        if name == "env" and status == "pass" or status == "not run (--only)":
+            continue  # the Machine section above / a step left out on purpose
         lines += ["", f"### {name}: {status} ({seconds} s)", ""]
         data = _read_json(path)
         if data is not None:
@@ -392,7 +398,7 @@ def main(argv=None) -> int:
     if args.step == "report":
         counts = write_report(args.results_dir, args.out)
         print(f"report: {args.out} ({counts})")
-        return 1 if any(bad in k for k in counts for bad in ("fail", "timeout", "not run")) else 0
+        return 1 if any(bad in k for k in counts for bad in ("fail", "timeout", "not run (budget")) else 0
     dict(classification=run_classification, segmentation=run_segmentation, detection=run_detection)[args.step](args)
     data = _read_json(args.out) or dict(items=[])
     return 1 if any(it["status"] == "fail" for it in data["items"]) else 0

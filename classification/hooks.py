@@ -1,38 +1,56 @@
-"""Hooks: a training-curve PNG (loss, lr, validation top-1) and a progress bar for interactive runs."""
+"""Hooks: a training-curve PNG + JSON (loss, lr, validation top-1, label-policy statistics) and a progress bar for
+interactive runs."""
 from __future__ import annotations
 
+import json
+import os
 import os.path as osp
 import sys
 
 import torch
 
 from mmengine.dist import master_only
-from mmengine.hooks import Hook
+from mmengine.hooks import Hook, LoggerHook, RuntimeInfoHook
+from mmengine.model import is_model_wrapper
+from mmengine.optim import OptimWrapper
 from mmengine.registry import HOOKS
 
+from classification.step_guard import DeferredNonFiniteGuard, DeferredReadback
 
-def _scalar(value) -> float:
-    return float(value.detach()) if isinstance(value, torch.Tensor) else float(value)
+
+def _current(runner, key: str):
+    """The latest value of the training scalar ``train/<key>`` in the message hub (a host number), None if none yet."""
+    history = runner.message_hub.log_scalars.get(f"train/{key}")
+    return float(history.current()) if history is not None and len(history.data[0]) else None
 
 
 @HOOKS.register_module()
 class TrainingCurveHook(Hook):
-    """Records loss and lr every ``interval`` iterations and the validation metric after each evaluation;
-    writes ``<work_dir>/curve.png`` (and refreshes it after each evaluation) — a run that dies still has one.
-    A resumed run plots the iterations since it resumed."""
+    """Records loss and lr every ``interval`` iterations, the window average over the last ``interval`` iterations
+    of each label-policy statistic the model logs (:data:`POLICY_STATS`: ``mixpro_core.LabelPolicy.stats``), and the
+    validation metric after each evaluation; writes ``<work_dir>/curve.png`` and ``curve.json`` (``{series: [[iteration,
+    value], ...]}``) and refreshes them after each evaluation — a run that dies still has them. A resumed run plots
+    the iterations since it resumed."""
 
     priority = "LOW"
+    POLICY_STATS = ("pal_alpha", "lam_gap", "pal_lam_gap", "attn_entropy")
 
     def __init__(self, interval: int = 10, metric: str = "top1", filename: str = "curve.png"):
         self.interval, self.metric, self.filename = interval, metric, filename
         self.loss, self.lr, self.val = [], [], []
+        self.policy = {}  # statistic → [(iteration, window mean)]
 
     def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
         first = batch_idx == 0 and runner.epoch == 0
         if (first or self.every_n_train_iters(runner, self.interval)) and outputs is not None and "loss" in outputs:
             it = runner.iter + 1
-            self.loss.append((it, _scalar(outputs["loss"])))
+            self.loss.append((it, _current(runner, "loss")))
             self.lr.append((it, float(runner.optim_wrapper.get_lr()["lr"][0])))
+            scalars = runner.message_hub.log_scalars
+            for key in self.POLICY_STATS:
+                history = scalars.get(f"train/{key}")
+                if history is not None and len(history.data[0]):
+                    self.policy.setdefault(key, []).append((it, float(history.mean(self.interval))))
 
     def after_val_epoch(self, runner, metrics=None):
         if metrics and self.metric in metrics:
@@ -42,6 +60,10 @@ class TrainingCurveHook(Hook):
     def after_run(self, runner):
         self._plot(runner)
 
+    def series(self) -> dict:
+        """Every recorded series: ``loss``, ``lr``, ``val_<metric>`` and the policy statistics."""
+        return {"loss": self.loss, "lr": self.lr, f"val_{self.metric}": self.val, **self.policy}
+
     @master_only
     def _plot(self, runner):
         if not self.loss:
@@ -49,8 +71,13 @@ class TrainingCurveHook(Hook):
         import matplotlib
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        path = osp.join(runner.work_dir, osp.splitext(self.filename)[0] + ".json")
+        with open(path + ".tmp", "w") as f:
+            json.dump({k: [list(p) for p in v] for k, v in self.series().items()}, f)
+        os.replace(path + ".tmp", path)
         panels = [("training loss", self.loss), ("learning rate", self.lr), (f"val {self.metric}", self.val)]
-        fig, axes = plt.subplots(1, 3, figsize=(13, 3.4))
+        panels += [(key, points) for key, points in self.policy.items()]
+        fig, axes = plt.subplots(1, len(panels), figsize=(4.3 * len(panels), 3.4))
         for ax, (title, points) in zip(axes, panels):
             if points:
                 xs, ys = zip(*points)
@@ -65,7 +92,8 @@ class TrainingCurveHook(Hook):
 
 @HOOKS.register_module()
 class ProgressBarHook(Hook):
-    """A tqdm bar over training iterations (rank 0, stderr) with the current loss."""
+    """A tqdm bar over training iterations (rank 0, stderr) with the latest loss the message hub holds (with
+    :class:`SyncFreeRuntimeInfoHook`, the loss of the last logging interval: the bar reads nothing from the device)."""
 
     priority = "VERY_LOW"
 
@@ -77,7 +105,9 @@ class ProgressBarHook(Hook):
     def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
         self.bar.update(1)
         if outputs is not None and "loss" in outputs and self.every_n_train_iters(runner, 10):
-            self.bar.set_postfix(loss=f"{_scalar(outputs['loss']):.3f}", epoch=runner.epoch + 1)
+            loss = _current(runner, "loss")
+            if loss is not None:
+                self.bar.set_postfix(loss=f"{loss:.3f}", epoch=runner.epoch + 1)
 
     def after_train(self, runner):
         self.bar.close()
@@ -114,3 +144,80 @@ class AmpSkippedStepsHook(Hook):
         if runner.optim_wrapper.loss_scaler.get_scale() < self._scale:
             self.skipped += 1
         runner.message_hub.update_scalar("train/amp_skipped_steps", self.skipped)
+
+
+@HOOKS.register_module()
+class SyncFreeRuntimeInfoHook(RuntimeInfoHook):
+    """mmengine's ``runtime_info`` hook without a host↔device synchronisation per iteration.
+
+    mmengine's hook turns every log variable into a Python number after every iteration (``.item()``: the host waits
+    for the device). This one copies them to pinned host memory asynchronously and writes them into the message hub,
+    one value per iteration as before (so logged window averages are unchanged), only when a reader needs them: at
+    the intervals of the LoggerHook and the TrainingCurveHook, the first iteration, the end of each epoch, before a
+    checkpoint is saved and at the end of training.
+
+    It also arms the model's deferred non-finite guard (``model.defer_finite_check``, :mod:`classification.step_guard`)
+    when the optimiser can skip an update on the device (a fused optimiser, or a loss scaler), checks the flags that
+    have arrived after every iteration (without waiting) and all of them at the points above, so a non-finite loss
+    stops the run with FloatingPointError before any checkpoint after it is written. Otherwise the model keeps its
+    host check before every optimiser step (one synchronisation per step): use ``fused=True`` in the optimiser config.
+    """
+
+    priority = "VERY_HIGH"
+
+    def __init__(self):
+        super().__init__()
+        self._logs, self._guard, self._intervals = DeferredReadback(), None, ()
+
+    def before_train(self, runner) -> None:
+        super().before_train(runner)
+        self._intervals = tuple(sorted({h.interval for h in runner.hooks
+                                        if isinstance(h, (LoggerHook, TrainingCurveHook))}))
+        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+        wrapper = runner.optim_wrapper
+        if not (hasattr(model, "defer_finite_check") and isinstance(wrapper, OptimWrapper)):
+            return
+        scaler = getattr(wrapper, "loss_scaler", None)
+        scaled = scaler is not None and scaler.is_enabled()
+        if scaled or getattr(wrapper.optimizer, "_step_supports_amp_scaling", False):
+            self._guard = DeferredNonFiniteGuard(wrapper.optimizer, scaled)
+            model.defer_finite_check(self._guard)
+        else:
+            runner.logger.info(f"{type(wrapper.optimizer).__name__} cannot skip an update on the device: the "
+                               f"non-finite-loss guard reads the loss on the host every step (set fused=True in the "
+                               f"optimiser config to avoid that synchronisation)")
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
+        if outputs:
+            keys = [k for k, v in outputs.items() if isinstance(v, torch.Tensor)]
+            for key, value in outputs.items():
+                if key not in keys:
+                    runner.message_hub.update_scalar(f"train/{key}", value)
+            if keys:
+                self._logs.push(keys, torch.stack([outputs[k].detach().reshape(()).float() for k in keys]))
+        if self._guard is not None:
+            self._guard.check(wait=False, rank=runner.rank)
+        it, inner = runner.iter + 1, batch_idx + 1
+        if (runner.iter == 0 or any(it % i == 0 or inner % i == 0 for i in self._intervals)
+                or self.end_of_epoch(runner.train_dataloader, batch_idx)):
+            self._flush(runner)
+
+    def _flush(self, runner) -> None:
+        if self._guard is not None:
+            self._guard.check(wait=True, rank=runner.rank)
+        for keys, values in self._logs.pop(wait=True):
+            for key, value in zip(keys, values):
+                runner.message_hub.update_scalar(f"train/{key}", value)
+
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        self._flush(runner)
+
+    def after_train_epoch(self, runner) -> None:
+        self._flush(runner)
+
+    def after_train(self, runner) -> None:
+        self._flush(runner)
+        if self._guard is not None:
+            model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+            model.defer_finite_check(None)
+            self._guard = None

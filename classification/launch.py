@@ -81,8 +81,9 @@ def build_config(args: argparse.Namespace) -> Config:
         wrapper = cfg.optim_wrapper
         wrapper.type = "AmpOptimWrapper"
         wrapper.dtype = "bfloat16" if args.amp == "bf16" else "float16"
-        if args.amp == "fp16":
-            wrapper.setdefault("loss_scale", "dynamic")
+        # fp16 needs a dynamic loss scale; bf16 has fp32's exponent range and needs none (mmengine would otherwise
+        # build a dynamic GradScaler whose scale reads synchronise with the GPU every step)
+        wrapper.setdefault("loss_scale", "dynamic" if args.amp == "fp16" else dict(enabled=False))
     if args.resume == "auto":
         cfg.resume, cfg.load_from = True, None
     elif args.resume:

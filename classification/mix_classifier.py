@@ -10,8 +10,9 @@ the policy's loss through.
 Reliability: the model counts its training steps in the buffer ``mix_step`` (saved in checkpoints) and the mixing
 randomness of step ``t`` on rank ``r`` comes from a generator seeded with ``(mix_seed, t, r)``, so a resumed run mixes
 exactly as an uninterrupted one, in any training loop; a non-finite loss stops the run (on all ranks) before the
-optimiser step, naming the step (under fp16 AMP, steps the loss scaler skips for non-finite gradients are not
-failures: ``AmpSkippedStepsHook`` counts and logs them).
+optimiser step, naming the step: by a host read per step, or with no host synchronisation once
+``SyncFreeRuntimeInfoHook`` arms the deferred guard (:mod:`classification.step_guard`). Under fp16 AMP, steps the
+loss scaler skips for non-finite gradients are not failures: ``AmpSkippedStepsHook`` counts and logs them.
 """
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from mmengine.model import BaseModel
 from mmengine.registry import MODELS
 
 import mixpro_core
+from classification.step_guard import DeferredNonFiniteGuard
 from mixpro_core import (build_label_policy, build_schedule, build_token_mixup, check_mix_defaults, check_options,
                          forward_with_attention, has_cls_attention)
 
@@ -97,7 +99,10 @@ class MixClassifier(BaseModel):
                  label_policy: Optional[dict] = None, smoothing: float = 0.1, grad_checkpointing: bool = False,
                  mix_seed: int = 0, mix_defaults: Optional[dict] = None, token_mixup=None,
                  data_preprocessor: Optional[dict] = None, init_cfg: Optional[dict] = None):
-        super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        # default: mmengine's preprocessor with asynchronous copies (a blocking copy of each pinned batch is one
+        # host-device synchronisation per tensor and step, measured on an H200: docs/benchmarks.md)
+        super().__init__(data_preprocessor=data_preprocessor or dict(type="BaseDataPreprocessor", non_blocking=True),
+                         init_cfg=init_cfg)
         self.backbone = _build_backbone(backbone, num_classes)
         self.mix_seed = mix_seed
         self.num_classes = num_classes
@@ -107,6 +112,7 @@ class MixClassifier(BaseModel):
         self.mixer = build_schedule(mix, self.mix_defaults)
         self.register_buffer("mix_step", torch.zeros((), dtype=torch.long))
         self._step = 0  # host copy of mix_step: reading the buffer on an accelerator would synchronise every step
+        self._finite_guard: Optional[DeferredNonFiniteGuard] = None  # see defer_finite_check
         self.policy = build_label_policy(label_policy, num_classes, smoothing)
         self.use_attention = self.policy.needs_attention and has_cls_attention(self.backbone)
         if self.policy.needs_attention and not self.use_attention:
@@ -158,6 +164,8 @@ class MixClassifier(BaseModel):
                 logits, cls_attn = self.backbone(batch.images), None
         losses = self.token_mixup.losses(context, self.policy, batch, logits, cls_attn, labels)
         losses.update(batch.stats)  # logged, not summed (no 'loss' in the names)
+        if self.use_attention:  # attn_entropy, lam_gap, pal_alpha (mixpro_core.LabelPolicy.stats)
+            losses.update(self.policy.stats(batch, logits, cls_attn, labels))
         return losses
 
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
@@ -170,11 +178,20 @@ class MixClassifier(BaseModel):
                                       error_msgs)
         self._step = int(self.mix_step)
 
+    def defer_finite_check(self, guard: Optional[DeferredNonFiniteGuard]) -> None:
+        """Check the loss on the device (``guard``: the optimiser skips bad updates, the host reads the flag later,
+        no synchronisation per step) instead of by a host read before every optimiser step (None, the default)."""
+        self._finite_guard = guard
+
     def parse_losses(self, losses: dict):
-        """mmengine's reduction, then stop on a non-finite loss (agreed across ranks, so none is left waiting)."""
+        """mmengine's reduction, then stop on a non-finite loss, agreed across ranks (a device all-reduce), before
+        the optimiser step: by a host read here, or on the device with the deferred guard
+        (:meth:`defer_finite_check`), which then returns the loss for backward that disables the update."""
         loss, log_vars = super().parse_losses(losses)
         finite = torch.isfinite(loss.detach()).float()
         all_reduce(finite, op="min")
+        if self._finite_guard is not None:
+            return self._finite_guard.arm(loss, finite, self._step), log_vars
         if not bool(finite):
             raise FloatingPointError(
                 f"non-finite training loss ({float(loss.detach())} on rank {get_rank()}) at iteration {self._step} "

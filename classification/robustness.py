@@ -12,7 +12,9 @@ Suites (keys of the result dict; accuracies are top-1 in percent):
     patch set per batch, the same cells for every image of the batch (:func:`drop_patches`). Patch size: 16 px for
     224-px inputs (a 14×14 grid, whatever the model's token size, so models are occluded alike),
     otherwise the model's ``token_stride`` (one patch per token: the Fashion-MNIST tiny ViT's 4×4 tokens give G = 16,
-    and ratios 0.0 … 0.9 drop 0, 1, 3, 4, 6, 8, 9, 11, 12, 14 patches).
+    and ratios 0.0 … 0.9 drop 0, 1, 3, 4, 6, 8, 9, 11, 12, 14 patches). Several patch sizes (e.g. 4, 8, 16 px at
+    32×32, so that a test grid need not coincide with the MaskMix cells): ``occlusion`` holds the first size and
+    ``occlusion_by_patch`` (``{"4": {"0.5": top1, ...}, "8": ..., "16": ...}``) every size.
   - ``shuffle`` (``{"2x2": top1, ...}``): the image is cut into a g×g grid whose cells are permuted with one random
     permutation per batch (:func:`shuffle_patches`). Grids: (2,4,8,14,16) where they divide the input side (all of
     them at 224); for small inputs (side < 64 px) every divisor 2 ≤ g ≤ side/2 (28 px → 2, 4, 7, 14; 32 px → 2, 4,
@@ -43,7 +45,7 @@ import sys
 import zlib
 from contextlib import nullcontext
 from fractions import Fraction
-from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -385,27 +387,40 @@ def _batch(data: dict, device: torch.device) -> Tuple[torch.Tensor, torch.Tensor
             torch.as_tensor(data["data_samples"]).to(device, non_blocking=True).long())
 
 
+def _patch_sizes(occlusion_patch_size: Union[None, int, Sequence[int]]) -> Tuple[int, ...]:
+    """None → (); one size → (size,); several → their distinct values in order."""
+    if occlusion_patch_size is None:
+        return ()
+    sizes = (occlusion_patch_size,) if isinstance(occlusion_patch_size, int) else tuple(occlusion_patch_size)
+    if not sizes or any(not isinstance(p, int) or p <= 0 for p in sizes):
+        raise ValueError(f"occlusion patch sizes must be positive integers, got {occlusion_patch_size!r}")
+    return tuple(dict.fromkeys(sizes))
+
+
 def _plan(size: Tuple[int, int], suites: Sequence[str], occlusion_ratios: Sequence[float],
-          occlusion_patch_size: Optional[int], shuffle_grids: Optional[Sequence[int]],
+          occlusion_patch_size: Union[None, int, Sequence[int]], shuffle_grids: Optional[Sequence[int]],
           token_stride: Optional[int]) -> dict:
-    """The occlusion ``(key, num_drop)`` list and patch size, and the shuffle grids, for inputs of ``size``."""
+    """For inputs of ``size``: the occlusion patch sizes (``patches``, the first is the one reported as
+    ``occlusion``) with their ``(key, num_drop)`` lists (``occlusion``: patch → list), and the shuffle grids."""
     h, w = size
     plan: dict = {"size": (h, w)}
-    if (occlusion_patch_size is None and "occlusion" in suites or shuffle_grids is None and "shuffle" in suites) \
-            and h != w:
+    sizes = _patch_sizes(occlusion_patch_size)
+    if (not sizes and "occlusion" in suites or shuffle_grids is None and "shuffle" in suites) and h != w:
         raise ValueError(f"{h}x{w} inputs: pass occlusion_patch_size / shuffle_grids explicitly")
     if "occlusion" in suites:
-        patch = occlusion_patch_size or default_occlusion_patch_size(h, token_stride)
-        gh, gw = _cells((h, w), patch)
-        plan["patch"] = patch
-        plan["occlusion"] = [(ratio_key(r), num_patches_to_drop(gh * gw, r)) for r in occlusion_ratios]
+        sizes = sizes or (default_occlusion_patch_size(h, token_stride),)
+        plan["patches"] = sizes
+        plan["occlusion"] = {}
+        for patch in sizes:
+            gh, gw = _cells((h, w), patch)
+            plan["occlusion"][patch] = [(ratio_key(r), num_patches_to_drop(gh * gw, r)) for r in occlusion_ratios]
     if "shuffle" in suites:
         plan["shuffle"] = tuple(shuffle_grids or default_shuffle_grids(h))
     return plan
 
 
 def _evaluate_test_set(model: NormalizedModel, loader: DataLoader, suites: Sequence[str], *, seed: int,
-                       occlusion_ratios: Sequence[float], occlusion_patch_size: Optional[int],
+                       occlusion_ratios: Sequence[float], occlusion_patch_size: Union[None, int, Sequence[int]],
                        shuffle_grids: Optional[Sequence[int]], epsilons: Sequence[float], pgd_steps: int,
                        device: torch.device, autocast, token_stride: Optional[int], progress: bool,
                        desc: str, attack_max_samples: Optional[int] = None) -> dict:
@@ -432,9 +447,10 @@ def _evaluate_test_set(model: NormalizedModel, loader: DataLoader, suites: Seque
         with torch.no_grad():
             with autocast():
                 count("clean", "", model(images), labels)
-                for key, num_drop in plan.get("occlusion", ()):
-                    count("occlusion", key, model(drop_patches(images, plan["patch"], num_drop,
-                                                               gen("occlusion", key))), labels)
+                for i, patch in enumerate(plan.get("patches", ())):
+                    suite = "occlusion" if i == 0 else f"occlusion@{patch}"  # the first keeps its random stream
+                    for key, num_drop in plan["occlusion"][patch]:
+                        count(suite, key, model(drop_patches(images, patch, num_drop, gen(suite, key))), labels)
                 for grid in plan.get("shuffle", ()):
                     key = grid_key(grid)
                     count("shuffle", key, model(shuffle_patches(images, grid, gen("shuffle", key))), labels)
@@ -455,6 +471,12 @@ def _evaluate_test_set(model: NormalizedModel, loader: DataLoader, suites: Seque
     for suite in TEST_SET_SUITES:
         if suite in suites:
             result[suite] = {key: c.top1 for (s, key), c in counters.items() if s == suite}
+    patches = plan.get("patches", ())
+    if len(patches) > 1:
+        result["occlusion_by_patch"] = {
+            str(p): result["occlusion"] if i == 0 else
+            {key: c.top1 for (s, key), c in counters.items() if s == f"occlusion@{p}"}
+            for i, p in enumerate(patches)}
     return result
 
 
@@ -486,8 +508,8 @@ def evaluate_robustness(config_path: str, checkpoint: str, suites: Iterable[str]
                         max_samples: Optional[int] = None, attack_max_samples: Optional[int] = None,
                         num_workers: Optional[int] = None, amp: bool = False,
                         seed: int = 0, occlusion_ratios: Sequence[float] = DEFAULT_OCCLUSION_RATIOS,
-                        occlusion_patch_size: Optional[int] = None, shuffle_grids: Optional[Sequence[int]] = None,
-                        epsilons: Sequence[float] = DEFAULT_EPSILONS, pgd_steps: int = 10,
+                        occlusion_patch_size: Union[None, int, Sequence[int]] = None,
+                        shuffle_grids: Optional[Sequence[int]] = None, epsilons: Sequence[float] = DEFAULT_EPSILONS, pgd_steps: int = 10,
                         imagenet_a: Optional[str] = None, imagenet_r: Optional[str] = None,
                         imagenet_o: Optional[str] = None, imagenet_val: Optional[str] = None,
                         progress: bool = True, name: Optional[str] = None) -> dict:

@@ -4,7 +4,7 @@ of one or several checkpoints of the same model config, written as JSON, a Markd
     python tools/robustness.py CONFIG CHECKPOINT [--compare CKPT2 ...] [--names NAME1 NAME2 ...]
         [--suite occlusion,shuffle,imagenet-a,imagenet-r,imagenet-o,fgsm,pgd] [--out-dir DIR] [--batch-size N]
         [--max-samples N] [--attack-max-samples N] [--num-workers N] [--device cpu|cuda] [--amp] [--seed S]
-        [--pgd-steps 10] [--patch-size P] [--imagenet-a DIR] [--imagenet-r DIR] [--imagenet-o DIR]
+        [--pgd-steps 10] [--occlusion-patch P [P ...]] [--imagenet-a DIR] [--imagenet-r DIR] [--imagenet-o DIR]
         [--imagenet-val DIR] [--quiet]
 
 Writes into --out-dir (default work_dirs/robustness/<config name>):
@@ -55,8 +55,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="bf16 autocast (CUDA only) for the clean / occlusion / shuffle / ImageNet-A/R/O passes")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--pgd-steps", type=int, default=10)
-    parser.add_argument("--patch-size", type=int,
-                        help="occlusion patch size (default: 16 px at 224, else the model's token stride)")
+    parser.add_argument("--occlusion-patch", "--patch-size", dest="patch_size", type=int, nargs="+", metavar="P",
+                        help="occlusion patch size(s) in px (default: 16 px at 224, else the model's token stride); "
+                             "several, e.g. 4 8 16, add one column set per size (the first is the 'occ' columns)")
     for suite, folder in DEFAULT_FOLDERS.items():
         parser.add_argument(f"--{suite}", dest=suite.replace("-", "_"), metavar="DIR",
                             help=f"class folders named by WordNet id (default {folder})")
@@ -105,7 +106,22 @@ def _columns(models: dict) -> List[tuple]:
         for m in models.values():
             keys += [k for k in m.get(suite, {}) if k not in keys]
         columns += [(suite, k, MD_HEADERS[suite].format(k)) for k in keys]
+        if suite == "occlusion":  # the other patch sizes (--occlusion-patch with several sizes)
+            extra: List[tuple] = []
+            for m in models.values():
+                for patch, by_ratio in list(m.get("occlusion_by_patch", {}).items())[1:]:
+                    extra += [(patch, k) for k in by_ratio if (patch, k) not in extra]
+            columns += [("occlusion_by_patch", pk, f"occ {pk[1]} @{pk[0]}px") for pk in extra]
     return columns
+
+
+def _cell(model: dict, suite: str, key):
+    """The value of a column in one model's entry (None when absent)."""
+    if key is None:
+        return model.get(suite)
+    if isinstance(key, tuple):
+        return model.get(suite, {}).get(key[0], {}).get(key[1])
+    return model.get(suite, {}).get(key)
 
 
 def markdown_table(result: dict, notes: Sequence[str] = ()) -> str:
@@ -120,7 +136,7 @@ def markdown_table(result: dict, notes: Sequence[str] = ()) -> str:
     for name, m in models.items():
         cells = []
         for suite, key, _ in columns:
-            value = m.get(suite) if key is None else m.get(suite, {}).get(key)
+            value = _cell(m, suite, key)
             cells.append("–" if value is None else f"{value:.2f}")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

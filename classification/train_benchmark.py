@@ -351,14 +351,14 @@ def dali_skip_reason(dali_dataset: str) -> Optional[str]:
 
 
 def _with_dali_loader(cfg: Config, s: argparse.Namespace, workers: int) -> Config:
+    """``cfg`` with the DALI dataset base's train_dataloader (:class:`classification.dali_loader.DALIImageNet` over
+    the synthetic folder): same batch and input size, DALI's host threads = the worker count (its loader runs in the
+    main process, ``num_workers=0``), ops on the GPU when ``--device`` is CUDA."""
     loader = Config.fromfile(osp.join(ROOT, s.dali_dataset)).train_dataloader
     loader.batch_size = s.batch
-    if "num_workers" in loader:
-        loader.num_workers = workers
-    holder = loader.get("dataset", loader)
-    for key in ("root", "data_root"):
-        if key in holder:
-            holder[key] = s.data_root
+    loader.dataset.update(batch_size=s.batch, input_size=s.input_size, num_threads=max(1, workers),
+                          device="gpu" if str(s.device).startswith("cuda") else "cpu")
+    loader.dataset.dataset.root = s.data_root
     cfg.train_dataloader = loader
     return cfg
 

@@ -8,7 +8,7 @@ the name of the mixer that made it, so a new mixer needs no change here.
 """
 from __future__ import annotations
 
-from typing import Optional
+from typing import Dict, Optional
 
 import torch
 import torch.nn.functional as F
@@ -63,6 +63,15 @@ def transmix_lambda(batch: MixBatch, cls_attn: Optional[torch.Tensor]) -> torch.
     return (batch.lam_area + attention_lambda(batch.token_mask, cls_attn)) / 2
 
 
+def attention_entropy(cls_attn: torch.Tensor) -> torch.Tensor:
+    """(B,) entropy in nats of the CLS attention over the N patch tokens, renormalised to sum to 1
+    (0 = all on one token, log N = uniform); fp32."""
+    with torch.autocast(cls_attn.device.type, enabled=False):
+        p = cls_attn.float()
+        p = p / p.sum(1, keepdim=True).clamp_min(1e-12)
+        return -(p * p.clamp_min(1e-12).log()).sum(1)
+
+
 def pal_lambda(batch: MixBatch, logits: torch.Tensor, cls_attn: Optional[torch.Tensor], labels: torch.Tensor,
                num_classes: int, smoothing: float = 0.1, detach_factor: bool = False) -> torch.Tensor:
     """(B,) Progressive Attention Labeling: α·λ_attn + (1−α)·λ_area on token-exact batches (``batch.token_exact``:
@@ -98,8 +107,8 @@ class LabelPolicy:
     """How a method turns a mixed batch into a loss. One call, no method branches in the training loop.
 
     ``lam(batch, logits, cls_attn, labels)`` gives the per-sample λ (B,) the policy uses;
-    ``loss(batch, logits, cls_attn, labels)`` the scalar training loss. ``needs_attention`` tells the caller
-    whether to capture the CLS attention at all.
+    ``loss(batch, logits, cls_attn, labels)`` the scalar training loss; ``stats(...)`` detached scalars to log
+    (:meth:`stats`). ``needs_attention`` tells the caller whether to capture the CLS attention at all.
     """
 
     needs_attention = False
@@ -117,6 +126,25 @@ class LabelPolicy:
         lam = self.lam(batch, logits, cls_attn, labels)
         return soft_target_cross_entropy(
             logits, mixed_targets(labels, batch.partner, lam, self.num_classes, self.smoothing))
+
+    def stats(self, batch: MixBatch, logits: torch.Tensor, cls_attn: Optional[torch.Tensor],
+              labels: torch.Tensor) -> Dict[str, torch.Tensor]:
+        """Detached 0-d device tensors describing this step's labels (no host synchronisation), for policies that
+        read the attention and a step that has it: ``attn_entropy`` (mean :func:`attention_entropy`, nats, every
+        such step) and, on batches where the policy's λ may differ from the area λ, ``lam_gap`` = mean
+        |λ_policy − λ_area| (plus ``pal_alpha`` = mean α for PAL). Keys are absent on other steps, so a logged
+        average runs over the steps where the quantity exists. Costs a few (B,N)/(B,K) operations, no forward."""
+        if not self.needs_attention or cls_attn is None:
+            return {}
+        with torch.no_grad():
+            out = dict(attn_entropy=attention_entropy(cls_attn).mean())
+            if self._attention_applies(batch):
+                lam = self.lam(batch, logits, cls_attn, labels)
+                out["lam_gap"] = (lam.float() - batch.lam_area.float()).abs().mean()
+            return out
+
+    def _attention_applies(self, batch: MixBatch) -> bool:
+        return False
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(num_classes={self.num_classes}, smoothing={self.smoothing})"
@@ -136,21 +164,35 @@ class TransMixLabels(LabelPolicy):
     def lam(self, batch, logits, cls_attn, labels):
         return transmix_lambda(batch, cls_attn)
 
+    def _attention_applies(self, batch):
+        return batch.token_mask is not None
+
 
 @LABEL_POLICIES.register("PALLabels")
 class PALLabels(LabelPolicy):
     """MixPro's label space. Token-exact batches (MaskMix) with attention: PAL λ and hard-label mixed CE (no
     smoothing unless ``keep_smoothing``); other batches, and every batch without attention (models without a CLS
-    token): soft-target CE with the area λ and smoothing (the official loss)."""
+    token): soft-target CE with the area λ and smoothing (the official loss).
+
+    Ablation switches, each alone (docs/methods.md, "PAL"): ``lam_source='area'`` uses the area λ instead of the PAL
+    λ on the token-exact batches while keeping their loss (hard-label CE unless ``keep_smoothing``);
+    ``keep_smoothing=True`` gives them the smoothed soft-target CE of the other batches; ``detach_factor=True``
+    stops the gradient through α. ``lam_source='area', keep_smoothing=True`` is exactly :class:`AreaLabels`.
+    """
 
     needs_attention = True
+    LAM_SOURCES = ("pal", "area")
 
     def __init__(self, num_classes: int, smoothing: float = 0.1, detach_factor: bool = False,
-                 keep_smoothing: bool = False):
+                 keep_smoothing: bool = False, lam_source: str = "pal"):
         super().__init__(num_classes, smoothing)
-        self.detach_factor, self.keep_smoothing = detach_factor, keep_smoothing
+        if lam_source not in self.LAM_SOURCES:
+            raise ValueError(f"PALLabels lam_source must be one of {self.LAM_SOURCES}, got {lam_source!r}")
+        self.detach_factor, self.keep_smoothing, self.lam_source = detach_factor, keep_smoothing, lam_source
 
     def lam(self, batch, logits, cls_attn, labels):
+        if self.lam_source == "area":
+            return batch.lam_area
         return pal_lambda(batch, logits, cls_attn, labels, self.num_classes, self.smoothing, self.detach_factor)
 
     def loss(self, batch, logits, cls_attn, labels):
@@ -160,9 +202,25 @@ class PALLabels(LabelPolicy):
         return mixed_cross_entropy(logits, labels, batch.partner, lam,
                                    self.smoothing if self.keep_smoothing else 0.0)
 
+    def _attention_applies(self, batch):
+        return batch.token_exact
+
+    def stats(self, batch, logits, cls_attn, labels):
+        out = super().stats(batch, logits, cls_attn, labels)
+        if cls_attn is not None and batch.token_exact:
+            with torch.no_grad():
+                area = mixed_targets(labels, batch.partner, batch.lam_area, self.num_classes, self.smoothing)
+                out["pal_alpha"] = progressive_factor(logits.detach(), area).mean()
+                if self.lam_source == "area":  # λ_policy = λ_area: log instead the gap the PAL λ would have had
+                    del out["lam_gap"]
+                    pal = pal_lambda(batch, logits, cls_attn, labels, self.num_classes, self.smoothing)
+                    out["pal_lam_gap"] = (pal.float() - batch.lam_area.float()).abs().mean()
+        return out
+
     def __repr__(self) -> str:
         return (f"PALLabels(num_classes={self.num_classes}, smoothing={self.smoothing}, "
-                f"detach_factor={self.detach_factor}, keep_smoothing={self.keep_smoothing})")
+                f"detach_factor={self.detach_factor}, keep_smoothing={self.keep_smoothing}, "
+                f"lam_source={self.lam_source!r})")
 
 
 def build_label_policy(cfg: Optional[dict], num_classes: int, smoothing: float = 0.1) -> LabelPolicy:

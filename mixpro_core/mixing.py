@@ -76,6 +76,15 @@ def sample_beta(alpha: float, generator: Optional[torch.Generator] = None) -> fl
     return float(np.random.default_rng(seed).beta(alpha, alpha))
 
 
+def _to_device(tensor: torch.Tensor, device) -> torch.Tensor:
+    """A host tensor on ``device``; to a CUDA device through pinned memory, asynchronously (a pageable copy would make
+    the host wait for the device)."""
+    device = torch.device(device)
+    if device.type == "cuda" and tensor.device.type == "cpu":
+        return tensor.pin_memory().to(device, non_blocking=True)
+    return tensor.to(device)
+
+
 def random_partner(batch_size: int, generator: Optional[torch.Generator] = None, device="cpu") -> torch.Tensor:
     """(B,) long permutation on ``device`` with no fixed point: a random single cycle, so no sample is mixed with
     itself."""
@@ -84,7 +93,7 @@ def random_partner(batch_size: int, generator: Optional[torch.Generator] = None,
     order = torch.randperm(batch_size, generator=generator, device=_draw_device(generator))
     partner = torch.empty_like(order)
     partner[order] = order.roll(-1)
-    return partner.to(device)
+    return _to_device(partner, device)
 
 
 def _mix_images(images: torch.Tensor, partner: torch.Tensor, pixel_mask: torch.Tensor) -> torch.Tensor:
@@ -232,7 +241,7 @@ def maskmix_masks(batch_size: int, height: int, width: int, mask_size: int, patc
     k = min(cells, max(1, math.ceil(cells * r)))
     # rank of each cell in a random per-sample permutation (drawn where the generator is); the k lowest are own.
     rank = _uniform((batch_size, cells), generator).argsort(dim=1).argsort(dim=1)
-    cell_mask = (rank < k).to(device=device, dtype=torch.float32).view(batch_size, 1, rows, cols)
+    cell_mask = _to_device((rank < k).to(torch.float32), device).view(batch_size, 1, rows, cols)
     pixel_mask = _upsample_cells(cell_mask, mask_size, height, width)
     factor = mask_size // patch_size
     token_mask = _upsample_cells(cell_mask, factor, height // patch_size, width // patch_size).flatten(1)

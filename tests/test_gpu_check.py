@@ -79,3 +79,17 @@ def test_gpu_check_quick_on_the_cpu_runs_every_step(tmp_path):
         assert re.search(rf"\| {re.escape(name)} \| pass \| [\d.]+ \|", md), name
     seg = json.loads((out / "segmentation.json").read_text())["items"]
     assert all(0 <= it["mIoU"] <= 100 and it["iters"] == 2 for it in seg)
+
+
+def test_gpu_check_only_runs_the_named_steps(tmp_path):
+    out = tmp_path / "out"
+    proc = subprocess.run(["bash", "tools/gpu_check.sh", "--device", "cpu", "--quick", "--only", "env,bench-mix"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=600,
+                          env=dict(os.environ, OUT=str(out), OMP_NUM_THREADS="1"))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    steps = dict(line.split("\t")[:2] for line in (out / "steps.tsv").read_text().splitlines())
+    assert steps == {"env": "pass", "segmentation": "not run (--only)", "detection": "not run (--only)",
+                     "classification": "not run (--only)", "bench-mix": "pass", "bench-attention": "not run (--only)",
+                     "bench-step": "not run (--only)", "bench-throughput": "not run (--only)",
+                     "nccl": "skipped (0 GPU)"}
+    assert "| segmentation | not run (--only) |" in (out / "report.md").read_text()

@@ -154,11 +154,14 @@ def fake_runs(monkeypatch, tmp_path):
     """Training replaced by a fake that writes result.json like the real worker; environment faked (no torch)."""
     calls = []
 
-    def fake_launch(method, config, seed, epochs, work_dir, cfg_options=(), threads=None):
+    def fake_launch(method, config, seed, epochs, work_dir, cfg_options=(), threads=None, occlusion_patches=()):
         calls.append((method, seed, epochs, tuple(cfg_options)))
         top1 = {"none": 85.0, "baseline": 87.0, "transmix": 87.5, "mixpro": 88.0}.get(method, 86.0) + seed / 10
         result = dict(method=method, seed=seed, epochs=epochs, top1=top1, top1_drop50=top1 - 30,
                       train_seconds=1.0, run_seconds=2.0, threads=threads or 2)
+        if occlusion_patches:  # drop on a p-px grid: top-1 − 30 − p/4 − 2·seed² (seed-dependent differences)
+            result["top1_drop50_by_patch"] = {str(p): top1 - 30 - p / 4 - 2 * seed ** 2 * (method != "mixpro")
+                                              for p in occlusion_patches}
         os.makedirs(work_dir, exist_ok=True)
         with open(osp.join(work_dir, runs.RESULT_FILE), "w") as f:
             json.dump(result, f)
@@ -226,7 +229,7 @@ def test_a_failed_run_stops_or_is_reported_with_keep_going(fake_runs, monkeypatc
     calls, base, work, out = fake_runs
     ok = runs.launch_run
 
-    def failing(method, config, seed, epochs, work_dir, cfg_options=(), threads=None):
+    def failing(method, config, seed, epochs, work_dir, cfg_options=(), threads=None, occlusion_patches=()):
         if method == "transmix" and seed == 1:
             raise runs.RunFailed(method, seed, osp.join(work_dir, "reproduce.log"), "exit code 1")
         return ok(method, config, seed, epochs, work_dir, cfg_options, threads)
@@ -249,7 +252,7 @@ def _timed_launch(monkeypatch, spans, seconds):
     ``spans`` gets (method, seed, start, end)."""
     ok = runs.launch_run
 
-    def launch(method, config, seed, epochs, work_dir, cfg_options=(), threads=None):
+    def launch(method, config, seed, epochs, work_dir, cfg_options=(), threads=None, occlusion_patches=()):
         start = time.monotonic()
         wait = seconds.get((method, seed), 0.3)
         time.sleep(abs(wait))
@@ -326,6 +329,50 @@ def test_with_two_jobs_a_failure_stops_new_runs_or_is_reported_with_keep_going(f
     assert next(r for r in text.splitlines() if r.startswith("| mixpro |")).endswith("| 2 |")
 
 
+def test_experiment_set_report_paired_statistics_curves_and_results_md(fake_runs):
+    """--set pal-ablation: its five labels × seeds with the 4/8/16-px grids, per-seed values, paired differences
+    against MixPro (scipy's paired t-test), the label-policy statistics from each run's curve.json, and
+    docs/results.md ending with the set report and the findings (once, however often it is refreshed)."""
+    from scipy import stats as scipy_stats
+    calls, base, work, out = fake_runs
+    docs = out.parent
+    docs.mkdir(parents=True)
+    out.write_text("# the default report\n")
+    (docs / "results-findings.md").write_text("## Findings\n\nwritten by hand\n")
+    for seed in (0, 1, 2):  # what TrainingCurveHook leaves in a run dir
+        run = work / "mixpro" / f"seed{seed}"
+        run.mkdir(parents=True)
+        (run / "curve.json").write_text(json.dumps({
+            "loss": [[1, 2.0]], "pal_alpha": [[i, 0.5 + seed / 10] for i in range(1, 21)],
+            "lam_gap": [[i, 0.1] for i in range(1, 21)], "attn_entropy": [[i, 1.5] for i in range(1, 21)]}))
+    set_out = docs / "results-pal-ablation.md"
+    args = base + ["--set", "pal-ablation", "--seeds", "0,1,2", "--out", str(set_out)]
+    cli.main(args)
+    labels = ["mixpro", "mixpro-smooth", "mixpro-arealam", "maskmix", "mixpro-detach"]
+    assert [(m, s) for m, s, _, _ in calls] == [(m, s) for m in labels for s in (0, 1, 2)]
+    text = set_out.read_text()
+    assert "| run | what | top-1 | @50% drop, token grid | @50% drop, 4-px grid | @50% drop, 8-px grid | " \
+           "@50% drop, 16-px grid | n |" in text
+    assert "| maskmix | area λ, smoothed soft-target CE (MaskMix) |" in text
+    # fake drop on the 4-px grid: top-1 − 31 − 2·seed² for the others, top-1 − 31 for MixPro
+    diffs = [-2.0 - 2 * s ** 2 for s in (0, 1, 2)]
+    t = scipy_stats.ttest_rel([88 + s / 10 - 31 + d for s, d in zip((0, 1, 2), diffs)],
+                              [88 + s / 10 - 31 for s in (0, 1, 2)])
+    row = next(line for line in text.splitlines() if line.startswith("| mixpro-smooth | @50% drop, 4-px grid |"))
+    assert "-2.00, -4.00, -10.00" in row and f"{t.statistic:+.2f} (2)" in row and f"{t.pvalue:.3f}" in row
+    top1_row = next(line for line in text.splitlines() if line.startswith("| mixpro-smooth | top-1 |"))
+    assert "-2.00, -2.00, -2.00" in top1_row and top1_row.endswith("| — | — |")  # no spread: no t-test
+    assert "| mixpro | 0.600 | 0.100 | 1.500 |" in text  # α averaged over the last 10% of points, then seeds
+    for png in ("results-pal-ablation.png", "results-pal-ablation-curves.png"):
+        assert (docs / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    cli.main(args)  # again: nothing trains, results.md is rewritten, not appended to
+    merged = out.read_text()
+    assert merged.startswith("# the default report\n") and merged.count("## PAL ablation") == 1
+    assert merged.index("## PAL ablation") < merged.index("written by hand")
+    with pytest.raises(SystemExit, match="choose distinct labels"):
+        cli.main(base + ["--set", "tokens64", "--methods", "mixpro-smooth"])
+
+
 def test_report_only_and_option_checks(fake_runs, capsys):
     calls, base, work, out = fake_runs
     cli.main(base + ["--methods", "mixpro", "--seeds", "0", "--report-only"])
@@ -358,7 +405,11 @@ def test_one_run_sets_seeds_epochs_and_asks_robustness_for_50_percent_drop(monke
 
     def fake_evaluate(config_path, checkpoint, suites=("occlusion",), **kw):
         seen["robustness"] = dict(config_path=config_path, checkpoint=checkpoint, suites=tuple(suites), **kw)
-        return {"checkpoint": checkpoint, "clean_top1": 88.5, "occlusion": {"0.5": 61.25}}
+        seen.setdefault("patches", []).append(kw.get("occlusion_patch_size"))
+        patches = kw.get("occlusion_patch_size") or []
+        by_patch = {str(p): {"0.5": 60.0 + p} for p in patches} if len(patches) > 1 else {}
+        return {"checkpoint": checkpoint, "clean_top1": 88.5, "occlusion": {"0.5": 61.25},
+                **({"occlusion_by_patch": by_patch} if by_patch else {})}
 
     monkeypatch.setattr(runs, "Runner", FakeRunner)
     monkeypatch.setattr(runs, "evaluate_robustness", fake_evaluate)
@@ -376,6 +427,11 @@ def test_one_run_sets_seeds_epochs_and_asks_robustness_for_50_percent_drop(monke
     assert (result["top1"], result["top1_drop50"], result["epochs"], result["seed"]) == (88.5, 61.25, 4, 3)
     assert result["threads"] == 3
     assert runs.load_result(work, 4) == result and runs.load_result(work, 5) is None
+    assert "top1_drop50_by_patch" not in result and runs.load_result(work, 4, (4, 8)) is None  # rerun for grids
+    grids = runs.train_and_evaluate("mixpro", runs.config_path("mixpro"), 3, 4, work, None, (4, 8, 16))
+    assert seen["patches"][-2:] == [None, [4, 8, 16]]  # the token grid, then the set's grids in one pass
+    assert grids["top1_drop50"] == 61.25 and grids["top1_drop50_by_patch"] == {"4": 64.0, "8": 68.0, "16": 76.0}
+    assert runs.load_result(work, 4, (4, 8, 16)) == grids
 
 
 # ------------------------------------------------------------------------------------------- end to end

@@ -5,6 +5,7 @@
 #
 #   tools/gpu_check.sh                      # or: make gpu-check
 #   tools/gpu_check.sh --device cpu --quick # the same steps, CPU-sized (tests the script without a GPU)
+#   tools/gpu_check.sh --only env,segmentation,detection   # a subset of the steps (the others: "not run (--only)")
 #
 # Environment: PYTHON (interpreter with torch; default .venv/bin/python, else python3), OUT (results folder,
 # default work_dirs/gpu_check), REPORT (default $OUT/report.md), BUDGET_S (total seconds for the steps, default 450).
@@ -23,11 +24,13 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PY="${PYTHON:-$( [ -x "$ROOT/.venv/bin/python" ] && echo "$ROOT/.venv/bin/python" || echo python3 )}"
 DEVICE=cuda
 QUICK=0
+ONLY=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --device) DEVICE=$2; shift 2 ;;
     --quick) QUICK=1; shift ;;
-    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+    --only) ONLY=",$2,"; shift 2 ;;
+    -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
     *) echo "tools/gpu_check.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -58,6 +61,10 @@ STEPS="$OUT/steps.tsv"
 # $OUT/NAME.log, record "name<TAB>status<TAB>seconds<TAB>log" with status pass / fail (rc) / timeout / not run
 step() {
   local name=$1 limit=$2 left t0 rc status; shift 2
+  if [ -n "$ONLY" ] && [[ "$ONLY" != *",$name,"* ]]; then
+    printf '%s\tnot run (--only)\t0\t-\n' "$name" >> "$STEPS"
+    return
+  fi
   left=$(( BUDGET_S - ($(date +%s) - START) ))
   [ "$left" -lt "$limit" ] && limit=$left
   if [ "$limit" -lt 10 ]; then

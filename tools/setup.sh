@@ -52,11 +52,13 @@ BASE_PINS=(
   "huggingface_hub" "safetensors"                       # timm's requirements
 )
 # Needed by the tests, the robustness tools (scikit-learn), the composite data (scikit-image), the optional RL-Mix
-# extra .[rlmix] (stable-baselines3 and its requirements) and a fast mmcv build (ninja). Offline (MIXPRO_WHEELHOUSE),
-# those the wheelhouse lacks are reported and left out; online they are required like the rest.
+# extra .[rlmix] (stable-baselines3 and its requirements), the GPU-decode extra .[dali] (NVIDIA DALI, whose CPU
+# pipeline the tests run) and a fast mmcv build (ninja). Offline (MIXPRO_WHEELHOUSE), those the wheelhouse lacks are
+# reported and left out; online they are required like the rest.
 OPTIONAL_PINS=(
   "scikit-learn==1.7.2" "scikit-image==0.25.2" "pytest" "pytest-timeout" "ninja"
   "gymnasium==1.4.0" "cloudpickle" "pandas"             # stable-baselines3's requirements
+  "nvidia-dali-cuda130==2.4.0"                          # the extra .[dali] (GPU JPEG decoding; ~200 MB wheel)
 )
 TORCH_DEPENDENT_PINS=("timm==1.0.31" "stable-baselines3==2.9.2")
 MM_PINS=(mmengine==0.10.7 mmsegmentation==1.2.2 mmdet==3.3.0)
@@ -155,15 +157,19 @@ import importlib, torch
 mods = ["torchvision", "timm", "mmengine", "mmcv", "mmseg", "mmdet", "pycocotools", "scipy", "numpy", "cv2",
         "mixpro_core", "classification", "segmentation", "detection"]
 versions = {m: getattr(importlib.import_module(m), "__version__", "-") for m in mods}
-from mmcv.ops import get_compiling_cuda_version, nms, roi_align
+from mmcv.ops import nms, roi_align
 devices = ["cpu"]
-cuda_ops = get_compiling_cuda_version() not in ("", "not available")
+# whether mmcv has CUDA ops: run one (mmcv.ops.get_compiling_cuda_version crashed with SIGSEGV on an H200 with torch
+# 2.11 + CUDA 13.0 while the ops themselves ran: docs/benchmarks.md)
+cuda_ops = False
 if torch.cuda.is_available():
-    if cuda_ops:
+    try:
+        nms(torch.zeros(1, 4, device="cuda"), torch.ones(1, device="cuda"), iou_threshold=0.5)
+        cuda_ops = True
         devices.append("cuda")
-    else:
-        print("WARNING: a GPU is present but mmcv was built without CUDA ops (no nvcc?): segmentation and detection "
-              "will not run on the GPU")
+    except Exception as e:  # mmcv built without CUDA ops: "... not found" / "not compiled with GPU support"
+        print(f"WARNING: a GPU is present but mmcv's ops do not run on it ({e}; no nvcc at build time?): "
+              f"segmentation and detection will not run on the GPU")
 for dev in devices:
     boxes = torch.tensor([[0., 0., 10., 10.], [1., 1., 10., 10.], [20., 20., 30., 30.]], device=dev)
     _, keep = nms(boxes, torch.tensor([0.9, 0.8, 0.7], device=dev), iou_threshold=0.5)
@@ -175,7 +181,7 @@ for dev in devices:
     assert torch.allclose(out[0, 0], want), (dev, out)
 print(f"self-check ok: mmcv.ops.nms and roi_align run on {' and '.join(d.upper() for d in devices)}")
 print("  torch", torch.__version__, "| cuda available:", torch.cuda.is_available(),
-      "| mmcv CUDA ops:", get_compiling_cuda_version() if cuda_ops else "no")
+      "| mmcv CUDA ops:", f"yes (torch CUDA {torch.version.cuda})" if cuda_ops else "no")
 for m, v in versions.items():
     print(f"  {m:14s} {v}")
 PY

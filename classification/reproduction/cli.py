@@ -1,7 +1,7 @@
 """The command line of ``tools/reproduce.py`` (and of one run in its own process: ``python -m
 classification.reproduction.cli run-one ...``).
 
-    python tools/reproduce.py [--methods none,baseline,...|all] [--seeds 0,1,2] [--budget 0.5]
+    python tools/reproduce.py [--set default|pal-ablation|tokens64] [--methods none,baseline,...|all] [--seeds 0,1,2] [--budget 0.5]
                               [--out docs/results.md] [--plot docs/results.png] [--work-root work_dirs/reproduce]
                               [--jobs N] [--force] [--keep-going] [--report-only] [--cfg-options key=value ...]
 
@@ -17,6 +17,15 @@ run that has one (for the same epochs) is not trained again, so a killed reprodu
 ``tools/train.py`` would use), each in its own process with usable cores // N intra-op threads (not timed for
 reproduction; the demo's stages ran 14% faster two at a time on the idle 2-core machine: docs/benchmarks.md). Time estimates (the wall time left, for N at a time) are made from the runs
 already timed in the work root.
+
+``--set NAME`` runs a named experiment set instead (:data:`classification.reproduction.runs.EXPERIMENT_SETS`):
+``pal-ablation`` (MixPro's label space with each ingredient switched alone: {PAL λ, area λ} × {hard-label CE,
+smoothed CE} on the MaskMix batches, + α detached) and ``tokens64`` (baseline, TransMix, MaskMix, MixPro on the
+64-token tiny ViT, MaskMix cells of 8 and 4 px); each run is also tested under 50% drop on 4-, 8- and 16-px grids.
+A set's runs go to ``work_dirs/reproduce-NAME/LABEL/seedSEED`` and its report to ``docs/results-NAME.md`` (per-seed
+values, paired differences against the set's reference with a paired t-test, the label-policy statistics logged
+during training and their curves); ``--methods`` then picks labels of the set. ``docs/results.md`` ends with every
+set report found next to it and the hand-written findings ``docs/results-findings.md``, refreshed by each invocation.
 
 The report (``--out``) has mean ± std (ddof=1) test top-1 and top-1 under 50% patch drop per method, the per-seed
 values, whether the paper's ranking MixPro > TransMix > baseline holds at this scale, and the wall time, machine,
@@ -37,26 +46,30 @@ from typing import Dict, Optional
 from classification.environment import environment
 
 from . import runs
-from .report import markdown_report, plot_results
+from .report import (include_set_reports, markdown_report, plot_results, plot_set_results, policy_curves,
+                     set_report)
 from .stats import aggregate
 
 
 def parse_args(argv) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="reproduce.py", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--set", dest="exp_set", default="default",
+                        choices=["default", *runs.EXPERIMENT_SETS],
+                        help="a named experiment set (default: the methods of docs/results.md)")
     parser.add_argument("--methods", help=f"comma-separated methods, or 'all' for every config (default: "
-                                          f"{','.join(runs.default_methods())})")
+                                          f"{','.join(runs.default_methods())}); with --set: labels of the set")
     parser.add_argument("--seeds", default=",".join(map(str, runs.DEFAULT_SEEDS)),
                         help="comma-separated (default 0,1,2)")
     parser.add_argument("--budget", type=float, default=runs.DEFAULT_BUDGET,
                         help=f"fraction of the configs' {runs.BASE_EPOCHS} epochs: epochs = "
                              f"max(1, round({runs.BASE_EPOCHS}·F)) (default {runs.DEFAULT_BUDGET} → "
                              f"{runs.epochs_for_budget(runs.DEFAULT_BUDGET)} epochs)")
-    parser.add_argument("--out", default=osp.join(runs.ROOT, "docs", "results.md"),
-                        help="Markdown report (default: docs/results.md of the repository)")
+    parser.add_argument("--out", help="Markdown report (default: docs/results.md of the repository; with --set NAME "
+                                      "docs/results-NAME.md)")
     parser.add_argument("--plot", help="bar plot PNG (default: --out with .png)")
-    parser.add_argument("--work-root", default=osp.join(runs.ROOT, "work_dirs", "reproduce"),
-                        help="runs go to WORK_ROOT/METHOD/seedSEED (default: work_dirs/reproduce of the repository)")
+    parser.add_argument("--work-root", help="runs go to WORK_ROOT/METHOD/seedSEED (default: work_dirs/reproduce of the "
+                                            "repository; with --set NAME work_dirs/reproduce-NAME)")
     parser.add_argument("--config-dir", default=runs.CONFIG_DIR, help=argparse.SUPPRESS)
     parser.add_argument("--jobs", type=int, default=1,
                         help="runs at the same time, each in its own process with usable cores // N intra-op threads "
@@ -69,7 +82,9 @@ def parse_args(argv) -> argparse.Namespace:
     parser.add_argument("--cfg-options", nargs="+", default=[], metavar="KEY=VALUE",
                         help="config overrides for every run (e.g. train_dataloader.dataset.limit=1000)")
     args = parser.parse_args(argv)
-    args.work_root, args.out = osp.abspath(args.work_root), osp.abspath(args.out)
+    suffix = "" if args.exp_set == "default" else f"-{args.exp_set}"
+    args.work_root = osp.abspath(args.work_root or osp.join(runs.ROOT, "work_dirs", f"reproduce{suffix}"))
+    args.out = osp.abspath(args.out or osp.join(runs.ROOT, "docs", f"results{suffix}.md"))
     if not args.budget > 0:
         parser.error(f"--budget must be > 0, got {args.budget}")
     if args.jobs < 1:
@@ -92,10 +107,11 @@ def run_one_main(argv) -> None:
     parser.add_argument("--seed", type=int, required=True)
     parser.add_argument("--epochs", type=int, required=True)
     parser.add_argument("--work-dir", required=True)
+    parser.add_argument("--occlusion-patches", type=int, nargs="+", default=[])
     parser.add_argument("--cfg-options", nargs="+", action=DictAction)
     args = parser.parse_args(argv)
     result = runs.train_and_evaluate(args.method, args.config, args.seed, args.epochs, args.work_dir,
-                                     args.cfg_options)
+                                     args.cfg_options, args.occlusion_patches)
     print("RESULT " + json.dumps(result))
 
 
@@ -108,12 +124,16 @@ def main(argv=None) -> Optional[Dict[str, dict]]:
         return None
     t_start = time.time()
     args = parse_args(argv)
-    methods = runs.resolve_methods(args.methods, args.config_dir)
+    exp_set = runs.EXPERIMENT_SETS.get(args.exp_set)
+    configs = exp_set.configs(args.config_dir) if exp_set else None
+    methods = runs.resolve_set_labels(exp_set, args.methods) if exp_set else \
+        runs.resolve_methods(args.methods, args.config_dir)
     seeds = runs.parse_seeds(args.seeds)
     epochs = runs.epochs_for_budget(args.budget)
+    patches = exp_set.occlusion_patches if exp_set else ()
     outcome = runs.run_all(methods, seeds, epochs, args.work_root, args.config_dir, args.cfg_options,
                            force=args.force, keep_going=args.keep_going, report_only=args.report_only,
-                           jobs=args.jobs)
+                           jobs=args.jobs, configs=configs, occlusion_patches=patches)
     results = outcome.results
     stats = aggregate(results, methods)
     meta = dict(environment(), command=shlex.join(["python", "tools/reproduce.py", *argv]), budget=args.budget,
@@ -126,16 +146,26 @@ def main(argv=None) -> Optional[Dict[str, dict]]:
                 work_root=args.work_root, cfg_options=list(args.cfg_options),
                 finished=time.strftime("%Y-%m-%d %H:%M"))
     plot = args.plot or osp.splitext(args.out)[0] + ".png"
-    plot_results(stats, plot, f"tiny ViT on Fashion-MNIST, {runs.epochs_text(epochs)}, mean ± std over "
-                              f"seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))} "
-                              f"(y axes do not start at 0)")
-    text = markdown_report(stats, meta, args.config_dir,
-                           osp.relpath(osp.abspath(plot), osp.dirname(osp.abspath(args.out))))
+    title = (f"tiny ViT on Fashion-MNIST, {runs.epochs_text(epochs)}, mean ± std over "
+             f"seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))} (y axes do not start at 0)")
+    rel = lambda path: osp.relpath(osp.abspath(path), osp.dirname(osp.abspath(args.out)))  # noqa: E731
     os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
+    if exp_set:
+        plot_set_results(exp_set, results, methods, plot, title)
+        curves = osp.splitext(args.out)[0] + "-curves.png"
+        curve_stats = policy_curves(exp_set, results, methods, args.work_root, curves)
+        text = set_report(exp_set, results, methods, meta, rel(plot), rel(curves) if curve_stats else None,
+                          curve_stats)
+    else:
+        plot_results(stats, plot, title)
+        text = markdown_report(stats, meta, args.config_dir, rel(plot))
     with open(args.out, "w") as f:
         f.write(text)
     print("\n" + text)
     print(f"wrote {runs.show_path(args.out)} and {runs.show_path(plot)}")
+    results_md = osp.join(osp.dirname(args.out), "results.md")
+    if osp.isfile(results_md):
+        include_set_reports(results_md)
     return stats
 
 

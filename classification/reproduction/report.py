@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import os
 import os.path as osp
-from typing import Dict, Optional
+from typing import Dict, List, Optional, Sequence
 
 from .runs import BASE_EPOCHS, CONFIG_DIR, describe, epochs_text, hms, show_path
-from .stats import display_name, format_mean_std, ranking_sentence
+from .stats import display_name, format_mean_std, mean_std, paired_difference, ranking_sentence
 
 
 def markdown_report(stats: Dict[str, dict], meta: dict, config_dir: str = CONFIG_DIR,
@@ -89,3 +89,195 @@ def plot_results(stats: Dict[str, dict], path: str, title: str) -> None:
     os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+# --------------------------------------------------------------------------------------------------- experiment sets
+POLICY_STATS = (("pal_alpha", "mean α"), ("lam_gap", "mean |λ − λ_area|"), ("pal_lam_gap", "PAL's |λ − λ_area| (unused)"),
+                ("attn_entropy", "attention entropy (nats)"))
+SET_MARKER = "<!-- experiment sets: appended by tools/reproduce.py from the files named below -->"
+FINDINGS = "results-findings.md"
+
+
+def _metrics(exp_set) -> List[tuple]:
+    """(column header, function result → value) of a set's report: top-1, 50% drop on the token grid and on each
+    of the set's grids."""
+    columns = [("top-1", lambda r: r["top1"]), ("@50% drop, token grid", lambda r: r["top1_drop50"])]
+    columns += [(f"@50% drop, {p}-px grid", lambda r, p=p: r["top1_drop50_by_patch"][str(p)])
+                for p in exp_set.occlusion_patches]
+    return columns
+
+
+def _by_label(results: Sequence[dict], labels: Sequence[str]) -> Dict[str, List[dict]]:
+    return {m: sorted((r for r in results if r["method"] == m), key=lambda r: r["seed"]) for m in labels}
+
+
+def set_report(exp_set, results: Sequence[dict], labels: Sequence[str], meta: dict, plot_rel: Optional[str],
+               curves_rel: Optional[str], curve_stats: Dict[str, dict]) -> str:
+    """The Markdown report of an :class:`~.runs.ExperimentSet`: mean ± std and per-seed values of every metric,
+    paired differences against the set's reference (seeds in common), the label-policy statistics of training
+    (``curve_stats`` from :func:`policy_curves`) and the run details."""
+    rows = _by_label(results, labels)
+    metrics = _metrics(exp_set)
+    lines = [f"## {exp_set.title}", "",
+             f"Written by `tools/reproduce.py --set {exp_set.name}` ({meta['finished']}); rerun it to update, do not "
+             f"edit by hand. Every run trains the tiny ViT on Fashion-MNIST for **{epochs_text(meta['epochs'])}** "
+             f"(budget {meta['budget']:g} of {BASE_EPOCHS}) with seeds {', '.join(map(str, meta['seeds']))}; top-1 on "
+             f"the 10k test set; \"@50% drop\": top-1 when half of the cells of a square grid are zeroed in pixel "
+             f"space (token grid: one cell per token), in %. Mean ± sample std (ddof=1) over seeds.", "",
+             "| run | what | " + " | ".join(h for h, _ in metrics) + " | n |",
+             "|---|---|" + "---|" * len(metrics) + "---|"]
+    for label in labels:
+        cells = [format_mean_std([f(r) for r in rows[label]]) for _, f in metrics]
+        lines.append(f"| {label} | {exp_set.describe(label)} | " + " | ".join(cells) + f" | {len(rows[label])} |")
+    lines += ["", "Per seed (" + " / ".join(h for h, _ in metrics) + "):", "",
+              "| run | " + " | ".join(f"seed {s}" for s in meta["seeds"]) + " |",
+              "|---|" + "---|" * len(meta["seeds"])]
+    for label in labels:
+        by_seed = {r["seed"]: r for r in rows[label]}
+        cells = [" / ".join(f"{f(by_seed[s]):.2f}" for _, f in metrics) if s in by_seed else "—"
+                 for s in meta["seeds"]]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    ref = exp_set.reference
+    if ref in rows and rows[ref]:
+        lines += ["", f"Paired differences against **{ref}** (run − {ref}, seed by seed; paired t-test, two-sided, "
+                      f"df = seeds − 1):", "",
+                  "| run − " + ref + " | metric | per-seed differences | mean ± std | t (df) | p |",
+                  "|---|---|---|---|---|---|"]
+        ref_by_seed = {r["seed"]: r for r in rows[ref]}
+        for label in labels:
+            if label == ref:
+                continue
+            pairs = [(ref_by_seed[r["seed"]], r) for r in rows[label] if r["seed"] in ref_by_seed]
+            if not pairs:
+                continue
+            for header, f in metrics:
+                d = paired_difference([f(a) for a, _ in pairs], [f(b) for _, b in pairs])
+                t = "—" if d["t"] is None else f"{d['t']:+.2f} ({d['df']})"
+                p = "—" if d["p"] is None else f"{d['p']:.3f}"
+                spread = f"{d['mean']:+.2f}" + ("" if d["std"] is None else f" ± {d['std']:.2f}")
+                lines.append(f"| {label} | {header} | {', '.join(f'{x:+.2f}' for x in d['diffs'])} | {spread} | "
+                             f"{t} | {p} |")
+    if plot_rel:
+        lines += ["", f"![{exp_set.name}: mean ± std over seeds]({plot_rel})"]
+    if curve_stats:
+        shown = [k for k, _ in POLICY_STATS if any(k in s for s in curve_stats.values())]
+        lines += ["", "Label-policy statistics logged during training (mean over seeds of the average over the last "
+                      "10% of the recorded points; curves below; `lam_gap` over the batches where the policy's λ "
+                      "may differ from the area λ; entropy over the patch tokens):", "",
+                  "| run | " + " | ".join(dict(POLICY_STATS)[k] for k in shown) + " |",
+                  "|---|" + "---|" * len(shown)]
+        for label, s in curve_stats.items():
+            lines.append(f"| {label} | " + " | ".join(f"{s[k]:.3f}" if k in s else "—" for k in shown) + " |")
+        if curves_rel:
+            lines += ["", f"![{exp_set.name}: label-policy statistics during training, mean over seeds]"
+                          f"({curves_rel})"]
+    machine = f"{meta['platform']}, {meta['cpu']}, {meta['cpu_count']} CPUs"
+    machine += f", GPU {meta['gpu']}" if meta.get("gpu") else ", no GPU used"
+    lines += ["", f"Run: `{meta['command']}`; {machine}; python {meta['python']}, torch {meta['torch']}, timm "
+                  f"{meta['timm']}, mmengine {meta['mmengine']}; wall time {hms(meta['wall_seconds'])} "
+                  f"({meta['trained']} runs trained, {meta['reused']} reused), sum of run times "
+                  f"{hms(meta['sum_run_seconds'])}, {meta['jobs']} at a time; runs in "
+                  f"`{show_path(meta['work_root'])}/LABEL/seedSEED/`."]
+    if meta.get("failed"):
+        lines += ["", "**Failed runs** (not in the tables): " + "; ".join(meta["failed"])]
+    if meta.get("cfg_options"):
+        lines += ["", f"Config overrides in every run: `{' '.join(meta['cfg_options'])}`"]
+    return "\n".join(lines) + "\n"
+
+
+def plot_set_results(exp_set, results: Sequence[dict], labels: Sequence[str], path: str, title: str) -> None:
+    """One panel per metric of :func:`_metrics`, one bar per label, error bars = std over seeds."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    rows = _by_label(results, labels)
+    labels = [m for m in labels if rows[m]]
+    metrics = _metrics(exp_set)
+    fig, axes = plt.subplots(1, len(metrics), figsize=(max(3.2, 0.75 * len(labels)) * len(metrics), 3.9))
+    for ax, (header, f) in zip(axes, metrics):
+        values = [[f(r) for r in rows[m]] for m in labels]
+        means = [mean_std(v)[0] for v in values]
+        stds = [mean_std(v)[1] or 0.0 for v in values]
+        ax.bar(range(len(labels)), means, yerr=stds, capsize=3,
+               color=["tab:red" if m == exp_set.reference else "tab:gray" for m in labels])
+        low = min(m - s for m, s in zip(means, stds))
+        high = max(m + s for m, s in zip(means, stds))
+        pad = max(1.0, 0.15 * (high - low))
+        ax.set_ylim(max(0.0, low - 2 * pad), min(100.0, high + pad))
+        ax.set_xticks(range(len(labels)), labels, rotation=35, ha="right", fontsize=8)
+        ax.set_title(header, fontsize=9)
+        ax.grid(axis="y", alpha=0.3)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def policy_curves(exp_set, results: Sequence[dict], labels: Sequence[str], work_root: str,
+                  path: str) -> Dict[str, dict]:
+    """For the set's ``curves`` labels: read each run's ``curve.json`` (:class:`classification.hooks.
+    TrainingCurveHook`), draw the label-policy statistics (mean over seeds, one panel per statistic) to ``path``
+    and return label → {statistic: mean over seeds of the average over the last 10% of its points}. {} (and no
+    file) when no run recorded any."""
+    import json
+
+    import numpy as np
+    from .runs import run_dir
+    series: Dict[str, Dict[str, List[list]]] = {}
+    for r in results:
+        if r["method"] not in exp_set.curves or r["method"] not in labels:
+            continue
+        try:
+            with open(osp.join(run_dir(work_root, r["method"], r["seed"]), "curve.json")) as f:
+                curve = json.load(f)
+        except (OSError, ValueError):
+            continue
+        for key, _ in POLICY_STATS:
+            if curve.get(key):
+                series.setdefault(r["method"], {}).setdefault(key, []).append(curve[key])
+    if not series:
+        return {}
+    summary: Dict[str, dict] = {}
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    keys = [k for k, _ in POLICY_STATS if any(k in s for s in series.values())]
+    fig, axes = plt.subplots(1, len(keys), figsize=(4.4 * len(keys), 3.4), squeeze=False)
+    for ax, key in zip(axes[0], keys):
+        for label, by_key in series.items():
+            if key not in by_key:
+                continue
+            n = min(len(c) for c in by_key[key])  # seeds recorded at the same iterations
+            its = np.array([p[0] for p in by_key[key][0][:n]])
+            values = np.array([[p[1] for p in c[:n]] for c in by_key[key]])
+            ax.plot(its, values.mean(0), label=label)
+            tail = max(1, n // 10)
+            summary.setdefault(label, {})[key] = float(values[:, -tail:].mean())
+        ax.set_title(dict(POLICY_STATS)[key], fontsize=9)
+        ax.set_xlabel("iteration")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return {label: summary[label] for label in labels if label in summary}
+
+
+def include_set_reports(results_md: str) -> None:
+    """Rewrite the end of ``results_md`` (after :data:`SET_MARKER`) with every set report next to it
+    (``results-NAME.md`` for the sets of :data:`~.runs.EXPERIMENT_SETS`, in their order) and the hand-written
+    findings (``results-findings.md``), each included verbatim; nothing is appended when none exists."""
+    from .runs import EXPERIMENT_SETS
+    folder = osp.dirname(osp.abspath(results_md))
+    parts = [osp.join(folder, f"results-{name}.md") for name in EXPERIMENT_SETS] + [osp.join(folder, FINDINGS)]
+    with open(results_md) as f:
+        text = f.read().split(SET_MARKER)[0].rstrip("\n") + "\n"
+    found = [p for p in parts if osp.isfile(p)]
+    if found:
+        text += "\n" + SET_MARKER + "\n"
+        for part in found:
+            with open(part) as f:
+                text += f"\n<!-- from {osp.basename(part)} -->\n" + f.read().rstrip("\n") + "\n"
+    with open(results_md, "w") as f:
+        f.write(text)

@@ -59,6 +59,57 @@ DESCRIPTIONS = {
 }
 
 
+@dataclass(frozen=True)
+class ExperimentSet:
+    """A named set of runs for ``tools/reproduce.py --set NAME``: ``runs`` maps each run label to its config (a file
+    name in ``configs/classification``); every run is also tested under 50% drop on the ``occlusion_patches`` grids
+    (px; () → only the token-sized one); ``reference`` is the label the others are compared with, seed by seed
+    (paired differences); ``curves`` the labels whose label-policy statistics (``curve.json``) are drawn."""
+
+    name: str
+    title: str
+    runs: Tuple[Tuple[str, str], ...]
+    descriptions: Tuple[Tuple[str, str], ...] = ()
+    occlusion_patches: Tuple[int, ...] = ()
+    reference: Optional[str] = None
+    curves: Tuple[str, ...] = ()
+
+    def configs(self, config_dir: str = CONFIG_DIR) -> dict:
+        return {label: osp.join(config_dir, name) for label, name in self.runs}
+
+    def describe(self, label: str) -> str:
+        return dict(self.descriptions).get(label) or describe(label)
+
+
+def _fmnist(prefix: str, method: str) -> str:
+    return f"{prefix}{method}{CONFIG_SUFFIX}"
+
+
+# docs/methods.md, "PAL": each ingredient of MixPro's label space switched alone, and the 64-token model
+EXPERIMENT_SETS = {
+    "pal-ablation": ExperimentSet(
+        name="pal-ablation",
+        title="PAL ablation: {PAL λ, area λ} × {hard-label CE, smoothed CE} on the MaskMix batches, + α detached "
+              "(16 tokens)",
+        runs=tuple((m, _fmnist(CONFIG_PREFIX, m)) for m in
+                   ("mixpro", "mixpro-smooth", "mixpro-arealam", "maskmix", "mixpro-detach")),
+        descriptions=(("mixpro", "PAL λ, hard-label CE (MixPro)"),
+                      ("mixpro-smooth", "PAL λ, smoothed soft-target CE"),
+                      ("mixpro-arealam", "area λ, hard-label CE"),
+                      ("maskmix", "area λ, smoothed soft-target CE (MaskMix)"),
+                      ("mixpro-detach", "PAL λ, hard-label CE, α detached")),
+        occlusion_patches=(4, 8, 16), reference="mixpro", curves=("mixpro", "mixpro-smooth", "mixpro-detach")),
+    "tokens64": ExperimentSet(
+        name="tokens64",
+        title="64 tokens: the tiny ViT with patch 4 (8×8 tokens), MaskMix cells of 8 px (2×2 tokens) or 4 px",
+        runs=tuple((m, _fmnist("tiny-vit-p4_", m)) for m in ("baseline", "transmix", "maskmix", "mixpro"))
+        + tuple((f"{m}-c4", _fmnist("tiny-vit-p4c4_", m)) for m in ("maskmix", "mixpro")),
+        descriptions=(("maskmix-c4", "MaskMix with 4-px cells (one token each), area labels"),
+                      ("mixpro-c4", "MaskMix with 4-px cells (one token each) + PAL")),
+        occlusion_patches=(4, 8, 16), reference="mixpro", curves=("transmix", "mixpro", "mixpro-c4")),
+}
+
+
 class RunFailed(RuntimeError):
     def __init__(self, method: str, seed: int, log: str, detail: str):
         self.method, self.seed, self.log = method, seed, log
@@ -98,6 +149,18 @@ def resolve_methods(spec: Optional[str], config_dir: str = CONFIG_DIR) -> List[s
     if len(set(methods)) != len(methods):
         raise SystemExit(f"--methods names a method twice: {spec}")
     return methods
+
+
+def resolve_set_labels(exp_set: "ExperimentSet", spec: Optional[str]) -> List[str]:
+    """None or 'all' → every label of the set; otherwise the comma-separated labels, each in the set."""
+    labels = [label for label, _ in exp_set.runs]
+    if not spec or spec.strip() == "all":
+        return labels
+    chosen = [m.strip() for m in spec.split(",") if m.strip()]
+    unknown = [m for m in chosen if m not in labels]
+    if unknown or len(set(chosen)) != len(chosen):
+        raise SystemExit(f"--methods {spec!r} for --set {exp_set.name}: choose distinct labels from {labels}")
+    return chosen
 
 
 def _first_comment(path: str, limit: int = 100) -> str:
@@ -184,9 +247,10 @@ def write_result(work_dir: str, result: dict) -> None:
     atomic_write(osp.join(work_dir, RESULT_FILE), write)
 
 
-def load_result(work_dir: str, epochs: Optional[int] = None) -> Optional[dict]:
-    """The run's result.json, or None when it is missing, unreadable, incomplete or (``epochs`` given) for other
-    epochs."""
+def load_result(work_dir: str, epochs: Optional[int] = None,
+                occlusion_patches: Sequence[int] = ()) -> Optional[dict]:
+    """The run's result.json, or None when it is missing, unreadable, incomplete, (``epochs`` given) for other
+    epochs, or without the top-1 under 50% drop on one of ``occlusion_patches``."""
     try:
         with open(osp.join(work_dir, RESULT_FILE)) as f:
             result = json.load(f)
@@ -195,6 +259,8 @@ def load_result(work_dir: str, epochs: Optional[int] = None) -> Optional[dict]:
     if not all(isinstance(result.get(k), (int, float)) for k in ("top1", "top1_drop50", "epochs")):
         return None
     if epochs is not None and result["epochs"] != epochs:
+        return None
+    if any(str(p) not in (result.get("top1_drop50_by_patch") or {}) for p in occlusion_patches):
         return None
     return result
 
@@ -258,11 +324,12 @@ def show_path(path: str) -> str:
 
 # --------------------------------------------------------------------------------------------------- one run
 def train_and_evaluate(method: str, config: str, seed: int, epochs: int, work_dir: str,
-                       cfg_options: Optional[dict] = None) -> dict:
+                       cfg_options: Optional[dict] = None, occlusion_patches: Sequence[int] = ()) -> dict:
     """One run in this process: ``tools/train.py``'s config handling (:func:`classification.launch.build_config`),
     training with ``randomness.seed = model.mix_seed = seed`` for ``epochs``, the Runner's test, then top-1 under
-    50% patch drop (:func:`classification.robustness.evaluate_robustness`, suite ``occlusion``); writes and returns
-    the result."""
+    50% patch drop (:func:`classification.robustness.evaluate_robustness`, suite ``occlusion``) with token-sized
+    patches (``top1_drop50``) and, when given, on each grid of ``occlusion_patches`` px (``top1_drop50_by_patch``);
+    writes and returns the result."""
     t0 = time.time()
     install_safe_checkpoint_loading()
     args = launch.parse_args([config, "--work-dir", work_dir])
@@ -281,23 +348,36 @@ def train_and_evaluate(method: str, config: str, seed: int, epochs: int, work_di
     del runner
     run_config = osp.join(work_dir, osp.basename(config))  # the config as the Runner dumped it (all overrides)
     checkpoint = osp.join(work_dir, f"epoch_{epochs}.pth")
-    robust = evaluate_robustness(run_config if osp.isfile(run_config) else config, checkpoint,
-                                 suites=("occlusion",), occlusion_ratios=(DROP_RATIO,), seed=seed, progress=False,
-                                 name=f"{method} seed {seed}")
-    occlusion = robust.get("occlusion") or {}
-    drop = occlusion.get(str(float(DROP_RATIO)), occlusion.get(DROP_RATIO))
-    if drop is None:
-        raise KeyError(f"evaluate_robustness gave no occlusion top-1 at ratio {DROP_RATIO}: {robust}")
+    run_config = run_config if osp.isfile(run_config) else config
+
+    def drop_top1(patches: Sequence[int] = ()) -> Tuple[float, dict]:
+        """(clean top-1, {patch: top-1 under 50% drop}); () → the token-sized patch only, keyed 'token'."""
+        robust = evaluate_robustness(run_config, checkpoint, suites=("occlusion",), occlusion_ratios=(DROP_RATIO,),
+                                     occlusion_patch_size=list(patches) or None, seed=seed, progress=False,
+                                     name=f"{method} seed {seed}")
+        by_patch = robust.get("occlusion_by_patch") or {str(patches[0]) if patches else "token":
+                                                        robust.get("occlusion") or {}}
+        drops = {p: v.get(str(float(DROP_RATIO)), v.get(DROP_RATIO)) for p, v in by_patch.items()}
+        if any(v is None for v in drops.values()):
+            raise KeyError(f"evaluate_robustness gave no occlusion top-1 at ratio {DROP_RATIO}: {robust}")
+        return float(robust["clean_top1"]), {p: float(v) for p, v in drops.items()}
+
+    clean, token = drop_top1()
+    drop = token["token"]
+    by_patch = drop_top1(occlusion_patches)[1] if occlusion_patches else {}
     result = dict(method=method, seed=seed, epochs=epochs, top1=float(metrics["top1"]), top1_drop50=float(drop),
-                  top5=float(metrics.get("top5", float("nan"))), clean_top1_robustness=float(robust["clean_top1"]),
+                  top5=float(metrics.get("top5", float("nan"))), clean_top1_robustness=clean,
                   train_seconds=round(train_seconds, 1), run_seconds=round(time.time() - t0, 1),
                   threads=threads, config=show_path(config), checkpoint=checkpoint)
+    if by_patch:
+        result["top1_drop50_by_patch"] = by_patch
     write_result(work_dir, result)
     return result
 
 
 def launch_run(method: str, config: str, seed: int, epochs: int, work_dir: str,
-               cfg_options: Sequence[str] = (), threads: Optional[int] = None) -> dict:
+               cfg_options: Sequence[str] = (), threads: Optional[int] = None,
+               occlusion_patches: Sequence[int] = ()) -> dict:
     """One run in a fresh process (``python -m classification.reproduction.cli run-one``), its output in
     ``WORK_DIR/reproduce.log``; ``threads`` given: ``OMP_NUM_THREADS`` and ``MKL_NUM_THREADS`` of that process.
     Adds the process's start and end (``started``, ``finished``: Unix seconds) to its ``result.json``. Raises
@@ -306,6 +386,8 @@ def launch_run(method: str, config: str, seed: int, epochs: int, work_dir: str,
     log = osp.join(work_dir, "reproduce.log")
     cmd = [sys.executable, "-m", "classification.reproduction.cli", "run-one", config, "--method", method,
            "--seed", str(seed), "--epochs", str(epochs), "--work-dir", work_dir]
+    if occlusion_patches:
+        cmd += ["--occlusion-patches", *map(str, occlusion_patches)]
     if cfg_options:
         cmd += ["--cfg-options", *cfg_options]
     env = dict(os.environ)
@@ -318,7 +400,7 @@ def launch_run(method: str, config: str, seed: int, epochs: int, work_dir: str,
         code = subprocess.run(cmd, cwd=ROOT, env=env, stdout=f, stderr=subprocess.STDOUT).returncode
     if code != 0:
         raise RunFailed(method, seed, log, f"exit code {code}")
-    result = load_result(work_dir, epochs)
+    result = load_result(work_dir, epochs, occlusion_patches)
     if result is None:
         raise RunFailed(method, seed, log, f"finished without a complete {RESULT_FILE}")
     result.update(started=round(started, 2), finished=round(time.time(), 2))
@@ -347,13 +429,16 @@ class Outcome:
 
 def run_all(methods: Sequence[str], seeds: Sequence[int], epochs: int, work_root: str,
             config_dir: str = CONFIG_DIR, cfg_options: Sequence[str] = (), force: bool = False,
-            keep_going: bool = False, report_only: bool = False, jobs: int = 1) -> Outcome:
+            keep_going: bool = False, report_only: bool = False, jobs: int = 1,
+            configs: Optional[dict] = None, occlusion_patches: Sequence[int] = ()) -> Outcome:
     """Train and evaluate every (method, seed) pair without a ``result.json`` for ``epochs`` (all with ``force``;
     none with ``report_only``), one process each, ``jobs`` at a time in plan order (threads: module docstring),
     printing a line when a run starts and ends with the elapsed time and the measured estimate of the wall time
     left. A failure stops the launching of new runs, lets the running ones finish and then ends with
     :class:`SystemExit` naming the run and its log, unless ``keep_going``: then it is recorded in
-    :attr:`Outcome.failed` and the other runs go on."""
+    :attr:`Outcome.failed` and the other runs go on. ``configs`` (label → config path) replaces the
+    ``tiny-vit_{METHOD}`` configs of ``config_dir`` (an :class:`ExperimentSet`); ``occlusion_patches``: the extra
+    occlusion grids every run is tested on (a result without them is rerun)."""
     if int(jobs) < 1:
         raise ValueError(f"jobs must be a positive integer, got {jobs}")
     t_start = time.time()
@@ -364,7 +449,8 @@ def run_all(methods: Sequence[str], seeds: Sequence[int], epochs: int, work_root
         existing = load_result(run_dir(work_root, method, seed))
         if existing is not None:
             measured.append(existing)
-        if existing is not None and existing["epochs"] == epochs and not force:
+        complete = load_result(run_dir(work_root, method, seed), epochs, occlusion_patches) is not None
+        if complete and not force:
             out.results.append(existing)
         else:
             todo.append((method, seed))
@@ -397,8 +483,9 @@ def run_all(methods: Sequence[str], seeds: Sequence[int], epochs: int, work_root
                 stale = osp.join(work_dir, RESULT_FILE)
                 if osp.exists(stale):
                     os.remove(stale)
-                future = pool.submit(launch_run, method, config_path(method, config_dir), seed, epochs, work_dir,
-                                     cfg_options, threads)
+                config = configs[method] if configs else config_path(method, config_dir)
+                future = pool.submit(launch_run, method, config, seed, epochs, work_dir, cfg_options, threads,
+                                     occlusion_patches)
                 running[future] = (i, method, seed, time.time())
             finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
             for future in sorted(finished, key=lambda f: running[f][0]):

@@ -82,3 +82,19 @@ def ranking_sentence(stats: Dict[str, dict], key: str = "top1") -> str:
     else:
         sentence += " Both gaps are larger than the seed-to-seed standard deviation."
     return sentence
+
+
+def paired_difference(reference: Sequence[float], values: Sequence[float]) -> dict:
+    """Seed-by-seed differences ``values − reference`` (same seeds, same order): ``diffs``, ``mean``, ``std`` (ddof=1),
+    the paired t statistic ``t`` = mean / (std/√n) with ``df`` = n − 1 and its two-sided ``p`` (Student's t,
+    scipy); ``t``/``p`` are None below two pairs or with zero spread."""
+    if len(reference) != len(values):
+        raise ValueError(f"paired values need the same seeds: {len(reference)} reference vs {len(values)} values")
+    diffs = [b - a for a, b in zip(reference, values)]
+    mean, std = mean_std(diffs)
+    t = p = None
+    if std:
+        from scipy import stats as scipy_stats
+        t = mean / (std / len(diffs) ** 0.5)
+        p = float(2 * scipy_stats.t.sf(abs(t), len(diffs) - 1))
+    return dict(diffs=diffs, mean=mean, std=std, t=t, df=len(diffs) - 1, p=p)

@@ -30,6 +30,14 @@ EXPECTED = {
     # "PAL": detach_factor=False, keep_smoothing=False reproduce the authors' code; PAL switched on
     "mixpro": dict(mix=MIXPRO_SCHEDULE, label_policy=dict(type="PALLabels", detach_factor=False,
                                                           keep_smoothing=False), smoothing=0.1),
+    # "PAL": the ablation switches, each alone (smoothed CE / area λ with hard CE / α detached)
+    "mixpro-smooth": dict(mix=MIXPRO_SCHEDULE, label_policy=dict(type="PALLabels", detach_factor=False,
+                                                                 keep_smoothing=True), smoothing=0.1),
+    "mixpro-arealam": dict(mix=MIXPRO_SCHEDULE, label_policy=dict(type="PALLabels", detach_factor=False,
+                                                                  keep_smoothing=False, lam_source="area"),
+                           smoothing=0.1),
+    "mixpro-detach": dict(mix=MIXPRO_SCHEDULE, label_policy=dict(type="PALLabels", detach_factor=True,
+                                                                 keep_smoothing=False), smoothing=0.1),
     # "PAL": the maskmix configs give MaskMix without PAL
     "maskmix": dict(mix=MIXPRO_SCHEDULE, label_policy=AREA, smoothing=0.1),
     # "Method schedule" / "ResizeMix": ResizeMix 0.5 (τ ~ U[0.1, 0.8], bilinear), Mixup 0.5
@@ -56,6 +64,8 @@ EXPECTED_MASK_SIZE = {
     "deit-t": 32, "deit-s": 32, "deit-b": 32, "cait-xxs24": 32, "xcit-t12": 32,
     "pvt-t": 32, "pvt-s": 32, "pvt-m": 32, "pvt-l": 32, "ms-mlp-t": 32, "ms-mlp-s": 32, "ms-mlp-b": 32,
     "deit-t-p14": 56, "deit-s-p14": 56, "deit-b-p14": 56, "tiny-vit-fmnist": 8,
+    # the 64-token tiny ViT (patch 4): 8-px cells = 2×2 tokens, and one token per 4-px cell
+    "tiny-vit-p4-fmnist": 8, "tiny-vit-p4c4-fmnist": 4,
 }
 
 

@@ -218,7 +218,8 @@ def test_classification_leaves_recipe_and_one_step(leaf):
     size, method = leaf.split("_")[0][-1], leaf.split("_")[1]
     assert cfg.model.backbone.type == {"t": "ms_mlp_tiny", "s": "ms_mlp_small", "b": "ms_mlp_base"}[size]
     assert cfg.model.backbone.drop_path_rate == {"t": 0.1, "s": 0.4, "b": 0.5}[size]
-    assert cfg.optim_wrapper.optimizer == dict(type="AdamW", lr=1e-3, betas=(0.9, 0.999), weight_decay=0.05)
+    assert cfg.optim_wrapper.optimizer == dict(type="AdamW", lr=1e-3, betas=(0.9, 0.999), weight_decay=0.05,
+                                               fused=True)
     assert cfg.optim_wrapper.clip_grad == dict(max_norm=5.0) and cfg.auto_scale_lr.base_batch_size == 1024
     warmup, cosine = cfg.param_scheduler
     assert (warmup.end, cosine.eta_min, cosine.end, cfg.train_cfg.max_epochs) == (20, 1e-5, 300, 300)

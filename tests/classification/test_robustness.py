@@ -303,3 +303,39 @@ def test_cli_end_to_end_on_fashion_mnist(tmp_path):
     for plot in ("occlusion", "shuffle", "fgsm", "pgd"):
         with open(out / f"{plot}.png", "rb") as f:
             assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_occlusion_on_several_grids_keeps_the_first_grid_stream_and_drops_half_of_each_grid():
+    """--occlusion-patch 8 4 16 at 32×32: ``occlusion`` is exactly the single-grid result (same random stream),
+    ``occlusion_by_patch`` has one entry per grid, and at ratio 0.5 each grid zeroes exactly half of its cells."""
+    from contextlib import nullcontext
+    from classification.robustness import _evaluate_test_set
+    seen = []
+
+    class Spy(nn.Module):  # class 1 iff the top-left 4×4 cell is intact: accuracy depends on the dropped cells
+        def forward(self, x):
+            seen.append(x.clone())
+            return torch.stack([x[:, 0, :4, :4].sum((1, 2)) * 0, (x[:, 0, :4, :4] > 0).all(-1).all(-1) * 1.0], 1)
+
+    loader = [dict(inputs=torch.ones(4, 1, 32, 32), data_samples=torch.ones(4)) for _ in range(6)]
+
+    def run(patches):
+        seen.clear()
+        return _evaluate_test_set(Spy(), loader, ("occlusion",), seed=3, occlusion_ratios=(0.5,),
+                                  occlusion_patch_size=patches, shuffle_grids=None, epsilons=(), pgd_steps=1,
+                                  device=torch.device("cpu"), autocast=nullcontext, token_stride=8, progress=False,
+                                  desc="test")
+
+    single = run(8)
+    several = run([8, 4, 16])
+    assert "occlusion_by_patch" not in single
+    assert several["occlusion"] == single["occlusion"] and list(several["occlusion_by_patch"]) == ["8", "4", "16"]
+    assert several["occlusion_by_patch"]["8"] == single["occlusion"]
+    # per batch: clean, then grids 8, 4, 16: half of the pixels zeroed in each occluded pass
+    for i, x in enumerate(seen):
+        zero_share = float((x == 0).float().mean())
+        assert zero_share == (0.0 if i % 4 == 0 else 0.5)
+    accuracies = [several["occlusion_by_patch"][p]["0.5"] for p in ("8", "4", "16")]
+    assert all(0 <= a <= 100 for a in accuracies) and several["clean_top1"] == 100.0
+    with pytest.raises(ValueError, match="positive integers"):
+        run([4, 0])

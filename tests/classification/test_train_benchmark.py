@@ -24,8 +24,10 @@ def test_quick_train_benchmark_reports_every_pipeline(tmp_path):
     result = benchmark_main(["train", "--quick", "--data-root", str(tmp_path / "data"), "--json", str(out)])
     stats = result["data"]["stats"]
     names = sorted(stats)
+    dali = ["(b) ours deit-t_baseline_8xb128-300e_in1k + DALI w0"] if result["data"]["dali"] == "ran" else []
     assert names == sorted(["data: ours (loader + device preprocessor) w0", "data: timm (loader + prefetcher) w0",
-                            "(a) ours deit-t_baseline_8xb128-300e_in1k w0", "(c) timm deit_tiny_patch16_224 w0"])
+                            "(a) ours deit-t_baseline_8xb128-300e_in1k w0", "(c) timm deit_tiny_patch16_224 w0"]
+                           + dali)
     for st in stats.values():
         assert "error" not in st and st["img_per_s"] > 0 and st["img_per_s"] == pytest.approx(8 / st["s_per_iter"])
         assert 0 <= st["data_wait_share"] <= 1

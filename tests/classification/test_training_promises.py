@@ -99,6 +99,10 @@ def test_amp_fp16_config_clips_unscaled_gradients_cpu(tmp_path, monkeypatch):
         small = train_config(tmp_path, NONE, "optim_wrapper.clip_grad.max_norm=0.05", amp="fp16")
     assert cfg.optim_wrapper.type == "AmpOptimWrapper" and cfg.optim_wrapper.dtype == "float16"
     assert cfg.optim_wrapper.loss_scale == "dynamic" and cfg.optim_wrapper.clip_grad == dict(max_norm=5.0)
+    with monkeypatch.context() as m:  # bf16: no loss scaling at all (a disabled scaler never reads the GPU)
+        m.setattr(torch.cuda, "is_available", lambda: True)
+        bf16 = train_config(tmp_path, NONE, amp="bf16")
+    assert bf16.optim_wrapper.dtype == "bfloat16" and bf16.optim_wrapper.loss_scale == dict(enabled=False)
     torch.manual_seed(0)
     model = MODELS.build(small.model)
     with monkeypatch.context() as m:

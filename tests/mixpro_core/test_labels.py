@@ -207,3 +207,67 @@ def test_policy_builder_checks_keys_before_calling():
     with pytest.raises(ValueError, match="already registered"):
         registry.register("BuggyLabels")(LabelPolicy)
     assert set(LABEL_POLICIES.names()) >= {"AreaLabels", "TransMixLabels", "PALLabels"}
+
+
+# ------------------------------------------------------------------------- PAL ablation switches and statistics
+def test_pal_ablation_switches_change_one_ingredient_each():
+    """lam_source='area' keeps the hard-label CE with λ_area; keep_smoothing keeps PAL's λ with the smoothed CE;
+    (area, smoothed) is exactly AreaLabels; non-token-exact batches are untouched by every switch."""
+    exact = make_batch([0.5, 0.25], MASK, token_exact=True)
+    lam_area, lam_pal = exact.lam_area, pal_lambda(exact, LOGITS, ATTN, LABELS, 3, 0.1)
+    assert not torch.allclose(lam_pal, lam_area)
+
+    def ce(lam, s):  # written out: λ·CE(y) + (1−λ)·CE(y_partner) against smoothed one-hots
+        logp = LOGITS.log_softmax(1)
+        y, yp = smooth_one_hot(LABELS, 3, s), smooth_one_hot(LABELS[exact.partner], 3, s)
+        return -(lam[:, None] * y * logp + (1 - lam[:, None]) * yp * logp).sum(1).mean()
+
+    for options, lam, s in [(dict(), lam_pal, 0.0), (dict(keep_smoothing=True), lam_pal, 0.1),
+                            (dict(lam_source="area"), lam_area, 0.0),
+                            (dict(lam_source="area", keep_smoothing=True), lam_area, 0.1)]:
+        policy = PALLabels(3, 0.1, **options)
+        torch.testing.assert_close(policy.lam(exact, LOGITS, ATTN, LABELS), lam)
+        torch.testing.assert_close(policy.loss(exact, LOGITS, ATTN, LABELS), ce(lam, s))
+    torch.testing.assert_close(PALLabels(3, 0.1, lam_source="area", keep_smoothing=True).loss(exact, LOGITS, ATTN, LABELS),
+                               AreaLabels(3, 0.1).loss(exact, LOGITS, ATTN, LABELS))
+    cut = make_batch([0.5, 0.25], MASK, token_exact=False)  # CutMix: area labels, smoothed, for every variant
+    for options in (dict(), dict(lam_source="area"), dict(keep_smoothing=True)):
+        torch.testing.assert_close(PALLabels(3, 0.1, **options).loss(cut, LOGITS, ATTN, LABELS),
+                                   AreaLabels(3, 0.1).loss(cut, LOGITS, ATTN, LABELS))
+    with pytest.raises(ValueError, match="lam_source must be one of"):
+        PALLabels(3, lam_source="attention")
+    assert "lam_source='area'" in repr(PALLabels(3, lam_source="area"))
+
+
+def test_policy_statistics_by_hand():
+    """attn_entropy over the renormalised CLS attention; lam_gap = mean |λ − λ_area| where the policy applies;
+    pal_alpha = mean α; detached scalars, absent where the quantity does not exist."""
+    p = ATTN / ATTN.sum(1, keepdim=True)
+    entropy = -(p * p.log()).sum(1).mean()
+    exact = make_batch([0.5, 0.25], MASK, token_exact=True)
+    cut = make_batch([0.5, 0.25], MASK, token_exact=False)
+    mix = make_batch([0.5, 0.25])  # Mixup: no token mask
+    logits = LOGITS.clone().requires_grad_(True)
+
+    pal = PALLabels(3, 0.1).stats(exact, logits, ATTN, LABELS)
+    area_targets = mixed_targets(LABELS, exact.partner, exact.lam_area, 3, 0.1)
+    alpha = F.cosine_similarity(LOGITS.softmax(1), area_targets, dim=1)
+    lam = alpha * attention_lambda(exact.token_mask, ATTN) + (1 - alpha) * exact.lam_area
+    assert set(pal) == {"attn_entropy", "lam_gap", "pal_alpha"}
+    torch.testing.assert_close(pal["attn_entropy"], entropy)
+    torch.testing.assert_close(pal["pal_alpha"], alpha.mean())
+    torch.testing.assert_close(pal["lam_gap"], (lam - exact.lam_area).abs().mean())
+    assert all(v.dim() == 0 and not v.requires_grad for v in pal.values())
+    assert set(PALLabels(3).stats(cut, LOGITS, ATTN, LABELS)) == {"attn_entropy"}  # PAL does not apply to CutMix
+    area_variant = PALLabels(3, 0.1, lam_source="area").stats(exact, LOGITS, ATTN, LABELS)
+    assert set(area_variant) == {"attn_entropy", "pal_alpha", "pal_lam_gap"}  # its own gap is 0 by definition
+    torch.testing.assert_close(area_variant["pal_lam_gap"], pal["lam_gap"])
+
+    transmix = TransMixLabels(3).stats(cut, LOGITS, ATTN, LABELS)
+    torch.testing.assert_close(transmix["lam_gap"], (transmix_lambda(cut, ATTN) - cut.lam_area).abs().mean())
+    assert set(TransMixLabels(3).stats(mix, LOGITS, ATTN, LABELS)) == {"attn_entropy"}
+    assert PALLabels(3).stats(exact, LOGITS, None, LABELS) == {}
+    assert AreaLabels(3).stats(exact, LOGITS, ATTN, LABELS) == {}
+    uniform = torch.full((2, 16), 0.3)
+    torch.testing.assert_close(TransMixLabels(3).stats(mix, LOGITS, uniform, LABELS)["attn_entropy"],
+                               torch.tensor(16.0).log())

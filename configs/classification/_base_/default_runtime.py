@@ -3,6 +3,8 @@ default_scope = None
 custom_imports = dict(imports=["classification"], allow_failed_imports=False)
 
 default_hooks = dict(
+    # log variables read on the host only at the logging intervals; the non-finite-loss guard checked on the device
+    runtime_info=dict(type="SyncFreeRuntimeInfoHook"),
     timer=dict(type="IterTimerHook"),
     logger=dict(type="LoggerHook", interval=50),
     param_scheduler=dict(type="ParamSchedulerHook"),

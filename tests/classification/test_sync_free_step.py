@@ -1,0 +1,192 @@
+"""The sync-free training step: the deferred non-finite guard (classification.step_guard) and the runtime-info hook
+that reads log variables only when a reader needs them (classification.hooks.SyncFreeRuntimeInfoHook).
+
+- CPU: a NaN loss under the deferred guard changes neither the parameters nor the AdamW state (moments, step count),
+  nor does any later step until the host reads the flag and raises FloatingPointError naming the failed iteration;
+  the hook writes one value per iteration into the message hub, only at the flush points, and raises before a
+  checkpoint is saved after a failed step.
+- GPU (``-m gpu``): MixPro training steps of a small ViT through mmengine's ``train_step`` under
+  ``torch.cuda.set_sync_debug_mode``: the number of host↔device synchronisations from the start of the iteration
+  to the end of the optimiser step is 0 (every synchronising call found is listed in the failure message).
+"""
+from __future__ import annotations
+
+import warnings
+from types import SimpleNamespace
+
+import pytest
+import torch
+from mmengine.logging import MessageHub
+from mmengine.optim import OptimWrapper
+from mmengine.registry import MODELS
+
+import classification  # noqa: F401  (registration)
+from classification.hooks import SyncFreeRuntimeInfoHook, TrainingCurveHook
+from classification.step_guard import DeferredNonFiniteGuard
+
+
+def tiny_mixpro(device="cpu"):
+    """The tiny-vit MixPro Fashion-MNIST model (MixPro schedule, PAL labels) at 28 px."""
+    mix = [dict(type="maskmix", prob=0.5), dict(type="cutmix", prob=0.25), dict(type="mixup", prob=0.25)]
+    return MODELS.build(dict(type="MixClassifier", num_classes=10, backbone=dict(type="tiny_vit", patch_size=7),
+                             mix_defaults=dict(mask_size=7), mix=mix,
+                             label_policy=dict(type="PALLabels"))).to(device)
+
+
+def batch(seed=0, nan=False):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(8, 1, 28, 28, generator=g)
+    return dict(inputs=torch.full_like(x, float("nan")) if nan else x, data_samples=torch.arange(8) % 10)
+
+
+def snapshot(model, optimizer):
+    params = {k: v.detach().clone() for k, v in model.state_dict().items() if k != "mix_step"}
+    state = {(i, k): v.clone() for i, p in enumerate(model.parameters())
+             for k, v in optimizer.state.get(p, {}).items()}
+    return params, state
+
+
+def assert_same(a, b):
+    assert a[0].keys() == b[0].keys() and a[1].keys() == b[1].keys()
+    for k in a[0]:
+        assert torch.equal(a[0][k], b[0][k]), f"parameter {k} changed"
+    for k in a[1]:
+        assert torch.equal(a[1][k], b[1][k]), f"optimiser state {k} changed"
+
+
+def test_deferred_guard_skips_the_bad_update_and_every_later_one_then_raises():
+    torch.manual_seed(0)
+    model = tiny_mixpro()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2, fused=True)
+    wrapper = OptimWrapper(optimizer)
+    guard = DeferredNonFiniteGuard(optimizer)
+    model.defer_finite_check(guard)
+    model.train_step(batch(0), wrapper)  # a good step: applied
+    good = snapshot(model, optimizer)
+    assert all(float(v) == 1.0 for (_, k), v in good[1].items() if k == "step")
+    guard.check(wait=True)  # nothing failed so far
+    model.train_step(batch(1, nan=True), wrapper)  # iteration 2: NaN loss, no host read, no exception here
+    assert_same(snapshot(model, optimizer), good)
+    model.train_step(batch(2), wrapper)  # a finite step after the failure is skipped too (sticky)
+    assert_same(snapshot(model, optimizer), good)
+    with pytest.raises(FloatingPointError, match=r"non-finite training loss \(nan on rank 0\) at iteration 2 "):
+        guard.check(wait=True)
+
+
+def test_deferred_guard_under_a_loss_scaler_skips_through_the_nan_gradients():
+    """fp16 AMP: the scaler, not found_inf, skips the step; the guard's NaN loss factor makes every gradient NaN."""
+    torch.manual_seed(0)
+    model = tiny_mixpro()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)  # not fused: the scaler skips on the host
+    scaler = torch.amp.GradScaler("cpu")
+    guard = DeferredNonFiniteGuard(optimizer, scaled=True)
+    model.defer_finite_check(guard)
+
+    def step(data):
+        loss, _ = model.parse_losses(model(**data, mode="loss"))
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        optimizer.zero_grad()
+
+    step(batch(0))
+    good = snapshot(model, optimizer)
+    step(batch(1, nan=True))
+    assert_same(snapshot(model, optimizer), good)
+    with pytest.raises(FloatingPointError, match="at iteration 2 "):
+        guard.check(wait=True)
+
+
+def test_a_guard_needs_an_optimiser_that_can_skip_on_the_device():
+    with pytest.raises(ValueError, match="fused=True"):
+        DeferredNonFiniteGuard(torch.optim.AdamW([torch.nn.Parameter(torch.zeros(2))]))
+
+
+class Loader(list):
+    dataset = None
+
+
+def fake_runner(model, optimizer, interval=3, iters_per_epoch=100):
+    hub = MessageHub.get_instance(f"sync-free-{id(model)}")
+    logger = SimpleNamespace(info=lambda msg: None)
+    return SimpleNamespace(model=model, optim_wrapper=OptimWrapper(optimizer), message_hub=hub, rank=0, iter=0,
+                           epoch=0, logger=logger, hooks=[TrainingCurveHook(interval=interval)],
+                           train_dataloader=Loader([None] * iters_per_epoch), max_iters=1000, max_epochs=10)
+
+
+def test_the_hook_writes_one_value_per_iteration_at_the_flush_points():
+    torch.manual_seed(0)
+    model = tiny_mixpro()
+    runner = fake_runner(model, torch.optim.AdamW(model.parameters(), lr=1e-3, fused=True), interval=3)
+    hook = SyncFreeRuntimeInfoHook()
+    hook.before_train(runner)
+    assert model._finite_guard is hook._guard is not None
+    losses = []
+    for it in range(6):
+        runner.iter = it
+        hook.before_train_iter(runner, it)
+        log = model.train_step(batch(it), runner.optim_wrapper)
+        losses.append(float(log["loss"].detach()))
+        hook.after_train_iter(runner, it, outputs=log)
+        logged = runner.message_hub.log_scalars["train/loss"].data[0].tolist()
+        # flushed after iteration 1 (the first) and at the curve hook's interval (iterations 3 and 6)
+        assert len(logged) == {0: 1, 1: 1, 2: 3, 3: 3, 4: 3, 5: 6}[it]
+        assert logged == pytest.approx(losses[:len(logged)], rel=1e-6)
+    assert runner.message_hub.log_scalars["train/lr"].current() == pytest.approx(1e-3)
+    hook.after_train(runner)
+    assert model._finite_guard is None
+
+
+def test_the_hook_stops_the_run_before_a_checkpoint_after_a_non_finite_loss():
+    torch.manual_seed(0)
+    model = tiny_mixpro()
+    runner = fake_runner(model, torch.optim.AdamW(model.parameters(), lr=1e-3, fused=True), interval=50)
+    hook = SyncFreeRuntimeInfoHook()
+    hook.before_train(runner)
+    for it, nan in enumerate([False, False, True]):
+        runner.iter = it
+        log = model.train_step(batch(it, nan=nan), runner.optim_wrapper)
+        try:
+            hook.after_train_iter(runner, it, outputs=log)
+        except FloatingPointError as error:  # on the CPU the flag is read at once
+            assert "at iteration 3 " in str(error)
+            return
+    with pytest.raises(FloatingPointError, match="at iteration 3 "):
+        hook.before_save_checkpoint(runner, {})
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("amp", [None, "bfloat16"])
+def test_mixpro_training_steps_do_not_synchronise(amp):
+    """Six MixPro steps (maskmix / cutmix / mixup drawn by the schedule) of the tiny ViT: zero synchronisations from
+    the start of train_step (pinned CPU batch in) to the end of the optimiser step, with a fused AdamW and gradient
+    clipping off (mmengine's clipping logs the norm with float(): one sync per step), under fp32 and bf16 autocast
+    (no loss scaler: a GradScaler's scale reads are synchronisations)."""
+    from mmengine.optim import AmpOptimWrapper
+    torch.manual_seed(0)
+    model = tiny_mixpro("cuda")
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, fused=True)
+    wrapper = (OptimWrapper(optimizer) if amp is None else
+               AmpOptimWrapper(optimizer=optimizer, dtype=amp, loss_scale=dict(enabled=False)))
+    model.defer_finite_check(DeferredNonFiniteGuard(optimizer))
+    data = [{k: v.pin_memory() for k, v in batch(i).items()} for i in range(8)]
+    for d in data[:2]:  # warm-up: cuBLAS / allocator initialisation
+        model.train_step(d, wrapper)
+    torch.cuda.synchronize()
+    kinds = set()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        torch.cuda.set_sync_debug_mode("warn")
+        try:
+            for i, d in enumerate(data[2:]):
+                index = model.mixer.choose(model._mix_generator())
+                kinds.add(model.mixer.mixers[index].name if index is not None else "none")
+                model.train_step(d, wrapper)
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+    syncs = [f"{w.filename}:{w.lineno}: {w.message}" for w in caught if "synchroniz" in str(w.message)]
+    assert len(syncs) == 0, "synchronising calls in the step:\n" + "\n".join(syncs)
+    assert kinds & {"maskmix"}, f"no MaskMix batch among the steps ({kinds})"
+    torch.cuda.synchronize()
+    assert all(torch.isfinite(p).all() for p in model.parameters())
