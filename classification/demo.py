@@ -1,27 +1,31 @@
 """The demo behind ``tools/demo.py`` (``make demo``), the main job on the embedded data, on CPU: pretrain → convert
-→ Segmenter → Mask R-CNN, one results table.
+→ Segmenter → Mask R-CNN, one results table, aimed at 10 minutes on 2 cores.
 
-    python tools/demo.py [--work-dir work_dirs/demo] [--stages pretrain,segmentation,detection] [--jobs N] [--quick]
+    python tools/demo.py [--work-dir work_dirs/demo] [--stages pretrain,segmentation,detection] [--epochs 15]
+                         [--jobs N] [--quick]
 
-1. **pretrain**: MixPro (MaskMix + PAL) training of the tiny ViT (32×32, patch 8) on Fashion-MNIST; the final model
-   is evaluated on the 10k test set; ``curve.png`` and ``maskmix_grid.png`` (mixed training images with λ_area,
-   λ_attn and the PAL λ) are written.
+1. **pretrain**: MixPro (MaskMix + PAL) training of the tiny ViT (32×32, patch 8) on Fashion-MNIST for ``--epochs``
+   (default 15: the config's 20-epoch schedule, warm-up then cosine, shortened to end there), validated once at the
+   end; the final model is evaluated on the 10k test set; ``curve.png`` and ``maskmix_grid.png`` (mixed training
+   images with λ_area, λ_attn and the PAL λ) are written.
 2. **convert**: the classifier → mmseg ``VisionTransformer`` key names (:mod:`classification.convert`, ``--to
    mmseg-vit``), the one file both downstream tasks load.
 3. **segmentation**: Segmenter (mask-transformer head) on the composite set (Fashion-MNIST objects on photos,
-   :mod:`classification.downstream_data.composite`; generated into ``data/composite`` when missing), once from random
-   initialisation and once from the MixPro checkpoint; mIoU on the validation images.
-4. **detection**: Mask R-CNN with the same tiny ViT through a simple feature pyramid, random init vs MixPro; COCO
-   bbox / segm AP.
+   :mod:`classification.downstream_data.composite`; generated into ``data/composite`` when missing), read at 64×64,
+   500 iterations of 16 images, once from random initialisation and once from the MixPro checkpoint; mIoU on the
+   validation images.
+4. **detection**: Mask R-CNN with the same tiny ViT through a simple feature pyramid, 64×64, 6 epochs, random init
+   vs MixPro; COCO bbox / segm AP.
 
+Every fine-tune is evaluated once, after training (no validation loop), and reads its images in the training process
+(no loader workers): each stage's time is model compute, the loaders take 1–10% of a step (docs/benchmarks.md).
 The table (also ``<work-dir>/results.md`` and ``results.json``) has one row per backbone initialisation.
 
-``--jobs N`` (default 2 where at least 2 cores are usable, else 1: the sequential pipeline in one process) runs
-independent stages at the same time, each in its own process with usable cores // N intra-op threads
-(:mod:`classification.parallel_stages`): the random-init fine-tunes (Segmenter, then Mask R-CNN) run while the
-classifier pretrains; after the conversion the two MixPro-init fine-tunes run side by side. On the idle 2-core machine
-``--jobs 2`` took 22.7 min against 26.5 min for ``--jobs 1`` on the same day (docs/benchmarks.md).
-``results.json``'s ``schedule`` records each stage's process and start / end.
+``--jobs N`` (default 2 where at least 2 cores are usable, else 1: the sequential pipeline in one process): the
+pretraining (and the conversion) run in this process with all usable cores (every fine-tune needs its checkpoint, and
+one 2-thread process pretrains faster than a 1-thread one beside another process); then the four fine-tunes run N at
+a time, each in its own process with usable cores // N intra-op threads (:mod:`classification.parallel_stages`), the
+longer Mask R-CNN ones first. ``results.json`` records each stage's thread count, process and start / end.
 ``--quick`` shrinks every stage to seconds (a smoke test of the pipeline, numbers meaningless).
 """
 from __future__ import annotations
@@ -31,48 +35,60 @@ import json
 import os
 import os.path as osp
 import time
+from typing import Optional
 
+import torch
 from mmengine.config import Config
 from mmengine.runner import Runner
 
 from classification.convert import convert_file
 from classification.downstream_data.composite import make_composite
 from classification.engine import install_safe_checkpoint_loading
-from classification.runtime import usable_cores
+from classification.runtime import configure_threads, usable_cores
 from classification.parallel_stages import Stage, run_stages
+from classification.reproduction.runs import shorten_schedule
 from classification.visualize import maskmix_grid
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))  # the repository
 FMNIST_ROOT = "/usr/share/datasets/fashion-mnist"
 PRETRAIN_CONFIG = osp.join(ROOT, "configs/classification/tiny-vit_mixpro_1xb128-20e_fmnist.py")
-SEG_CONFIGS = {"random": "configs/segmentation/segmenter-mask_tiny-vit_scratch_1xb8-2k_composite-128.py",
-               "mixpro": "configs/segmentation/segmenter-mask_tiny-vit_fmnist-mixpro_1xb8-2k_composite-128.py"}
-DET_CONFIGS = {"random": "configs/detection/mask-rcnn_tiny-vit_scratch_pyramid_1xb4-12e_composite-128.py",
-               "mixpro": "configs/detection/mask-rcnn_tiny-vit_fmnist-mixpro_pyramid_1xb4-12e_composite-128.py"}
+SEG_CONFIGS = {"random": "configs/segmentation/segmenter-mask_tiny-vit_scratch_1xb16-500i_composite-64.py",
+               "mixpro": "configs/segmentation/segmenter-mask_tiny-vit_fmnist-mixpro_1xb16-500i_composite-64.py"}
+DET_CONFIGS = {"random": "configs/detection/mask-rcnn_tiny-vit_scratch_pyramid_1xb4-6e_composite-64.py",
+               "mixpro": "configs/detection/mask-rcnn_tiny-vit_fmnist-mixpro_pyramid_1xb4-6e_composite-64.py"}
+PRETRAIN_EPOCHS = 15
 INITS = {"random": "random init", "mixpro": "MixPro, Fashion-MNIST"}
 STAGES = ("pretrain", "segmentation", "detection")
+LONGEST_FIRST = ("detection", "segmentation")
 
 
 def _progress_hooks(cfg) -> None:
     cfg.custom_hooks = list(cfg.get("custom_hooks", [])) + [dict(type="ProgressBarHook")]
 
 
-def pretrain(args, work_dir: str) -> dict:
-    """Stage 1: the Fashion-MNIST classifier; returns top-1/top-5, the checkpoint and the seconds taken."""
-    cfg = Config.fromfile(args.config)
+def pretrain_config(config: str, epochs: int, work_dir: str, quick: bool = False) -> Config:
+    """The pretraining run: ``config`` with its schedule (warm-up, then cosine) shortened to end at ``epochs``,
+    validation once at the end, all usable cores unless ``OMP_NUM_THREADS`` / ``MKL_NUM_THREADS`` say otherwise
+    (the in-memory loader runs no workers); ``quick``: 512 images per split."""
+    cfg = Config.fromfile(config)
     if not osp.isdir(cfg.train_dataloader.dataset.get("root", FMNIST_ROOT)):
         raise SystemExit(f"Fashion-MNIST not found at {FMNIST_ROOT}: run `make setup` as root "
                          f"(it installs the Debian package dataset-fashion-mnist)")
     cfg.work_dir = work_dir
     _progress_hooks(cfg)
     cfg.default_hooks.logger.interval = 100
-    if args.epochs:
-        cfg.train_cfg.max_epochs = args.epochs
-    cfg.train_cfg.val_interval = min(cfg.train_cfg.get("val_interval", 1), cfg.train_cfg.max_epochs)
-    if args.quick:
+    shorten_schedule(cfg, epochs)
+    if quick:
         for loader in (cfg.train_dataloader, cfg.val_dataloader, cfg.test_dataloader):
             loader.dataset.limit = 512
             loader.num_workers, loader.persistent_workers = 0, False
+    return cfg
+
+
+def pretrain(args, work_dir: str) -> dict:
+    """Stage 1: the Fashion-MNIST classifier; returns top-1/top-5, the checkpoint, the threads and the seconds."""
+    cfg = pretrain_config(args.config, args.epochs, work_dir, args.quick)
+    threads = configure_threads(cfg)
     t0 = time.time()
     runner = Runner.from_cfg(cfg)
     runner.train()
@@ -80,8 +96,7 @@ def pretrain(args, work_dir: str) -> dict:
     ckpt = osp.join(work_dir, f"epoch_{cfg.train_cfg.max_epochs}.pth")
     maskmix_grid(args.config, ckpt, osp.join(work_dir, "maskmix_grid.png"))
     return dict(top1=float(metrics["top1"]), top5=float(metrics["top5"]), checkpoint=ckpt,
-                epochs=cfg.train_cfg.max_epochs,
-                seconds=time.time() - t0)
+                epochs=cfg.train_cfg.max_epochs, threads=threads, seconds=time.time() - t0)
 
 
 def convert(ckpt: str, dst: str) -> str:
@@ -98,38 +113,46 @@ def ensure_composite(data_root: str, quick: bool) -> str:
     return data_root
 
 
-def finetune(config: str, work_dir: str, data_root: str, backbone_ckpt: str | None, quick: bool,
-             task: str) -> dict:
-    """Stages 3/4: train a downstream config on the composite set and evaluate it; returns metrics and seconds."""
+def finetune_config(config: str, work_dir: str, data_root: str, backbone_ckpt: Optional[str], quick: bool,
+                    task: str) -> Config:
+    """A downstream run of ``config`` (relative to the repository) on the composite set at ``data_root``, from
+    ``backbone_ckpt`` (None: random init), without a validation loop (the demo evaluates once, at the end);
+    ``quick``: a few iterations at batch 2."""
     cfg = Config.fromfile(osp.join(ROOT, config))
     cfg.work_dir = work_dir
     _progress_hooks(cfg)
     if backbone_ckpt is not None:
         cfg.model.backbone.init_cfg.checkpoint = backbone_ckpt
-    for loader in (cfg.train_dataloader, cfg.val_dataloader, cfg.test_dataloader):
+    for loader in (cfg.train_dataloader, cfg.test_dataloader):
         loader.dataset.data_root = data_root
     if task == "detection":
-        for evaluator in (cfg.val_evaluator, cfg.test_evaluator):
-            evaluator.ann_file = osp.join(data_root, "annotations", "instances_val.json")
+        cfg.test_evaluator.ann_file = osp.join(data_root, "annotations", "instances_val.json")
+    cfg.val_dataloader = cfg.val_cfg = cfg.val_evaluator = None
     if quick:
-        for loader in (cfg.train_dataloader, cfg.val_dataloader, cfg.test_dataloader):
-            loader.num_workers, loader.persistent_workers = 0, False
+        cfg.train_dataloader.batch_size = 2
         if task == "segmentation":
-            cfg.train_cfg.max_iters, cfg.train_cfg.val_interval = 4, 4
-            cfg.train_dataloader.batch_size = 2
+            cfg.train_cfg.max_iters = 4
             cfg.param_scheduler = [dict(type="ConstantLR", factor=1.0, by_epoch=False)]
         else:
-            cfg.train_cfg.max_epochs, cfg.train_cfg.val_interval = 1, 1
-            cfg.train_dataloader.batch_size = 2
+            cfg.train_cfg.max_epochs = 1
+    return cfg
+
+
+def finetune(config: str, work_dir: str, data_root: str, backbone_ckpt: Optional[str], quick: bool,
+             task: str) -> dict:
+    """Stages 3/4: train a downstream config on the composite set and evaluate it; returns metrics, the threads
+    and the seconds."""
+    cfg = finetune_config(config, work_dir, data_root, backbone_ckpt, quick, task)
     t0 = time.time()
     runner = Runner.from_cfg(cfg)
     runner.train()
     metrics = runner.test()
     seconds = time.time() - t0
+    threads = torch.get_num_threads()
     if task == "segmentation":
-        return dict(mIoU=float(metrics["mIoU"]), seconds=seconds)
+        return dict(mIoU=float(metrics["mIoU"]), threads=threads, seconds=seconds)
     return dict(bbox_AP=100 * float(metrics["coco/bbox_mAP"]), segm_AP=100 * float(metrics["coco/segm_mAP"]),
-                seconds=seconds)
+                threads=threads, seconds=seconds)
 
 
 def _fmt(value, digits: int = 2) -> str:
@@ -150,17 +173,23 @@ def results_table(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _threads(run: dict) -> str:
+    """``", N thread(s)"`` from a stage's result, or nothing for results written before threads were recorded."""
+    threads = run.get("threads")
+    return "" if threads is None else f", {threads} thread{'s' if threads > 1 else ''}"
+
+
 def timing_lines(results: dict) -> str:
     parts = []
     if "pretrain" in results:
-        parts.append(f"pretraining {results['pretrain']['seconds'] / 60:.1f} min "
-                     f"({results['pretrain']['epochs']} epochs)")
+        pre = results["pretrain"]
+        parts.append(f"pretraining {pre['seconds'] / 60:.1f} min ({pre['epochs']} epochs{_threads(pre)})")
     for task in ("segmentation", "detection"):
         for key, run in results.get(task, {}).items():
-            parts.append(f"{task} ({INITS[key]}) {run['seconds'] / 60:.1f} min")
+            parts.append(f"{task} ({INITS[key]}{_threads(run)}) {run['seconds'] / 60:.1f} min")
     jobs = results.get("schedule", {}).get("jobs", 1)
     parts.append(f"total {results['total_seconds'] / 60:.1f} min"
-                 + (f" ({jobs} stages at a time)" if jobs > 1 else ""))
+                 + (f" (fine-tunes {jobs} at a time)" if jobs > 1 else ""))
     return "Time on this machine: " + "; ".join(parts) + ".\n"
 
 
@@ -172,7 +201,9 @@ def main(argv=None) -> dict:
     parser.add_argument("--work-dir", default=osp.join("work_dirs", "demo"))
     parser.add_argument("--data-root", default=None,
                         help="composite set (default data/composite, or <work-dir>/composite with --quick)")
-    parser.add_argument("--epochs", type=int, default=None, help="override the pretraining epochs")
+    parser.add_argument("--epochs", type=int, default=PRETRAIN_EPOCHS,
+                        help=f"pretraining epochs (default {PRETRAIN_EPOCHS}; the config's schedule, warm-up then "
+                             "cosine, is shortened to end there)")
     parser.add_argument("--stages", default=",".join(STAGES),
                         help="comma-separated subset of pretrain,segmentation,detection (downstream stages without "
                              "pretrain reuse <work-dir>/epoch_*.pth)")
@@ -184,6 +215,8 @@ def main(argv=None) -> dict:
     args = parser.parse_args(argv)
     if args.jobs < 1:
         parser.error(f"--jobs must be at least 1, got {args.jobs}")
+    if args.epochs < 1:
+        parser.error(f"--epochs must be at least 1, got {args.epochs}")
     stages = [s for s in args.stages.split(",") if s]
     unknown = sorted(set(stages) - set(STAGES))
     if unknown:
@@ -193,11 +226,13 @@ def main(argv=None) -> dict:
 
     t0 = time.time()
     results: dict = {}
-    epochs = args.epochs or Config.fromfile(args.config).train_cfg.max_epochs
-    ckpt = osp.join(args.work_dir, f"epoch_{epochs}.pth")
+    ckpt = osp.join(args.work_dir, f"epoch_{args.epochs}.pth")
     plan = []
     if "pretrain" in stages:
-        plan.append(Stage("pretrain", pretrain, dict(args=args, work_dir=args.work_dir), work_dir=args.work_dir))
+        # in this process on all the cores: everything downstream waits for it, and one process with 2 threads
+        # pretrains faster than one with 1 thread beside another process
+        plan.append(Stage("pretrain", pretrain, dict(args=args, work_dir=args.work_dir), work_dir=args.work_dir,
+                          local=True))
     else:
         previous = osp.join(args.work_dir, "results.json")
         if osp.isfile(previous):  # keep the earlier pretraining's numbers in the table
@@ -213,7 +248,7 @@ def main(argv=None) -> dict:
         converted = osp.join(args.work_dir, "tiny-vit_mixpro_mmseg-vit.pth")
         plan.append(Stage("convert", convert, dict(ckpt=ckpt, dst=converted), local=True,
                           after=("pretrain",) if "pretrain" in stages else ()))
-        for task in downstream:
+        for task in sorted(downstream, key=LONGEST_FIRST.index):  # the longer fine-tunes start first
             configs = SEG_CONFIGS if task == "segmentation" else DET_CONFIGS
             for key, config in configs.items():
                 work_dir = osp.join(args.work_dir, f"{task}_{key}")

@@ -6,12 +6,15 @@ return value), the stages that must finish first (``after``: names listed earlie
 
 - ``jobs=1``: every stage runs in this process, in list order (the plain sequential pipeline).
 - ``jobs ≥ 2``: each stage runs in a fresh interpreter from ``multiprocessing``'s ``spawn`` context, at most ``jobs``
-  at a time; a stage starts, in list order, as soon as its ``after`` stages have finished. ``local=True`` stages
-  (short ones, such as a checkpoint conversion) run in this process between waits. Every worker starts with
+  at a time; a stage starts, in list order, as soon as its ``after`` stages have finished. ``local=True`` stages run
+  in this process, with its thread count, while no worker runs (no worker starts until they return): a checkpoint
+  conversion, or a stage that everything else waits for and that is faster on all the cores than on a share of
+  them (the demo's pretraining). Every worker starts with
   ``OMP_NUM_THREADS`` / ``MKL_NUM_THREADS`` set in its environment (so OpenMP starts that many threads when torch
   loads) and calls ``torch.set_num_threads`` before its stage: ``threads`` = usable cores // ``jobs`` (at least 1).
-  Small models gain almost nothing from a second intra-op thread, so on a 2-core machine two 1-thread processes
-  do nearly twice the work of one 2-thread process.
+  Small models gain little from a second intra-op thread: on the 2-core development machine the demo's pretraining
+  ran 1.25× faster on 2 threads than on 1, while two 1-thread processes side by side did about 1.5× the work of
+  one (each 1.36× slower than alone).
 
 A failing worker stops the run: the other workers are terminated and :class:`StageError` names the stage and
 carries the worker's traceback; a worker that dies without a result (killed, out of memory) is reported with its
@@ -37,7 +40,8 @@ THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 @dataclass(frozen=True)
 class Stage:
-    """One unit of work: ``fn(**kwargs)``, after the stages named in ``after``, writing ``work_dir``."""
+    """One unit of work: ``fn(**kwargs)``, after the stages named in ``after``, writing ``work_dir``; ``local``: in
+    the calling process, while no worker runs."""
     name: str
     fn: Callable[..., Any]
     kwargs: Dict[str, Any] = field(default_factory=dict)
@@ -123,7 +127,7 @@ def run_stages(stages: Sequence[Stage], jobs: int = 1, initializer: Optional[Cal
     try:
         while pending or running:
             ready = next((s for s in pending if all(name in runs for name in s.after)
-                          and (s.local or len(running) < jobs)), None)
+                          and (not running if s.local else len(running) < jobs)), None)
             if ready is not None:
                 pending.remove(ready)
                 started = time.time() - t0

@@ -94,11 +94,12 @@ def test_every_config_trains_one_step(path):
     policy = type(model.policy).__name__
     method = osp.basename(path).split("_")[1]
     expected = {"none": "AreaLabels", "baseline": "AreaLabels", "maskmix": "AreaLabels",
-                "transmix": "TransMixLabels", "mixpro": "PALLabels",
+                "transmix": "TransMixLabels", "mixpro": "PALLabels", "mixpro-smooth": "PALLabels",
+                "mixpro-arealam": "PALLabels", "mixpro-detach": "PALLabels",
                 "rmix": "AreaLabels", "rlmix": "AreaLabels", "htm": "AreaLabels", "vtm": "AreaLabels",
                 "resizemix": "AreaLabels"}[method]
     assert policy == expected
-    assert (model.mixer.find("maskmix") is not None) == (method in ("mixpro", "maskmix"))
+    assert (model.mixer.find("maskmix") is not None) == (method.split("-")[0] in ("mixpro", "maskmix"))
     torch.manual_seed(0)
     x, y = torch.randn(4, chans, size, size), torch.randint(0, 10, (4,))
     loss = model(x, y, mode="loss")["loss"]

@@ -56,3 +56,11 @@ def test_a_worker_that_dies_without_a_result_is_reported_with_its_exit_code():
 def test_bad_plans_are_refused(stages, jobs, message):
     with pytest.raises(ValueError, match=message):
         run_stages(stages, jobs=jobs)
+
+
+@pytest.mark.slow
+def test_a_local_stage_runs_here_once_no_worker_runs():
+    runs = run_stages([Stage("worker", subprocess.run, dict(args=["sleep", "1"])),
+                       Stage("here", os.getpid, local=True)], jobs=2, on_event=None)
+    assert runs["here"].result == runs["here"].pid == os.getpid() != runs["worker"].pid
+    assert runs["here"].started >= runs["worker"].finished  # it waited although nothing in `after` said so
