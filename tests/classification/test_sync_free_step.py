@@ -156,7 +156,6 @@ def test_the_hook_stops_the_run_before_a_checkpoint_after_a_non_finite_loss():
 
 
 @pytest.mark.gpu
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 @pytest.mark.parametrize("amp", [None, "bfloat16"])
 def test_mixpro_training_steps_do_not_synchronise(amp):
     """Six MixPro steps (maskmix / cutmix / mixup drawn by the schedule) of the tiny ViT: zero synchronisations from
