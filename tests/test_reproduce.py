@@ -348,7 +348,7 @@ def test_experiment_set_report_paired_statistics_curves_and_results_md(fake_runs
     set_out = docs / "results-pal-ablation.md"
     args = base + ["--set", "pal-ablation", "--seeds", "0,1,2", "--out", str(set_out)]
     cli.main(args)
-    labels = ["mixpro", "mixpro-smooth", "mixpro-arealam", "maskmix", "mixpro-detach"]
+    labels = ["mixpro", "mixpro-smooth", "mixpro-arealam", "maskmix", "mixpro-detach", "transmix"]
     assert [(m, s) for m, s, _, _ in calls] == [(m, s) for m in labels for s in (0, 1, 2)]
     text = set_out.read_text()
     assert "| run | what | top-1 | @50% drop, token grid | @50% drop, 4-px grid | @50% drop, 8-px grid | " \

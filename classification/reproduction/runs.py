@@ -92,13 +92,15 @@ EXPERIMENT_SETS = {
         title="PAL ablation: {PAL λ, area λ} × {hard-label CE, smoothed CE} on the MaskMix batches, + α detached "
               "(16 tokens)",
         runs=tuple((m, _fmnist(CONFIG_PREFIX, m)) for m in
-                   ("mixpro", "mixpro-smooth", "mixpro-arealam", "maskmix", "mixpro-detach")),
+                   ("mixpro", "mixpro-smooth", "mixpro-arealam", "maskmix", "mixpro-detach", "transmix")),
         descriptions=(("mixpro", "PAL λ, hard-label CE (MixPro)"),
                       ("mixpro-smooth", "PAL λ, smoothed soft-target CE"),
                       ("mixpro-arealam", "area λ, hard-label CE"),
                       ("maskmix", "area λ, smoothed soft-target CE (MaskMix)"),
-                      ("mixpro-detach", "PAL λ, hard-label CE, α detached")),
-        occlusion_patches=(4, 8, 16), reference="mixpro", curves=("mixpro", "mixpro-smooth", "mixpro-detach")),
+                      ("mixpro-detach", "PAL λ, hard-label CE, α detached"),
+                      ("transmix", "for comparison: Mixup/CutMix, CutMix λ = (λ_area + λ_attn)/2")),
+        occlusion_patches=(4, 8, 16), reference="mixpro",
+        curves=("mixpro", "mixpro-smooth", "mixpro-arealam", "mixpro-detach", "transmix")),
     "tokens64": ExperimentSet(
         name="tokens64",
         title="64 tokens: the tiny ViT with patch 4 (8×8 tokens), MaskMix cells of 8 px (2×2 tokens) or 4 px",
