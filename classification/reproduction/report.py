@@ -243,6 +243,7 @@ def policy_curves(exp_set, results: Sequence[dict], labels: Sequence[str], work_
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     keys = [k for k, _ in POLICY_STATS if any(k in s for s in series.values())]
+    colors = {label: f"C{i}" for i, label in enumerate(exp_set.curves)}  # one colour per run in every panel
     fig, axes = plt.subplots(1, len(keys), figsize=(4.4 * len(keys), 3.4), squeeze=False)
     for ax, key in zip(axes[0], keys):
         for label, by_key in series.items():
@@ -251,7 +252,7 @@ def policy_curves(exp_set, results: Sequence[dict], labels: Sequence[str], work_
             n = min(len(c) for c in by_key[key])  # seeds recorded at the same iterations
             its = np.array([p[0] for p in by_key[key][0][:n]])
             values = np.array([[p[1] for p in c[:n]] for c in by_key[key]])
-            ax.plot(its, values.mean(0), label=label)
+            ax.plot(its, values.mean(0), label=label, color=colors[label])
             tail = max(1, n // 10)
             summary.setdefault(label, {})[key] = float(values[:, -tail:].mean())
         ax.set_title(dict(POLICY_STATS)[key], fontsize=9)
