@@ -111,9 +111,7 @@ def test_system_torch_offline_install_into_a_venv_that_holds_torch(tmp_path):
     assert fill.returncode == 0, (fill.stdout + fill.stderr)[-4000:]
     files = os.listdir(wheelhouse)
     assert "mmcv-2.1.0.tar.gz" in files and any(f.startswith("mmdet-3.3.0") for f in files)
-    # torch, torchvision and what only torch needs (DALI's nvJPEG / nvImageCodec wheels are legitimately there)
-    torch_stack = r"(torch-|torchvision-|triton-|nvidia_(cudnn|nccl|cusparselt|nvshmem))"
-    assert not [f for f in files if re.match(torch_stack, f)], "a torch in the wheelhouse"
+    assert not [f for f in files if re.match(r"(torch|torchvision|nvidia_)", f)], "a torch in the wheelhouse"
 
     # offline: no pip configuration (no find-links or extra index of this machine), --no-index from the wheelhouse
     offline = {k: v for k, v in base_env.items() if not k.startswith("PIP_")}
