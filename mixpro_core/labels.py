@@ -202,20 +202,18 @@ class PALLabels(LabelPolicy):
         return mixed_cross_entropy(logits, labels, batch.partner, lam,
                                    self.smoothing if self.keep_smoothing else 0.0)
 
-    def _attention_applies(self, batch):
-        return batch.token_exact
-
     def stats(self, batch, logits, cls_attn, labels):
-        out = super().stats(batch, logits, cls_attn, labels)
-        if cls_attn is not None and batch.token_exact:
-            with torch.no_grad():
+        if cls_attn is None:
+            return {}
+        with torch.no_grad():
+            out = dict(attn_entropy=attention_entropy(cls_attn).mean())
+            if batch.token_exact:  # with lam_source='area' the used λ is λ_area: log the gap PAL's λ would have had
                 area = mixed_targets(labels, batch.partner, batch.lam_area, self.num_classes, self.smoothing)
-                out["pal_alpha"] = progressive_factor(logits.detach(), area).mean()
-                if self.lam_source == "area":  # λ_policy = λ_area: log instead the gap the PAL λ would have had
-                    del out["lam_gap"]
-                    pal = pal_lambda(batch, logits, cls_attn, labels, self.num_classes, self.smoothing)
-                    out["pal_lam_gap"] = (pal.float() - batch.lam_area.float()).abs().mean()
-        return out
+                out["pal_alpha"] = progressive_factor(logits, area).mean()
+                pal = pal_lambda(batch, logits, cls_attn, labels, self.num_classes, self.smoothing)
+                gap = (pal.float() - batch.lam_area.float()).abs().mean()
+                out["pal_lam_gap" if self.lam_source == "area" else "lam_gap"] = gap
+            return out
 
     def __repr__(self) -> str:
         return (f"PALLabels(num_classes={self.num_classes}, smoothing={self.smoothing}, "

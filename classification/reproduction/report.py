@@ -62,6 +62,16 @@ def markdown_report(stats: Dict[str, dict], meta: dict, config_dir: str = CONFIG
     return "\n".join(lines) + "\n"
 
 
+def _bars(ax, means: Sequence[float], stds: Sequence[float], colors: Sequence[str]) -> None:
+    """One bar per mean with its std as error bar; the y axis spans the bars' range (not from 0), within [0, 100]."""
+    ax.bar(range(len(means)), means, yerr=stds, capsize=4, color=colors)
+    if means:
+        low = min(m - s for m, s in zip(means, stds))
+        high = max(m + s for m, s in zip(means, stds))
+        pad = max(1.0, 0.15 * (high - low))
+        ax.set_ylim(max(0.0, low - 2 * pad), min(100.0, high + pad))
+
+
 def plot_results(stats: Dict[str, dict], path: str, title: str) -> None:
     """Two panels (test top-1, top-1 under 50% patch drop): one bar per method, error bars = std over seeds."""
     import matplotlib
@@ -73,12 +83,7 @@ def plot_results(stats: Dict[str, dict], path: str, title: str) -> None:
         means = [stats[m][f"{key}_mean"] for m in methods]
         stds = [stats[m][f"{key}_std"] or 0.0 for m in methods]
         colors = ["tab:red" if m == "mixpro" else "tab:blue" if m == "transmix" else "tab:gray" for m in methods]
-        ax.bar(range(len(methods)), means, yerr=stds, capsize=4, color=colors)
-        if means:
-            low = min(m - s for m, s in zip(means, stds))
-            high = max(m + s for m, s in zip(means, stds))
-            pad = max(1.0, 0.15 * (high - low))
-            ax.set_ylim(max(0.0, low - 2 * pad), min(100.0, high + pad))
+        _bars(ax, means, stds, colors)
         for i, (m, s) in enumerate(zip(means, stds)):
             ax.text(i, m + s, f"{m:.1f}", ha="center", va="bottom", fontsize=8)
         ax.set_xticks(range(len(methods)), [display_name(m) for m in methods], rotation=30, ha="right")
@@ -198,12 +203,7 @@ def plot_set_results(exp_set, results: Sequence[dict], labels: Sequence[str], pa
         values = [[f(r) for r in rows[m]] for m in labels]
         means = [mean_std(v)[0] for v in values]
         stds = [mean_std(v)[1] or 0.0 for v in values]
-        ax.bar(range(len(labels)), means, yerr=stds, capsize=3,
-               color=["tab:red" if m == exp_set.reference else "tab:gray" for m in labels])
-        low = min(m - s for m, s in zip(means, stds))
-        high = max(m + s for m, s in zip(means, stds))
-        pad = max(1.0, 0.15 * (high - low))
-        ax.set_ylim(max(0.0, low - 2 * pad), min(100.0, high + pad))
+        _bars(ax, means, stds, ["tab:red" if m == exp_set.reference else "tab:gray" for m in labels])
         ax.set_xticks(range(len(labels)), labels, rotation=35, ha="right", fontsize=8)
         ax.set_title(header, fontsize=9)
         ax.grid(axis="y", alpha=0.3)
