@@ -373,13 +373,18 @@ def test_experiment_set_report_paired_statistics_curves_and_results_md(fake_runs
         cli.main(base + ["--set", "tokens64", "--methods", "mixpro-smooth"])
 
 
-def test_report_only_and_option_checks(fake_runs, capsys):
+def test_report_only_and_option_checks(fake_runs, capsys, monkeypatch):
     calls, base, work, out = fake_runs
     cli.main(base + ["--methods", "mixpro", "--seeds", "0", "--report-only"])
     assert calls == [] and "no result for: mixpro seed 0" in capsys.readouterr().out
     for bad in (["--cfg-options", "model.mix_seed=3"], ["--budget", "0"], ["--seeds", "0,0"], ["--jobs", "0"]):
         with pytest.raises(SystemExit):
             cli.main(base + bad)
+    # by default one run per usable core (one intra-op thread each), whatever the core count
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2})
+    assert cli.parse_args([]).jobs == 3
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0})
+    assert cli.parse_args([]).jobs == 1
 
 
 # ------------------------------------------------------------------------------------------- one run

@@ -11,7 +11,7 @@ from importlib.metadata import distribution, version
 
 import pytest
 from packaging.requirements import Requirement
-from packaging.utils import canonicalize_name
+from packaging.utils import canonicalize_name, parse_sdist_filename, parse_wheel_filename
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 SETUP = osp.join(ROOT, "tools/setup.sh")
@@ -74,6 +74,13 @@ def torch_closure() -> list:
     return list(dists.values())
 
 
+def project_of(filename: str) -> str:
+    """The canonical project name of a wheel or sdist file name."""
+    if filename.endswith(".whl"):
+        return parse_wheel_filename(filename)[0]
+    return parse_sdist_filename(filename)[0]
+
+
 def link_torch_site(site: str, dest: str) -> None:
     """A site directory holding only torch/torchvision and their requirements: symlinks into .venv's site-packages."""
     os.makedirs(dest)
@@ -111,7 +118,13 @@ def test_system_torch_offline_install_into_a_venv_that_holds_torch(tmp_path):
     assert fill.returncode == 0, (fill.stdout + fill.stderr)[-4000:]
     files = os.listdir(wheelhouse)
     assert "mmcv-2.1.0.tar.gz" in files and any(f.startswith("mmdet-3.3.0") for f in files)
-    assert not [f for f in files if re.match(r"(torch|torchvision|nvidia_)", f)], "a torch in the wheelhouse"
+    # torch, torchvision and the CUDA libraries they pull (triton, cuda-toolkit, nvidia-cublas, ...) stay out; the
+    # extra .[dali] brings CUDA packages of its own (nvidia-dali-*, nvidia-nvjpeg, ...), which are not torch's
+    torch_stack = {canonicalize_name(d.metadata["Name"]) for d in torch_closure()}
+    torch_stack = {n for n in torch_stack if re.match(r"(torch|triton|cuda|nvidia)", n)}
+    assert {"torch", "torchvision"} <= torch_stack
+    in_wheelhouse = {project_of(f) for f in files}
+    assert not in_wheelhouse & torch_stack, f"torch's own packages in the wheelhouse: {in_wheelhouse & torch_stack}"
 
     # offline: no pip configuration (no find-links or extra index of this machine), --no-index from the wheelhouse
     offline = {k: v for k, v in base_env.items() if not k.startswith("PIP_")}

@@ -13,9 +13,10 @@ seed) run trains like ``tools/train.py CONFIG`` with ``randomness.seed = model.m
 ``WORK_ROOT/METHOD/seedSEED``; then the final model is tested on the 10k test set and under 50% patch drop (half of
 the 4×4 grid of token-sized patches zeroed before normalisation). A run leaves ``result.json`` in its work dir; a
 run that has one (for the same epochs) is not trained again, so a killed reproduction continues where it stopped
-(``--force`` retrains). ``--jobs N`` runs go at a time (default 1: one after another, each with the threads
-``tools/train.py`` would use), each in its own process with usable cores // N intra-op threads (not timed for
-reproduction; the demo's stages ran 14% faster two at a time on the idle 2-core machine: docs/benchmarks.md). Time estimates (the wall time left, for N at a time) are made from the runs
+(``--force`` retrains). ``--jobs N`` runs go at a time, each in its own process with usable cores // N intra-op
+threads; the default is one run per usable core, one thread each (the tiny ViT gains little from a second
+thread, and 1-thread runs do not depend on the machine's core count; ``--jobs 1``: one run after another with the
+threads ``tools/train.py`` would use). Time estimates (the wall time left, for N at a time) are made from the runs
 already timed in the work root.
 
 ``--set NAME`` runs a named experiment set instead (:data:`classification.reproduction.runs.EXPERIMENT_SETS`):
@@ -44,6 +45,7 @@ import time
 from typing import Dict, Optional
 
 from classification.environment import environment
+from classification.runtime import usable_cores
 
 from . import runs
 from .report import (include_set_reports, markdown_report, plot_results, plot_set_results, policy_curves,
@@ -71,9 +73,9 @@ def parse_args(argv) -> argparse.Namespace:
     parser.add_argument("--work-root", help="runs go to WORK_ROOT/METHOD/seedSEED (default: work_dirs/reproduce of the "
                                             "repository; with --set NAME work_dirs/reproduce-NAME)")
     parser.add_argument("--config-dir", default=runs.CONFIG_DIR, help=argparse.SUPPRESS)
-    parser.add_argument("--jobs", type=int, default=1,
+    parser.add_argument("--jobs", type=int, default=usable_cores(),
                         help="runs at the same time, each in its own process with usable cores // N intra-op threads "
-                             "(default 1: one run after another)")
+                             f"(default: the usable cores, {usable_cores()} here, one thread per run)")
     parser.add_argument("--force", action="store_true", help="retrain runs that already have a result.json")
     parser.add_argument("--keep-going", action="store_true",
                         help="after a failed run, go on with the others (the report lists the failure)")
