@@ -16,6 +16,7 @@ from mmengine.optim import OptimWrapper
 from mmengine.registry import HOOKS
 
 from classification.step_guard import DeferredNonFiniteGuard, DeferredReadback
+from mixpro_core import POLICY_STATS
 
 
 def _current(runner, key: str):
@@ -33,7 +34,7 @@ class TrainingCurveHook(Hook):
     the iterations since it resumed."""
 
     priority = "LOW"
-    POLICY_STATS = ("pal_alpha", "lam_gap", "pal_lam_gap", "attn_entropy")
+    POLICY_STATS = tuple(POLICY_STATS)
 
     def __init__(self, interval: int = 10, metric: str = "top1", filename: str = "curve.png"):
         self.interval, self.metric, self.filename = interval, metric, filename
@@ -156,6 +157,11 @@ class SyncFreeRuntimeInfoHook(RuntimeInfoHook):
     the intervals of the LoggerHook and the TrainingCurveHook, the first iteration, the end of each epoch, before a
     checkpoint is saved and at the end of training.
 
+    With gradient clipping by norm, mmengine logs the norm with ``float()`` at every update (a synchronisation); this
+    hook takes the norm tensor from the optimiser wrapper's ``clip_func`` instead (which then returns None to
+    mmengine, so it logs nothing itself; the clipping is unchanged) and logs it as ``train/<grad_name>`` with the
+    iteration's other values.
+
     It also arms the model's deferred non-finite guard (``model.defer_finite_check``, :mod:`classification.step_guard`)
     when the optimiser can skip an update on the device (a fused optimiser, or a loss scaler), checks the flags that
     have arrived after every iteration (without waiting) and all of them at the points above, so a non-finite loss
@@ -168,6 +174,7 @@ class SyncFreeRuntimeInfoHook(RuntimeInfoHook):
     def __init__(self):
         super().__init__()
         self._logs, self._guard, self._intervals = DeferredReadback(), None, ()
+        self._clip, self._grad_norm = None, None  # (wrapper, its clip_func) while deferred; the norm not yet pushed
 
     def before_train(self, runner) -> None:
         super().before_train(runner)
@@ -175,6 +182,8 @@ class SyncFreeRuntimeInfoHook(RuntimeInfoHook):
                                         if isinstance(h, (LoggerHook, TrainingCurveHook))}))
         model = runner.model.module if is_model_wrapper(runner.model) else runner.model
         wrapper = runner.optim_wrapper
+        if isinstance(wrapper, OptimWrapper) and getattr(wrapper, "clip_func", None) is torch.nn.utils.clip_grad_norm_:
+            self._defer_grad_norm(wrapper)
         if not (hasattr(model, "defer_finite_check") and isinstance(wrapper, OptimWrapper)):
             return
         scaler = getattr(wrapper, "loss_scaler", None)
@@ -187,14 +196,27 @@ class SyncFreeRuntimeInfoHook(RuntimeInfoHook):
                                f"non-finite-loss guard reads the loss on the host every step (set fused=True in the "
                                f"optimiser config to avoid that synchronisation)")
 
+    def _defer_grad_norm(self, wrapper: OptimWrapper) -> None:
+        clip = wrapper.clip_func
+
+        def clip_and_keep(params, **kwargs):
+            self._grad_norm = clip(params, **kwargs)
+
+        self._clip = (wrapper, clip)
+        wrapper.clip_func = clip_and_keep
+
     def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
-        if outputs:
-            keys = [k for k, v in outputs.items() if isinstance(v, torch.Tensor)]
-            for key, value in outputs.items():
-                if key not in keys:
-                    runner.message_hub.update_scalar(f"train/{key}", value)
-            if keys:
-                self._logs.push(keys, torch.stack([outputs[k].detach().reshape(()).float() for k in keys]))
+        tensors = {}
+        for key, value in (outputs or {}).items():
+            if isinstance(value, torch.Tensor):
+                tensors[key] = value.detach().reshape(()).float()
+            else:
+                runner.message_hub.update_scalar(f"train/{key}", value)
+        if self._grad_norm is not None:  # set by this iteration's update
+            tensors[self._clip[0].grad_name] = self._grad_norm.detach().reshape(()).float()
+            self._grad_norm = None
+        if tensors:
+            self._logs.push(list(tensors), torch.stack(list(tensors.values())))
         if self._guard is not None:
             self._guard.check(wait=False, rank=runner.rank)
         it, inner = runner.iter + 1, batch_idx + 1
@@ -217,6 +239,9 @@ class SyncFreeRuntimeInfoHook(RuntimeInfoHook):
 
     def after_train(self, runner) -> None:
         self._flush(runner)
+        if self._clip is not None:
+            wrapper, wrapper.clip_func = self._clip
+            self._clip = None
         if self._guard is not None:
             model = runner.model.module if is_model_wrapper(runner.model) else runner.model
             model.defer_finite_check(None)

@@ -16,7 +16,7 @@ attached per forward by a :class:`TokenMixup` controller (:func:`build_token_mix
 """
 from .attention import (cls_attention_from_qkv, cls_row_attention, forward_with_attention, has_cls_attention,
                         register_attention_forward)
-from .labels import (AreaLabels, LabelPolicy, PALLabels, TransMixLabels, area_lambda, attention_lambda,
+from .labels import (POLICY_STATS, AreaLabels, LabelPolicy, PALLabels, TransMixLabels, area_lambda, attention_lambda,
                      build_label_policy, mixed_cross_entropy, mixed_targets, pal_lambda, progressive_factor,
                      smooth_one_hot, soft_target_cross_entropy, transmix_lambda)
 from .mixing import (MixBatch, cutmix, maskmix, maskmix_masks, mixup, no_mix, random_partner, resizemix, sample_beta,

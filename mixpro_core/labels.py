@@ -102,6 +102,10 @@ def mixed_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, partner: tor
     return soft_target_cross_entropy(logits, mixed_targets(labels, partner, lam, logits.shape[-1], smoothing))
 
 
+POLICY_STATS = {"pal_alpha": "mean α", "lam_gap": "mean |λ − λ_area|", "pal_lam_gap": "PAL's |λ − λ_area| (unused)",
+                "attn_entropy": "attention entropy (nats)"}
+"""Every key :meth:`LabelPolicy.stats` may return, with what it is (for logs, curves and reports)."""
+
 # ----------------------------------------------------------------------------------------------- policies
 class LabelPolicy:
     """How a method turns a mixed batch into a loss. One call, no method branches in the training loop.

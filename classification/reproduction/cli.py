@@ -1,7 +1,7 @@
 """The command line of ``tools/reproduce.py`` (and of one run in its own process: ``python -m
 classification.reproduction.cli run-one ...``).
 
-    python tools/reproduce.py [--set default|pal-ablation|tokens64] [--methods none,baseline,...|all] [--seeds 0,1,2] [--budget 0.5]
+    python tools/reproduce.py [--set default|pal-ablation|tokens64] [--methods none,baseline,...|all] [--seeds 0,1,2] [--budget 0.4]
                               [--out docs/results.md] [--plot docs/results.png] [--work-root work_dirs/reproduce]
                               [--jobs N] [--force] [--keep-going] [--report-only] [--cfg-options key=value ...]
 
@@ -9,7 +9,8 @@ Methods are the configs ``configs/classification/tiny-vit_{METHOD}_1xb128-20e_fm
 baseline (Mixup + CutMix), transmix, maskmix (MaskMix alone, PAL off), mixpro (MaskMix + PAL) and the seed methods
 htm, vtm, rmix (TokenMixup, R-Mix); ``--methods all`` adds every other such config in name order. Every (method,
 seed) run trains like ``tools/train.py CONFIG`` with ``randomness.seed = model.mix_seed = seed`` and
-``max(1, round(20 · budget))`` epochs (warm-up kept, cosine to the new last epoch), in its own process, in
+``max(1, round(20 · budget))`` epochs (warm-up kept, cosine to the new last epoch; default budget 0.4 → 8 epochs, the
+sets' 0.5 → 10), in its own process, in
 ``WORK_ROOT/METHOD/seedSEED``; then the final model is tested on the 10k test set and under 50% patch drop (half of
 the 4×4 grid of token-sized patches zeroed before normalisation). A run leaves ``result.json`` in its work dir; a
 run that has one (for the same epochs) is not trained again, so a killed reproduction continues where it stopped
@@ -63,10 +64,11 @@ def parse_args(argv) -> argparse.Namespace:
                                           f"{','.join(runs.default_methods())}); with --set: labels of the set")
     parser.add_argument("--seeds", default=",".join(map(str, runs.DEFAULT_SEEDS)),
                         help="comma-separated (default 0,1,2)")
-    parser.add_argument("--budget", type=float, default=runs.DEFAULT_BUDGET,
+    parser.add_argument("--budget", type=float,
                         help=f"fraction of the configs' {runs.BASE_EPOCHS} epochs: epochs = "
                              f"max(1, round({runs.BASE_EPOCHS}·F)) (default {runs.DEFAULT_BUDGET} → "
-                             f"{runs.epochs_for_budget(runs.DEFAULT_BUDGET)} epochs)")
+                             f"{runs.epochs_for_budget(runs.DEFAULT_BUDGET)} epochs; with --set, the set's budget: "
+                             + ", ".join(f"{name} {s.budget}" for name, s in runs.EXPERIMENT_SETS.items()) + ")")
     parser.add_argument("--out", help="Markdown report (default: docs/results.md of the repository; with --set NAME "
                                       "docs/results-NAME.md)")
     parser.add_argument("--plot", help="bar plot PNG (default: --out with .png)")
@@ -87,6 +89,9 @@ def parse_args(argv) -> argparse.Namespace:
     suffix = "" if args.exp_set == "default" else f"-{args.exp_set}"
     args.work_root = osp.abspath(args.work_root or osp.join(runs.ROOT, "work_dirs", f"reproduce{suffix}"))
     args.out = osp.abspath(args.out or osp.join(runs.ROOT, "docs", f"results{suffix}.md"))
+    if args.budget is None:
+        exp_set = runs.EXPERIMENT_SETS.get(args.exp_set)
+        args.budget = exp_set.budget if exp_set else runs.DEFAULT_BUDGET
     if not args.budget > 0:
         parser.error(f"--budget must be > 0, got {args.budget}")
     if args.jobs < 1:

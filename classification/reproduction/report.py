@@ -5,6 +5,8 @@ import os
 import os.path as osp
 from typing import Dict, List, Optional, Sequence
 
+from mixpro_core import POLICY_STATS
+
 from .runs import BASE_EPOCHS, CONFIG_DIR, describe, epochs_text, hms, show_path
 from .stats import display_name, format_mean_std, mean_std, paired_difference, ranking_sentence
 
@@ -97,8 +99,6 @@ def plot_results(stats: Dict[str, dict], path: str, title: str) -> None:
 
 
 # --------------------------------------------------------------------------------------------------- experiment sets
-POLICY_STATS = (("pal_alpha", "mean α"), ("lam_gap", "mean |λ − λ_area|"), ("pal_lam_gap", "PAL's |λ − λ_area| (unused)"),
-                ("attn_entropy", "attention entropy (nats)"))
 SET_MARKER = "<!-- experiment sets: appended by tools/reproduce.py from the files named below -->"
 FINDINGS = "results-findings.md"
 
@@ -165,11 +165,11 @@ def set_report(exp_set, results: Sequence[dict], labels: Sequence[str], meta: di
     if plot_rel:
         lines += ["", f"![{exp_set.name}: mean ± std over seeds]({plot_rel})"]
     if curve_stats:
-        shown = [k for k, _ in POLICY_STATS if any(k in s for s in curve_stats.values())]
+        shown = [k for k in POLICY_STATS if any(k in s for s in curve_stats.values())]
         lines += ["", "Label-policy statistics logged during training (mean over seeds of the average over the last "
                       "10% of the recorded points; curves below; `lam_gap` over the batches where the policy's λ "
                       "may differ from the area λ; entropy over the patch tokens):", "",
-                  "| run | " + " | ".join(dict(POLICY_STATS)[k] for k in shown) + " |",
+                  "| run | " + " | ".join(POLICY_STATS[k] for k in shown) + " |",
                   "|---|" + "---|" * len(shown)]
         for label, s in curve_stats.items():
             lines.append(f"| {label} | " + " | ".join(f"{s[k]:.3f}" if k in s else "—" for k in shown) + " |")
@@ -233,7 +233,7 @@ def policy_curves(exp_set, results: Sequence[dict], labels: Sequence[str], work_
                 curve = json.load(f)
         except (OSError, ValueError):
             continue
-        for key, _ in POLICY_STATS:
+        for key in POLICY_STATS:
             if curve.get(key):
                 series.setdefault(r["method"], {}).setdefault(key, []).append(curve[key])
     if not series:
@@ -242,7 +242,7 @@ def policy_curves(exp_set, results: Sequence[dict], labels: Sequence[str], work_
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    keys = [k for k, _ in POLICY_STATS if any(k in s for s in series.values())]
+    keys = [k for k in POLICY_STATS if any(k in s for s in series.values())]
     colors = {label: f"C{i}" for i, label in enumerate(exp_set.curves)}  # one colour per run in every panel
     fig, axes = plt.subplots(1, len(keys), figsize=(4.4 * len(keys), 3.4), squeeze=False)
     for ax, key in zip(axes[0], keys):
@@ -255,7 +255,7 @@ def policy_curves(exp_set, results: Sequence[dict], labels: Sequence[str], work_
             ax.plot(its, values.mean(0), label=label, color=colors[label])
             tail = max(1, n // 10)
             summary.setdefault(label, {})[key] = float(values[:, -tail:].mean())
-        ax.set_title(dict(POLICY_STATS)[key], fontsize=9)
+        ax.set_title(POLICY_STATS[key], fontsize=9)
         ax.set_xlabel("iteration")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)

@@ -39,7 +39,7 @@ ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))  # the repos
 CONFIG_DIR = osp.join(ROOT, "configs", "classification")
 CONFIG_PREFIX, CONFIG_SUFFIX = "tiny-vit_", "_1xb128-20e_fmnist.py"
 BASE_EPOCHS = 20  # the schedule of the tiny-ViT Fashion-MNIST configs
-DEFAULT_BUDGET = 0.5
+DEFAULT_BUDGET = 0.4  # 8 epochs: the default 24 runs in < 45 min on 2 cores (docs/benchmarks.md)
 DEFAULT_SEEDS = (0, 1, 2)
 # the default run: the paper's methods, then the seed methods TokenMixup (HTM, VTM) and R-Mix
 DEFAULT_METHODS = ("none", "baseline", "transmix", "maskmix", "mixpro", "htm", "vtm", "rmix")
@@ -64,7 +64,8 @@ class ExperimentSet:
     """A named set of runs for ``tools/reproduce.py --set NAME``: ``runs`` maps each run label to its config (a file
     name in ``configs/classification``); every run is also tested under 50% drop on the ``occlusion_patches`` grids
     (px; () → only the token-sized one); ``reference`` is the label the others are compared with, seed by seed
-    (paired differences); ``curves`` the labels whose label-policy statistics (``curve.json``) are drawn."""
+    (paired differences); ``curves`` the labels whose label-policy statistics (``curve.json``) are drawn; ``budget``
+    the set's default budget (``--budget`` replaces it)."""
 
     name: str
     title: str
@@ -73,6 +74,7 @@ class ExperimentSet:
     occlusion_patches: Tuple[int, ...] = ()
     reference: Optional[str] = None
     curves: Tuple[str, ...] = ()
+    budget: float = 0.5
 
     def configs(self, config_dir: str = CONFIG_DIR) -> dict:
         return {label: osp.join(config_dir, name) for label, name in self.runs}

@@ -137,6 +137,39 @@ def test_the_hook_writes_one_value_per_iteration_at_the_flush_points():
     assert model._finite_guard is None
 
 
+def test_the_hook_logs_the_clipped_gradient_norm_without_reading_it_at_each_step():
+    """clip_grad by norm: the hook's run clips exactly like mmengine's (same parameters after 4 steps) and logs the
+    same grad_norm values, one per update, but only at the flush points; mmengine's clip_func is restored after."""
+    def run(deferred):
+        torch.manual_seed(0)
+        model = tiny_mixpro()
+        runner = fake_runner(model, torch.optim.AdamW(model.parameters(), lr=1e-2, fused=True), interval=3)
+        runner.message_hub = MessageHub.get_instance(f"clip-{deferred}-{id(model)}")  # the wrapper's hub
+        runner.optim_wrapper = OptimWrapper(runner.optim_wrapper.optimizer, clip_grad=dict(max_norm=0.5))
+        hook = SyncFreeRuntimeInfoHook()
+        if deferred:
+            hook.before_train(runner)
+        counts = []
+        for it in range(4):
+            runner.iter = it
+            log = model.train_step(batch(it), runner.optim_wrapper)
+            if deferred:
+                hook.after_train_iter(runner, it, outputs=log)
+            history = runner.message_hub.log_scalars.get("train/grad_norm")
+            counts.append(0 if history is None else len(history.data[0]))
+        if deferred:
+            hook.after_train(runner)
+            assert runner.optim_wrapper.clip_func is torch.nn.utils.clip_grad_norm_
+        norms = runner.message_hub.log_scalars["train/grad_norm"].data[0].tolist()
+        return model.state_dict(), norms, counts
+
+    plain, deferred = run(False), run(True)
+    assert plain[2] == [1, 2, 3, 4] and deferred[2] == [1, 1, 3, 3]  # flushed after iterations 1 and 3
+    assert deferred[1] == pytest.approx(plain[1], rel=1e-6) and max(plain[1]) > 0.5  # the clipping was active
+    for key, value in plain[0].items():
+        assert torch.equal(value, deferred[0][key]), key
+
+
 def test_the_hook_stops_the_run_before_a_checkpoint_after_a_non_finite_loss():
     torch.manual_seed(0)
     model = tiny_mixpro()
@@ -160,15 +193,19 @@ def test_the_hook_stops_the_run_before_a_checkpoint_after_a_non_finite_loss():
 def test_mixpro_training_steps_do_not_synchronise(amp):
     """Six MixPro steps (maskmix / cutmix / mixup drawn by the schedule) of the tiny ViT: zero synchronisations from
     the start of train_step (pinned CPU batch in) to the end of the optimiser step, with a fused AdamW and gradient
-    clipping off (mmengine's clipping logs the norm with float(): one sync per step), under fp32 and bf16 autocast
-    (no loss scaler: a GradScaler's scale reads are synchronisations)."""
+    clipping by norm (its norm taken by SyncFreeRuntimeInfoHook, not read with float() as mmengine does), under fp32
+    and bf16 autocast (no loss scaler: a GradScaler's scale reads are synchronisations)."""
     from mmengine.optim import AmpOptimWrapper
     torch.manual_seed(0)
     model = tiny_mixpro("cuda")
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, fused=True)
-    wrapper = (OptimWrapper(optimizer) if amp is None else
-               AmpOptimWrapper(optimizer=optimizer, dtype=amp, loss_scale=dict(enabled=False)))
-    model.defer_finite_check(DeferredNonFiniteGuard(optimizer))
+    clip = dict(max_norm=5.0)
+    wrapper = (OptimWrapper(optimizer, clip_grad=clip) if amp is None else
+               AmpOptimWrapper(optimizer=optimizer, dtype=amp, loss_scale=dict(enabled=False), clip_grad=clip))
+    runner = fake_runner(model, optimizer)
+    runner.optim_wrapper = wrapper
+    SyncFreeRuntimeInfoHook().before_train(runner)  # arms the deferred guard and takes over the grad norm
+    assert model._finite_guard is not None and wrapper.clip_func is not torch.nn.utils.clip_grad_norm_
     data = [{k: v.pin_memory() for k, v in batch(i).items()} for i in range(8)]
     for d in data[:2]:  # warm-up: cuBLAS / allocator initialisation
         model.train_step(d, wrapper)

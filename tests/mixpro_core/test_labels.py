@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mixpro_core import (LABEL_POLICIES, AreaLabels, LabelPolicy, MixBatch, PALLabels, Registry, TransMixLabels,
+from mixpro_core import (LABEL_POLICIES, POLICY_STATS, AreaLabels, LabelPolicy, MixBatch, PALLabels, Registry, TransMixLabels,
                          area_lambda, attention_lambda, build_label_policy, cls_attention_from_qkv, mixed_cross_entropy,
                          mixed_targets, pal_lambda, progressive_factor, smooth_one_hot, soft_target_cross_entropy,
                          transmix_lambda)
@@ -262,6 +262,7 @@ def test_policy_statistics_by_hand():
     area_variant = PALLabels(3, 0.1, lam_source="area").stats(exact, LOGITS, ATTN, LABELS)
     assert set(area_variant) == {"attn_entropy", "pal_alpha", "pal_lam_gap"}  # its own gap is 0 by definition
     torch.testing.assert_close(area_variant["pal_lam_gap"], pal["lam_gap"])
+    assert set(pal) | set(area_variant) == set(POLICY_STATS)  # the declared keys: what hooks and reports show
 
     transmix = TransMixLabels(3).stats(cut, LOGITS, ATTN, LABELS)
     torch.testing.assert_close(transmix["lam_gap"], (transmix_lambda(cut, ATTN) - cut.lam_area).abs().mean())
