@@ -6,7 +6,10 @@ Cluster schedulers warn a job before killing it (slurm: SIGTERM, or an earlier s
 1. the signal handler only sets a flag; the running iteration finishes (forward, backward, optimiser and
    scheduler steps, logging);
 2. at the end of every training iteration the ranks ``all_reduce`` their flags (MAX), so all of them stop after
-   the same iteration even when the signal reached only one rank, or reached them during different iterations;
+   the same iteration even when the signal reached only one rank, or reached them during different iterations. The
+   flag is a CPU tensor reduced in a gloo group (:func:`cpu_group`): under NCCL, mmengine's ``all_reduce`` would
+   copy it to the GPU and back, waiting for the device to finish the step (a host↔device synchronisation per
+   iteration, which the sync-free step avoids everywhere else);
 3. rank 0 writes ``<work_dir>/preempted.pth`` atomically (model, optimiser, schedulers, message hub; meta
    ``epoch`` = the unfinished epoch, ``iter`` = iterations done) and points ``<work_dir>/last_checkpoint`` at it;
 4. every rank raises :class:`TrainingPreempted`, a ``SystemExit`` with status :data:`PREEMPTED_EXIT_CODE` (75,
@@ -30,7 +33,8 @@ import threading
 from typing import Sequence
 
 import torch
-from mmengine.dist import all_reduce, barrier
+import torch.distributed as torch_dist
+from mmengine.dist import all_reduce, barrier, get_world_size, is_distributed
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
 from mmengine.runner import EpochBasedTrainLoop
@@ -40,6 +44,15 @@ from classification.engine import atomic_write
 PREEMPTED_EXIT_CODE = 75  # os.EX_TEMPFAIL
 CHECKPOINT_NAME = "preempted.pth"
 _SKIP_INFO = "preemption/skip_batches"  # message-hub key: where the unfinished epoch stood when preempted
+
+
+def cpu_group():
+    """A process group of every rank whose collectives run on the host (gloo): None (the default group) when the
+    default group already is gloo or there is one rank, else a new gloo group. Every rank must call it, in the same
+    order (``torch.distributed.new_group``)."""
+    if not is_distributed() or get_world_size() < 2 or torch_dist.get_backend() == "gloo":
+        return None
+    return torch_dist.new_group(backend="gloo")
 
 
 class TrainingPreempted(SystemExit):
@@ -100,6 +113,7 @@ class PreemptionHook(Hook):
         self.received: signal.Signals | None = None
         self._previous = {}
         self._skip: SkipFirstBatches | None = None
+        self._group = None  # where the flags are reduced (cpu_group)
 
     def _handle(self, signum, frame) -> None:
         self.received = signal.Signals(signum)
@@ -112,6 +126,8 @@ class PreemptionHook(Hook):
         else:
             for sig in self.signals:
                 self._previous[sig] = signal.signal(sig, self._handle)
+        if self.signals and self._group is None:
+            self._group = cpu_group()
         self._resume_mid_epoch(runner)
 
     def after_train(self, runner) -> None:
@@ -155,7 +171,7 @@ class PreemptionHook(Hook):
         if not self.signals:
             return
         flag = torch.tensor([0 if self.received is None else int(self.received)], dtype=torch.int64)
-        all_reduce(flag, op="max")  # every rank learns whether any rank was signalled, at the same iteration
+        all_reduce(flag, op="max", group=self._group)  # every rank learns whether any rank was signalled
         if int(flag) == 0:
             return
         signame = signal.Signals(int(flag)).name

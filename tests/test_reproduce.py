@@ -380,8 +380,8 @@ def test_report_only_and_option_checks(fake_runs, capsys, monkeypatch):
     for bad in (["--cfg-options", "model.mix_seed=3"], ["--budget", "0"], ["--seeds", "0,0"], ["--jobs", "0"]):
         with pytest.raises(SystemExit):
             cli.main(base + bad)
-    # default budget: 8 epochs for the default run, 10 for the experiment sets (their reports), --budget wins
-    assert runs.epochs_for_budget(cli.parse_args([]).budget) == 8
+    # default budget: 6 epochs for the default run, 10 for the experiment sets (their reports), --budget wins
+    assert runs.epochs_for_budget(cli.parse_args([]).budget) == 6
     assert runs.epochs_for_budget(cli.parse_args(["--set", "pal-ablation"]).budget) == 10
     assert cli.parse_args(["--set", "tokens64", "--budget", "0.15"]).budget == 0.15
     # by default one run per usable core (one intra-op thread each), whatever the core count

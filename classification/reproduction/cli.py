@@ -1,7 +1,7 @@
 """The command line of ``tools/reproduce.py`` (and of one run in its own process: ``python -m
 classification.reproduction.cli run-one ...``).
 
-    python tools/reproduce.py [--set default|pal-ablation|tokens64] [--methods none,baseline,...|all] [--seeds 0,1,2] [--budget 0.4]
+    python tools/reproduce.py [--set default|pal-ablation|tokens64] [--methods none,baseline,...|all] [--seeds 0,1,2] [--budget 0.3]
                               [--out docs/results.md] [--plot docs/results.png] [--work-root work_dirs/reproduce]
                               [--jobs N] [--force] [--keep-going] [--report-only] [--cfg-options key=value ...]
 
@@ -9,7 +9,7 @@ Methods are the configs ``configs/classification/tiny-vit_{METHOD}_1xb128-20e_fm
 baseline (Mixup + CutMix), transmix, maskmix (MaskMix alone, PAL off), mixpro (MaskMix + PAL) and the seed methods
 htm, vtm, rmix (TokenMixup, R-Mix); ``--methods all`` adds every other such config in name order. Every (method,
 seed) run trains like ``tools/train.py CONFIG`` with ``randomness.seed = model.mix_seed = seed`` and
-``max(1, round(20 · budget))`` epochs (warm-up kept, cosine to the new last epoch; default budget 0.4 → 8 epochs, the
+``max(1, round(20 · budget))`` epochs (warm-up kept, cosine to the new last epoch; default budget 0.3 → 6 epochs, the
 sets' 0.5 → 10), in its own process, in
 ``WORK_ROOT/METHOD/seedSEED``; then the final model is tested on the 10k test set and under 50% patch drop (half of
 the 4×4 grid of token-sized patches zeroed before normalisation). A run leaves ``result.json`` in its work dir; a

@@ -39,7 +39,7 @@ ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))  # the repos
 CONFIG_DIR = osp.join(ROOT, "configs", "classification")
 CONFIG_PREFIX, CONFIG_SUFFIX = "tiny-vit_", "_1xb128-20e_fmnist.py"
 BASE_EPOCHS = 20  # the schedule of the tiny-ViT Fashion-MNIST configs
-DEFAULT_BUDGET = 0.4  # 8 epochs: the default 24 runs in < 45 min on 2 cores (docs/benchmarks.md)
+DEFAULT_BUDGET = 0.3  # 6 epochs: the default 24 runs in < 45 min on 2 cores (docs/benchmarks.md)
 DEFAULT_SEEDS = (0, 1, 2)
 # the default run: the paper's methods, then the seed methods TokenMixup (HTM, VTM) and R-Mix
 DEFAULT_METHODS = ("none", "baseline", "transmix", "maskmix", "mixpro", "htm", "vtm", "rmix")

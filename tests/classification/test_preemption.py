@@ -34,6 +34,37 @@ def test_preempt_skip_first_batches_leaves_out_one_pass_only():
     assert list(copied) == [[2, 3]]
 
 
+def _reduce_flags_on_two_ranks(rank, init_file, out_dir):
+    """One of two gloo ranks: cpu_group() as gloo itself sees it, and as it would under NCCL (the backend the
+    preemption module reads, faked), then the rank-1 signal number reduced (MAX) in that group."""
+    import json
+    from types import SimpleNamespace
+    import torch.distributed as torch_dist
+    from mmengine.dist import all_reduce
+    from classification import preemption
+    torch_dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2)
+    plain = preemption.cpu_group()
+    preemption.torch_dist = SimpleNamespace(get_backend=lambda group=None: "nccl", new_group=torch_dist.new_group)
+    group = preemption.cpu_group()
+    flag = torch.tensor([int(signal.SIGUSR1) if rank == 1 else 0])
+    all_reduce(flag, op="max", group=group)
+    with open(osp.join(out_dir, f"rank{rank}.json"), "w") as f:
+        json.dump(dict(plain=plain is None, backend=torch_dist.get_backend(group), flag=int(flag)), f)
+    torch_dist.destroy_process_group()
+
+
+def test_preempt_flags_are_reduced_on_the_host_under_nccl(tmp_path):
+    """Under NCCL the hook reduces its flag in a new gloo group (no copy to the GPU, no wait for the step); under
+    gloo, in the default group."""
+    import json
+    import torch.multiprocessing as mp
+    mp.start_processes(_reduce_flags_on_two_ranks, args=(str(tmp_path / "init"), str(tmp_path)), nprocs=2,
+                       start_method="fork")
+    for rank in (0, 1):
+        got = json.loads((tmp_path / f"rank{rank}.json").read_text())
+        assert got == dict(plain=True, backend="gloo", flag=int(signal.SIGUSR1)), (rank, got)
+
+
 def test_preempt_exit_status_and_config():
     stop = TrainingPreempted("SIGUSR1", 37)
     assert isinstance(stop, SystemExit) and stop.code == PREEMPTED_EXIT_CODE == os.EX_TEMPFAIL == 75
