@@ -28,13 +28,12 @@ def _current(runner, key: str):
 @HOOKS.register_module()
 class TrainingCurveHook(Hook):
     """Records loss and lr every ``interval`` iterations, the window average over the last ``interval`` iterations
-    of each label-policy statistic the model logs (:data:`POLICY_STATS`: ``mixpro_core.LabelPolicy.stats``), and the
+    of each label-policy statistic the model logs (``mixpro_core.POLICY_STATS``: ``LabelPolicy.stats``), and the
     validation metric after each evaluation; writes ``<work_dir>/curve.png`` and ``curve.json`` (``{series: [[iteration,
     value], ...]}``) and refreshes them after each evaluation — a run that dies still has them. A resumed run plots
     the iterations since it resumed."""
 
     priority = "LOW"
-    POLICY_STATS = tuple(POLICY_STATS)
 
     def __init__(self, interval: int = 10, metric: str = "top1", filename: str = "curve.png"):
         self.interval, self.metric, self.filename = interval, metric, filename
@@ -48,7 +47,7 @@ class TrainingCurveHook(Hook):
             self.loss.append((it, _current(runner, "loss")))
             self.lr.append((it, float(runner.optim_wrapper.get_lr()["lr"][0])))
             scalars = runner.message_hub.log_scalars
-            for key in self.POLICY_STATS:
+            for key in POLICY_STATS:
                 history = scalars.get(f"train/{key}")
                 if history is not None and len(history.data[0]):
                     self.policy.setdefault(key, []).append((it, float(history.mean(self.interval))))

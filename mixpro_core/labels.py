@@ -83,7 +83,11 @@ def pal_lambda(batch: MixBatch, logits: torch.Tensor, cls_attn: Optional[torch.T
     if not batch.token_exact or cls_attn is None:
         return batch.lam_area
     area = mixed_targets(labels, batch.partner, batch.lam_area, num_classes, smoothing)
-    alpha = progressive_factor(logits.detach() if detach_factor else logits, area)
+    return _pal_blend(progressive_factor(logits.detach() if detach_factor else logits, area), batch, cls_attn)
+
+
+def _pal_blend(alpha: torch.Tensor, batch: MixBatch, cls_attn: torch.Tensor) -> torch.Tensor:
+    """(B,) α·λ_attn + (1−α)·λ_area for a token-exact batch."""
     return alpha * attention_lambda(batch.token_mask, cls_attn) + (1 - alpha) * batch.lam_area
 
 
@@ -213,8 +217,9 @@ class PALLabels(LabelPolicy):
             out = dict(attn_entropy=attention_entropy(cls_attn).mean())
             if batch.token_exact:  # with lam_source='area' the used λ is λ_area: log the gap PAL's λ would have had
                 area = mixed_targets(labels, batch.partner, batch.lam_area, self.num_classes, self.smoothing)
-                out["pal_alpha"] = progressive_factor(logits, area).mean()
-                pal = pal_lambda(batch, logits, cls_attn, labels, self.num_classes, self.smoothing)
+                alpha = progressive_factor(logits, area)
+                out["pal_alpha"] = alpha.mean()
+                pal = _pal_blend(alpha, batch, cls_attn)
                 gap = (pal.float() - batch.lam_area.float()).abs().mean()
                 out["pal_lam_gap" if self.lam_source == "area" else "lam_gap"] = gap
             return out
