@@ -2,6 +2,7 @@
 offline (--no-index, from a wheelhouse filled by ``--fill-wheelhouse``) into a second venv that already holds the
 project's torch (its files linked from .venv, not a second copy)."""
 import glob
+import json
 import os
 import os.path as osp
 import re
@@ -145,3 +146,92 @@ def test_system_torch_offline_install_into_a_venv_that_holds_torch(tmp_path):
     assert not problems, check.stdout
     again = subprocess.run(["bash", SETUP], env=offline, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0 and "environment up to date" in again.stdout, again.stdout[-2000:]
+
+
+# A stand-in for the interpreter that build_mmcv drives: it answers the torch queries, fakes the sdist download and
+# the wheel steps, and appends every call (arguments, the build variables in its environment, the -std flag of the
+# setup.py in its working directory) to $STUB_LOG as one JSON line.
+STUB_PYTHON = r'''#!{python}
+import io, json, os, re, sys, tarfile
+args = sys.argv[1:]
+keys = ("MMCV_WITH_OPS", "FORCE_CUDA", "MAX_JOBS", "TORCH_CUDA_ARCH_LIST", "PIP_CONSTRAINT")
+record = {{"args": args, "env": {{k: os.environ[k] for k in keys if k in os.environ}}}}
+if "PIP_CONSTRAINT" in os.environ:
+    record["constraint"] = open(os.environ["PIP_CONSTRAINT"]).read().strip()
+if os.path.exists("setup.py"):
+    record["std"] = re.findall(r"-std=[a-z0-9+]+", open("setup.py").read())
+with open(os.environ["STUB_LOG"], "a") as log:
+    log.write(json.dumps(record) + "\n")
+wheel = "mmcv-2.1.0-cp311-cp311-linux_x86_64.whl"
+if args[:1] == ["-c"]:
+    code = args[1]
+    if "torch.__version__" in code:
+        print("2.14.1")
+    elif "cuda.is_available" in code:
+        sys.exit(0 if os.environ["STUB_GPUS"] else 1)
+    elif "include" in code:
+        print(os.environ["STUB_INCLUDE"])
+elif args == ["-"]:  # cuda_arch_list
+    print(os.environ["STUB_GPUS"])
+elif args[:2] == ["-m", "pip"] and args[2] == "download":
+    data = b"extra_compile_args = ['-std=c++17']\n"
+    with tarfile.open(os.path.join(args[args.index("-d") + 1], "mmcv-2.1.0.tar.gz"), "w:gz") as tar:
+        info = tarfile.TarInfo("mmcv-2.1.0/setup.py"); info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+elif args[:3] == ["-m", "pip", "wheel"]:
+    out = args[args.index("-w") + 1]; os.makedirs(out, exist_ok=True)
+    open(os.path.join(out, wheel), "w").close()
+elif args[:3] == ["-m", "wheel", "unpack"]:
+    os.makedirs(os.path.join(args[args.index("-d") + 1], "mmcv-2.1.0"))
+elif args[:3] == ["-m", "wheel", "pack"]:
+    open(os.path.join(args[args.index("-d") + 1], wheel), "w").close()
+'''
+
+
+@pytest.mark.parametrize("gpus, arch_env, max_jobs", [
+    ("", None, None),                 # a CPU machine: no architecture list at all
+    ("8.0;9.0", None, "3"),           # GPUs found by torch: their architectures
+    ("9.0", "8.0;9.0", None),         # TORCH_CUDA_ARCH_LIST given by the user wins
+])
+def test_mmcv_build_command_carries_its_variables(tmp_path, gpus, arch_env, max_jobs):
+    """build_mmcv from a cold wheel cache, driven through a stub interpreter: the sdist is fetched with the setuptools
+    constraint, setup.py gets torch's C++ standard, and the pip-wheel call sees MMCV_WITH_OPS, FORCE_CUDA, MAX_JOBS
+    and TORCH_CUDA_ARCH_LIST exactly when it should; the wheel lands in the cache under the right tag and is
+    installed. (An optional word between shell assignments once made `MAX_JOBS=2` the command on CPU machines.)"""
+    stub = tmp_path / "python"
+    stub.write_text(STUB_PYTHON.format(python=sys.executable))
+    stub.chmod(0o755)
+    (tmp_path / "include/ATen").mkdir(parents=True)
+    (tmp_path / "include/ATen/ATen.h").write_text("#if __cplusplus < 202002L\n#error C++20\n#endif\n")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    if gpus:
+        (bin_dir / "nvcc").write_text("#!/bin/sh\n")
+        (bin_dir / "nvcc").chmod(0o755)
+    env = {k: v for k, v in os.environ.items() if k not in ("TORCH_CUDA_ARCH_LIST", "MAX_JOBS")}
+    env.update(PATH=f"{bin_dir}:{env['PATH']}", STUB_LOG=str(tmp_path / "calls.jsonl"), STUB_GPUS=gpus,
+               STUB_INCLUDE=str(tmp_path / "include"))
+    if arch_env:
+        env["TORCH_CUDA_ARCH_LIST"] = arch_env
+    if max_jobs:
+        env["MAX_JOBS"] = max_jobs
+    call = (f'PY="{stub}"; PIP=("$PY" -m pip install -q); WHEELS="{tmp_path}/cache"; WHEELHOUSE=""; build_mmcv')
+    out = subprocess.run(["bash", "-c", f'source "{SETUP}" && {call}'], env=env, capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0, out.stdout + out.stderr
+    calls = [json.loads(line) for line in (tmp_path / "calls.jsonl").read_text().splitlines()]
+    download = next(c for c in calls if c["args"][:3] == ["-m", "pip", "download"])
+    assert download["constraint"] == "setuptools<82"
+    build = next(c for c in calls if c["args"][:3] == ["-m", "pip", "wheel"])
+    arch = arch_env or gpus
+    want = {"MMCV_WITH_OPS": "1", "FORCE_CUDA": "1" if gpus else "0",
+            "MAX_JOBS": max_jobs or subprocess.check_output(["nproc"], text=True).strip()}
+    if arch:
+        want["TORCH_CUDA_ARCH_LIST"] = arch
+    assert build["env"] == want
+    assert {"--no-build-isolation", "--no-deps", "--no-index"} <= set(build["args"])
+    assert build["std"] == ["-std=c++20"]
+    tag = "cuda-sm" + arch.replace(";", "").replace(".", "") if gpus else "cpu"
+    cached = glob.glob(str(tmp_path / f"cache/mmcv-2.1.0-torch2.14.1-{tag}/mmcv-*.whl"))
+    assert len(cached) == 1
+    assert calls[-1]["args"] == ["-m", "pip", "install", "-q", "--no-deps", cached[0]]

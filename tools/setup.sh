@@ -222,8 +222,12 @@ build_mmcv() {
     tar -xzf "$work"/mmcv-$MMCV_VERSION.tar.gz -C "$work"
     sed -i "s/-std=c++17/-std=$cxx/g" "$work/mmcv-$MMCV_VERSION/setup.py"
     grep -q -- "-std=$cxx" "$work/mmcv-$MMCV_VERSION/setup.py" || die "mmcv setup.py patch (-std=$cxx) did not apply"
-    (cd "$work/mmcv-$MMCV_VERSION" && MMCV_WITH_OPS=1 FORCE_CUDA=$force_cuda ${arch:+TORCH_CUDA_ARCH_LIST="$arch"} \
-      MAX_JOBS="${MAX_JOBS:-$(nproc)}" "$PY" -m pip wheel -q --no-build-isolation --no-deps --no-index . -w "$work/dist")
+    # the build's variables as NAME=value words for `env` (an optional word between shell assignments would turn
+    # the next assignment into the command name when it expands to nothing)
+    local build_env=(MMCV_WITH_OPS=1 "FORCE_CUDA=$force_cuda" "MAX_JOBS=${MAX_JOBS:-$(nproc)}")
+    [ -n "$arch" ] && build_env+=("TORCH_CUDA_ARCH_LIST=$arch")
+    (cd "$work/mmcv-$MMCV_VERSION" \
+      && env "${build_env[@]}" "$PY" -m pip wheel -q --no-build-isolation --no-deps --no-index . -w "$work/dist")
     log "mmcv build (FORCE_CUDA=$force_cuda${arch:+, arch $arch}): $(( $(date +%s) - start )) s"
     # The extension is built with -g (~80 MB of debug info): strip it inside the wheel before caching.
     (cd "$work/dist" && "$PY" -m wheel unpack -d unpacked mmcv-*.whl >/dev/null \

@@ -8,7 +8,7 @@
 #   tools/dist_train.sh configs/classification/ms-mlp-t_mixpro_8xb128-300e_in1k.py 8
 #   cp work_dirs/ms-mlp-t_mixpro_8xb128-300e_in1k/epoch_300.pth checkpoints/ms-mlp-t_mixpro_8xb128-300e_in1k.pth
 _base_ = [
-    "mmseg::_base_/models/upernet_swin.py", "mmseg::_base_/datasets/ade20k.py", "mmseg::_base_/default_runtime.py",
+    "mmseg::_base_/models/upernet_swin.py", "mmseg::_base_/datasets/ade20k.py", "./_base_/default_runtime.py",
     "mmseg::_base_/schedules/schedule_160k.py",
 ]
 custom_imports = dict(imports=["segmentation"], allow_failed_imports=False)  # registers MSMLPBackbone

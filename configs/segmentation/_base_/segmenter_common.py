@@ -2,7 +2,7 @@
 # momentum 0.9, lr 1e-3, wd 0, poly 0.9 to 1e-5, batch 8 (8 GPUs × 1), drop path 0.1. The backbone is mmseg's
 # VisionTransformer with DeiT's layout, initialised from our classification checkpoint converted by
 # tools/convert_checkpoint.py --to mmseg-vit (the leaves set init_cfg).
-_base_ = ["mmseg::_base_/models/segmenter_vit-b16_mask.py", "mmseg::_base_/default_runtime.py",
+_base_ = ["mmseg::_base_/models/segmenter_vit-b16_mask.py", "./default_runtime.py",
           "mmseg::_base_/schedules/schedule_160k.py"]
 custom_imports = dict(imports=["segmentation"], allow_failed_imports=False)
 model = dict(

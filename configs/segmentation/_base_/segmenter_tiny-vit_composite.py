@@ -2,7 +2,7 @@
 # photos, 128×128, 11 classes incl. background), sized for 2 CPU cores. Backbone: the tiny ViT of the Fashion-MNIST
 # configs (patch 8, 64-d, 4 layers, 2 heads, 1 input channel) as mmseg's VisionTransformer; images are read as
 # grayscale and normalised like Fashion-MNIST so that a converted Fashion-MNIST checkpoint sees familiar inputs.
-_base_ = ["mmseg::_base_/default_runtime.py"]
+_base_ = ["./default_runtime.py"]
 custom_imports = dict(imports=["segmentation"], allow_failed_imports=False)
 classes = ("background", "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker",
            "Bag", "Ankle boot")
