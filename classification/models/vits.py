@@ -5,7 +5,9 @@ Every classifier of ours follows one contract (see ``classification.models``): `
 ``token_stride`` (pixel size of the tokens cls_attn refers to) and ``has_cls_attention``.
 
 DeiT / ViT use mixpro_core's default path (hook on the last block's fused qkv). CaiT and XCiT take PAL's attention
-from the class-attention of their last class-attention block; registered here for those classes.
+from the class-attention of their last class-attention block; registered here for those classes
+(:func:`class_attention_forward`, also used by CA-Swin). CaiT-XXS36 and XCiT-T24/S12/M24/L24 are the MixPro
+paper's Table 1 rows (docs/methods.md, "Paper tables").
 """
 from __future__ import annotations
 
@@ -73,17 +75,30 @@ def tiny_vit(img_size: int = 28, patch_size: int = 4, in_chans: int = 1, num_cla
     return _finish(model, patch_size, pretrained)
 
 
-def cait_xxs24(pretrained=None, **kw):
-    return _vit("cait_xxs24_224", pretrained=pretrained, **kw)
+def cait_xxs36(pretrained=None, **kw):
+    return _vit("cait_xxs36_224", pretrained=pretrained, **kw)
 
 
-def xcit_tiny12(pretrained=None, **kw):
-    return _vit("xcit_tiny_12_p16_224", pretrained=pretrained, **kw)
+def xcit_tiny24(pretrained=None, **kw):
+    return _vit("xcit_tiny_24_p16_224", pretrained=pretrained, **kw)
+
+
+def xcit_small12(pretrained=None, **kw):
+    return _vit("xcit_small_12_p16_224", pretrained=pretrained, **kw)
+
+
+def xcit_medium24(pretrained=None, **kw):
+    return _vit("xcit_medium_24_p16_224", pretrained=pretrained, **kw)
+
+
+def xcit_large24(pretrained=None, **kw):
+    return _vit("xcit_large_24_p16_224", pretrained=pretrained, **kw)
 
 
 # ------------------------------------------------------------------------- class-attention families
-def _class_attention_forward(model, images, last_block):
-    """Hook q/k projections of ``last_block.attn`` (timm ClassAttn: CLS query over [cls, patches])."""
+def class_attention_forward(model, images, last_block):
+    """``(logits, cls_attn (B,N))`` from one forward of ``model``: hooks the q/k projections of ``last_block.attn``
+    (timm ``ClassAttn``: the CLS query over [CLS, N patch tokens]) and drops the CLS column."""
     attn = last_block.attn
     seen = {}
     handles = [attn.q.register_forward_hook(lambda m, i, o: seen.__setitem__("q", o.detach())),
@@ -105,9 +120,9 @@ def _class_attention_forward(model, images, last_block):
 
 @register_attention_forward(Cait)
 def _cait_forward_with_attention(model, images):
-    return _class_attention_forward(model, images, model.blocks_token_only[-1])
+    return class_attention_forward(model, images, model.blocks_token_only[-1])
 
 
 @register_attention_forward(Xcit)
 def _xcit_forward_with_attention(model, images):
-    return _class_attention_forward(model, images, model.cls_attn_blocks[-1])
+    return class_attention_forward(model, images, model.cls_attn_blocks[-1])

@@ -58,10 +58,12 @@ EXPECTED = {
                   label_policy=AREA, smoothing=0.1),
 }
 
-# "MaskMix": 32-px cells for patch-16 models at 224 px (DeiT, PVT, CaiT, XCiT; MS-MLP's token stride is 32), the
-# authors' 56-px cells with patch 14, 8-px cells for the 32-px tiny ViT of the Fashion-MNIST configs
+# "MaskMix": 32-px cells for patch-16 models at 224 px (DeiT, PVT, CaiT, XCiT; the token stride of MS-MLP and of
+# CA-Swin's stage 4 is 32), the authors' 56-px cells with patch 14, 8-px cells for the 32-px tiny ViT of the
+# Fashion-MNIST configs
 EXPECTED_MASK_SIZE = {
-    "deit-t": 32, "deit-s": 32, "deit-b": 32, "cait-xxs24": 32, "xcit-t12": 32,
+    "deit-t": 32, "deit-s": 32, "deit-b": 32, "cait-xxs36": 32,
+    "xcit-t24": 32, "xcit-s12": 32, "xcit-m24": 32, "xcit-l24": 32, "ca-swin-t": 32, "ca-swin-s": 32,
     "pvt-t": 32, "pvt-s": 32, "pvt-m": 32, "pvt-l": 32, "ms-mlp-t": 32, "ms-mlp-s": 32, "ms-mlp-b": 32,
     "deit-t-p14": 56, "deit-s-p14": 56, "deit-b-p14": 56, "tiny-vit-fmnist": 8,
     # the 64-token tiny ViT (patch 4): 8-px cells = 2×2 tokens, and one token per 4-px cell

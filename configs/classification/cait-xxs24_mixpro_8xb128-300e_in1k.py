@@ -1,5 +1,0 @@
-_base_ = [
-    "./_base_/models/cait-xxs24.py", "./_base_/datasets/imagenet_bs128.py", "./_base_/schedules/adamw_300e_in1k.py",
-    "./_base_/default_runtime.py", "./_base_/methods/mixpro.py",
-]
-model = dict(_base_.method)
