@@ -4,4 +4,4 @@ Importing the package registers everything in mmengine's registries (configs say
 ``custom_imports = dict(imports=['classification'])``).
 """
 from . import (backbone_compile, dali_loader, data_preprocessor, datasets, engine, hooks, in_memory,  # noqa: F401
-               metrics, mix_classifier, models)  # (registration)
+               metrics, mix_classifier, models, runner)  # (registration)

@@ -15,10 +15,11 @@ Targets
                ``pos_embed4``). mmdet converts again when ``convert_weights=True``; that is a no-op on these keys.
   timm         the bare backbone state dict (classifier head dropped), loadable by ``model.load_state_dict``.
   safetensors  the same tensors in a ``.safetensors`` file (metadata ``format=pt``, ``source=SRC``).
+CA-Swin checkpoints convert to timm / safetensors only: mmseg and mmdet have no CA-Swin backbone (one error line).
 
 SRC is read with weights-only loading; when its keys carry our wrapper's ``backbone.`` prefix, everything outside
 the backbone (mixing-only parameters) is dropped. DST is written atomically. The report lists the converted tensors,
-the dropped keys and the missing / unexpected keys of a ``load_state_dict(strict=False)`` into the target backbone.
+the dropped keys and the keys missing, unexpected or of another shape in the target backbone.
 Errors (unreadable file, wrong architecture) print one ``error: ...`` line and exit with status 2.
 """
 from __future__ import annotations
@@ -34,8 +35,9 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 import torch
 from timm.layers import resample_abs_pos_embed
 
+from classification.checkpoints import compare_state_dicts
 from classification.engine import atomic_write, install_safe_checkpoint_loading
-from classification.models.weights import read_backbone_state as _read_backbone_state
+from classification.models.weights import read_backbone_state  # weights-only; one-line errors naming the file
 
 TARGETS = ("mmseg-vit", "mmdet-pvt", "timm", "safetensors")
 _TARGET_ARCH = {"mmseg-vit": "vit", "mmdet-pvt": "pvt"}
@@ -67,7 +69,7 @@ class ConversionReport:
         if self.checked_with is None:
             lines.append("target model: not checked")
         else:
-            lines.append(f"load_state_dict(strict=False) into {self.checked_with}:")
+            lines.append(f"checked against {self.checked_with}:")
             lines.append(f"  missing keys ({len(self.missing)}): {', '.join(self.missing) or '-'}")
             lines.append(f"  unexpected keys ({len(self.unexpected)}): {', '.join(self.unexpected) or '-'}")
             if self.mismatched:
@@ -75,37 +77,16 @@ class ConversionReport:
         return "\n".join(lines)
 
 
-# ---------------------------------------------------------------------------------------------- reading
-def _load_reason(err: BaseException) -> str:
-    """A short reason from a torch.load failure (its weights-only message is long and mostly boilerplate)."""
-    text = str(err)
-    if "WeightsUnpickler error:" in text:
-        text = text.split("WeightsUnpickler error:", 1)[1].split("Check the documentation", 1)[0]
-    text = " ".join(text.split()).strip(" .")
-    if isinstance(err, KeyError):
-        text = f"invalid pickle data, KeyError {text}"
-    text = text or type(err).__name__
-    return text if len(text) <= 200 else text[:197] + "..."
-
-
-def read_backbone_state(path: str) -> Tuple[StateDict, List[str]]:
-    """``(state, dropped)`` of :func:`classification.models.weights.read_backbone_state`, with torch's long
-    weights-only messages cut down to their reason. Raises FileNotFoundError / ValueError naming ``path``."""
-    try:
-        return _read_backbone_state(path)
-    except ValueError as err:
-        if err.__cause__ is None:  # "holds no state dict of tensors": already clear
-            raise
-        raise ValueError(f"{path} is not a torch checkpoint ({_load_reason(err.__cause__)})") from err
-
-
 # ----------------------------------------------------------------------------------------- architecture
 def detect_architecture(state: StateDict) -> str:
-    """'vit' (timm ``VisionTransformer`` names) or 'pvt' (official PVT v1 names); ValueError otherwise."""
+    """'vit' (timm ``VisionTransformer`` names), 'pvt' (official PVT v1 names) or 'ca-swin' (our CA-Swin: timm
+    Swin stages + ``blocks_token_only``); ValueError otherwise."""
     if "blocks.0.attn.qkv.weight" in state:
         return "vit"
     if "block1.0.attn.q.weight" in state:
         return "pvt"
+    if "blocks_token_only.0.attn.q.weight" in state and "layers.0.blocks.0.attn.qkv.weight" in state:
+        return "ca-swin"
     if any(k.startswith("layers.") for k in state):
         raise ValueError("the checkpoint is already in mmseg/mmdet format (keys 'layers.*'); nothing to convert")
     sample = ", ".join(sorted(state)[:6])
@@ -115,6 +96,9 @@ def detect_architecture(state: StateDict) -> str:
 
 def _require(state: StateDict, expected: str, target: str) -> None:
     found = detect_architecture(state)
+    if found == "ca-swin":
+        raise ValueError(f"CA-Swin has no {target} backbone (mmseg / mmdet have no CA-Swin); a CA-Swin checkpoint "
+                         f"converts only --to timm or --to safetensors")
     if found != expected:
         raise ValueError(f"the checkpoint holds a '{found}' backbone, but --to {target} expects '{expected}'")
 
@@ -332,8 +316,21 @@ def build_mmdet_pvt(state: StateDict):
 
 
 def build_timm_backbone(state: StateDict):
-    """A headless model of our classifier family (timm ViT or our PVT v1) fitting ``state``."""
+    """A headless model of our classifier family (timm ViT, our PVT v1 or CA-Swin) fitting ``state``."""
     arch = detect_architecture(state)
+    if arch == "ca-swin":
+        from classification.models.ca_swin import CASwinTransformer
+
+        tables = [state.get(f"layers.{i}.blocks.0.attn.relative_position_bias_table")
+                  for i in range(_count_blocks(state, "layers."))]  # ((2w-1)², heads); None: no Swin block left
+        swin = [_count_blocks(state, f"layers.{i}.blocks.") for i in range(len(tables))]
+        class_attn = _count_blocks(state, "blocks_token_only.")
+        proj = state["patch_embed.proj.weight"]
+        return CASwinTransformer(
+            in_chans=proj.shape[1], patch_size=proj.shape[-1], embed_dim=proj.shape[0], num_classes=0,
+            depths=(*swin[:-1], swin[-1] + class_attn), class_attn_depth=class_attn,
+            window_size=[7 if t is None else (math.isqrt(t.shape[0]) + 1) // 2 for t in tables],
+            num_heads=[1 if t is None else t.shape[1] for t in tables])
     if arch == "pvt":
         from classification.models.pvt import PyramidVisionTransformerV1
 
@@ -363,16 +360,12 @@ def build_timm_backbone(state: StateDict):
 
 
 def check_against(model: torch.nn.Module, new_state: StateDict, report: ConversionReport, name: str) -> None:
-    """``load_state_dict(strict=False)`` of ``new_state`` into ``model``; fills the report's key lists."""
-    own = model.state_dict()
-    mismatched = [f"{k} {tuple(v.shape)} vs {tuple(own[k].shape)}" for k, v in new_state.items()
-                  if k in own and own[k].shape != v.shape]
-    usable = {k: v for k, v in new_state.items() if k not in own or own[k].shape == v.shape}
-    result = model.load_state_dict(usable, strict=False)
+    """Fill the report's key lists: how ``new_state`` differs from ``model``'s state dict
+    (:func:`classification.checkpoints.compare_state_dicts`, the comparison of the strict loader)."""
+    differences = compare_state_dicts(model.state_dict(), new_state)
     report.checked_with = name
-    report.missing = sorted(result.missing_keys)
-    report.unexpected = sorted(result.unexpected_keys)
-    report.mismatched = mismatched
+    report.missing, report.unexpected = differences.missing, differences.unexpected
+    report.mismatched = [f"{k} {ckpt} vs {own}" for k, ckpt, own in differences.mismatched]
 
 
 # -------------------------------------------------------------------------------------------------- CLI

@@ -41,7 +41,7 @@ from mmengine.registry import DATASETS
 from timm.data.auto_augment import LEVEL_TO_ARG
 from torch.utils.data import Dataset, get_worker_info
 
-from classification.datasets import CorruptImageError, ImageNetFolder, ImageNetZip, decode_rgb
+from classification.datasets import ClassMetainfo, CorruptImageError, ImageNetFolder, ImageNetZip, decode_rgb
 
 __all__ = ["DALIImageNet", "parse_rand_augment", "rand_augment_levels", "timm_rand_augment", "build_pipeline",
            "MAGNITUDE_BINS"]
@@ -194,7 +194,7 @@ def build_pipeline(is_train: bool, batch_size: int, device: str, input_size: int
 
 # ----------------------------------------------------------------------------------------------- dataset
 @DATASETS.register_module()
-class DALIImageNet(Dataset):
+class DALIImageNet(ClassMetainfo, Dataset):
     """An ImageNet dataset (``dataset``: a config of ``ImageNetFolder`` or ``ImageNetZip``) decoded by DALI.
 
     Args:

@@ -3,7 +3,7 @@
 Every dataset is a plain :class:`torch.utils.data.Dataset` registered in mmengine's root ``DATASETS`` registry.
 ``dataset[i]`` is ``dict(inputs=image (C,H,W) float tensor, data_samples=int label)`` (a uint8 tensor with
 ``transform=dict(type='timm', ..., uint8=True)``), so mmengine's ``default_collate`` gives ``inputs`` (B,C,H,W) and
-``data_samples`` (B,) int64. Each dataset has ``num_classes``.
+``data_samples`` (B,) int64. Each dataset has ``num_classes`` and ``metainfo`` (mmengine's ``dataset_meta``).
 
 Transforms (the ``transform`` argument of every dataset) may be given as
   - ``None``: the image is only converted to a float tensor in [0, 1] (no normalisation);
@@ -157,8 +157,18 @@ def read_idx(path: str, expected_magic: Optional[int] = None) -> np.ndarray:
     return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape)
 
 
+class ClassMetainfo:
+    """``metainfo``: what mmengine hands evaluators and visualisers as ``dataset_meta`` and stores in checkpoint
+    meta — the number of classes and, where known, their names."""
+
+    @property
+    def metainfo(self) -> dict:
+        names = getattr(self, "classes", None)
+        return dict(num_classes=self.num_classes, **({} if names is None else {"classes": tuple(names)}))
+
+
 @DATASETS.register_module()
-class FashionMNIST(Dataset):
+class FashionMNIST(ClassMetainfo, Dataset):
     """Fashion-MNIST from its four IDX files (Debian package ``dataset-fashion-mnist``).
 
     The whole split is held in memory: ``data`` uint8 (N,28,28), ``targets`` int64 (N,). The transform receives a
@@ -259,7 +269,7 @@ class SkipCorruptMixin:
 
 
 @DATASETS.register_module()
-class ImageNetFolder(SkipCorruptMixin, Dataset):
+class ImageNetFolder(ClassMetainfo, SkipCorruptMixin, Dataset):
     """ImageNet as ``root/split/<class>/<image>`` (torchvision ``ImageFolder``); images decoded to RGB.
 
     Labels are class-folder indices in sorted order; ``classes``, ``class_to_idx`` and ``samples`` come from
@@ -304,7 +314,7 @@ def rank_shard(num_samples: int, rank: int, world_size: int) -> range:
 
 
 @DATASETS.register_module()
-class ImageNetZip(SkipCorruptMixin, Dataset):
+class ImageNetZip(ClassMetainfo, SkipCorruptMixin, Dataset):
     """ImageNet as ``root/{split}.zip`` + ``root/{split}_map.txt`` (see the module docstring); images → RGB.
 
     ``cache_mode``: 'no' reads each image's bytes from the zip on access; 'full' reads every image's bytes into
@@ -436,7 +446,7 @@ _CIFAR_LAYOUT = {  # num_classes → (folder, {split: batch files}, label key)
 
 
 @DATASETS.register_module()
-class CIFAR(Dataset):
+class CIFAR(ClassMetainfo, Dataset):
     """CIFAR-10 / CIFAR-100 in the python-pickle format of the official archives — what
     ``torchvision.datasets.CIFAR100(root, download=True)`` leaves on disk (``cifar-100-python.tar.gz`` from
     https://www.cs.toronto.edu/~kriz/cifar.html, unpacked): ``root/cifar-100-python/{train,test}`` or

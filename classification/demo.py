@@ -39,14 +39,14 @@ from typing import Optional
 
 import torch
 from mmengine.config import Config
-from mmengine.runner import Runner
 
 from classification.convert import convert_file
 from classification.downstream_data.composite import make_composite
 from classification.engine import install_safe_checkpoint_loading
+from classification.launch import filter_upstream_warnings, shorten_schedule
 from classification.runtime import configure_threads, usable_cores
 from classification.parallel_stages import Stage, run_stages
-from classification.reproduction.runs import shorten_schedule
+from classification.runner import MixProRunner
 from classification.visualize import maskmix_grid
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))  # the repository
@@ -60,6 +60,13 @@ PRETRAIN_EPOCHS = 15
 INITS = {"random": "random init", "mixpro": "MixPro, Fashion-MNIST"}
 STAGES = ("pretrain", "segmentation", "detection")
 LONGEST_FIRST = ("detection", "segmentation")
+
+
+def prepare_process() -> None:
+    """What every process of the demo does first: weights-only checkpoint loading, the known harmless upstream
+    warnings filtered (:func:`classification.launch.filter_upstream_warnings`)."""
+    install_safe_checkpoint_loading()
+    filter_upstream_warnings()
 
 
 def _progress_hooks(cfg) -> None:
@@ -90,7 +97,7 @@ def pretrain(args, work_dir: str) -> dict:
     cfg = pretrain_config(args.config, args.epochs, work_dir, args.quick)
     threads = configure_threads(cfg)
     t0 = time.time()
-    runner = Runner.from_cfg(cfg)
+    runner = MixProRunner.from_cfg(cfg)
     runner.train()
     metrics = runner.test()
     ckpt = osp.join(work_dir, f"epoch_{cfg.train_cfg.max_epochs}.pth")
@@ -144,7 +151,7 @@ def finetune(config: str, work_dir: str, data_root: str, backbone_ckpt: Optional
     and the seconds."""
     cfg = finetune_config(config, work_dir, data_root, backbone_ckpt, quick, task)
     t0 = time.time()
-    runner = Runner.from_cfg(cfg)
+    runner = MixProRunner.from_cfg(cfg)
     runner.train()
     metrics = runner.test()
     seconds = time.time() - t0
@@ -195,7 +202,7 @@ def timing_lines(results: dict) -> str:
 
 def main(argv=None) -> dict:
     """``tools/demo.py``: run the stages, write ``results.md`` / ``results.json`` and return the results."""
-    install_safe_checkpoint_loading()
+    prepare_process()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", default=PRETRAIN_CONFIG, help="the Fashion-MNIST pretraining config")
     parser.add_argument("--work-dir", default=osp.join("work_dirs", "demo"))
@@ -257,7 +264,7 @@ def main(argv=None) -> dict:
                                        backbone_ckpt=converted if key == "mixpro" else None, quick=args.quick,
                                        task=task),
                                   after=("convert",) if key == "mixpro" else (), work_dir=work_dir))
-    runs = run_stages(plan, jobs=args.jobs, initializer=install_safe_checkpoint_loading)
+    runs = run_stages(plan, jobs=args.jobs, initializer=prepare_process)
     if "pretrain" in runs:
         results["pretrain"] = runs["pretrain"].result
     for task in downstream:

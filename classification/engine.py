@@ -7,7 +7,8 @@
   ``atomic_local`` file backend (a new backend name, registered on import), and read with
   ``torch.load(weights_only=True)`` and an allow-list of the few non-tensor types mmengine stores (torch ≥ 2.6
   refuses them by default, mmengine 0.10.7 does not pass the flag) once :func:`install_safe_checkpoint_loading`
-  has been called (the tools do; importing the package leaves mmengine's loaders alone).
+  has been called (the tools do; importing the package leaves mmengine's loaders alone); a file that cannot be read
+  so is one line naming it. Whether its weights fit a model: :mod:`classification.checkpoints`.
 """
 from __future__ import annotations
 
@@ -24,6 +25,8 @@ import torch.distributed as dist
 from mmengine.fileio.backends import LocalBackend, register_backend
 from mmengine.logging.history_buffer import HistoryBuffer
 from mmengine.runner.checkpoint import CheckpointLoader
+
+from classification.errors import MissingPathError, UserError
 
 
 def _history_buffer_getattr(obj, name: str):
@@ -44,13 +47,33 @@ SAFE_CHECKPOINT_GLOBALS = [
 ]
 
 
+def _load_reason(err: BaseException) -> str:
+    """A short reason from a torch.load failure (its weights-only message is long and mostly boilerplate)."""
+    text = str(err)
+    if "WeightsUnpickler error:" in text:
+        text = "weights-only loading refused it: " + text.split("WeightsUnpickler error:", 1)[1].split(
+            "Check the documentation", 1)[0]
+    text = " ".join(text.split()).strip(" .")
+    if isinstance(err, KeyError):
+        text = f"invalid pickle data, KeyError {text}"
+    text = text or type(err).__name__
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
 def load_checkpoint_file(filename: str, map_location=None):
-    """torch.load with weights_only=True, allowing only the types in SAFE_CHECKPOINT_GLOBALS."""
+    """torch.load with weights_only=True, allowing only the types in SAFE_CHECKPOINT_GLOBALS.
+
+    Raises :class:`~classification.errors.MissingPathError` for a missing file and a one-line
+    :class:`~classification.errors.UserError` naming the file for one torch cannot read this way (not a checkpoint,
+    truncated, or holding objects outside the allow-list)."""
     filename = osp.expanduser(filename)
     if not osp.isfile(filename):
-        raise FileNotFoundError(f"checkpoint not found: {filename}")
-    with torch.serialization.safe_globals(SAFE_CHECKPOINT_GLOBALS):
-        return torch.load(filename, map_location=map_location, weights_only=True)
+        raise MissingPathError(f"checkpoint not found: {filename}")
+    try:
+        with torch.serialization.safe_globals(SAFE_CHECKPOINT_GLOBALS):
+            return torch.load(filename, map_location=map_location, weights_only=True)
+    except Exception as err:  # pickle, zip, weights-only refusals: all mean "not a checkpoint we can read"
+        raise UserError(f"{filename} is not a readable torch checkpoint ({_load_reason(err)})") from err
 
 
 def load_from_local(filename: str, map_location=None):

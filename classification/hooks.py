@@ -1,5 +1,6 @@
-"""Hooks: a training-curve PNG + JSON (loss, lr, validation top-1, label-policy statistics) and a progress bar for
-interactive runs."""
+"""Hooks: a training-curve PNG + JSON (loss, lr, validation top-1, label-policy statistics) that continues across a
+resume, a start-up summary of the run, a progress bar for interactive runs, the counters of skipped data and AMP
+steps, and the synchronisation-free runtime-info hook."""
 from __future__ import annotations
 
 import json
@@ -14,6 +15,7 @@ from mmengine.hooks import Hook, LoggerHook, RuntimeInfoHook
 from mmengine.model import is_model_wrapper
 from mmengine.optim import OptimWrapper
 from mmengine.registry import HOOKS
+from mmengine.runner import EpochBasedTrainLoop, find_latest_checkpoint
 
 from classification.step_guard import DeferredNonFiniteGuard, DeferredReadback
 from mixpro_core import POLICY_STATS
@@ -30,15 +32,33 @@ class TrainingCurveHook(Hook):
     """Records loss and lr every ``interval`` iterations, the window average over the last ``interval`` iterations
     of each label-policy statistic the model logs (``mixpro_core.POLICY_STATS``: ``LabelPolicy.stats``), and the
     validation metric after each evaluation; writes ``<work_dir>/curve.png`` and ``curve.json`` (``{series: [[iteration,
-    value], ...]}``) and refreshes them after each evaluation — a run that dies still has them. A resumed run plots
-    the iterations since it resumed."""
+    value], ...]}``) and refreshes them after each evaluation — a run that dies still has them.
+
+    The series travel in every checkpoint (in the message hub, which mmengine saves and restores on a resume), so a
+    resumed run continues the curve from the checkpoint's iteration, the points recorded after it being dropped."""
 
     priority = "LOW"
+    HUB_KEY = "training_curve"
 
     def __init__(self, interval: int = 10, metric: str = "top1", filename: str = "curve.png"):
         self.interval, self.metric, self.filename = interval, metric, filename
         self.loss, self.lr, self.val = [], [], []
         self.policy = {}  # statistic → [(iteration, window mean)]
+
+    def before_train(self, runner):
+        saved = runner.message_hub.get_info(self.HUB_KEY)
+        if saved is not None:  # a resume: the checkpoint's history (mmengine restored the hub)
+            series = {k: [tuple(p) for p in v] for k, v in saved.items()}
+            self.loss, self.lr = series.pop("loss", []), series.pop("lr", [])
+            self.val, self.policy = series.pop(f"val_{self.metric}", []), series
+        elif runner.iter > 0:
+            runner.logger.warning(f"TrainingCurveHook: the checkpoint holds no curve history (written before curves "
+                                  f"were checkpointed): {self.filename} starts at iteration {runner.iter}")
+        self._publish(runner)
+
+    def _publish(self, runner) -> None:
+        """Put the series (the live lists) into the message hub, which every checkpoint saves."""
+        runner.message_hub.update_info(self.HUB_KEY, self.series())
 
     def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
         first = batch_idx == 0 and runner.epoch == 0
@@ -51,6 +71,7 @@ class TrainingCurveHook(Hook):
                 history = scalars.get(f"train/{key}")
                 if history is not None and len(history.data[0]):
                     self.policy.setdefault(key, []).append((it, float(history.mean(self.interval))))
+            self._publish(runner)
 
     def after_val_epoch(self, runner, metrics=None):
         if metrics and self.metric in metrics:
@@ -88,6 +109,78 @@ class TrainingCurveHook(Hook):
         fig.tight_layout()
         fig.savefig(osp.join(runner.work_dir, self.filename), dpi=90)
         plt.close(fig)
+
+
+@HOOKS.register_module()
+class RunSummaryHook(Hook):
+    """Logs what runs, in a few lines before the first training (or test) iteration: the config and where its full
+    text and the log file are, the model's size, the data, the device with its threads and loader workers, and where
+    the run starts (``tools/train.py`` and ``tools/test.py`` add it)."""
+
+    priority = "VERY_LOW"
+
+    def before_train(self, runner):
+        loop, loader = runner.train_loop, runner.train_dataloader
+        length = (f"{loop.max_epochs} epochs × {len(loader)} iterations" if isinstance(loop, EpochBasedTrainLoop)
+                  else f"{loop.max_iters} iterations")
+        lines = self._head(runner) + [self._data("train", loader), f"schedule: {length}, {self._optimiser(runner)}"]
+        if runner.val_loop is not None:
+            lines.append(self._data("val", runner.val_dataloader))
+        lines += [self._device(runner, loader), self._start(runner)]
+        runner.logger.info("\n".join(lines))
+
+    def before_test(self, runner):
+        loader = runner.test_dataloader
+        lines = self._head(runner) + [self._data("test", loader), self._device(runner, loader),
+                                      f"checkpoint: {runner.cfg.get('load_from')}"]
+        runner.logger.info("\n".join(lines))
+
+    @staticmethod
+    def _head(runner) -> list:
+        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+        params = sum(p.numel() for p in model.parameters())
+        trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+        backbone = getattr(model, "backbone", None)
+        name = type(model).__name__ + (f" ({type(backbone).__name__})" if backbone is not None else "")
+        dumped = osp.join(runner.work_dir, osp.basename(runner.cfg.filename)) if runner.cfg.filename else "-"
+        return [f"config: {runner.cfg.filename}",
+                f"work dir: {runner.work_dir} (full config: {dumped}; log: "
+                f"{osp.join(runner.log_dir, runner.timestamp + '.log')})",
+                f"model: {name}, {params / 1e6:.2f}M parameters ({trainable / 1e6:.2f}M trainable)"]
+
+    @staticmethod
+    def _data(split: str, loader) -> str:
+        size = loader.batch_size or getattr(loader.batch_sampler, "batch_size", None)  # mmdet: a batch sampler's
+        return (f"{split} data: {len(loader.dataset)} samples ({type(loader.dataset).__name__}), {len(loader)} batches "
+                f"of {size} per process")
+
+    @staticmethod
+    def _optimiser(runner) -> str:
+        wrapper = runner.optim_wrapper
+        optimizer = getattr(wrapper, "optimizer", None)
+        if optimizer is None:
+            return type(wrapper).__name__
+        precision = f" ({wrapper.cast_dtype})" if getattr(wrapper, "cast_dtype", None) is not None else ""
+        group = optimizer.param_groups[0]
+        return f"{type(optimizer).__name__} lr {group.get('initial_lr', group['lr']):.3g}{precision}"
+
+    @staticmethod
+    def _device(runner, loader) -> str:
+        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+        device = next(model.parameters()).device
+        name = f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""
+        return (f"device: {device}{name} × {runner.world_size} process(es), {torch.get_num_threads()} intra-op "
+                f"threads, {loader.num_workers} loader workers")
+
+    @staticmethod
+    def _start(runner) -> str:
+        if runner.iter > 0:
+            source = runner.cfg.get("load_from") or find_latest_checkpoint(runner.work_dir)
+            epoch = f"epoch {runner.epoch + 1}, " if isinstance(runner.train_loop, EpochBasedTrainLoop) else ""
+            return f"start: resumed at {epoch}iteration {runner.iter} from {source}"
+        if runner.cfg.get("load_from"):
+            return f"start: iteration 0, weights from {runner.cfg.load_from}"
+        return "start: iteration 0, the model's own initialisation"
 
 
 @HOOKS.register_module()
@@ -129,10 +222,15 @@ class CorruptSampleHook(Hook):
 @HOOKS.register_module()
 class AmpSkippedStepsHook(Hook):
     """Counts the optimiser steps that the fp16 loss scaler skipped (its scale dropped: non-finite gradients, the
-    step was not taken) and logs the running total as ``amp_skipped_steps``. No-op without a loss scaler."""
+    step was not taken) and logs the running total as ``amp_skipped_steps``, which continues across a resume. No-op
+    without a loss scaler."""
 
     def __init__(self):
         self.skipped, self._scale = 0, None
+
+    def before_train(self, runner):
+        history = runner.message_hub.log_scalars.get("train/amp_skipped_steps")  # restored by a resume
+        self.skipped = int(history.current()) if history is not None and len(history.data[0]) else 0
 
     def before_train_iter(self, runner, batch_idx, data_batch=None):
         scaler = getattr(runner.optim_wrapper, "loss_scaler", None)
@@ -190,7 +288,7 @@ class SyncFreeRuntimeInfoHook(RuntimeInfoHook):
         if scaled or getattr(wrapper.optimizer, "_step_supports_amp_scaling", False):
             self._guard = DeferredNonFiniteGuard(wrapper.optimizer, scaled)
             model.defer_finite_check(self._guard)
-        else:
+        elif next(model.parameters()).device.type != "cpu":  # on the CPU a host read costs no synchronisation
             runner.logger.info(f"{type(wrapper.optimizer).__name__} cannot skip an update on the device: the "
                                f"non-finite-loss guard reads the loss on the host every step (set fused=True in the "
                                f"optimiser config to avoid that synchronisation)")

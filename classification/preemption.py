@@ -1,4 +1,5 @@
-"""Preemption: on SIGTERM/SIGUSR1, finish the iteration, checkpoint, exit with a status that asks for a requeue.
+"""Preemption: on SIGTERM/SIGUSR1, finish the iteration, checkpoint, exit with a status that asks for a requeue;
+Ctrl-C (SIGINT) in a single-process run stops the same way.
 
 Cluster schedulers warn a job before killing it (slurm: SIGTERM, or an earlier signal chosen with
 ``--signal=USR1@120``). :class:`PreemptionHook` turns that warning into a clean stop:
@@ -16,6 +17,10 @@ Cluster schedulers warn a job before killing it (slurm: SIGTERM, or an earlier s
    ``EX_TEMPFAIL``: "temporary failure, retry"), which ``classification.launch.main`` passes on after shutting the
    data loaders and the process group down.
 
+A Ctrl-C (SIGINT) is handled the same way in a single-process run, with exit status 130 (128 + SIGINT: a user's
+stop, which ``tools/slurm_train.sh`` does not requeue); a second Ctrl-C stops at once (``KeyboardInterrupt``). Under
+torchrun, Ctrl-C is left to torchrun, which stops the whole group.
+
 ``--resume auto`` then continues: mmengine restores the iteration counter, and for epoch-based loops this hook
 leaves out the batches of the unfinished epoch that were already trained (their indices only: no image is loaded),
 so a preempted and resumed run trains on exactly the batches, in the order, of an uninterrupted one. Iteration-based
@@ -27,8 +32,10 @@ to every process of the job step does not kill them while the main process finis
 from __future__ import annotations
 
 import itertools
+import os
 import os.path as osp
 import signal
+import sys
 import threading
 from typing import Sequence
 
@@ -42,6 +49,7 @@ from mmengine.runner import EpochBasedTrainLoop
 from classification.engine import atomic_write
 
 PREEMPTED_EXIT_CODE = 75  # os.EX_TEMPFAIL
+INTERRUPTED_EXIT_CODE = 130  # 128 + SIGINT: stopped by the user (Ctrl-C)
 CHECKPOINT_NAME = "preempted.pth"
 _SKIP_INFO = "preemption/skip_batches"  # message-hub key: where the unfinished epoch stood when preempted
 
@@ -56,15 +64,17 @@ def cpu_group():
 
 
 class TrainingPreempted(SystemExit):
-    """Raised on every rank after the preemption checkpoint is written; exits with :data:`PREEMPTED_EXIT_CODE`."""
+    """Raised on every rank after the preemption checkpoint is written; exits with :data:`PREEMPTED_EXIT_CODE`
+    (:data:`INTERRUPTED_EXIT_CODE` for a Ctrl-C)."""
 
     def __init__(self, signame: str, iteration: int):
-        super().__init__(PREEMPTED_EXIT_CODE)
+        super().__init__(INTERRUPTED_EXIT_CODE if signame == "SIGINT" else PREEMPTED_EXIT_CODE)
         self.signame, self.iteration = signame, iteration
 
     def __str__(self) -> str:
-        return (f"preempted by {self.signame} after iteration {self.iteration}: exit status {PREEMPTED_EXIT_CODE}, "
-                f"continue with --resume auto")
+        cause = "interrupted by Ctrl-C (SIGINT)" if self.signame == "SIGINT" else f"preempted by {self.signame}"
+        return (f"{cause} after iteration {self.iteration}: exit status {self.code}; continue by running the same "
+                f"command with --resume auto")
 
 
 class SkipFirstBatches:
@@ -103,28 +113,38 @@ class PreemptionHook(Hook):
     """Stops training cleanly on a preemption signal (see the module docstring).
 
     Args:
-        signals: names (or numbers) of the signals that mean "preempted"; an empty list disables the hook.
+        signals: names (or numbers) of the signals that mean "stop cleanly"; an empty list disables the hook. SIGINT
+            (Ctrl-C) is handled in single-process runs only.
     """
 
     priority = "LOWEST"  # after every other after_train_iter hook: the iteration is complete when we save
 
-    def __init__(self, signals: Sequence = ("SIGTERM", "SIGUSR1")):
+    def __init__(self, signals: Sequence = ("SIGTERM", "SIGUSR1", "SIGINT")):
         self.signals = [_signal_number(s) for s in signals]
         self.received: signal.Signals | None = None
         self._previous = {}
         self._skip: SkipFirstBatches | None = None
         self._group = None  # where the flags are reduced (cpu_group)
+        self._pid = None  # the training process (loader workers inherit the handler)
 
     def _handle(self, signum, frame) -> None:
+        if signum == signal.SIGINT and self.received == signal.SIGINT:  # a second Ctrl-C: stop at once
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            raise KeyboardInterrupt
+        if signum == signal.SIGINT and os.getpid() == self._pid:
+            print("\nCtrl-C: stopping after this iteration and writing a checkpoint (Ctrl-C again to stop at once)",
+                  file=sys.stderr, flush=True)
         self.received = signal.Signals(signum)
 
     # ------------------------------------------------------------------ install / restore
     def before_train(self, runner) -> None:
-        if self.signals and threading.current_thread() is not threading.main_thread():
+        signals = [s for s in self.signals if s != signal.SIGINT or get_world_size() == 1]
+        if signals and threading.current_thread() is not threading.main_thread():
             runner.logger.warning("PreemptionHook: training runs outside the main thread, where Python cannot "
                                   "install signal handlers; preemption signals keep their default action")
         else:
-            for sig in self.signals:
+            self._pid = os.getpid()
+            for sig in signals:
                 self._previous[sig] = signal.signal(sig, self._handle)
         if self.signals and self._group is None:
             self._group = cpu_group()
@@ -206,4 +226,5 @@ def add_preemption_hook(cfg) -> None:
     cfg.custom_hooks = hooks
 
 
-__all__ = ["PREEMPTED_EXIT_CODE", "PreemptionHook", "SkipFirstBatches", "TrainingPreempted", "add_preemption_hook"]
+__all__ = ["INTERRUPTED_EXIT_CODE", "PREEMPTED_EXIT_CODE", "PreemptionHook", "SkipFirstBatches", "TrainingPreempted",
+           "add_preemption_hook"]

@@ -54,6 +54,9 @@ from torch.utils.data import DataLoader, Dataset, Subset, default_collate
 from torchvision import transforms as T
 from tqdm import tqdm
 
+from classification.config_check import load_config
+from classification.errors import MissingPathError, UserError
+
 __all__ = [
     "SUITES", "TEST_SET_SUITES", "IMAGENET_SUITES", "DEFAULT_SHUFFLE_GRIDS", "DEFAULT_OCCLUSION_RATIOS",
     "DEFAULT_EPSILONS", "NormalizedModel", "split_normalize", "num_patches_to_drop", "drop_patches",
@@ -235,7 +238,7 @@ def class_subset_indices(folder_wnids: Sequence[str], imagenet_wnids: Sequence[s
     position = {w: i for i, w in enumerate(imagenet_wnids)}
     unknown = [w for w in folder_wnids if w not in position]
     if unknown:
-        raise ValueError(f"class folder {unknown[0]!r} is not an ImageNet-1k WordNet id "
+        raise UserError(f"class folder {unknown[0]!r} is not an ImageNet-1k WordNet id "
                          f"({len(unknown)} unknown folder(s) in all)")
     return torch.tensor([position[w] for w in folder_wnids], dtype=torch.long)
 
@@ -248,10 +251,10 @@ def restrict_logits(logits: torch.Tensor, indices: torch.Tensor) -> torch.Tensor
 def folder_wnids(path: str) -> List[str]:
     """Sorted class-folder names of a dataset folder (ImageFolder's label order); FileNotFoundError naming it."""
     if not osp.isdir(path):
-        raise FileNotFoundError(f"dataset folder {path} does not exist")
+        raise MissingPathError(f"dataset folder {path} does not exist")
     names = sorted(e.name for e in os.scandir(path) if e.is_dir())
     if not names:
-        raise ValueError(f"dataset folder {path} holds no class folder")
+        raise UserError(f"dataset folder {path} holds no class folder")
     return names
 
 
@@ -277,38 +280,26 @@ def ood_aupr(in_confidence, out_confidence) -> float:
 
 
 # ------------------------------------------------------------------------------------------------------- loading
-def _load_config(config_path: str):
-    from mmengine.config import Config
-    if not osp.isfile(config_path):
-        raise FileNotFoundError(f"config not found: {config_path}")
-    import classification  # noqa: F401  (registers models, datasets, transforms)
-    return Config.fromfile(config_path)
-
-
 def load_classifier(cfg, checkpoint: str) -> nn.Module:
     """The config's model with the checkpoint's weights, in eval mode, on the CPU.
 
     The checkpoint is read weights-only (:func:`classification.models.weights.read_backbone_state`: mmengine
     checkpoints, ``{'model': ...}`` or bare state dicts, DDP/EMA prefixes stripped) and loaded strictly into the
-    backbone: a checkpoint of another architecture is a ValueError naming it."""
+    backbone (:func:`classification.checkpoints.load_state_dict_strict`): a checkpoint of another architecture is a
+    CheckpointMismatchError naming the keys and shapes."""
     from mmengine.registry import MODELS
+    from classification.checkpoints import load_state_dict_strict
     from classification.models.weights import read_backbone_state
-    if not osp.isfile(checkpoint):
-        raise FileNotFoundError(f"checkpoint not found: {checkpoint}")
     model = MODELS.build(cfg.model)
     state, _ = read_backbone_state(checkpoint)
-    target = getattr(model, "backbone", model)
-    try:
-        target.load_state_dict(state, strict=True)
-    except RuntimeError as err:
-        raise ValueError(f"{checkpoint} does not fit the config's model {type(target).__name__}: {err}") from None
+    load_state_dict_strict(getattr(model, "backbone", model), state, checkpoint)
     return model.eval()
 
 
 def _test_dataset_cfg(cfg) -> dict:
     loader = cfg.get("test_dataloader") or cfg.get("val_dataloader")
     if not loader or "dataset" not in loader:
-        raise ValueError("the config has no test_dataloader (or val_dataloader) dataset")
+        raise UserError("the config has no test_dataloader (or val_dataloader) dataset")
     return loader
 
 
@@ -497,9 +488,9 @@ def _resolve_device(device: Optional[str], amp: bool) -> torch.device:
         device = "cuda" if torch.cuda.is_available() else "cpu"
     device = torch.device(device)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device} requested but CUDA is not available")
+        raise UserError(f"device {device} requested but CUDA is not available")
     if amp and device.type != "cuda":
-        raise ValueError("amp (bf16 autocast) needs a CUDA device; run without it on the CPU")
+        raise UserError("amp (bf16 autocast) needs a CUDA device; run without it on the CPU")
     return device
 
 
@@ -527,14 +518,14 @@ def evaluate_robustness(config_path: str, checkpoint: str, suites: Iterable[str]
     suites = tuple(dict.fromkeys(suites))
     for arg, value in (("max_samples", max_samples), ("attack_max_samples", attack_max_samples)):
         if value is not None and value <= 0:
-            raise ValueError(f"{arg} must be positive, got {value}")
+            raise UserError(f"{arg} must be positive, got {value}")
     unknown = [s for s in suites if s not in SUITES]
     if unknown:
-        raise ValueError(f"unknown suite(s) {unknown}; choose from {list(SUITES)}")
+        raise UserError(f"unknown suite(s) {unknown}; choose from {list(SUITES)}")
     dev = _resolve_device(device, amp)
-    cfg = _load_config(config_path)
+    cfg = load_config(config_path)
     if not osp.isfile(checkpoint):
-        raise FileNotFoundError(f"checkpoint not found: {checkpoint}")
+        raise MissingPathError(f"checkpoint not found: {checkpoint}")
     folders = {"imagenet-a": imagenet_a, "imagenet-r": imagenet_r, "imagenet-o": imagenet_o}
     wanted = [s for s in IMAGENET_SUITES if s in suites]
     subset_indices = {}
@@ -542,13 +533,13 @@ def evaluate_robustness(config_path: str, checkpoint: str, suites: Iterable[str]
         all_wnids = imagenet_wnids()
         for suite in wanted:
             if not folders[suite]:
-                raise ValueError(f"suite {suite} needs its dataset folder ({suite.replace('-', '_')}=...)")
+                raise UserError(f"suite {suite} needs its dataset folder ({suite.replace('-', '_')}=...)")
             subset_indices[suite] = class_subset_indices(folder_wnids(folders[suite]), all_wnids)
         if imagenet_val and "imagenet-o" in wanted:
             folder_wnids(imagenet_val)
         num_classes = cfg.model.get("num_classes")
         if num_classes != 1000:
-            raise ValueError(f"{wanted} need a 1000-class ImageNet model; the config's model has {num_classes}")
+            raise UserError(f"{wanted} need a 1000-class ImageNet model; the config's model has {num_classes}")
 
     classifier = load_classifier(cfg, checkpoint)
     token_stride = getattr(classifier, "token_stride", None) or getattr(

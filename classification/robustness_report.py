@@ -27,6 +27,7 @@ import time
 from typing import Dict, List, Optional, Sequence
 
 from classification.engine import atomic_write, install_safe_checkpoint_loading
+from classification.errors import MissingPathError, UserError
 from classification.robustness import IMAGENET_SUITES, SUITES, TEST_SET_SUITES, evaluate_robustness
 
 DEFAULT_FOLDERS = {"imagenet-a": "data/imagenet-a", "imagenet-r": "data/imagenet-r", "imagenet-o": "data/imagenet-o"}
@@ -74,7 +75,7 @@ def select_suites(arg: Optional[str], folders: Dict[str, Optional[str]]) -> List
     suites = [s.strip() for s in arg.split(",") if s.strip()]
     unknown = [s for s in suites if s not in SUITES]
     if unknown or not suites:
-        raise SystemExit(f"--suite: unknown suite(s) {unknown}; choose from {','.join(SUITES)}")
+        raise UserError(f"--suite: unknown suite(s) {unknown}; choose from {','.join(SUITES)}")
     return suites
 
 
@@ -82,15 +83,15 @@ def checkpoint_names(checkpoints: Sequence[str], names: Optional[Sequence[str]])
     """--names, else each checkpoint's parent folder (with the file stem added where two would collide)."""
     if names:
         if len(names) != len(checkpoints):
-            raise SystemExit(f"--names: {len(names)} name(s) for {len(checkpoints)} checkpoint(s)")
+            raise UserError(f"--names: {len(names)} name(s) for {len(checkpoints)} checkpoint(s)")
         if len(set(names)) != len(names):
-            raise SystemExit(f"--names: duplicate names in {list(names)}")
+            raise UserError(f"--names: duplicate names in {list(names)}")
         return list(names)
     parents = [osp.basename(osp.dirname(osp.abspath(c))) for c in checkpoints]
     result = [p if parents.count(p) == 1 else f"{p}/{osp.splitext(osp.basename(c))[0]}"
               for p, c in zip(parents, checkpoints)]
     if len(set(result)) != len(result):
-        raise SystemExit(f"checkpoints {list(checkpoints)} get the same names {result}: pass --names")
+        raise UserError(f"checkpoints {list(checkpoints)} get the same names {result}: pass --names")
     return result
 
 
@@ -204,9 +205,9 @@ def main(argv=None) -> dict:
     install_safe_checkpoint_loading()
     args = parse_args(argv)
     checkpoints = [args.checkpoint] + list(args.compare)
-    for path in [args.config] + checkpoints:
+    for kind, path in [("config", args.config)] + [("checkpoint", c) for c in checkpoints]:
         if not osp.isfile(path):
-            raise FileNotFoundError(f"not found: {path}")
+            raise MissingPathError(f"{kind} not found: {path}")
     folders = {s: getattr(args, s.replace("-", "_")) for s in IMAGENET_SUITES}
     suites = select_suites(args.suite, folders)
     folders = {s: folders[s] or DEFAULT_FOLDERS[s] for s in IMAGENET_SUITES}

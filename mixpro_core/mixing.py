@@ -225,8 +225,12 @@ def maskmix(images: torch.Tensor, mask_size: int, patch_size: int, alpha: float 
 
 
 def maskmix_masks(batch_size: int, height: int, width: int, mask_size: int, patch_size: int, alpha: float = 1.0,
-                  generator: Optional[torch.Generator] = None, device="cpu"):
-    """The MaskMix masks alone: (pixel_mask (B,1,H,W), token_mask (B,N)) float in {0,1}, 1 = own (see maskmix)."""
+                  generator: Optional[torch.Generator] = None, device="cpu",
+                  own_cells: Optional[torch.Tensor] = None):
+    """The MaskMix masks alone: (pixel_mask (B,1,H,W), token_mask (B,N)) float in {0,1}, 1 = own (see maskmix).
+
+    ``own_cells`` (B,) long: the number of own cells of each sample instead of the batch's Beta draw (pictures at
+    chosen λ, ``classification/visualize.py``); the cells are still chosen at random."""
     if mask_size <= 0 or patch_size <= 0:
         raise ValueError(f"mask_size and patch_size must be positive, got mask_size={mask_size}, "
                          f"patch_size={patch_size}")
@@ -237,8 +241,12 @@ def maskmix_masks(batch_size: int, height: int, width: int, mask_size: int, patc
         raise ValueError(f"image size {height}x{width} is not a multiple of patch_size={patch_size}")
     rows, cols = math.ceil(height / mask_size), math.ceil(width / mask_size)
     cells = rows * cols
-    r = sample_beta(alpha, generator)
-    k = min(cells, max(1, math.ceil(cells * r)))
+    if own_cells is None:
+        k = min(cells, max(1, math.ceil(cells * sample_beta(alpha, generator))))
+    else:
+        if own_cells.shape != (batch_size,) or not bool(((own_cells >= 0) & (own_cells <= cells)).all()):
+            raise ValueError(f"own_cells must be ({batch_size},) counts in 0..{cells}, got {own_cells.tolist()}")
+        k = own_cells.view(batch_size, 1).to(_draw_device(generator))
     # rank of each cell in a random per-sample permutation (drawn where the generator is); the k lowest are own.
     rank = _uniform((batch_size, cells), generator).argsort(dim=1).argsort(dim=1)
     cell_mask = _to_device((rank < k).to(torch.float32), device).view(batch_size, 1, rows, cols)

@@ -1,7 +1,8 @@
 """Importing the packages changes no global behaviour of mmengine: the weights-only checkpoint loader is installed
 only by ``classification.engine.install_safe_checkpoint_loading()`` (which the tools call), and from then on an
 mmengine Runner checkpoint (HistoryBuffers, numpy scalars) loads through ``CheckpointLoader`` while a pickle with
-any other object is refused. Each check runs in a fresh interpreter, so nothing installed by other tests counts."""
+any other object is refused (a one-line ``UserError`` naming the file). Each check runs in a fresh interpreter, so
+nothing installed by other tests counts."""
 import subprocess
 import sys
 import textwrap
@@ -42,6 +43,7 @@ def test_install_makes_runner_checkpoints_load_weights_only(tmp_path):
         from mmengine.logging import HistoryBuffer
         from mmengine.runner.checkpoint import CheckpointLoader
         from classification.engine import install_safe_checkpoint_loading, load_from_local
+        from classification.errors import UserError
 
         buffer = HistoryBuffer()
         buffer.update(1.5)
@@ -66,7 +68,9 @@ def test_install_makes_runner_checkpoints_load_weights_only(tmp_path):
         try:
             CheckpointLoader.load_checkpoint("other.pth", map_location="cpu")
             print("RESULT payload-loaded")
-        except pickle.UnpicklingError:
+        except UserError as err:  # one line naming the file; the refusal of the unpickler is its cause
+            assert "other.pth is not a readable torch checkpoint" in str(err), err
+            assert isinstance(err.__cause__, pickle.UnpicklingError), err.__cause__
             print("RESULT payload-refused")
     """, tmp_path)
     assert out == ["default-refused", "payload-refused"]

@@ -5,7 +5,8 @@
 
 The stages and the table: :mod:`classification.demo`.
 """
+from classification.errors import run_tool
 from classification.demo import main
 
 if __name__ == "__main__":
-    main()
+    run_tool(main)

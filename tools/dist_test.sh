@@ -2,6 +2,10 @@
 # Distributed evaluation on one node with torchrun: tools/dist_test.sh CONFIG CHECKPOINT GPUS [test.py args...]
 # NNODES, NODE_RANK, MASTER_ADDR, PORT select a multi-node run. Without CUDA, ranks use gloo on the CPU.
 set -euo pipefail
+if [ $# -lt 3 ]; then
+  echo "usage: tools/dist_test.sh CONFIG CHECKPOINT GPUS [tools/test.py options ...]" >&2
+  exit 2
+fi
 CONFIG=$1; CHECKPOINT=$2; GPUS=$3; shift 3
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 PY="${PYTHON:-$( [ -x "$ROOT/.venv/bin/python" ] && echo "$ROOT/.venv/bin/python" || echo python )}"

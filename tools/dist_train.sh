@@ -4,6 +4,10 @@
 # PYTHON: the interpreter with torch (default .venv/bin/python, else python). Preemption: SIGTERM to torchrun reaches
 # the workers, which checkpoint and exit 75 (torchrun itself exits non-zero); rerun with --resume auto.
 set -euo pipefail
+if [ $# -lt 2 ]; then
+  echo "usage: tools/dist_train.sh CONFIG GPUS [tools/train.py options ...]" >&2
+  exit 2
+fi
 CONFIG=$1; GPUS=$2; shift 2
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 PY="${PYTHON:-$( [ -x "$ROOT/.venv/bin/python" ] && echo "$ROOT/.venv/bin/python" || echo python )}"

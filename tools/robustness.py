@@ -10,7 +10,8 @@ benchmarks").
 
 Outputs and options: :mod:`classification.robustness_report`; the suites: :mod:`classification.robustness`.
 """
+from classification.errors import run_tool
 from classification.robustness_report import main
 
 if __name__ == "__main__":
-    main()
+    run_tool(main)

@@ -9,6 +9,10 @@
 # requeued job (SLURM_RESTART_COUNT > 0) resumes with --resume auto. A job preempted by the scheduler itself gets
 # SIGTERM, which the hook handles in the same way.
 set -euo pipefail
+if [ $# -lt 4 ]; then
+  echo "usage: tools/slurm_train.sh PARTITION JOB_NAME CONFIG GPUS [tools/train.py options ...]" >&2
+  exit 2
+fi
 PARTITION=$1; JOB_NAME=$2; CONFIG=$3; GPUS=$4; shift 4
 GPUS_PER_NODE=${GPUS_PER_NODE:-$(( GPUS < 8 ? GPUS : 8 ))}
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"

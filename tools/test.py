@@ -1,11 +1,14 @@
 #!/usr/bin/env python
 """Evaluate a checkpoint with a config's test set and evaluator (classification: top-1/top-5).
 
-    python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--cfg-options ...] [--launcher {none,pytorch,slurm}]
+    python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--show-config] [--cfg-options ...]
+                         [--launcher {none,pytorch,slurm}]
 
-The options and the run are defined in :mod:`classification.launch`.
+Prints the metrics and writes them to <work-dir>/metrics.json. The options and the run are defined in
+:mod:`classification.launch`; a mistake is one ``error:`` line and exit status 2 (:mod:`classification.errors`).
 """
+from classification.errors import run_tool
 from classification.launch import run_test
 
 if __name__ == "__main__":
-    run_test()
+    run_tool(run_test)

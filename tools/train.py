@@ -1,12 +1,15 @@
 #!/usr/bin/env python
 """Train any MixPro config (classification, segmentation, detection) with mmengine's Runner.
 
-    python tools/train.py CONFIG [--work-dir DIR] [--resume [auto|CKPT]] [--amp {fp16,bf16}]
-                          [--cfg-options key=value ...] [--launcher {none,pytorch,slurm}]
+    python tools/train.py CONFIG [--work-dir DIR] [--epochs N] [--resume [auto|CKPT]] [--amp {fp16,bf16}]
+                          [--compile] [--partial-load PATTERN ...] [--show-config] [--cfg-options key=value ...]
+                          [--launcher {none,pytorch,slurm}]
 
-The options and the run are defined in :mod:`classification.launch`.
+The options, the outputs and the run are defined in :mod:`classification.launch`; a mistake in the command or the
+config is one ``error:`` line and exit status 2 (:mod:`classification.errors`).
 """
+from classification.errors import run_tool
 from classification.launch import main
 
 if __name__ == "__main__":
-    main()
+    run_tool(main)

@@ -45,9 +45,10 @@ from typing import Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
-from mmengine.logging import print_log
 from timm.layers import DropPath, LayerNorm2d, Mlp
 from torch.utils.checkpoint import checkpoint
+
+from classification.checkpoints import load_state_dict_strict
 
 from .weight_init import init_transformer_weights
 from .weights import load_pretrained, read_backbone_state
@@ -256,24 +257,17 @@ class MSMLPBackbone(MSMLP):
     def load_classifier_checkpoint(self, path: str) -> Tuple[list, list]:
         """Load the MS-MLP classifier weights at ``path``; returns ``(missing, dropped)`` key lists.
 
-        ``missing`` holds only ``out_norms.*`` keys (anything else raises ValueError); ``dropped`` the checkpoint
-        keys not used (the classifier's ``norm``/``head`` and non-backbone keys of a Runner checkpoint).
+        Strict (:func:`classification.checkpoints.load_state_dict_strict`) with the backbone's own ``out_norms.*`` as
+        the only keys that may be absent (they are new: ``missing``); ``dropped`` holds the checkpoint keys not used
+        (the classifier's ``norm``/``head`` and non-backbone keys of a Runner checkpoint). Anything else that does
+        not fit raises CheckpointMismatchError naming the keys and shapes.
         """
         state, dropped = read_backbone_state(path)
         state = from_official_state_dict(state)
         classifier_only = sorted(k for k in state if k.startswith(("norm.", "head.")))
         state = {k: v for k, v in state.items() if k not in classifier_only}
-        own = self.state_dict()
-        unexpected = sorted(set(state) - set(own))
-        wrong_shape = sorted(k for k in set(state) & set(own) if state[k].shape != own[k].shape)
-        missing = sorted(k for k in set(own) - set(state) if not k.startswith("out_norms."))
-        if unexpected or wrong_shape or missing:
-            raise ValueError(f"{path} does not match {type(self).__name__}{self.depths}/{self.dims}: "
-                             f"missing {missing[:8]}, unexpected {unexpected[:8]}, wrong shape {wrong_shape[:8]}")
-        result = self.load_state_dict(state, strict=False)
-        print_log(f"MSMLPBackbone: loaded {len(state)} tensors from {path}; new (not in the checkpoint): "
-                  f"{list(result.missing_keys)}; left out: {classifier_only + dropped}", logger="current")
-        return list(result.missing_keys), classifier_only + dropped
+        report = load_state_dict_strict(self, state, path, partial=["out_norms"])
+        return report.kept_initial, classifier_only + dropped
 
 
 _OFFICIAL_RENAMES = (  # (pattern, replacement) on the published model's parameter names, applied in order

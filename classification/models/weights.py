@@ -1,12 +1,14 @@
-"""Loading a local checkpoint into a classifier (no downloads): our own checkpoints or plain state dicts."""
+"""Loading a local checkpoint into a classifier (no downloads): our own checkpoints or plain state dicts, strictly
+(:mod:`classification.checkpoints`)."""
 from __future__ import annotations
 
-from typing import Callable, List, Optional, Tuple
+from typing import Callable, List, Mapping, Optional, Tuple, Union
 
 import torch
-from mmengine.logging import print_log
 
+from classification.checkpoints import LoadReport, checkpoint_state, load_state_dict_strict
 from classification.engine import load_checkpoint_file
+from classification.errors import UserError
 
 _WRAPPER_PREFIXES = ("module.", "model.")  # DDP / EMA wrappers, stripped first
 
@@ -19,20 +21,10 @@ def read_backbone_state(path: str) -> Tuple[dict, List[str]]:
     checkpoint loads). ``module.``/``model.`` prefixes are stripped; when keys carry our wrapper's ``backbone.``
     prefix, only those are kept (prefix stripped) and the others are returned in ``dropped``, as are non-tensor
     entries (modules' extra state).
-    Raises FileNotFoundError for a missing file and ValueError naming ``path`` for anything that is not one.
+    Raises FileNotFoundError for a missing file and ValueError (one line, naming ``path``) for anything that is not
+    one.
     """
-    try:
-        obj = load_checkpoint_file(path, map_location="cpu")
-    except FileNotFoundError:
-        raise
-    except Exception as err:  # pickle / zip / weights-only errors: not a checkpoint
-        raise ValueError(f"{path} is not a readable torch checkpoint: {err}") from err
-    for key in ("state_dict", "model", "module"):
-        if isinstance(obj, dict) and isinstance(obj.get(key), dict):
-            obj = obj[key]
-            break
-    if not isinstance(obj, dict) or not any(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise ValueError(f"{path} holds no state dict of tensors")
+    obj = checkpoint_state(load_checkpoint_file(path, map_location="cpu"), path, revise_keys=())
     # non-tensor entries are modules' extra state (e.g. the RL-Mix policy, ``mixer._extra_state``): never backbone
     extra = sorted(k for k, v in obj.items() if not isinstance(v, torch.Tensor))
     state = {}
@@ -55,20 +47,25 @@ def read_state_dict(path: str) -> dict:
     return read_backbone_state(path)[0]
 
 
-def load_pretrained(model: torch.nn.Module, path: str, convert: Optional[Callable[[dict], dict]] = None) -> None:
-    """Load ``path`` into ``model``; tensors whose shape differs (e.g. a head for other classes) are skipped.
-    ``convert`` renames the read state dict first (e.g. another code base's parameter names to ours).
+def load_pretrained(model: torch.nn.Module, pretrained: Union[str, Mapping],
+                    convert: Optional[Callable[[dict], dict]] = None) -> LoadReport:
+    """Load a classifier's ``pretrained=`` weights into ``model``, strictly
+    (:func:`classification.checkpoints.load_state_dict_strict`): a key missing, left over or of another shape is a
+    :class:`~classification.checkpoints.CheckpointMismatchError` naming it and both shapes.
 
-    Raises ValueError when nothing matches (wrong architecture); logs skipped / missing keys.
+    ``pretrained``: a checkpoint path, or ``dict(checkpoint=PATH, partial=[patterns])`` to leave the matching model
+    keys at their initial values (e.g. ``partial=['head']`` for a head of another number of classes). ``convert``
+    renames the read state dict first (e.g. another code base's parameter names to ours).
     """
+    if isinstance(pretrained, Mapping):
+        unknown = sorted(set(pretrained) - {"checkpoint", "partial"})
+        if unknown or "checkpoint" not in pretrained:
+            raise UserError(f"pretrained={dict(pretrained)!r}: expected a path or dict(checkpoint=PATH, "
+                            f"partial=[key patterns])")
+        path, partial = pretrained["checkpoint"], pretrained.get("partial") or ()
+    else:
+        path, partial = pretrained, ()
     state = read_state_dict(path)
     if convert is not None:
         state = convert(state)
-    own = model.state_dict()
-    usable = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
-    if not usable:
-        raise ValueError(f"{path}: no parameter matches {type(model).__name__} (wrong architecture?)")
-    missing, _ = model.load_state_dict(usable, strict=False)
-    skipped = sorted(set(state) - set(usable))
-    print_log(f"loaded {len(usable)} tensors from {path}; skipped {len(skipped)} {skipped[:8]}; "
-              f"missing {len(missing)} {list(missing)[:8]}", logger="current")
+    return load_state_dict_strict(model, state, path, partial)

@@ -31,6 +31,7 @@ from typing import List, Optional, Sequence, Tuple
 from mmengine.runner import Runner
 
 from classification import launch
+from classification.launch import shorten_schedule
 from classification.engine import atomic_write, install_safe_checkpoint_loading, release_dataloader_workers
 from classification.robustness import evaluate_robustness
 from classification.runtime import USER_THREAD_VARIABLES, configure_threads, default_num_threads
@@ -211,32 +212,6 @@ def epochs_for_budget(budget: float, base_epochs: int = BASE_EPOCHS) -> int:
     if not budget > 0:
         raise ValueError(f"budget must be > 0, got {budget}")
     return max(1, int(math.floor(base_epochs * budget + 0.5)))
-
-
-def shorten_schedule(cfg, epochs: int) -> None:
-    """Train for ``epochs``: epoch-based schedulers that end at the config's last epoch end at the new one (cosine
-    ``T_max`` follows), ones that would start at or after it are dropped (the warm-up keeps its length); validation
-    once, at the end."""
-    original = cfg.train_cfg.max_epochs
-    schedulers = cfg.get("param_scheduler") or []
-    if isinstance(schedulers, dict):
-        schedulers = [schedulers]
-    kept = []
-    for sched in schedulers:
-        sched = dict(sched)
-        if sched.get("by_epoch", True) and "end" in sched:
-            begin, end = sched.get("begin", 0), sched["end"]
-            if end >= original or end > epochs:
-                end = epochs
-            if begin >= end:
-                continue
-            sched["end"] = end
-            if "T_max" in sched:
-                sched["T_max"] = end - begin
-        kept.append(sched)
-    cfg.param_scheduler = kept
-    cfg.train_cfg.max_epochs = epochs
-    cfg.train_cfg.val_interval = epochs
 
 
 # --------------------------------------------------------------------------------------------------- results

@@ -13,9 +13,11 @@ from mmengine.config import Config
 from mmengine.registry import MODELS
 
 import classification  # noqa: F401  (registration)
+from classification.checkpoints import CheckpointMismatchError
 from classification.engine import AtomicLocalBackend, load_checkpoint_file
+from classification.errors import UserError
 from classification.metrics import TopKAccuracy, topk_correct
-from classification.models import vits
+from classification.models import ca_swin, vits
 from classification.models.weights import load_pretrained
 from mixpro_core import forward_with_attention, maskmix
 
@@ -38,14 +40,15 @@ def slow_class_attention(model, last_block, x):
     return ((q * attn.scale) @ k.transpose(-2, -1)).softmax(-1)[:, :, 0, 1:].mean(1)
 
 
-@pytest.mark.parametrize("factory,blocks", [(vits.cait_xxs24, "blocks_token_only"),
-                                            (vits.xcit_tiny12, "cls_attn_blocks")])
-def test_class_attention_families_match_slow_path(factory, blocks):
+@pytest.mark.parametrize("factory,blocks,size,stride", [(vits.cait_xxs36, "blocks_token_only", 32, 16),
+                                                        (vits.xcit_tiny24, "cls_attn_blocks", 32, 16),
+                                                        (ca_swin.ca_swin_tiny, "blocks_token_only", 64, 32)])
+def test_class_attention_families_match_slow_path(factory, blocks, size, stride):
     torch.manual_seed(0)
-    model = factory(img_size=32, num_classes=5).eval()
-    x = torch.randn(2, 3, 32, 32)
+    model = factory(img_size=size, num_classes=5).eval()
+    x = torch.randn(2, 3, size, size)
     logits, cls_attn = forward_with_attention(model, x)
-    assert logits.shape == (2, 5) and cls_attn.shape == (2, 4) and model.token_stride == 16
+    assert logits.shape == (2, 5) and cls_attn.shape == (2, 4) and model.token_stride == stride
     torch.testing.assert_close(cls_attn, slow_class_attention(model, getattr(model, blocks)[-1], x), atol=1e-5,
                                rtol=0)
     assert not any(m._forward_hooks for m in model.modules())
@@ -72,6 +75,10 @@ def _tiny_overrides(cfg):
         model.mix_defaults = dict(mask_size=32)
         model.backbone.depths = (1, 1, 1, 1)
         return model, 64, 3
+    if name.startswith("ca_swin"):  # token stride 32: 64² input (2×2 stage-4 tokens), one Swin block per stage
+        model.mix_defaults = dict(mask_size=32)
+        model.backbone.update(img_size=64, depths=(1, 1, 1, 2))
+        return model, 64, 3
     size = 64 if name.startswith("pvt") else (56 if name.endswith("patch14") else 32)
     model.backbone.img_size = size
     if name.startswith("pvt"):
@@ -80,7 +87,7 @@ def _tiny_overrides(cfg):
         model.mix_defaults = dict(mask_size=28)
     else:
         model.mix_defaults = dict(mask_size=16)
-    if name.startswith("deit_base"):
+    if name.startswith(("deit_base", "cait", "xcit")):  # the full depth is built by test_table1.py
         model.backbone.depth = 2
     return model, size, 3
 
@@ -185,18 +192,26 @@ def test_topk_metric():
     assert metric.compute_metrics(metric.results) == pytest.approx({"top1": 100 / 3, "top2": 200 / 3})
 
 
-def test_load_pretrained_strips_prefixes_and_refuses_wrong_files(tmp_path):
+def test_load_pretrained_is_strict_with_an_explicit_partial_opt_in(tmp_path):
     src = vits.tiny_vit(num_classes=10)
     path = tmp_path / "ckpt.pth"
     torch.save({"state_dict": {f"backbone.{k}": v for k, v in src.state_dict().items()}}, path)
-    dst = vits.tiny_vit(num_classes=3)  # different head: skipped, the rest loads
-    load_pretrained(dst, str(path))
+    dst = vits.tiny_vit(num_classes=3)  # a head for other classes: refused unless named
+    before = {k: v.clone() for k, v in dst.state_dict().items()}
+    with pytest.raises(CheckpointMismatchError, match=r"head\.weight \(checkpoint \(10, 96\), model \(3, 96\)\)"):
+        load_pretrained(dst, str(path))
+    assert all(torch.equal(before[k], v) for k, v in dst.state_dict().items()), "a refused load changed weights"
+    report = load_pretrained(dst, dict(checkpoint=str(path), partial=["head"]))
+    assert report.kept_initial == ["head.bias", "head.weight"] and report.loaded == len(before) - 2
     torch.testing.assert_close(dst.patch_embed.proj.weight, src.patch_embed.proj.weight)
+    torch.testing.assert_close(dst.head.weight, before["head.weight"])
+    with pytest.raises(ValueError, match="expected a path or dict"):
+        load_pretrained(dst, dict(checkpoint=str(path), parital=["head"]))
     torch.save({"state_dict": {"foo": torch.zeros(3)}}, tmp_path / "other.pth")
-    with pytest.raises(ValueError, match="no parameter matches"):
+    with pytest.raises(CheckpointMismatchError, match="1 not in the model: foo"):
         load_pretrained(dst, str(tmp_path / "other.pth"))
     (tmp_path / "junk.pth").write_text("not a checkpoint")
-    with pytest.raises(ValueError, match="not a readable torch checkpoint"):
+    with pytest.raises(ValueError, match="junk.pth is not a readable torch checkpoint"):
         load_pretrained(dst, str(tmp_path / "junk.pth"))
     with pytest.raises(FileNotFoundError, match="missing.pth"):
         load_pretrained(dst, str(tmp_path / "missing.pth"))
@@ -210,8 +225,9 @@ class _Evil:
 def test_checkpoint_loading_is_weights_only(tmp_path):
     path = tmp_path / "evil.pth"
     torch.save({"meta": _Evil()}, path)
-    with pytest.raises(pickle.UnpicklingError):
+    with pytest.raises(UserError, match="evil.pth is not a readable torch checkpoint .*weights-only loading") as info:
         load_checkpoint_file(str(path))
+    assert isinstance(info.value.__cause__, pickle.UnpicklingError)
 
 
 def test_atomic_backend_replaces_whole_files(tmp_path):

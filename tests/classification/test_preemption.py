@@ -1,5 +1,7 @@
 """Preemption (classification.preemption): a signal mid-epoch → checkpoint after the running iteration, exit status
-75, and ``--resume auto`` ends with exactly the weights of an uninterrupted run (one process and two gloo ranks)."""
+75 (130 for a Ctrl-C), and ``--resume auto`` ends with exactly the weights of an uninterrupted run (one process and
+two gloo ranks) and continues the training curve."""
+import json
 import os
 import os.path as osp
 import pickle
@@ -14,8 +16,8 @@ from mmengine.config import Config
 from torch.utils.data import BatchSampler, DataLoader, SequentialSampler
 
 from classification.engine import load_checkpoint_file
-from classification.preemption import (PREEMPTED_EXIT_CODE, PreemptionHook, SkipFirstBatches, TrainingPreempted,
-                                       add_preemption_hook)
+from classification.preemption import (INTERRUPTED_EXIT_CODE, PREEMPTED_EXIT_CODE, PreemptionHook, SkipFirstBatches,
+                                       TrainingPreempted, add_preemption_hook)
 
 FMNIST = "/usr/share/datasets/fashion-mnist"
 
@@ -69,6 +71,9 @@ def test_preempt_exit_status_and_config():
     stop = TrainingPreempted("SIGUSR1", 37)
     assert isinstance(stop, SystemExit) and stop.code == PREEMPTED_EXIT_CODE == os.EX_TEMPFAIL == 75
     assert "iteration 37" in str(stop) and "--resume auto" in str(stop)
+    interrupted = TrainingPreempted("SIGINT", 5)  # Ctrl-C: a user's stop, not a requeue
+    assert interrupted.code == INTERRUPTED_EXIT_CODE == 130 and str(interrupted).startswith("interrupted by Ctrl-C")
+    assert PreemptionHook().signals == [signal.SIGTERM, signal.SIGUSR1, signal.SIGINT]
     cfg = Config(dict(custom_hooks=[dict(type="TrainingCurveHook")]))
     add_preemption_hook(cfg)
     add_preemption_hook(cfg)
@@ -142,6 +147,33 @@ def test_preempt_single_process_sigterm_then_resume_matches_an_uninterrupted_run
     resumed = run_ok(fmnist_run.train_cmd(preempted, *E2E) + ["--resume", "auto"], fmnist_run)
     assert f"leaving out the {done} batches of epoch 2" in resumed
     assert_same_training_state(osp.join(straight, "epoch_2.pth"), osp.join(preempted, "epoch_2.pth"), 64)
+    curves = [json.loads(open(osp.join(work, "curve.json")).read()) for work in (straight, preempted)]
+    assert curves[1]["loss"] == curves[0]["loss"], "the resumed run's curve differs from the uninterrupted one's"
+
+
+@pytest.mark.slow
+@pytest.mark.needs_data(FMNIST)
+@pytest.mark.timeout(1200)
+def test_ctrl_c_stops_like_sigterm_and_the_resumed_run_continues_the_curve(tmp_path, fmnist_run):
+    """Ctrl-C mid-epoch: the iteration finishes, the checkpoint is written, the way to resume is printed, status 130,
+    no traceback. The resumed run's curve.json holds the points of before the stop (the TrainingCurveHook interval
+    is 20: iterations 1, 20 | 40, 60) and the validation at its end."""
+    work = str(tmp_path / "run")
+    status, log = run_and_signal(fmnist_run.train_cmd(work, *E2E), fmnist_run, r"Epoch\(train\)\s*\[2\]\[\s*4/32\]",
+                                 lambda p: p.send_signal(signal.SIGINT))
+    assert status == INTERRUPTED_EXIT_CODE == 130, log[-3000:]
+    assert "Ctrl-C: stopping after this iteration and writing a checkpoint" in log
+    assert re.search(r"interrupted by Ctrl-C \(SIGINT\) after iteration \d+: exit status 130; continue by running "
+                     r"the same command with --resume auto; checkpoint: .*preempted.pth", log), log[-3000:]
+    assert "Traceback" not in log and "KeyboardInterrupt" not in log
+    assert_preempted_mid_epoch(work, 32)
+    resumed = run_ok(fmnist_run.train_cmd(work, *E2E) + ["--resume", "auto"], fmnist_run)
+    assert "start: resumed at epoch 2, iteration" in resumed
+    curve = json.loads((tmp_path / "run" / "curve.json").read_text())
+    assert [it for it, _ in curve["loss"]] == [1, 20, 40, 60]
+    assert [it for it, _ in curve["lr"]] == [1, 20, 40, 60] and [it for it, _ in curve["val_top1"]] == [64]
+    assert [it for it, _ in curve["pal_alpha"]] == [1, 20, 40, 60]  # the label-policy statistics too
+    assert (tmp_path / "run" / "curve.png").is_file()
 
 
 def free_port() -> str:

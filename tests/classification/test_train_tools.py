@@ -1,5 +1,7 @@
-"""End-to-end: tools/train.py resumes with iteration and optimiser state; tools/dist_train.sh runs 2 gloo ranks;
-tools/test.py evaluates a checkpoint. Tiny Fashion-MNIST subsets, a few iterations each."""
+"""End-to-end: tools/train.py resumes with iteration and optimiser state and starts with a short, readable console;
+tools/dist_train.sh runs 2 gloo ranks; tools/test.py evaluates a checkpoint and writes metrics.json. Tiny
+Fashion-MNIST subsets, a few iterations each."""
+import json
 import os
 import os.path as osp
 import random
@@ -48,7 +50,10 @@ def test_resume_restores_iteration_and_optimizer_state(tmp_path):
     out = run([sys.executable, "tools/test.py", CONFIG, second, "--work-dir", str(tmp_path / "test"),
                "--cfg-options", *SMALL, "test_dataloader.dataset.limit=100", "test_dataloader.num_workers=0",
                "test_dataloader.persistent_workers=False"])
-    assert "top1" in out
+    written = json.loads((tmp_path / "test" / "metrics.json").read_text())  # where the README says
+    assert written["checkpoint"] == second and set(written["metrics"]) == {"top1", "top5"}
+    top1 = written["metrics"]["top1"]
+    assert f"top1: {top1}  top5: {written['metrics']['top5']}" in out and "np.float" not in out
 
 
 def test_dist_train_two_gloo_processes(tmp_path):
@@ -59,7 +64,7 @@ def test_dist_train_two_gloo_processes(tmp_path):
                           env=dict(os.environ, OMP_NUM_THREADS="1", **env))
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, log[-4000:]
-    assert "Distributed training: True" in log
+    assert "× 2 process(es)" in log  # the start-up summary
     ckpt = load_checkpoint_file(osp.join(work, "epoch_1.pth"))
     # 256 samples over 2 ranks × 64 per rank → 2 iterations per epoch
     assert ckpt["meta"]["iter"] == 2
@@ -83,3 +88,28 @@ def test_rlmix_policy_is_checkpointed_and_resumed(tmp_path):
     assert moved, "the policy did not learn in the second epoch"
     run([sys.executable, "tools/convert_checkpoint.py", osp.join(work, "epoch_2.pth"), str(tmp_path / "vit.pth"),
          "--to", "mmseg-vit"])
+
+
+def test_startup_console_is_short_and_says_what_runs(tmp_path):
+    """The README's first command (shrunk to 256 images): under 40 console lines before the first training line,
+    naming config, work dir, model size, data, device, threads / workers and the starting point; the details left
+    out of the console are in the log file and the full config in the work dir."""
+    work = tmp_path / "run"
+    out = run([sys.executable, "tools/train.py", CONFIG, "--work-dir", str(work), "--epochs", "1", "--cfg-options",
+               "train_dataloader.dataset.limit=256", "val_dataloader.dataset.limit=100",
+               "default_hooks.logger.interval=1"])
+    lines = out.splitlines()
+    first = next(i for i, line in enumerate(lines) if "Epoch(train)" in line)
+    startup = "\n".join(lines[:first])
+    assert first < 40, startup
+    for expected in (f"config: {CONFIG}", f"work dir: {work} (full config: {work}/tiny-vit_mixpro_1xb128-20e_fmnist.py",
+                     "model: MixClassifier (VisionTransformer), 0.14M parameters", "train data: 256 samples",
+                     "schedule: 1 epochs × 2 iterations, AdamW lr 0.004", "val data: 100 samples",
+                     "device: cpu × 1 process(es), 1 intra-op threads, 0 loader workers",
+                     "start: iteration 0, the model's own initialisation"):
+        assert expected in startup, expected
+    for hidden in ("System environment", "paramwise_options", "Hooks will be executed", "FileClient", "Warning"):
+        assert hidden not in startup, hidden
+    assert (work / "tiny-vit_mixpro_1xb128-20e_fmnist.py").is_file()
+    log = "".join(p.read_text() for p in work.glob("*/*.log"))
+    assert "System environment" in log and "paramwise_options" in log and "Config:" in log

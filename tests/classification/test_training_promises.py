@@ -2,8 +2,8 @@
 ``optim_wrapper.accumulative_counts`` really accumulates, ``--amp`` is refused without a GPU, a kill or an exception
 during a checkpoint save leaves the previous checkpoint and no temporary file, two gloo ranks end with identical
 weights after different mixing draws, and ``tools/test.py``'s top-1 matches an independent evaluation."""
-import ast
 import copy
+import json
 import os
 import os.path as osp
 import random
@@ -14,7 +14,7 @@ import sys
 import pytest
 import torch
 from mmengine.config import Config
-from mmengine.logging import MessageHub
+from mmengine.logging import MessageHub, MMLogger
 from mmengine.optim import AmpOptimWrapper, build_optim_wrapper
 from mmengine.optim.optimizer import amp_optimizer_wrapper
 from mmengine.registry import MODELS
@@ -24,6 +24,7 @@ import classification  # noqa: F401  (registration)
 from classification import launch
 from classification.datasets import FashionMNIST
 from classification.engine import atomic_write, load_checkpoint_file, remove_stale_temporaries
+from classification.errors import UserError
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 MIXPRO = osp.join(ROOT, "configs/classification/tiny-vit_mixpro_1xb128-20e_fmnist.py")
@@ -93,6 +94,7 @@ def test_amp_fp16_config_clips_unscaled_gradients_cpu(tmp_path, monkeypatch):
     """CPU: the wrapper ``--amp fp16`` configures (AmpOptimWrapper, dynamic loss scale, the config's clip_grad),
     driven through a real ``train_step``. Only what needs a GPU is replaced: the CUDA check that lets the wrapper be
     built, its loss scaler by torch's CPU GradScaler (the same algorithm), fp16 autocast by the CPU's bf16."""
+    MMLogger.get_current_instance()  # mmengine's logger looks up the CUDA device when first made: not under the fake
     with monkeypatch.context() as m:
         m.setattr(torch.cuda, "is_available", lambda: True)
         cfg = train_config(tmp_path, NONE, amp="fp16")
@@ -172,7 +174,7 @@ def test_amp_is_refused_without_a_gpu(tmp_path, monkeypatch, amp):
     # main() installs the weights-only checkpoint loader process-wide: undone after the test
     monkeypatch.setattr(CheckpointLoader, "_schemes", dict(CheckpointLoader._schemes))
     work = tmp_path / "work"
-    with pytest.raises(SystemExit, match=f"--amp {amp} needs a GPU"):
+    with pytest.raises(UserError, match=f"--amp {amp} needs a GPU"):
         launch.main([NONE, "--amp", amp, "--work-dir", str(work)])
     assert not work.exists(), "training started before the refusal"
 
@@ -328,5 +330,6 @@ def test_tools_test_top1_matches_an_independent_evaluation(tmp_path):
                            "test_dataloader.persistent_workers=False"], cwd=ROOT, env=env(), capture_output=True,
                           text=True, timeout=300)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
-    metrics = ast.literal_eval(next(line for line in reversed(proc.stdout.splitlines()) if line.startswith("{")))
+    metrics = json.loads((tmp_path / "test" / "metrics.json").read_text())["metrics"]
     assert metrics["top1"] == pytest.approx(ours, abs=1e-3)
+    assert f"top1: {metrics['top1']}" in proc.stdout  # printed as a plain number

@@ -1,0 +1,163 @@
+"""Strict checkpoint loading, the one rule of every tool (train ``load_from`` / ``--resume``, test, visualize,
+robustness, a backbone's ``pretrained=``) and of the downstream backbones: every key of the model must come from the
+checkpoint with its shape, and every key of the checkpoint must have a place in the model. Anything else stops the
+run before any work, with a :class:`CheckpointMismatchError` naming each key and both shapes.
+
+Partial loading is an explicit opt-in: ``partial`` key patterns (``fnmatch``: ``'head.*'``; a pattern without
+wildcards also matches the keys under it, ``'head'`` = ``'head.*'``) name the model keys that may keep their
+initial values (absent from the checkpoint or of another shape, e.g. a classifier head for other classes) and the
+checkpoint keys that may be dropped; what they excused is returned in the :class:`LoadReport` and logged.
+
+Reading is weights-only (:func:`classification.engine.load_checkpoint_file`).
+"""
+from __future__ import annotations
+
+import fnmatch
+import re
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Mapping, Sequence, Tuple
+
+import torch
+from mmengine.logging import print_log
+
+from classification.engine import load_checkpoint_file
+from classification.errors import UserError
+
+__all__ = ["CheckpointMismatchError", "LoadReport", "StateDifferences", "compare_state_dicts", "checkpoint_state",
+           "load_state_dict_strict", "load_checkpoint_strict"]
+
+_LISTED = 6  # keys named per kind in an error message (the rest are counted)
+
+
+@dataclass
+class StateDifferences:
+    """How a checkpoint state dict differs from a model's: keys only in the model, only in the checkpoint, and
+    ``(key, checkpoint shape, model shape)`` of the tensors whose shapes differ; each sorted by key."""
+
+    missing: List[str] = field(default_factory=list)
+    unexpected: List[str] = field(default_factory=list)
+    mismatched: List[Tuple[str, tuple, tuple]] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.missing or self.unexpected or self.mismatched)
+
+    def describe(self) -> str:
+        """One line: the differing keys by kind (shapes for the mismatched ones), at most a few per kind."""
+        def listed(items: list, show) -> str:
+            shown = ", ".join(show(i) for i in items[:_LISTED])
+            return shown + (f" (+{len(items) - _LISTED} more)" if len(items) > _LISTED else "")
+
+        parts = []
+        if self.mismatched:
+            parts.append(f"{len(self.mismatched)} of another shape: " + listed(
+                self.mismatched, lambda m: f"{m[0]} (checkpoint {_shape(m[1])}, model {_shape(m[2])})"))
+        if self.missing:
+            parts.append(f"{len(self.missing)} missing from the checkpoint: " + listed(self.missing, str))
+        if self.unexpected:
+            parts.append(f"{len(self.unexpected)} not in the model: " + listed(self.unexpected, str))
+        return "; ".join(parts)
+
+
+def _shape(shape: tuple) -> str:
+    return str(tuple(shape))
+
+
+class CheckpointMismatchError(UserError):
+    """A checkpoint whose keys or shapes do not fit the model; ``differences`` says how."""
+
+    def __init__(self, source: str, target: str, differences: StateDifferences):
+        self.source, self.target, self.differences = source, target, differences
+        super().__init__(f"{source} does not fit {target}: {differences.describe()}. Load a checkpoint of this "
+                         f"model; to leave keys at their initial values on purpose, name them (partial loading, "
+                         f"README \"Checkpoints\")")
+
+
+@dataclass
+class LoadReport:
+    """A strict load: ``loaded`` tensors; ``kept_initial`` model keys and ``dropped`` checkpoint keys excused by the
+    ``partial`` patterns (empty without them)."""
+
+    source: str
+    loaded: int
+    kept_initial: List[str] = field(default_factory=list)
+    dropped: List[str] = field(default_factory=list)
+
+    def format(self) -> str:
+        text = f"loaded {self.loaded} tensors from {self.source}"
+        if self.kept_initial:
+            text += f"; partial loading kept {len(self.kept_initial)} at their initial values: " + ", ".join(
+                self.kept_initial)
+        if self.dropped:
+            text += f"; dropped {len(self.dropped)} checkpoint keys: " + ", ".join(self.dropped)
+        return text
+
+
+def compare_state_dicts(model_state: Mapping[str, Any], state: Mapping[str, Any]) -> StateDifferences:
+    """The differences of ``state`` (a checkpoint's) from ``model_state`` (``module.state_dict()``). Shapes are compared
+    for tensors; non-tensor entries (modules' extra state) only by presence."""
+    mismatched = [(k, tuple(v.shape), tuple(model_state[k].shape)) for k, v in state.items()
+                  if k in model_state and isinstance(v, torch.Tensor) and isinstance(model_state[k], torch.Tensor)
+                  and v.shape != model_state[k].shape]
+    return StateDifferences(sorted(set(model_state) - set(state)), sorted(set(state) - set(model_state)),
+                            sorted(mismatched))
+
+
+def _matches(key: str, patterns: Sequence[str]) -> bool:
+    return any(fnmatch.fnmatchcase(key, p) or (not any(c in p for c in "*?[") and key.startswith(p + "."))
+               for p in patterns)
+
+
+def checkpoint_state(checkpoint: Any, source: str,
+                     revise_keys: Sequence[Tuple[str, str]] = ((r"^module\.", ""),)) -> Dict[str, Any]:
+    """The state dict inside a loaded checkpoint: mmengine's ``state_dict``, ``{'model': ...}``, ``{'module': ...}`` or
+    a bare state dict, its keys revised by the ``(pattern, replacement)`` pairs (default: DDP's ``module.`` prefix
+    stripped). UserError naming ``source`` if it holds none."""
+    for key in ("state_dict", "model", "module"):
+        if isinstance(checkpoint, dict) and isinstance(checkpoint.get(key), dict):
+            checkpoint = checkpoint[key]
+            break
+    if not isinstance(checkpoint, dict) or not any(isinstance(v, torch.Tensor) for v in checkpoint.values()):
+        raise UserError(f"{source} holds no state dict of tensors")
+    state = dict(checkpoint)
+    for pattern, replacement in revise_keys:
+        state = {re.sub(pattern, replacement, k): v for k, v in state.items()}
+    return _keep_metadata(state, checkpoint)
+
+
+def _keep_metadata(state: Mapping[str, Any], source: Mapping) -> OrderedDict:
+    """``state`` as an OrderedDict with ``source``'s ``_metadata`` (the module versions ``load_state_dict`` reads)."""
+    out = OrderedDict(state)
+    metadata = getattr(source, "_metadata", None)
+    if metadata is not None:
+        out._metadata = metadata
+    return out
+
+
+def load_state_dict_strict(module: torch.nn.Module, state: Mapping[str, Any], source: str,
+                           partial: Sequence[str] = ()) -> LoadReport:
+    """Load ``state`` into ``module`` after checking that it fits (see the module docstring); nothing is loaded when
+    it does not. ``source`` names the checkpoint in messages; the report is logged. Raises
+    :class:`CheckpointMismatchError`."""
+    if isinstance(partial, str):
+        partial = [partial]
+    differences = compare_state_dicts(module.state_dict(), state)
+    kept = sorted({k for k in differences.missing if _matches(k, partial)}
+                  | {k for k, _, _ in differences.mismatched if _matches(k, partial)})
+    dropped = [k for k in differences.unexpected if _matches(k, partial)]
+    left = StateDifferences([k for k in differences.missing if k not in kept],
+                            [k for k in differences.unexpected if k not in dropped],
+                            [m for m in differences.mismatched if m[0] not in kept])
+    if left:
+        raise CheckpointMismatchError(source, type(module).__name__, left)
+    usable = _keep_metadata({k: v for k, v in state.items() if k not in kept and k not in dropped}, state)
+    module.load_state_dict(usable, strict=False)
+    report = LoadReport(source, sum(isinstance(v, torch.Tensor) for v in usable.values()), kept, dropped)
+    print_log(report.format(), logger="current")
+    return report
+
+
+def load_checkpoint_strict(module: torch.nn.Module, path: str, partial: Sequence[str] = ()) -> LoadReport:
+    """Read ``path`` weights-only onto the CPU and :func:`load_state_dict_strict` its state dict into ``module``."""
+    return load_state_dict_strict(module, checkpoint_state(load_checkpoint_file(path, map_location="cpu"), path), path,
+                                  partial)

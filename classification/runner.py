@@ -1,0 +1,73 @@
+"""The Runner of ``tools/train.py`` and ``tools/test.py``: mmengine's, with checkpoints loaded strictly and a console
+a person can read.
+
+- ``load_from`` and ``resume`` go through :func:`classification.checkpoints.load_state_dict_strict`: a checkpoint
+  whose keys or shapes do not fit the model stops the run before its first iteration, naming each key and both
+  shapes. The config key ``load_from_partial`` (key patterns, e.g. ``['backbone.head']``) names the model keys a
+  fine-tune from ``load_from`` may leave at their initial values; a resume is always exact.
+- The console leaves out the records only a debugging reader needs (the system environment, the whole config, the
+  hook table, one line per parameter group option) and three known harmless upstream notices
+  (:data:`CONSOLE_HIDDEN`): they stay in the log file, ``<work_dir>/<timestamp>/<timestamp>.log``; the config is
+  written to ``<work_dir>/<config file name>``.
+"""
+from __future__ import annotations
+
+import logging
+import re
+
+from mmengine.model import BaseTTAModel, is_model_wrapper
+from mmengine.registry import RUNNERS
+from mmengine.runner import Runner
+from mmengine.runner.checkpoint import CheckpointLoader
+
+from classification.checkpoints import checkpoint_state, load_state_dict_strict
+
+# how the records left out of the console begin (mmengine 0.10.7: Runner._log_env, Runner.__init__,
+# DefaultOptimWrapperConstructor.add_params)
+CONSOLE_HIDDEN = (re.compile(r"\s*-+\s*System environment:"), re.compile(r"Config:\n"),
+                  re.compile(r"Hooks will be executed in the following order"), re.compile(r"paramwise_options -- "),
+                  # known harmless upstream deprecation notices: mmengine 0.10.7's CheckpointHook.before_train builds
+                  # a FileClient it does not use ("to avoid breaking backward compatibility ... until the release of
+                  # MMEngine 1.0", mmengine/hooks/checkpoint_hook.py), and FileClient and its HardDiskBackend log
+                  # their own deprecation when built (mmengine/fileio/file_client.py) — in every run
+                  re.compile(r'"FileClient" will be deprecated in future\. Please use io functions in '),
+                  re.compile(r'"HardDiskBackend" is the alias of "LocalBackend" and the former will be deprecated'),
+                  # mmseg 1.2.2's IoUMetric sets no default_prefix, which mmengine's BaseMetric warns about when built
+                  re.compile(r"The prefix is not set in metric class IoUMetric\.$"))
+
+
+class HideStartupDetails(logging.Filter):
+    """Console filter: drops the records of :data:`CONSOLE_HIDDEN` (the log file keeps them)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not any(p.match(message) for p in CONSOLE_HIDDEN)
+
+
+@RUNNERS.register_module()
+class MixProRunner(Runner):
+    """mmengine's Runner with strict checkpoint loading and a short console start-up (see the module docstring)."""
+
+    def build_logger(self, log_level="INFO", log_file=None, **kwargs):
+        logger = super().build_logger(log_level, log_file, **kwargs)
+        for handler in logger.handlers:
+            if isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler):
+                if not any(isinstance(f, HideStartupDetails) for f in handler.filters):
+                    handler.addFilter(HideStartupDetails())
+        return logger
+
+    def load_checkpoint(self, filename: str, map_location="cpu", strict: bool = True,
+                        revise_keys=((r"^module\.", ""),)):
+        """mmengine's ``load_checkpoint`` (``after_load_checkpoint`` hooks, then the weights), always strict: see
+        :func:`classification.checkpoints.load_state_dict_strict`; ``strict`` is ignored. ``load_from_partial``
+        applies to ``load_from``, never to a resume."""
+        checkpoint = CheckpointLoader.load_checkpoint(filename, map_location=map_location)
+        self.call_hook("after_load_checkpoint", checkpoint=checkpoint)
+        model = self.model
+        while is_model_wrapper(model) or isinstance(model, BaseTTAModel):  # as mmengine's load_state_dict unwraps
+            model = model.module
+        state = checkpoint_state(checkpoint, filename, revise_keys)
+        partial = () if self._resume else (self.cfg.get("load_from_partial") or ())
+        load_state_dict_strict(model, state, filename, partial)
+        self._has_loaded = True
+        return checkpoint
