@@ -16,16 +16,17 @@ import fnmatch
 import re
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Mapping, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 from mmengine.logging import print_log
+from mmengine.runner.checkpoint import CheckpointLoader
 
 from classification.engine import load_checkpoint_file
 from classification.errors import UserError
 
 __all__ = ["CheckpointMismatchError", "LoadReport", "StateDifferences", "compare_state_dicts", "checkpoint_state",
-           "load_state_dict_strict", "load_checkpoint_strict"]
+           "load_state_dict_strict", "load_checkpoint_strict", "load_init_checkpoint"]
 
 _LISTED = 6  # keys named per kind in an error message (the rest are counted)
 
@@ -66,11 +67,11 @@ def _shape(shape: tuple) -> str:
 class CheckpointMismatchError(UserError):
     """A checkpoint whose keys or shapes do not fit the model; ``differences`` says how."""
 
-    def __init__(self, source: str, target: str, differences: StateDifferences):
+    def __init__(self, source: str, target: str, differences: StateDifferences, hint: str = ""):
         self.source, self.target, self.differences = source, target, differences
-        super().__init__(f"{source} does not fit {target}: {differences.describe()}. Load a checkpoint of this "
-                         f"model; to leave keys at their initial values on purpose, name them (partial loading, "
-                         f"README \"Checkpoints\")")
+        advice = hint or "Load a checkpoint of this model"
+        super().__init__(f"{source} does not fit {target}: {differences.describe()}. {advice}; to leave keys at their "
+                         f"initial values on purpose, name them (partial loading, README \"Checkpoints\")")
 
 
 @dataclass
@@ -135,10 +136,10 @@ def _keep_metadata(state: Mapping[str, Any], source: Mapping) -> OrderedDict:
 
 
 def load_state_dict_strict(module: torch.nn.Module, state: Mapping[str, Any], source: str,
-                           partial: Sequence[str] = ()) -> LoadReport:
+                           partial: Sequence[str] = (), hint: str = "") -> LoadReport:
     """Load ``state`` into ``module`` after checking that it fits (see the module docstring); nothing is loaded when
-    it does not. ``source`` names the checkpoint in messages; the report is logged. Raises
-    :class:`CheckpointMismatchError`."""
+    it does not. ``source`` names the checkpoint in messages; ``hint`` replaces the error's advice; the report is
+    logged. Raises :class:`CheckpointMismatchError`."""
     if isinstance(partial, str):
         partial = [partial]
     differences = compare_state_dicts(module.state_dict(), state)
@@ -149,7 +150,7 @@ def load_state_dict_strict(module: torch.nn.Module, state: Mapping[str, Any], so
                             [k for k in differences.unexpected if k not in dropped],
                             [m for m in differences.mismatched if m[0] not in kept])
     if left:
-        raise CheckpointMismatchError(source, type(module).__name__, left)
+        raise CheckpointMismatchError(source, type(module).__name__, left, hint)
     usable = _keep_metadata({k: v for k, v in state.items() if k not in kept and k not in dropped}, state)
     module.load_state_dict(usable, strict=False)
     report = LoadReport(source, sum(isinstance(v, torch.Tensor) for v in usable.values()), kept, dropped)
@@ -161,3 +162,19 @@ def load_checkpoint_strict(module: torch.nn.Module, path: str, partial: Sequence
     """Read ``path`` weights-only onto the CPU and :func:`load_state_dict_strict` its state dict into ``module``."""
     return load_state_dict_strict(module, checkpoint_state(load_checkpoint_file(path, map_location="cpu"), path), path,
                                   partial)
+
+
+def load_init_checkpoint(module: torch.nn.Module, init_cfg: Mapping[str, Any],
+                         convert: Optional[Callable[[dict], dict]] = None, hint: str = "") -> LoadReport:
+    """A downstream backbone's ``init_cfg=dict(type='Pretrained', checkpoint=PATH, partial=[patterns])`` (``partial``
+    optional), read through mmengine's ``CheckpointLoader`` (weights-only once the tools installed it) and loaded with
+    :func:`load_state_dict_strict`; ``convert`` renames the state first (e.g. mmdet's ``pvt_convert``)."""
+    unknown = sorted(set(init_cfg) - {"type", "checkpoint", "partial"})
+    if unknown or not init_cfg.get("checkpoint"):
+        raise UserError(f"init_cfg={dict(init_cfg)!r}: expected dict(type='Pretrained', checkpoint=PATH, "
+                        f"partial=[key patterns])")
+    path = init_cfg["checkpoint"]
+    state = checkpoint_state(CheckpointLoader.load_checkpoint(path, map_location="cpu"), path)
+    if convert is not None:
+        state = _keep_metadata(convert(state), state)
+    return load_state_dict_strict(module, state, path, init_cfg.get("partial") or (), hint)

@@ -1,26 +1,13 @@
-"""Convert a MixPro classification checkpoint into the format of a downstream backbone
-(``tools/convert_checkpoint.py``).
+"""Convert a classification checkpoint into a downstream backbone's format (``tools/convert_checkpoint.py SRC DST
+--to {mmseg-vit,mmdet-pvt,timm,safetensors} [--img-size H W] [--ema]``). SRC: any layout of
+:mod:`classification.checkpoint_sources` (ours, timm's, DeiT / official MixPro / PVT v1 releases), named in the report.
 
-    python tools/convert_checkpoint.py SRC DST --to {mmseg-vit,mmdet-pvt,timm,safetensors} [--img-size H W]
-
-Targets
-  mmseg-vit    our timm-style ViT / DeiT  -> mmseg ``VisionTransformer`` names (``{'state_dict': ..., 'meta': ...}``).
-               Build the mmseg backbone with ``patch_bias=True`` (timm's patch conv has a bias, mmseg's default has
-               none), ``final_norm=True`` and ``norm_cfg=dict(type='LN', eps=1e-6)`` (timm's eps).
-               ``--img-size H W`` resizes the position grid bicubically for a backbone built with that img_size;
-               without it, mmseg resizes ``pos_embed`` itself (``init_weights`` through ``init_cfg`` at load time,
-               and at forward time for other input sizes), but a plain ``load_state_dict`` needs equal shapes.
-  mmdet-pvt    our PVT v1 -> mmdet ``PyramidVisionTransformer`` names through mmdet's own ``pvt_convert``
-               (the classifier's ``head``, final ``norm`` and ``cls_token`` are dropped, and so is the CLS entry of
-               ``pos_embed4``). mmdet converts again when ``convert_weights=True``; that is a no-op on these keys.
-  timm         the bare backbone state dict (classifier head dropped), loadable by ``model.load_state_dict``.
-  safetensors  the same tensors in a ``.safetensors`` file (metadata ``format=pt``, ``source=SRC``).
-CA-Swin checkpoints convert to timm / safetensors only: mmseg and mmdet have no CA-Swin backbone (one error line).
-
-SRC is read with weights-only loading; when its keys carry our wrapper's ``backbone.`` prefix, everything outside
-the backbone (mixing-only parameters) is dropped. DST is written atomically. The report lists the converted tensors,
-the dropped keys and the keys missing, unexpected or of another shape in the target backbone.
-Errors (unreadable file, wrong architecture) print one ``error: ...`` line and exit with status 2.
+- mmseg-vit: timm ViT -> mmseg ``VisionTransformer`` names; build it with ``patch_bias=True``, ``final_norm=True``,
+  LN eps 1e-6. ``--img-size H W`` resizes the position grid bicubically (logged): our configs load strictly.
+- mmdet-pvt: PVT v1 -> mmdet names through mmdet's ``pvt_convert`` (``head``, ``norm``, ``cls_token`` and the CLS
+  entry of ``pos_embed4`` dropped). timm / safetensors: the headless backbone state. CA-Swin: timm / safetensors only.
+Keys outside our wrapper's ``backbone.`` are dropped; DST is written atomically; the report lists converted, dropped,
+missing, unexpected and mismatched keys. Errors print one ``error: ...`` line and exit with status 2.
 """
 from __future__ import annotations
 
@@ -35,9 +22,10 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 import torch
 from timm.layers import resample_abs_pos_embed
 
+from classification.checkpoint_sources import detect_architecture, read_checkpoint_source
 from classification.checkpoints import compare_state_dicts
+from classification.convert_models import build_mmdet_pvt, build_mmseg_vit, build_timm_backbone, pair, square_grid
 from classification.engine import atomic_write, install_safe_checkpoint_loading
-from classification.models.weights import read_backbone_state  # weights-only; one-line errors naming the file
 
 TARGETS = ("mmseg-vit", "mmdet-pvt", "timm", "safetensors")
 _TARGET_ARCH = {"mmseg-vit": "vit", "mmdet-pvt": "pvt"}
@@ -53,6 +41,7 @@ class ConversionReport:
 
     target: str
     architecture: str
+    layout: Optional[str] = None
     converted: int = 0
     dropped: List[str] = field(default_factory=list)
     notes: List[str] = field(default_factory=list)
@@ -62,7 +51,8 @@ class ConversionReport:
     mismatched: Optional[List[str]] = None
 
     def format(self) -> str:
-        lines = [f"architecture: {self.architecture}, target: {self.target}",
+        lines = ([f"source layout: {self.layout}"] if self.layout else []) + [
+                 f"architecture: {self.architecture}, target: {self.target}",
                  f"converted tensors: {self.converted}",
                  f"dropped keys ({len(self.dropped)}): {', '.join(self.dropped) if self.dropped else '-'}"]
         lines += [f"note: {n}" for n in self.notes]
@@ -78,22 +68,6 @@ class ConversionReport:
 
 
 # ----------------------------------------------------------------------------------------- architecture
-def detect_architecture(state: StateDict) -> str:
-    """'vit' (timm ``VisionTransformer`` names), 'pvt' (official PVT v1 names) or 'ca-swin' (our CA-Swin: timm
-    Swin stages + ``blocks_token_only``); ValueError otherwise."""
-    if "blocks.0.attn.qkv.weight" in state:
-        return "vit"
-    if "block1.0.attn.q.weight" in state:
-        return "pvt"
-    if "blocks_token_only.0.attn.q.weight" in state and "layers.0.blocks.0.attn.qkv.weight" in state:
-        return "ca-swin"
-    if any(k.startswith("layers.") for k in state):
-        raise ValueError("the checkpoint is already in mmseg/mmdet format (keys 'layers.*'); nothing to convert")
-    sample = ", ".join(sorted(state)[:6])
-    raise ValueError(f"unknown architecture: neither 'blocks.0.attn.qkv.weight' (vit) nor "
-                     f"'block1.0.attn.q.weight' (pvt) found; keys start with: {sample}")
-
-
 def _require(state: StateDict, expected: str, target: str) -> None:
     found = detect_architecture(state)
     if found == "ca-swin":
@@ -133,24 +107,6 @@ _VIT_TOP_MAP = {
 _VIT_UNSUPPORTED = {"dist_token": "a distillation token", "reg_token": "register tokens"}
 
 
-def _pair(size: Union[int, Sequence[int]]) -> Tuple[int, int]:
-    if isinstance(size, int):
-        return size, size
-    size = tuple(int(s) for s in size)
-    if len(size) == 1:
-        return size[0], size[0]
-    if len(size) != 2:
-        raise ValueError(f"img_size must be one or two integers, got {size}")
-    return size
-
-
-def _square_grid(num: int, what: str) -> Tuple[int, int]:
-    side = math.isqrt(num)
-    if side * side != num:
-        raise ValueError(f"{what} has {num} grid entries, which is not a square grid; cannot infer its shape")
-    return side, side
-
-
 def convert_to_mmseg_vit(state: StateDict, img_size: Optional[Union[int, Sequence[int]]] = None,
                          src_grid: Optional[Sequence[int]] = None) -> Tuple[StateDict, ConversionReport]:
     """Our timm-style ViT state (prefixes already stripped) -> mmseg ``VisionTransformer`` state and a report.
@@ -185,12 +141,12 @@ def convert_to_mmseg_vit(state: StateDict, img_size: Optional[Union[int, Sequenc
 
     if img_size is not None:
         patch = state["patch_embed.proj.weight"].shape[-2:]
-        h, w = _pair(img_size)
+        h, w = pair(img_size)
         grid = (h // patch[0], w // patch[1])
         pos_embed = new_state["pos_embed"]
         before = tuple(pos_embed.shape)
         n = before[1] - 1
-        src = tuple(int(s) for s in src_grid) if src_grid else _square_grid(n, "pos_embed")
+        src = tuple(int(s) for s in src_grid) if src_grid else square_grid(n, "pos_embed")
         if src[0] * src[1] != n:
             raise ValueError(f"pos_embed has {n} grid entries, not {src[0]}x{src[1]}")
         # bicubic, align_corners=False and no antialiasing: what mmseg's own resize_pos_embed computes
@@ -265,100 +221,6 @@ def export_safetensors(state: StateDict, path: str, source: Optional[str] = None
 
 
 # --------------------------------------------------------------------------------- target model checks
-def _count_blocks(state: StateDict, prefix: str) -> int:
-    return len({k[len(prefix):].split(".", 1)[0] for k in state if k.startswith(prefix)})
-
-
-def build_mmseg_vit(state: StateDict, img_size: Optional[Union[int, Sequence[int]]] = None):
-    """An mmseg ``VisionTransformer`` whose parameter names and shapes fit the converted ViT ``state`` (timm names
-    given). num_heads is not stored in weights and does not change parameter shapes, so 1 is used."""
-    from mmseg.models.backbones import VisionTransformer
-
-    proj = state["patch_embed.proj.weight"]
-    embed, in_chans, patch = proj.shape[0], proj.shape[1], proj.shape[-1]
-    hidden = state["blocks.0.mlp.fc1.weight"].shape[0]
-    if hidden % embed:
-        raise ValueError(f"mlp hidden size {hidden} is not a multiple of {embed}")
-    if img_size is None:
-        grid = _square_grid(state["pos_embed"].shape[1] - 1, "pos_embed")
-        img_size = (grid[0] * patch, grid[1] * patch)
-    return VisionTransformer(
-        img_size=_pair(img_size), patch_size=patch, in_channels=in_chans, embed_dims=embed,
-        num_layers=_count_blocks(state, "blocks."), num_heads=1, mlp_ratio=hidden // embed,
-        qkv_bias="blocks.0.attn.qkv.bias" in state, with_cls_token=True, output_cls_token=False,
-        norm_cfg=dict(type="LN", eps=1e-6), patch_bias="patch_embed.proj.bias" in state,
-        patch_norm="patch_embed.norm.weight" in state, pre_norm="norm_pre.weight" in state,
-        final_norm="norm.weight" in state)
-
-
-def build_mmdet_pvt(state: StateDict):
-    """An mmdet ``PyramidVisionTransformer`` fitting our PVT v1 ``state`` (official names). Per-stage widths are
-    ``embed_dims * num_heads[i]`` in mmdet; heads do not change shapes, so gcd / width ratios are used."""
-    from mmdet.models.backbones.pvt import PyramidVisionTransformer
-
-    dims = [state[f"patch_embed{i}.proj.weight"].shape[0] for i in range(1, 5)]
-    base = math.gcd(*dims)
-    patches = [state[f"patch_embed{i}.proj.weight"].shape[-1] for i in range(1, 5)]
-    grid = _square_grid(state["pos_embed1"].shape[1], "pos_embed1")
-    sr = [state[f"block{i}.0.attn.sr.weight"].shape[-1] if f"block{i}.0.attn.sr.weight" in state else 1
-          for i in range(1, 5)]
-    mlp = []
-    for i, d in enumerate(dims, 1):
-        hidden = state[f"block{i}.0.mlp.fc1.weight"].shape[0]
-        if hidden % d:
-            raise ValueError(f"stage {i}: mlp hidden size {hidden} is not a multiple of {d}")
-        mlp.append(hidden // d)
-    return PyramidVisionTransformer(
-        pretrain_img_size=grid[0] * patches[0], in_channels=state["patch_embed1.proj.weight"].shape[1],
-        embed_dims=base, num_layers=[_count_blocks(state, f"block{i}.") for i in range(1, 5)],
-        num_heads=[d // base for d in dims], patch_sizes=patches, strides=patches, sr_ratios=sr,
-        mlp_ratios=mlp, qkv_bias="block1.0.attn.q.bias" in state)
-
-
-def build_timm_backbone(state: StateDict):
-    """A headless model of our classifier family (timm ViT, our PVT v1 or CA-Swin) fitting ``state``."""
-    arch = detect_architecture(state)
-    if arch == "ca-swin":
-        from classification.models.ca_swin import CASwinTransformer
-
-        tables = [state.get(f"layers.{i}.blocks.0.attn.relative_position_bias_table")
-                  for i in range(_count_blocks(state, "layers."))]  # ((2w-1)², heads); None: no Swin block left
-        swin = [_count_blocks(state, f"layers.{i}.blocks.") for i in range(len(tables))]
-        class_attn = _count_blocks(state, "blocks_token_only.")
-        proj = state["patch_embed.proj.weight"]
-        return CASwinTransformer(
-            in_chans=proj.shape[1], patch_size=proj.shape[-1], embed_dim=proj.shape[0], num_classes=0,
-            depths=(*swin[:-1], swin[-1] + class_attn), class_attn_depth=class_attn,
-            window_size=[7 if t is None else (math.isqrt(t.shape[0]) + 1) // 2 for t in tables],
-            num_heads=[1 if t is None else t.shape[1] for t in tables])
-    if arch == "pvt":
-        from classification.models.pvt import PyramidVisionTransformerV1
-
-        dims = [state[f"patch_embed{i}.proj.weight"].shape[0] for i in range(1, 5)]
-        grid = _square_grid(state["pos_embed1"].shape[1], "pos_embed1")
-        sr = [state[f"block{i}.0.attn.sr.weight"].shape[-1] if f"block{i}.0.attn.sr.weight" in state else 1
-              for i in range(1, 5)]
-        return PyramidVisionTransformerV1(
-            img_size=grid[0] * 4, in_chans=state["patch_embed1.proj.weight"].shape[1], num_classes=0,
-            embed_dims=dims, num_heads=[1] * 4,
-            mlp_ratios=[state[f"block{i}.0.mlp.fc1.weight"].shape[0] / d for i, d in enumerate(dims, 1)],
-            sr_ratios=sr, depths=[_count_blocks(state, f"block{i}.") for i in range(1, 5)],
-            qkv_bias="block1.0.attn.q.bias" in state)
-    from timm.models.vision_transformer import VisionTransformer
-
-    proj = state["patch_embed.proj.weight"]
-    embed, patch = proj.shape[0], proj.shape[-1]
-    has_cls = "cls_token" in state
-    grid = _square_grid(state["pos_embed"].shape[1] - int(has_cls), "pos_embed")
-    ls = state.get("blocks.0.ls1.gamma")
-    return VisionTransformer(
-        img_size=grid[0] * patch, patch_size=patch, in_chans=proj.shape[1], num_classes=0, embed_dim=embed,
-        depth=_count_blocks(state, "blocks."), num_heads=1,
-        mlp_ratio=state["blocks.0.mlp.fc1.weight"].shape[0] / embed, qkv_bias="blocks.0.attn.qkv.bias" in state,
-        class_token=has_cls, global_pool="token" if has_cls else "avg", fc_norm=False,
-        pre_norm="norm_pre.weight" in state, init_values=1e-5 if ls is not None else None)
-
-
 def check_against(model: torch.nn.Module, new_state: StateDict, report: ConversionReport, name: str) -> None:
     """Fill the report's key lists: how ``new_state`` differs from ``model``'s state dict
     (:func:`classification.checkpoints.compare_state_dicts`, the comparison of the strict loader)."""
@@ -370,13 +232,15 @@ def check_against(model: torch.nn.Module, new_state: StateDict, report: Conversi
 
 # -------------------------------------------------------------------------------------------------- CLI
 def convert_file(src: str, dst: str, to: str, img_size: Optional[Sequence[int]] = None,
-                 check: bool = True) -> ConversionReport:
-    """Read ``src``, convert to ``to``, check against the target model (when ``check``), write ``dst``."""
+                 check: bool = True, ema: bool = False) -> ConversionReport:
+    """Read ``src`` (its EMA weights with ``ema``), convert to ``to``, check against the target model (when
+    ``check``), write ``dst``."""
     if to not in TARGETS:
         raise ValueError(f"unknown target {to!r}; choose from {', '.join(TARGETS)}")
     if img_size is not None and to != "mmseg-vit":
         raise ValueError("--img-size is only supported with --to mmseg-vit")
-    state, outside = read_backbone_state(src)
+    source = read_checkpoint_source(src, ema)
+    state, outside = source.state, source.dropped
     try:
         detect_architecture(state)
         if to in _TARGET_ARCH:
@@ -398,6 +262,8 @@ def convert_file(src: str, dst: str, to: str, img_size: Optional[Sequence[int]] 
         report.target = to
         build = (lambda: build_timm_backbone(state), f"headless {report.architecture} classifier backbone")
         payload = new_state
+    report.layout = source.layout
+    report.notes = source.notes + report.notes
     report.dropped = outside + report.dropped
     if outside:
         report.notes.append(f"{len(outside)} key(s) outside 'backbone.' dropped")
@@ -432,15 +298,19 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     """``tools/convert_checkpoint.py``: 0 on success, 2 with one ``error: ...`` line on stderr."""
     install_safe_checkpoint_loading()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("src", help="our checkpoint (mmengine checkpoint or bare state dict)")
+    parser.add_argument("src", help="a classification checkpoint: ours, timm's (.pth / .safetensors), or a DeiT / "
+                                    "official MixPro / PVT v1 release")
     parser.add_argument("dst", help="output file")
     parser.add_argument("--to", required=True, choices=TARGETS)
     parser.add_argument("--img-size", type=int, nargs=2, metavar=("H", "W"),
                         help="mmseg-vit only: resize the position grid for a backbone built with this img_size")
+    parser.add_argument("--ema", action="store_true",
+                        help="read the EMA weights (timm's 'state_dict_ema', DeiT's 'model_ema')")
     parser.add_argument("--no-check", action="store_true", help="skip building the target model")
     args = parser.parse_args(argv)
     try:
-        report = convert_file(args.src, args.dst, args.to, img_size=args.img_size, check=not args.no_check)
+        report = convert_file(args.src, args.dst, args.to, img_size=args.img_size, check=not args.no_check,
+                              ema=args.ema)
     except (ValueError, FileNotFoundError, OSError) as err:
         msg = _one_line(err)
         if args.src not in msg and isinstance(err, ValueError):

@@ -9,7 +9,8 @@
    end; the final model is evaluated on the 10k test set; ``curve.png`` and ``maskmix_grid.png`` (mixed training
    images with λ_area, λ_attn and the PAL λ) are written.
 2. **convert**: the classifier → mmseg ``VisionTransformer`` key names (:mod:`classification.convert`, ``--to
-   mmseg-vit``), the one file both downstream tasks load.
+   mmseg-vit --img-size 64 64``: the position grid resized for the downstream backbones, which load it strictly),
+   the one file both downstream tasks load.
 3. **segmentation**: Segmenter (mask-transformer head) on the composite set (Fashion-MNIST objects on photos,
    :mod:`classification.downstream_data.composite`; generated into ``data/composite`` when missing), read at 64×64,
    500 iterations of 16 images, once from random initialisation and once from the MixPro checkpoint; mIoU on the
@@ -19,7 +20,10 @@
 
 Every fine-tune is evaluated once, after training (no validation loop), and reads its images in the training process
 (no loader workers): each stage's time is model compute, the loaders take 1–10% of a step (docs/benchmarks.md).
-The table (also ``<work-dir>/results.md`` and ``results.json``) has one row per backbone initialisation.
+The table (also ``<work-dir>/results.md`` and ``results.json``) has one row per backbone initialisation and the floor:
+the mIoU of predicting background everywhere on the composite validation labels. Every stage is seeded (its
+config's ``randomness.seed=0``): the same command on the same machine gives the same numbers. At this size the
+numbers say little; ``tools/reproduce.py --set downstream`` (planned) is the comparison of pretraining methods.
 
 ``--jobs N`` (default 2 where at least 2 cores are usable, else 1: the sequential pipeline in one process): the
 pretraining (and the conversion) run in this process with all usable cores (every fine-tune needs its checkpoint, and
@@ -41,7 +45,7 @@ import torch
 from mmengine.config import Config
 
 from classification.convert import convert_file
-from classification.downstream_data.composite import make_composite
+from classification.downstream_data.composite import all_background_miou, make_composite
 from classification.engine import install_safe_checkpoint_loading
 from classification.launch import filter_upstream_warnings, shorten_schedule
 from classification.runtime import configure_threads, usable_cores
@@ -60,6 +64,10 @@ PRETRAIN_EPOCHS = 15
 INITS = {"random": "random init", "mixpro": "MixPro, Fashion-MNIST"}
 STAGES = ("pretrain", "segmentation", "detection")
 LONGEST_FIRST = ("detection", "segmentation")
+SEEDED_NOTE = ("Every stage runs with seed 0 (its config's randomness.seed). The floor is the mIoU of predicting "
+               "background everywhere on the validation labels. One seed at this size says little about pretraining "
+               "methods: tools/reproduce.py --set downstream (planned) compares baseline, TransMix and MixPro "
+               "backbones over 3 seeds.\n")
 
 
 def prepare_process() -> None:
@@ -106,9 +114,19 @@ def pretrain(args, work_dir: str) -> dict:
                 epochs=cfg.train_cfg.max_epochs, threads=threads, seconds=time.time() - t0)
 
 
+def downstream_img_size() -> tuple:
+    """The ``img_size`` of the downstream backbones (the same in every Segmenter / Mask R-CNN config of the demo):
+    the converted checkpoint's position grid is resized for it, since those backbones load strictly."""
+    sizes = {tuple(Config.fromfile(osp.join(ROOT, c)).model.backbone.img_size)
+             for c in (*SEG_CONFIGS.values(), *DET_CONFIGS.values())}
+    if len(sizes) != 1:
+        raise ValueError(f"the demo's downstream configs use several backbone img_size values: {sorted(sizes)}")
+    return sizes.pop()
+
+
 def convert(ckpt: str, dst: str) -> str:
-    """Stage 2: classifier checkpoint → mmseg ViT names (the report is printed)."""
-    report = convert_file(ckpt, dst, "mmseg-vit")
+    """Stage 2: classifier checkpoint → mmseg ViT names for the downstream img_size (the report is printed)."""
+    report = convert_file(ckpt, dst, "mmseg-vit", img_size=downstream_img_size())
     print(report.format())
     return dst
 
@@ -167,7 +185,8 @@ def _fmt(value, digits: int = 2) -> str:
 
 
 def results_table(results: dict) -> str:
-    """One row per backbone initialisation: Fashion-MNIST top-1 (pretraining), composite mIoU, bbox AP, segm AP."""
+    """One row per backbone initialisation: Fashion-MNIST top-1 (pretraining), composite mIoU, bbox AP, segm AP; then
+    the floor (all-background mIoU of the validation labels) when ``results['floor']`` holds it."""
     pre = results.get("pretrain", {})
     lines = ["| backbone init | Fashion-MNIST top-1 | composite mIoU | composite bbox AP | composite segm AP |",
              "|---|---|---|---|---|"]
@@ -177,6 +196,8 @@ def results_table(results: dict) -> str:
         top1 = pre.get("top1") if key == "mixpro" else None
         lines.append(f"| {name} | {_fmt(top1)} | {_fmt(seg.get('mIoU'))} | {_fmt(det.get('bbox_AP'), 1)} | "
                      f"{_fmt(det.get('segm_AP'), 1)} |")
+    if "floor" in results:
+        lines.append(f"| floor: all background | — | {_fmt(results['floor']['mIoU'])} | — | — |")
     return "\n".join(lines) + "\n"
 
 
@@ -269,13 +290,15 @@ def main(argv=None) -> dict:
         results["pretrain"] = runs["pretrain"].result
     for task in downstream:
         results[task] = {key: runs[f"{task}/{key}"].result for key in INITS}
+    if "segmentation" in downstream:
+        results["floor"] = dict(mIoU=all_background_miou(osp.join(data_root, "annotations", "validation")))
     results["schedule"] = dict(jobs=args.jobs, stages={
         name: dict(pid=run.pid, started=run.started, finished=run.finished) for name, run in runs.items()})
     results["total_seconds"] = time.time() - t0
 
     table = results_table(results)
     text = ("# Demo: MixPro pretraining on Fashion-MNIST → Segmenter and Mask R-CNN on the composite set (CPU)\n\n"
-            + table + "\n" + timing_lines(results))
+            + table + "\n" + SEEDED_NOTE + timing_lines(results))
     with open(osp.join(args.work_dir, "results.md"), "w") as f:
         f.write(text)
     with open(osp.join(args.work_dir, "results.json"), "w") as f:

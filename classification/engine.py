@@ -12,6 +12,7 @@
 """
 from __future__ import annotations
 
+import argparse
 import gc
 import os
 import os.path as osp
@@ -44,6 +45,7 @@ SAFE_CHECKPOINT_GLOBALS = [
     HistoryBuffer, np.ndarray, np.dtype, _np_multiarray._reconstruct, _np_multiarray.scalar,
     *{type(np.dtype(t)) for t in ("float64", "float32", "int64", "int32", "bool", "uint8")},
     (_history_buffer_getattr, "builtins.getattr"),
+    argparse.Namespace,  # the ``args`` entry of timm / DeiT training checkpoints: a plain attribute container
 ]
 
 
@@ -61,7 +63,8 @@ def _load_reason(err: BaseException) -> str:
 
 
 def load_checkpoint_file(filename: str, map_location=None):
-    """torch.load with weights_only=True, allowing only the types in SAFE_CHECKPOINT_GLOBALS.
+    """torch.load with weights_only=True, allowing only the types in SAFE_CHECKPOINT_GLOBALS; a ``.safetensors``
+    file (timm's hub format: a flat dict of tensors) is read with safetensors.
 
     Raises :class:`~classification.errors.MissingPathError` for a missing file and a one-line
     :class:`~classification.errors.UserError` naming the file for one torch cannot read this way (not a checkpoint,
@@ -70,6 +73,10 @@ def load_checkpoint_file(filename: str, map_location=None):
     if not osp.isfile(filename):
         raise MissingPathError(f"checkpoint not found: {filename}")
     try:
+        if filename.endswith(".safetensors"):
+            from safetensors.torch import load_file
+            device = map_location if isinstance(map_location, (str, torch.device)) else "cpu"
+            return load_file(filename, device=str(device))
         with torch.serialization.safe_globals(SAFE_CHECKPOINT_GLOBALS):
             return torch.load(filename, map_location=map_location, weights_only=True)
     except Exception as err:  # pickle, zip, weights-only refusals: all mean "not a checkpoint we can read"

@@ -4,7 +4,9 @@ a person can read.
 - ``load_from`` and ``resume`` go through :func:`classification.checkpoints.load_state_dict_strict`: a checkpoint
   whose keys or shapes do not fit the model stops the run before its first iteration, naming each key and both
   shapes. The config key ``load_from_partial`` (key patterns, e.g. ``['backbone.head']``) names the model keys a
-  fine-tune from ``load_from`` may leave at their initial values; a resume is always exact.
+  fine-tune from ``load_from`` may leave at their initial values; a resume is always exact. A classifier's
+  ``load_from`` (and ``tools/test.py``) also reads bare classifier layouts (timm, DeiT / MixPro / PVT releases:
+  :mod:`classification.checkpoint_sources`) into its ``backbone``; the layout is logged.
 - The console leaves out the records only a debugging reader needs (the system environment, the whole config, the
   hook table, one line per parameter group option) and three known harmless upstream notices
   (:data:`CONSOLE_HIDDEN`): they stay in the log file, ``<work_dir>/<timestamp>/<timestamp>.log``; the config is
@@ -15,12 +17,15 @@ from __future__ import annotations
 import logging
 import re
 
+from mmengine.logging import print_log
 from mmengine.model import BaseTTAModel, is_model_wrapper
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 from mmengine.runner.checkpoint import CheckpointLoader
 
+from classification.checkpoint_sources import classifier_source
 from classification.checkpoints import checkpoint_state, load_state_dict_strict
+from classification.mix_classifier import MixClassifier
 
 # how the records left out of the console begin (mmengine 0.10.7: Runner._log_env, Runner.__init__,
 # DefaultOptimWrapperConstructor.add_params)
@@ -67,7 +72,14 @@ class MixProRunner(Runner):
         while is_model_wrapper(model) or isinstance(model, BaseTTAModel):  # as mmengine's load_state_dict unwraps
             model = model.module
         state = checkpoint_state(checkpoint, filename, revise_keys)
-        partial = () if self._resume else (self.cfg.get("load_from_partial") or ())
+        partial = () if self._resume else list(self.cfg.get("load_from_partial") or ())
+        if isinstance(model, MixClassifier) and not self._resume and not any(k.startswith("backbone.") for k in state):
+            # a bare classifier (timm, a release): its tensors are the backbone's; the wrapper's own state (mix step,
+            # mixer) starts from its initial values
+            source = classifier_source(checkpoint, filename)
+            print_log(f"{filename}: {source.layout}; read into the classifier's backbone", logger="current")
+            state = {f"backbone.{k}": v for k, v in source.state.items()}
+            partial += [k for k in model.state_dict() if not k.startswith("backbone.")]
         load_state_dict_strict(model, state, filename, partial)
         self._has_loaded = True
         return checkpoint

@@ -1,7 +1,8 @@
 """COCO detection / instance segmentation transfer: Mask R-CNN + FPN (mmdetection 3.x) on PVT v1 and MS-MLP
 backbones.
 
-The detection configs build mmdet's own ``PyramidVisionTransformer`` (PVT v1 with ``use_abs_pos_embed=True``),
+The detection configs build ``StrictPyramidVisionTransformer`` (mmdet's PVT v1 with ``use_abs_pos_embed=True``,
+loading its ``init_cfg`` checkpoint strictly: :mod:`detection.backbones`),
 ``FPN``, ``MaskRCNN``, ``CocoDataset``, ``CocoMetric``, and our ``MSMLPBackbone`` (``classification.models.msmlp``,
 registered here in mmdet's MODELS; it loads our classification checkpoints directly, no conversion). The configs
 (``configs/detection/``, ``default_scope='mmdet'``) import this package through
@@ -24,5 +25,6 @@ The converted file already has mmdet's key names (mmdet's ``pvt_convert`` applie
 from mmdet.registry import MODELS
 
 from classification.models.msmlp import MSMLPBackbone
+from detection.backbones import StrictPyramidVisionTransformer  # noqa: F401  (registers it)
 
 MODELS.register_module(module=MSMLPBackbone)

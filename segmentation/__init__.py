@@ -1,7 +1,8 @@
 """Semantic segmentation transfer (mmsegmentation 1.2.2): Segmenter linear / mask-transformer heads on our DeiT and
-tiny-ViT backbones, and UPerNet on MS-MLP. The Segmenter models are mmseg's own (``VisionTransformer``,
-``SegmenterMaskTransformerHead``, ``FCNHead`` with no convs = linear), initialised from our classification
-checkpoints converted with ``tools/convert_checkpoint.py --to mmseg-vit`` (:mod:`classification.convert`).
+tiny-ViT backbones, and UPerNet on MS-MLP. The Segmenter models are mmseg's own (``SegmenterMaskTransformerHead``,
+``FCNHead`` with no convs = linear) on ``StrictVisionTransformer`` (mmseg's ViT loading its checkpoint strictly,
+:mod:`segmentation.backbones`), initialised from classification checkpoints converted with
+``tools/convert_checkpoint.py --to mmseg-vit --img-size H W`` (:mod:`classification.convert`).
 ``MSMLPBackbone`` (``classification.models.msmlp``) is registered here in mmseg's MODELS; it reads our
 classification checkpoints directly (no conversion). The configs live in ``configs/segmentation``.
 
@@ -12,5 +13,6 @@ installed by the tools (:func:`classification.engine.install_safe_checkpoint_loa
 from mmseg.registry import MODELS
 
 from classification.models.msmlp import MSMLPBackbone
+from segmentation.backbones import StrictVisionTransformer  # noqa: F401  (registers it)
 
 MODELS.register_module(module=MSMLPBackbone)

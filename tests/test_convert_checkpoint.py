@@ -14,6 +14,7 @@ import torch
 
 import classification.convert as cc
 from classification.models.pvt import pvt_tiny
+from classification.models.weights import read_backbone_state
 from classification.models.vits import deit_tiny
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -72,15 +73,15 @@ def _no_temp_files(directory):
 
 
 def test_detect_architecture(vit, pvt):
-    assert cc.detect_architecture(cc.read_backbone_state(vit[1])[0]) == "vit"
-    assert cc.detect_architecture(cc.read_backbone_state(pvt[1])[0]) == "pvt"
+    assert cc.detect_architecture(read_backbone_state(vit[1])[0]) == "vit"
+    assert cc.detect_architecture(read_backbone_state(pvt[1])[0]) == "pvt"
     with pytest.raises(ValueError, match="unknown architecture"):
         cc.detect_architecture({"conv1.weight": torch.zeros(1)})
 
 
 def test_vit_to_mmseg_keys_and_features(vit):
     model, path = vit
-    state, outside = cc.read_backbone_state(path)
+    state, outside = read_backbone_state(path)
     assert outside == []
     new_state, report = cc.convert_to_mmseg_vit(state)
     assert set(report.dropped) == {"head.weight", "head.bias"}
@@ -101,7 +102,7 @@ def test_vit_to_mmseg_keys_and_features(vit):
 
 def test_vit_to_mmseg_other_size(vit, tmp_path):
     model, path = vit
-    state, _ = cc.read_backbone_state(path)
+    state, _ = read_backbone_state(path)
     x = torch.randn(1, 3, 128, 128)
 
     # (a) resized by the converter (--img-size 128 128): loads into an img_size=128 backbone as it is.
@@ -139,7 +140,7 @@ def test_pos_embed_resize_is_plain_bicubic_without_antialiasing(vit, src, img_si
     """--img-size resizes the patch grid of pos_embed with F.interpolate (bicubic, align_corners=False, no
     antialiasing: what mmseg computes) through timm's resample_abs_pos_embed, bit for bit; the CLS entry is kept.
     timm's default antialias=True would differ when the grid shrinks."""
-    state = dict(cc.read_backbone_state(vit[1])[0])
+    state = dict(read_backbone_state(vit[1])[0])
     torch.manual_seed(1)
     state["pos_embed"] = torch.randn(1, 1 + src[0] * src[1], 192)
     resized, _ = cc.convert_to_mmseg_vit(state, img_size=img_size, src_grid=src)
@@ -155,7 +156,7 @@ def test_pos_embed_resize_is_plain_bicubic_without_antialiasing(vit, src, img_si
 
 
 def test_pos_embed_grid_errors(vit):
-    state = dict(cc.read_backbone_state(vit[1])[0])
+    state = dict(read_backbone_state(vit[1])[0])
     with pytest.raises(ValueError, match="not 3x3"):
         cc.convert_to_mmseg_vit(state, img_size=128, src_grid=(3, 3))
     state["pos_embed"] = torch.zeros(1, 1 + 12, 192)
@@ -165,7 +166,7 @@ def test_pos_embed_grid_errors(vit):
 
 def test_pvt_to_mmdet_keys_and_features(pvt, assert_pvt_stages_match):
     model, path = pvt
-    state, _ = cc.read_backbone_state(path)
+    state, _ = read_backbone_state(path)
     new_state, report = cc.convert_to_mmdet_pvt(state)
     assert set(report.dropped) == {"head.weight", "head.bias", "norm.weight", "norm.bias", "cls_token"}
     # stage 4's pos_embed loses its CLS entry (1 + 2·2 at 64 px; mmdet's converter only handles 1 + 7·7)
@@ -181,8 +182,8 @@ def test_pvt_to_mmdet_keys_and_features(pvt, assert_pvt_stages_match):
 
 
 def test_wrong_architecture(vit, pvt, tmp_path, capsys):
-    pvt_state, _ = cc.read_backbone_state(pvt[1])
-    vit_state, _ = cc.read_backbone_state(vit[1])
+    pvt_state, _ = read_backbone_state(pvt[1])
+    vit_state, _ = read_backbone_state(vit[1])
     with pytest.raises(ValueError, match="'pvt'.*expects 'vit'"):
         cc.convert_to_mmseg_vit(pvt_state)
     with pytest.raises(ValueError, match="'vit'.*expects 'pvt'"):
@@ -216,7 +217,7 @@ def test_safetensors_export(vit, tmp_path):
     from safetensors.torch import load_file
 
     model, path = vit
-    state, _ = cc.read_backbone_state(path)
+    state, _ = read_backbone_state(path)
     dst = str(tmp_path / "deit_tiny.safetensors")
     report = cc.export_safetensors(state, dst, source=path)
     assert set(report.dropped) == {"head.weight", "head.bias"}
@@ -258,7 +259,7 @@ def test_mmengine_checkpoint_with_mixing_params(vit, tmp_path, capsys):
     state["mixer.alpha"] = torch.ones(1)
     torch.save({"meta": {"seed": np.int64(0)}, "state_dict": state, "message_hub": hub.state_dict()}, src)
 
-    backbone, outside = cc.read_backbone_state(src)
+    backbone, outside = read_backbone_state(src)
     assert outside == ["mixer.alpha"] and "mixer.alpha" not in backbone
     dst = str(tmp_path / "mmseg.pth")
     assert cc.main([src, dst, "--to", "mmseg-vit", "--img-size", "128", "128"]) == 0

@@ -10,6 +10,7 @@ import sys
 import pytest
 
 from classification import demo
+from classification.downstream_data.composite import all_background_miou
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 FMNIST = "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"
@@ -31,6 +32,9 @@ def test_quick_demo_runs_every_stage_and_writes_the_table(tmp_path):
         assert 0 <= results["detection"][init]["bbox_AP"] <= 100 and 0 <= results["detection"][init]["segm_AP"] <= 100
     table = (work / "results.md").read_text()
     assert "| random init | — |" in table and "| MixPro, Fashion-MNIST | " in table
+    floor = all_background_miou(str(work / "composite" / "annotations" / "validation"))
+    assert results["floor"]["mIoU"] == floor and f"| floor: all background | — | {floor:.2f} | — | — |" in table
+    assert "seed 0" in table and "tools/reproduce.py --set downstream" in table
     assert "Time on this machine" in table and "(fine-tunes 2 at a time)" in table
     # the parallel path: the pretraining and the conversion here (all the cores; every fine-tune waits for them),
     # then the four fine-tunes two at a time, each in its own worker process, the longer Mask R-CNN ones first
@@ -72,6 +76,7 @@ def test_pretraining_runs_the_demo_epochs_with_the_cosine_ending_there(tmp_path)
     assert (cosine["type"], cosine["begin"], cosine["end"], cosine["T_max"]) == ("CosineAnnealingLR", 1, 15, 14)
     assert cfg.train_dataloader.dataset.type == "FashionMNISTInMemory" and cfg.train_dataloader.num_workers == 0
     assert cfg.train_dataloader.batch_size == 128 and cfg.work_dir == str(tmp_path)
+    assert cfg.randomness.seed == 0  # seeded: the same command gives the same numbers
 
 
 @pytest.mark.parametrize("task", ["segmentation", "detection"])
@@ -87,6 +92,8 @@ def test_downstream_runs_read_64px_images_train_briefly_and_evaluate_once(task, 
             assert loader.dataset.data_root == data
             assert [t["scale"] for t in loader.dataset.pipeline if "Resize" in t["type"]] == [(64, 64)]
         assert cfg.model.backbone.img_size == (64, 64)
+        assert cfg.randomness.seed == 0
+    assert demo.downstream_img_size() == (64, 64)  # the converted checkpoint's grid: the backbones load strictly
     assert built["mixpro"].model.backbone.init_cfg == dict(type="Pretrained", checkpoint=ckpt)
     assert built["random"].model.backbone.get("init_cfg") is None
     # the two runs differ in the backbone's initialisation (and work_dir) only
@@ -106,6 +113,14 @@ def test_downstream_runs_read_64px_images_train_briefly_and_evaluate_once(task, 
         assert cfg.train_cfg.max_epochs == 6 and cfg.train_dataloader.batch_size == 4
         assert cfg.test_evaluator.ann_file == osp.join(data, "annotations", "instances_val.json")
         assert cfg.param_scheduler[-1]["end"] == 6
+
+
+def test_results_table_states_the_floor():
+    runs = {"random": dict(mIoU=8.5, bbox_AP=0.7, segm_AP=0.5), "mixpro": dict(mIoU=9.1, bbox_AP=2.8, segm_AP=2.0)}
+    results = {"pretrain": dict(top1=80.0), "segmentation": runs, "detection": runs, "floor": dict(mIoU=7.6123)}
+    lines = demo.results_table(results).splitlines()
+    assert lines[-1] == "| floor: all background | — | 7.61 | — | — |"
+    assert lines[2] == "| random init | — | 8.50 | 0.7 | 0.5 |"
 
 
 def test_bad_epochs_are_refused(capsys):

@@ -235,3 +235,40 @@ def test_labelme_gzipped_sources(labelme_tool, tmp_path):
     ref_files, gz_files = _tree(ref), _tree(gz)
     assert sorted(ref_files) == sorted(gz_files)
     assert all(ref_files[n] == gz_files[n] for n in ref_files)
+
+
+def test_all_background_miou_exact_on_hand_made_label_maps(tmp_path):
+    """Two 4×4 maps: 22 background pixels of 32, classes 3 and 7 present, the 8 others absent (left out, as mmseg's
+    NaN): background IoU 22/32, the present classes 0 → mIoU = 100 · (22/32) / 3."""
+    a = np.zeros((4, 4), np.uint8)
+    a[0, :3] = 3
+    b = np.zeros((4, 4), np.uint8)
+    b[1:, 3] = 7
+    b[3, :3] = 7
+    b[0, 0] = 3
+    for name, arr in (("0.png", a), ("1.png", b)):
+        Image.fromarray(arr, mode="L").save(tmp_path / name)
+    assert composite_module.all_background_miou(str(tmp_path)) == pytest.approx(100 * (22 / 32) / 3, abs=1e-12)
+    with pytest.raises(FileNotFoundError, match="no label maps"):
+        composite_module.all_background_miou(str(tmp_path / "missing"))
+
+
+@needs_fmnist
+def test_all_background_miou_is_what_mmseg_reports_for_background_everywhere(tmp_path):
+    import torch
+    from mmseg.evaluation import IoUMetric
+    from mmseg.structures import SegDataSample
+    from mmengine.structures import PixelData
+
+    root = tmp_path / "composite"
+    composite_module.make_composite(str(root), num_train=0, num_val=3, size=64, seed=7, verbose=False)
+    folder = root / "annotations" / "validation"
+    metric = IoUMetric(iou_metrics=["mIoU"])
+    metric.dataset_meta = dict(classes=[str(i) for i in range(11)])
+    for name in sorted(os.listdir(folder)):
+        labels = torch.from_numpy(np.asarray(Image.open(folder / name)).astype(np.int64))[None]
+        sample = SegDataSample(gt_sem_seg=PixelData(data=labels), pred_sem_seg=PixelData(data=torch.zeros_like(labels)))
+        metric.process([], [sample.to_dict()])
+    mmseg_miou = metric.compute_metrics(metric.results)["mIoU"]  # rounded to 2 decimals by mmseg
+    floor = composite_module.all_background_miou(str(folder))
+    assert round(floor, 2) == pytest.approx(mmseg_miou, abs=1e-9) and 0 < floor < 100

@@ -1,7 +1,8 @@
 #!/usr/bin/env python
-"""Convert a MixPro classification checkpoint into the format of a downstream backbone.
+"""Convert a classification checkpoint (ours, timm, DeiT / official MixPro / PVT v1 releases) into the format of a
+downstream backbone.
 
-    python tools/convert_checkpoint.py SRC DST --to {mmseg-vit,mmdet-pvt,timm,safetensors} [--img-size H W]
+    python tools/convert_checkpoint.py SRC DST --to {mmseg-vit,mmdet-pvt,timm,safetensors} [--img-size H W] [--ema]
 
 Targets, key mapping and the report: :mod:`classification.convert`.
 """

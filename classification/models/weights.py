@@ -1,4 +1,5 @@
-"""Loading a local checkpoint into a classifier (no downloads): our own checkpoints or plain state dicts, strictly
+"""Loading a local checkpoint into a classifier (no downloads): our own checkpoints, timm / DeiT / MixPro / PVT
+releases (:mod:`classification.checkpoint_sources`) or plain state dicts, strictly
 (:mod:`classification.checkpoints`)."""
 from __future__ import annotations
 
@@ -6,45 +7,28 @@ from typing import Callable, List, Mapping, Optional, Tuple, Union
 
 import torch
 
-from classification.checkpoints import LoadReport, checkpoint_state, load_state_dict_strict
-from classification.engine import load_checkpoint_file
+from classification.checkpoint_sources import read_checkpoint_source
+from classification.checkpoints import LoadReport, load_state_dict_strict
 from classification.errors import UserError
 
-_WRAPPER_PREFIXES = ("module.", "model.")  # DDP / EMA wrappers, stripped first
 
-
-def read_backbone_state(path: str) -> Tuple[dict, List[str]]:
+def read_backbone_state(path: str, ema: bool = False) -> Tuple[dict, List[str]]:
     """``(state, dropped)``: the backbone tensors of the checkpoint at ``path`` and the keys left out.
 
-    Accepts an mmengine checkpoint (``state_dict``), ``{'model': ...}``, ``{'module': ...}`` or a bare state dict,
-    read weights-only through :func:`classification.engine.load_checkpoint_file` (so the message hub of a Runner
-    checkpoint loads). ``module.``/``model.`` prefixes are stripped; when keys carry our wrapper's ``backbone.``
-    prefix, only those are kept (prefix stripped) and the others are returned in ``dropped``, as are non-tensor
-    entries (modules' extra state).
-    Raises FileNotFoundError for a missing file and ValueError (one line, naming ``path``) for anything that is not
-    one.
+    Any layout of :mod:`classification.checkpoint_sources` (our mmengine checkpoint, timm's ``state_dict`` /
+    ``state_dict_ema`` and safetensors, ``{'model': ...}`` releases, a bare state dict), read weights-only;
+    ``module.``/``model.`` prefixes are stripped; when keys carry our wrapper's ``backbone.`` prefix, only those are
+    kept (prefix stripped) and the others are returned in ``dropped``, as are non-tensor entries (modules' extra
+    state). ``ema``: the EMA entry. Raises FileNotFoundError for a missing file and ValueError (one line, naming
+    ``path``) for anything that is not one.
     """
-    obj = checkpoint_state(load_checkpoint_file(path, map_location="cpu"), path, revise_keys=())
-    # non-tensor entries are modules' extra state (e.g. the RL-Mix policy, ``mixer._extra_state``): never backbone
-    extra = sorted(k for k, v in obj.items() if not isinstance(v, torch.Tensor))
-    state = {}
-    for k, v in obj.items():
-        if k in extra:
-            continue
-        for p in _WRAPPER_PREFIXES:
-            if k.startswith(p):
-                k = k[len(p):]
-                break
-        state[k] = v
-    if not any(k.startswith("backbone.") for k in state):
-        return state, extra
-    kept = {k[len("backbone."):]: v for k, v in state.items() if k.startswith("backbone.")}
-    return kept, sorted([k for k in state if not k.startswith("backbone.")] + extra)
+    source = read_checkpoint_source(path, ema)
+    return source.state, source.dropped
 
 
-def read_state_dict(path: str) -> dict:
+def read_state_dict(path: str, ema: bool = False) -> dict:
     """The backbone state dict of ``path`` (see :func:`read_backbone_state`)."""
-    return read_backbone_state(path)[0]
+    return read_backbone_state(path, ema)[0]
 
 
 def load_pretrained(model: torch.nn.Module, pretrained: Union[str, Mapping],
@@ -53,19 +37,21 @@ def load_pretrained(model: torch.nn.Module, pretrained: Union[str, Mapping],
     (:func:`classification.checkpoints.load_state_dict_strict`): a key missing, left over or of another shape is a
     :class:`~classification.checkpoints.CheckpointMismatchError` naming it and both shapes.
 
-    ``pretrained``: a checkpoint path, or ``dict(checkpoint=PATH, partial=[patterns])`` to leave the matching model
-    keys at their initial values (e.g. ``partial=['head']`` for a head of another number of classes). ``convert``
+    ``pretrained``: a checkpoint path (any layout of :mod:`classification.checkpoint_sources`), or
+    ``dict(checkpoint=PATH, partial=[patterns], ema=False)``: ``partial`` leaves the matching model keys at their
+    initial values (e.g. ``partial=['head']`` for a head of another number of classes), ``ema=True`` reads the
+    file's EMA weights (timm's ``state_dict_ema``, DeiT's ``model_ema``). ``convert``
     renames the read state dict first (e.g. another code base's parameter names to ours).
     """
     if isinstance(pretrained, Mapping):
-        unknown = sorted(set(pretrained) - {"checkpoint", "partial"})
+        unknown = sorted(set(pretrained) - {"checkpoint", "partial", "ema"})
         if unknown or "checkpoint" not in pretrained:
             raise UserError(f"pretrained={dict(pretrained)!r}: expected a path or dict(checkpoint=PATH, "
-                            f"partial=[key patterns])")
-        path, partial = pretrained["checkpoint"], pretrained.get("partial") or ()
+                            f"partial=[key patterns], ema=False)")
+        path, partial, ema = pretrained["checkpoint"], pretrained.get("partial") or (), bool(pretrained.get("ema"))
     else:
-        path, partial = pretrained, ()
-    state = read_state_dict(path)
+        path, partial, ema = pretrained, (), False
+    state = read_state_dict(path, ema)
     if convert is not None:
         state = convert(state)
     return load_state_dict_strict(model, state, path, partial)

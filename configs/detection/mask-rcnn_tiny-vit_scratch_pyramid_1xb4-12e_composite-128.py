@@ -3,7 +3,8 @@
 # Generate the data first: python tools/make_downstream_data.py --out data/composite
 _base_ = ['./_base_/models/mask-rcnn_tiny-vit_pyramid.py', './_base_/datasets/composite_instance_128.py',
           './_base_/default_runtime.py']
-custom_imports = dict(imports=['detection', 'mmseg.models'], allow_failed_imports=False)  # mmseg.VisionTransformer
+custom_imports = dict(imports=['detection', 'segmentation', 'mmseg.models'],  # mmseg.StrictVisionTransformer
+                      allow_failed_imports=False)
 # grayscale input, like the Fashion-MNIST classifier the backbone comes from
 train_pipeline = [
     dict(type='LoadImageFromFile', color_type='grayscale'),

@@ -1,6 +1,6 @@
 # Backbone from configs/classification/deit-t_baseline_8xb128-300e_in1k.py, converted with
 #   tools/convert_checkpoint.py work_dirs/deit-t_baseline_8xb128-300e_in1k/epoch_300.pth \
-#       checkpoints/deit-t_baseline_8xb128-300e_in1k_mmseg-vit.pth --to mmseg-vit
+#       checkpoints/deit-t_baseline_8xb128-300e_in1k_mmseg-vit.pth --to mmseg-vit --img-size 512 512
 _base_ = ["./_base_/segmenter-mask_deit-t_ade20k.py"]
 model = dict(backbone=dict(init_cfg=dict(type="Pretrained",
                                          checkpoint="checkpoints/deit-t_baseline_8xb128-300e_in1k_mmseg-vit.pth")))

@@ -23,7 +23,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:The 'warn' method is deprecated:
 
 needs_fmnist = pytest.mark.needs_data(osp.join(FMNIST_ROOT, "train-images-idx3-ubyte.gz"))
 
-PVT_V1 = dict(type="PyramidVisionTransformer", pretrain_img_size=224, embed_dims=64, num_heads=[1, 2, 5, 8],
+PVT_V1 = dict(type="StrictPyramidVisionTransformer", pretrain_img_size=224, embed_dims=64, num_heads=[1, 2, 5, 8],
               mlp_ratios=[8, 8, 4, 4], sr_ratios=[8, 4, 2, 1], patch_sizes=[4, 2, 2, 2], strides=[4, 2, 2, 2],
               paddings=[0, 0, 0, 0], use_abs_pos_embed=True, norm_after_stage=False, use_conv_ffn=False,
               drop_path_rate=0.1, convert_weights=False)
@@ -154,8 +154,8 @@ def test_converted_pvt_checkpoint_loads_through_init_cfg(tmp_path):
 @pytest.mark.parametrize("path", TINY_VIT_CONFIGS, ids=[osp.basename(p) for p in TINY_VIT_CONFIGS])
 def test_tiny_vit_pyramid_config_builds_strides_4_to_64(path):
     cfg = Config.fromfile(path)
-    assert cfg.model.backbone.type == "mmseg.VisionTransformer" and cfg.model.backbone.patch_size == 8
-    assert "mmseg.models" in cfg.custom_imports.imports
+    assert cfg.model.backbone.type == "mmseg.StrictVisionTransformer" and cfg.model.backbone.patch_size == 8
+    assert {"segmentation", "mmseg.models"} <= set(cfg.custom_imports.imports)
     assert cfg.model.rpn_head.anchor_generator.strides == [4, 8, 16, 32, 64]
     cfg.model.backbone.init_cfg = None
     model = _build_model(cfg)
@@ -164,15 +164,16 @@ def test_tiny_vit_pyramid_config_builds_strides_4_to_64(path):
 
 
 def test_converted_tiny_vit_loads_into_the_detector_backbone(tmp_path):
-    """The Fashion-MNIST classifier (32×32, 4×4 tokens) → mmseg-vit file → Mask R-CNN backbone through init_cfg:
-    every tensor in place, the position grid resized to the detector's 16×16 tokens."""
+    """The Fashion-MNIST classifier (32×32, 4×4 tokens) → mmseg-vit file converted for the detector's 16×16 tokens
+    (--img-size 128 128) → Mask R-CNN backbone through init_cfg (strict): every tensor in place."""
     from classification.models.vits import tiny_vit
     torch.manual_seed(0)
     classifier = tiny_vit(img_size=32, patch_size=8, embed_dim=64, depth=4, num_heads=2)
     src, ckpt = tmp_path / "cls.pth", tmp_path / "mmseg-vit.pth"
     torch.save({"state_dict": {f"backbone.{k}": v for k, v in classifier.state_dict().items()}}, src)
     env = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS="1")
-    subprocess.run([sys.executable, "tools/convert_checkpoint.py", str(src), str(ckpt), "--to", "mmseg-vit"],
+    subprocess.run([sys.executable, "tools/convert_checkpoint.py", str(src), str(ckpt), "--to", "mmseg-vit",
+                    "--img-size", "128", "128"],
                    cwd=ROOT, env=env, check=True, capture_output=True)
     cfg = Config.fromfile(osp.join(ROOT, "configs/detection/"
                                          "mask-rcnn_tiny-vit_fmnist-mixpro_pyramid_1xb4-12e_composite-128.py"))

@@ -41,7 +41,9 @@ def test_config_parses_with_the_recipe(path):
     if "_mask_" in name or name.startswith("segmenter-mask"):
         assert model.decode_head.num_layers == 2
     method = name.split("_")[2]
-    assert model.backbone.init_cfg.checkpoint.endswith(f"_{method}_8xb128-300e_in1k_mmseg-vit.pth")
+    assert model.backbone.type == "StrictVisionTransformer"
+    converted_for = "" if "ade20k" in name else "-480"  # converted with --img-size 512 / 480: one file per size
+    assert model.backbone.init_cfg.checkpoint.endswith(f"_{method}_8xb128-300e_in1k_mmseg-vit{converted_for}.pth")
     if name.endswith("_ms.py"):
         assert cfg.test_dataloader.dataset.pipeline[1].type == "TestTimeAug"
 
@@ -74,7 +76,8 @@ def test_composite_segmenter_trains_from_converted_checkpoint(tmp_path):
     torch.save({"state_dict": {f"backbone.{k}": v for k, v in classifier.state_dict().items()}}, src)
     ckpt = tmp_path / "mmseg.pth"
     env = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS="1")
-    subprocess.run([sys.executable, "tools/convert_checkpoint.py", str(src), str(ckpt), "--to", "mmseg-vit"],
+    subprocess.run([sys.executable, "tools/convert_checkpoint.py", str(src), str(ckpt), "--to", "mmseg-vit",
+                    "--img-size", "128", "128"],  # the backbone's img_size: it loads strictly
                    cwd=ROOT, env=env, check=True, capture_output=True)
     config = osp.join(ROOT, "configs/segmentation/segmenter-mask_tiny-vit_fmnist-mixpro_1xb8-2k_composite-128.py")
     proc = subprocess.run(

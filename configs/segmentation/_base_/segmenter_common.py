@@ -1,7 +1,8 @@
 # Segmenter common to every dataset (docs/methods.md, "Recipes"): mmseg's Segmenter model (ViT + mask head), SGD
 # momentum 0.9, lr 1e-3, wd 0, poly 0.9 to 1e-5, batch 8 (8 GPUs × 1), drop path 0.1. The backbone is mmseg's
-# VisionTransformer with DeiT's layout, initialised from our classification checkpoint converted by
-# tools/convert_checkpoint.py --to mmseg-vit (the leaves set init_cfg).
+# VisionTransformer with DeiT's layout (StrictVisionTransformer: its checkpoint loads strictly), initialised from our
+# classification checkpoint converted by tools/convert_checkpoint.py --to mmseg-vit --img-size 512 512 (the crop
+# size; the leaves set init_cfg).
 _base_ = ["mmseg::_base_/models/segmenter_vit-b16_mask.py", "./default_runtime.py",
           "mmseg::_base_/schedules/schedule_160k.py"]
 custom_imports = dict(imports=["segmentation"], allow_failed_imports=False)
@@ -9,7 +10,7 @@ model = dict(
     pretrained=None,
     # our classifiers were trained on ImageNet-normalised inputs (timm DeiT defaults), not Segmenter's 127.5/127.5
     data_preprocessor=dict(mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375]),
-    backbone=dict(drop_path_rate=0.1, patch_bias=True),  # timm DeiT patch conv has a bias
+    backbone=dict(type="StrictVisionTransformer", drop_path_rate=0.1, patch_bias=True),  # timm's patch conv: bias
 )
 optim_wrapper = dict(type="OptimWrapper", optimizer=dict(type="SGD", lr=1e-3, momentum=0.9, weight_decay=0.0),
                      clip_grad=None)

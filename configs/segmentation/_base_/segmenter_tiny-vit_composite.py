@@ -1,6 +1,7 @@
 # Segmenter on the embedded composite set (tools/make_downstream_data.py → data/composite: Fashion-MNIST objects on
 # photos, 128×128, 11 classes incl. background), sized for 2 CPU cores. Backbone: the tiny ViT of the Fashion-MNIST
-# configs (patch 8, 64-d, 4 layers, 2 heads, 1 input channel) as mmseg's VisionTransformer; images are read as
+# configs (patch 8, 64-d, 4 layers, 2 heads, 1 input channel) as mmseg's VisionTransformer (StrictVisionTransformer:
+# a checkpoint converted for another img_size / patch / depth is an error, not a warning); images are read as
 # grayscale and normalised like Fashion-MNIST so that a converted Fashion-MNIST checkpoint sees familiar inputs.
 _base_ = ["./default_runtime.py"]
 custom_imports = dict(imports=["segmentation"], allow_failed_imports=False)
@@ -13,7 +14,7 @@ model = dict(
     type="EncoderDecoder",
     data_preprocessor=dict(type="SegDataPreProcessor", mean=[72.93], std=[90.02], bgr_to_rgb=False, pad_val=0,
                            seg_pad_val=255, size=crop_size),
-    backbone=dict(type="VisionTransformer", img_size=crop_size, patch_size=8, in_channels=1, embed_dims=64,
+    backbone=dict(type="StrictVisionTransformer", img_size=crop_size, patch_size=8, in_channels=1, embed_dims=64,
                   num_layers=4, num_heads=2, mlp_ratio=2, qkv_bias=True, patch_bias=True, drop_path_rate=0.0,
                   final_norm=True, norm_cfg=dict(type="LN", eps=1e-6), with_cls_token=True,
                   interpolate_mode="bicubic"),

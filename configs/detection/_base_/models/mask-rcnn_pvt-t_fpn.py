@@ -6,7 +6,7 @@ _base_ = 'mmdet::_base_/models/mask-rcnn_r50_fpn.py'
 model = dict(
     backbone=dict(
         _delete_=True,
-        type='PyramidVisionTransformer',
+        type='StrictPyramidVisionTransformer',  # mmdet's PVT loading its init_cfg checkpoint strictly (detection/)
         pretrain_img_size=224,  # the classifier's input size: sets the shape of the position embeddings
         in_channels=3,
         embed_dims=64,  # stage widths embed_dims x num_heads = 64, 128, 320, 512

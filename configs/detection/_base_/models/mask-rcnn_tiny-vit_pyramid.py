@@ -1,15 +1,16 @@
 # Mask R-CNN on the tiny ViT of the Fashion-MNIST configs (patch 8, 64-d, 4 layers, 2 heads, grayscale), CPU-sized.
 # A plain ViT has one stride-8 map; a simple feature pyramid (ViTDet-style) resamples it to strides 4..64 —
-# mmseg's VisionTransformer and MultiLevelNeck (bilinear resize + 3x3 conv per level), used here across registries.
-# Backbone weights: a Fashion-MNIST classifier converted with tools/convert_checkpoint.py --to mmseg-vit (the same
-# file the Segmenter configs load; leaves add 'mmseg.models' to custom_imports); the 4x4 position grid is resized by mmseg to the input's token grid.
+# mmseg's VisionTransformer (our StrictVisionTransformer: strict checkpoint loading) and MultiLevelNeck (bilinear
+# resize + 3x3 conv per level), used here across registries (leaves import 'segmentation' and 'mmseg.models').
+# Backbone weights: a Fashion-MNIST classifier converted with tools/convert_checkpoint.py --to mmseg-vit --img-size
+# H W for the backbone's img_size (the same file the Segmenter configs of that size load).
 _base_ = 'mmdet::_base_/models/mask-rcnn_r50_fpn.py'
 channels = 64
 num_classes = 10
 model = dict(
     data_preprocessor=dict(mean=[72.93], std=[90.02], bgr_to_rgb=False, pad_size_divisor=32),
     backbone=dict(
-        _delete_=True, type='mmseg.VisionTransformer', img_size=(128, 128), patch_size=8, in_channels=1,
+        _delete_=True, type='mmseg.StrictVisionTransformer', img_size=(128, 128), patch_size=8, in_channels=1,
         embed_dims=64, num_layers=4, num_heads=2, mlp_ratio=2, qkv_bias=True, patch_bias=True, drop_path_rate=0.0,
         out_indices=(3,), final_norm=True, norm_cfg=dict(type='LN', eps=1e-6), with_cls_token=True,
         interpolate_mode='bicubic'),
