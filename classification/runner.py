@@ -14,8 +14,11 @@ a person can read.
 """
 from __future__ import annotations
 
+import glob
 import logging
+import os.path as osp
 import re
+from typing import Optional
 
 from mmengine.logging import print_log
 from mmengine.model import BaseTTAModel, is_model_wrapper
@@ -41,6 +44,25 @@ CONSOLE_HIDDEN = (re.compile(r"\s*-+\s*System environment:"), re.compile(r"Confi
                   re.compile(r"The prefix is not set in metric class IoUMetric\.$"))
 
 
+def latest_checkpoint(work_dir: str) -> Optional[str]:
+    """The checkpoint ``--resume auto`` continues from: the one ``<work_dir>/last_checkpoint`` names, or, when that
+    pointer is missing, empty or names a missing file, the newest ``epoch_*.pth`` / ``iter_*.pth`` /
+    ``preempted.pth`` (modification time); None without any. mmengine's CheckpointHook rewrites the pointer with a
+    plain ``open(..., 'w')`` right after each (atomic) checkpoint save, so a kill -9 at that moment leaves it empty."""
+    pointer = osp.join(work_dir, "last_checkpoint")
+    named = open(pointer).read().strip() if osp.isfile(pointer) else ""
+    if named and osp.isfile(named):
+        return named
+    found = [p for pattern in ("epoch_*.pth", "iter_*.pth", "preempted.pth")
+             for p in glob.glob(osp.join(work_dir, pattern))]
+    if not found:
+        return None
+    newest = max(found, key=osp.getmtime)
+    print_log(f"{pointer} is {'missing' if not osp.isfile(pointer) else 'unusable (' + repr(named) + ')'}: resuming "
+              f"from the newest checkpoint, {newest}", logger="current", level=logging.WARNING)
+    return newest
+
+
 class HideStartupDetails(logging.Filter):
     """Console filter: drops the records of :data:`CONSOLE_HIDDEN` (the log file keeps them)."""
 
@@ -60,6 +82,16 @@ class MixProRunner(Runner):
                 if not any(isinstance(f, HideStartupDetails) for f in handler.filters):
                     handler.addFilter(HideStartupDetails())
         return logger
+
+    def load_or_resume(self) -> None:
+        """mmengine's, with the checkpoint of ``resume=True`` (no ``load_from``) found by :func:`latest_checkpoint`;
+        a work dir without one trains from the start, as mmengine does."""
+        if self._resume and self._load_from is None and not self._has_loaded:
+            self._load_from = latest_checkpoint(self.work_dir)
+            self._resume = self._load_from is not None
+            print_log(f"resume: {self._load_from or 'no checkpoint in ' + self.work_dir + ', training from the start'}",
+                      logger="current")
+        super().load_or_resume()
 
     def load_checkpoint(self, filename: str, map_location="cpu", strict: bool = True,
                         revise_keys=((r"^module\.", ""),)):

@@ -151,3 +151,26 @@ def test_runner_console_leaves_out_the_startup_details(runner_factory):
         assert not shown(hidden), hidden
     for kept in ("Epoch(train) [1][50/468]  lr: 4e-3", "loaded 56 tensors from x.pth", "Config: see the work dir"):
         assert shown(kept), kept
+
+
+def test_resume_finds_the_newest_checkpoint_when_the_pointer_is_unusable(tmp_path):
+    """mmengine rewrites ``last_checkpoint`` non-atomically after each save: a kill -9 there leaves it empty. The
+    pointer wins when it names a file; otherwise the newest epoch/iter/preempted checkpoint; none → None."""
+    import os
+    from classification.runner import latest_checkpoint
+    work = str(tmp_path)
+    assert latest_checkpoint(work) is None
+    (tmp_path / "last_checkpoint").write_text("")
+    assert latest_checkpoint(work) is None
+    for i, name in enumerate(["epoch_1.pth", "epoch_2.pth", "best_top1_epoch_2.pth"]):
+        (tmp_path / name).write_bytes(b"x")
+        os.utime(tmp_path / name, (1000 + i, 1000 + i))
+    assert latest_checkpoint(work) == str(tmp_path / "epoch_2.pth")  # empty pointer; best_* is not a resume point
+    (tmp_path / "last_checkpoint").write_text(str(tmp_path / "epoch_9.pth"))
+    assert latest_checkpoint(work) == str(tmp_path / "epoch_2.pth")  # names a missing file
+    (tmp_path / "last_checkpoint").write_text(str(tmp_path / "epoch_1.pth") + "\n")
+    assert latest_checkpoint(work) == str(tmp_path / "epoch_1.pth")  # a usable pointer wins
+    (tmp_path / "last_checkpoint").unlink()
+    (tmp_path / "preempted.pth").write_bytes(b"x")
+    os.utime(tmp_path / "preempted.pth", (2000, 2000))
+    assert latest_checkpoint(work) == str(tmp_path / "preempted.pth")
