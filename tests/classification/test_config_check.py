@@ -51,9 +51,9 @@ def test_new_keys_that_something_reads_are_accepted(option):
 
 
 def test_downstream_configs_check_against_their_scope():
-    cfg = load_config(SEG_CONFIG, {"model.backbone.with_cp": True})  # mmseg's VisionTransformer takes it
+    cfg = load_config(SEG_CONFIG, {"model.backbone.with_cp": True})  # mmseg's VisionTransformer (our strict subclass) takes it
     assert cfg.model.backbone.with_cp is True
-    with pytest.raises(UserError, match="'model.backbone' is built into VisionTransformer, which takes no option "
+    with pytest.raises(UserError, match="'model.backbone' is built into StrictVisionTransformer, which takes no option "
                                         "'num_layer'; did you mean 'num_layers'"):
         load_config(SEG_CONFIG, {"model.backbone.num_layer": 1})
     # a constructor taking **kwargs (mmseg's decode heads pass them on) may read any key: not refused
