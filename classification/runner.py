@@ -1,16 +1,13 @@
 """The Runner of ``tools/train.py`` and ``tools/test.py``: mmengine's, with checkpoints loaded strictly and a console
 a person can read.
 
-- ``load_from`` and ``resume`` go through :func:`classification.checkpoints.load_state_dict_strict`: a checkpoint
-  whose keys or shapes do not fit the model stops the run before its first iteration, naming each key and both
-  shapes. The config key ``load_from_partial`` (key patterns, e.g. ``['backbone.head']``) names the model keys a
-  fine-tune from ``load_from`` may leave at their initial values; a resume is always exact. A classifier's
-  ``load_from`` (and ``tools/test.py``) also reads bare classifier layouts (timm, DeiT / MixPro / PVT releases:
-  :mod:`classification.checkpoint_sources`) into its ``backbone``; the layout is logged.
-- The console leaves out the records only a debugging reader needs (the system environment, the whole config, the
-  hook table, one line per parameter group option) and three known harmless upstream notices
-  (:data:`CONSOLE_HIDDEN`): they stay in the log file, ``<work_dir>/<timestamp>/<timestamp>.log``; the config is
-  written to ``<work_dir>/<config file name>``.
+- ``load_from`` and ``resume`` go through :func:`classification.checkpoints.load_state_dict_strict` (keys and shapes
+  must fit; ``load_from_partial`` key patterns excuse keys of a ``load_from``, never of a resume). A classifier's
+  ``load_from`` (and ``tools/test.py``) also reads bare classifier layouts (:mod:`classification.checkpoint_sources`)
+  into its ``backbone``. ``--resume auto`` finds its checkpoint with :func:`latest_checkpoint`.
+- The console leaves out what only a debugging reader needs (system environment, whole config, hook table, parameter
+  group options) and known harmless upstream notices (:data:`CONSOLE_HIDDEN`); the log file
+  ``<work_dir>/<timestamp>/<timestamp>.log`` keeps them; the config is written to ``<work_dir>/<config file name>``.
 """
 from __future__ import annotations
 
