@@ -13,6 +13,9 @@ Reading is weights-only (:func:`classification.engine.load_checkpoint_file`).
 from __future__ import annotations
 
 import fnmatch
+import glob
+import logging
+import os.path as osp
 import re
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -26,7 +29,7 @@ from classification.engine import load_checkpoint_file
 from classification.errors import UserError
 
 __all__ = ["CheckpointMismatchError", "LoadReport", "StateDifferences", "compare_state_dicts", "checkpoint_state",
-           "load_state_dict_strict", "load_checkpoint_strict", "load_init_checkpoint"]
+           "load_state_dict_strict", "load_checkpoint_strict", "load_init_checkpoint", "latest_checkpoint"]
 
 _LISTED = 6  # keys named per kind in an error message (the rest are counted)
 
@@ -178,3 +181,22 @@ def load_init_checkpoint(module: torch.nn.Module, init_cfg: Mapping[str, Any],
     if convert is not None:
         state = _keep_metadata(convert(state), state)
     return load_state_dict_strict(module, state, path, init_cfg.get("partial") or (), hint)
+
+
+def latest_checkpoint(work_dir: str) -> Optional[str]:
+    """The checkpoint ``--resume auto`` continues from: the one ``<work_dir>/last_checkpoint`` names, or, when that
+    pointer is missing, empty or names a missing file, the newest ``epoch_*.pth`` / ``iter_*.pth`` /
+    ``preempted.pth`` (modification time); None without any. mmengine's CheckpointHook rewrites the pointer with a
+    plain ``open(..., 'w')`` right after each (atomic) checkpoint save, so a kill -9 at that moment leaves it empty."""
+    pointer = osp.join(work_dir, "last_checkpoint")
+    named = open(pointer).read().strip() if osp.isfile(pointer) else ""
+    if named and osp.isfile(named):
+        return named
+    found = [p for pattern in ("epoch_*.pth", "iter_*.pth", "preempted.pth")
+             for p in glob.glob(osp.join(work_dir, pattern))]
+    if not found:
+        return None
+    newest = max(found, key=osp.getmtime)
+    print_log(f"{pointer} is {'missing' if not osp.isfile(pointer) else 'unusable (' + repr(named) + ')'}: resuming "
+              f"from the newest checkpoint, {newest}", logger="current", level=logging.WARNING)
+    return newest

@@ -15,8 +15,9 @@ from mmengine.hooks import Hook, LoggerHook, RuntimeInfoHook
 from mmengine.model import is_model_wrapper
 from mmengine.optim import OptimWrapper
 from mmengine.registry import HOOKS
-from mmengine.runner import EpochBasedTrainLoop, find_latest_checkpoint
+from mmengine.runner import EpochBasedTrainLoop
 
+from classification.checkpoints import latest_checkpoint
 from classification.step_guard import DeferredNonFiniteGuard, DeferredReadback
 from mixpro_core import POLICY_STATS
 
@@ -175,7 +176,7 @@ class RunSummaryHook(Hook):
     @staticmethod
     def _start(runner) -> str:
         if runner.iter > 0:
-            source = runner.cfg.get("load_from") or find_latest_checkpoint(runner.work_dir)
+            source = runner.cfg.get("load_from") or latest_checkpoint(runner.work_dir)
             epoch = f"epoch {runner.epoch + 1}, " if isinstance(runner.train_loop, EpochBasedTrainLoop) else ""
             return f"start: resumed at {epoch}iteration {runner.iter} from {source}"
         if runner.cfg.get("load_from"):

@@ -11,11 +11,8 @@ a person can read.
 """
 from __future__ import annotations
 
-import glob
 import logging
-import os.path as osp
 import re
-from typing import Optional
 
 from mmengine.logging import print_log
 from mmengine.model import BaseTTAModel, is_model_wrapper
@@ -24,7 +21,7 @@ from mmengine.runner import Runner
 from mmengine.runner.checkpoint import CheckpointLoader
 
 from classification.checkpoint_sources import classifier_source
-from classification.checkpoints import checkpoint_state, load_state_dict_strict
+from classification.checkpoints import checkpoint_state, latest_checkpoint, load_state_dict_strict
 from classification.mix_classifier import MixClassifier
 
 # how the records left out of the console begin (mmengine 0.10.7: Runner._log_env, Runner.__init__,
@@ -39,25 +36,6 @@ CONSOLE_HIDDEN = (re.compile(r"\s*-+\s*System environment:"), re.compile(r"Confi
                   re.compile(r'"HardDiskBackend" is the alias of "LocalBackend" and the former will be deprecated'),
                   # mmseg 1.2.2's IoUMetric sets no default_prefix, which mmengine's BaseMetric warns about when built
                   re.compile(r"The prefix is not set in metric class IoUMetric\.$"))
-
-
-def latest_checkpoint(work_dir: str) -> Optional[str]:
-    """The checkpoint ``--resume auto`` continues from: the one ``<work_dir>/last_checkpoint`` names, or, when that
-    pointer is missing, empty or names a missing file, the newest ``epoch_*.pth`` / ``iter_*.pth`` /
-    ``preempted.pth`` (modification time); None without any. mmengine's CheckpointHook rewrites the pointer with a
-    plain ``open(..., 'w')`` right after each (atomic) checkpoint save, so a kill -9 at that moment leaves it empty."""
-    pointer = osp.join(work_dir, "last_checkpoint")
-    named = open(pointer).read().strip() if osp.isfile(pointer) else ""
-    if named and osp.isfile(named):
-        return named
-    found = [p for pattern in ("epoch_*.pth", "iter_*.pth", "preempted.pth")
-             for p in glob.glob(osp.join(work_dir, pattern))]
-    if not found:
-        return None
-    newest = max(found, key=osp.getmtime)
-    print_log(f"{pointer} is {'missing' if not osp.isfile(pointer) else 'unusable (' + repr(named) + ')'}: resuming "
-              f"from the newest checkpoint, {newest}", logger="current", level=logging.WARNING)
-    return newest
 
 
 class HideStartupDetails(logging.Filter):

@@ -157,7 +157,7 @@ def test_resume_finds_the_newest_checkpoint_when_the_pointer_is_unusable(tmp_pat
     """mmengine rewrites ``last_checkpoint`` non-atomically after each save: a kill -9 there leaves it empty. The
     pointer wins when it names a file; otherwise the newest epoch/iter/preempted checkpoint; none → None."""
     import os
-    from classification.runner import latest_checkpoint
+    from classification.checkpoints import latest_checkpoint
     work = str(tmp_path)
     assert latest_checkpoint(work) is None
     (tmp_path / "last_checkpoint").write_text("")
