@@ -148,6 +148,11 @@ def atomic_write(path: str, write: Callable[[str], None]) -> None:
         raise
 
 
+def atomic_write_text(path: str, text: str) -> None:
+    """:func:`atomic_write` of ``text`` (UTF-8)."""
+    atomic_write(path, _write_bytes(text.encode("utf-8")))
+
+
 def _write_bytes(data: bytes) -> Callable[[str], None]:
     def write(path: str) -> None:
         with open(path, "wb") as f:

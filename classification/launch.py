@@ -25,7 +25,7 @@ from mmengine.logging import print_log
 from classification.config_check import (apply_cfg_options, check_data_roots, check_training_options,
                                          load_config)
 from classification.datasets import check_cache_sampler
-from classification.engine import (adapt_config_to_host, atomic_write, finish_distributed, init_distributed,
+from classification.engine import (adapt_config_to_host, atomic_write_text, finish_distributed, init_distributed,
                                    install_safe_checkpoint_loading, release_dataloader_workers)
 from classification.errors import MissingPathError, UserError
 from classification.loader_workers import apply_default_num_workers
@@ -308,12 +308,7 @@ def plain_metrics(metrics: dict) -> dict:
 def write_metrics(work_dir: str, config: str, checkpoint: str, metrics: dict) -> str:
     """``<work_dir>/metrics.json``: ``{"config", "checkpoint", "metrics": {name: value}}``; returns its path."""
     path = osp.join(work_dir, METRICS_FILE)
-    text = json.dumps(dict(config=config, checkpoint=checkpoint, metrics=metrics), indent=2) + "\n"
-
-    def write(tmp: str) -> None:
-        with open(tmp, "w") as f:
-            f.write(text)
-    atomic_write(path, write)
+    atomic_write_text(path, json.dumps(dict(config=config, checkpoint=checkpoint, metrics=metrics), indent=2) + "\n")
     return path
 
 

@@ -46,7 +46,7 @@ from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
 from mmengine.runner import EpochBasedTrainLoop
 
-from classification.engine import atomic_write
+from classification.engine import atomic_write_text
 
 PREEMPTED_EXIT_CODE = 75  # os.EX_TEMPFAIL
 INTERRUPTED_EXIT_CODE = 130  # 128 + SIGINT: stopped by the user (Ctrl-C)
@@ -204,17 +204,12 @@ class PreemptionHook(Hook):
         runner.save_checkpoint(runner.work_dir, CHECKPOINT_NAME, meta=dict(epoch=runner.epoch, iter=done),
                                backend_args=dict(backend="atomic_local"))
         if runner.rank == 0:
-            atomic_write(osp.join(runner.work_dir, "last_checkpoint"), lambda tmp: _write_text(tmp, path))
+            atomic_write_text(osp.join(runner.work_dir, "last_checkpoint"), path)
         barrier()  # no rank leaves before the checkpoint is complete
         self._restore_handlers()
         stop = TrainingPreempted(signame, done)
         runner.logger.warning(f"{stop}; checkpoint: {path}")
         raise stop
-
-
-def _write_text(path: str, text: str) -> None:
-    with open(path, "w") as f:
-        f.write(text)
 
 
 def add_preemption_hook(cfg) -> None:

@@ -26,7 +26,7 @@ import sys
 import time
 from typing import Dict, List, Optional, Sequence
 
-from classification.engine import atomic_write, install_safe_checkpoint_loading
+from classification.engine import atomic_write_text, install_safe_checkpoint_loading
 from classification.errors import MissingPathError, UserError
 from classification.robustness import IMAGENET_SUITES, SUITES, TEST_SET_SUITES, evaluate_robustness
 
@@ -189,14 +189,8 @@ def write_outputs(result: dict, out_dir: str, notes: Sequence[str] = ()) -> List
     os.makedirs(out_dir, exist_ok=True)
     json_path, md_path = osp.join(out_dir, "robustness.json"), osp.join(out_dir, "robustness.md")
 
-    def text(content: str):
-        def write(tmp: str) -> None:
-            with open(tmp, "w", encoding="utf-8") as f:
-                f.write(content)
-        return write
-
-    atomic_write(json_path, text(json.dumps(result, indent=2) + "\n"))
-    atomic_write(md_path, text(markdown_table(result, notes)))
+    atomic_write_text(json_path, json.dumps(result, indent=2) + "\n")
+    atomic_write_text(md_path, markdown_table(result, notes))
     return [json_path, md_path] + plot_curves(result, out_dir)
 
 

@@ -32,7 +32,7 @@ from mmengine.runner import Runner
 
 from classification import launch
 from classification.launch import shorten_schedule
-from classification.engine import atomic_write, install_safe_checkpoint_loading, release_dataloader_workers
+from classification.engine import atomic_write_text, install_safe_checkpoint_loading, release_dataloader_workers
 from classification.robustness import evaluate_robustness
 from classification.runtime import USER_THREAD_VARIABLES, configure_threads, default_num_threads
 
@@ -220,10 +220,7 @@ def run_dir(work_root: str, method: str, seed: int) -> str:
 
 
 def write_result(work_dir: str, result: dict) -> None:
-    def write(tmp):
-        with open(tmp, "w") as f:
-            json.dump(result, f, indent=2)
-    atomic_write(osp.join(work_dir, RESULT_FILE), write)
+    atomic_write_text(osp.join(work_dir, RESULT_FILE), json.dumps(result, indent=2))
 
 
 def load_result(work_dir: str, epochs: Optional[int] = None,
