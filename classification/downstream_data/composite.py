@@ -27,10 +27,11 @@ Composition of one image (all randomness from ``numpy.random.default_rng`` gener
 stream per split spawned with ``numpy.random.SeedSequence(seed).spawn(2)``, so the validation images do not depend
 on ``num_train``; draws happen in a fixed order, so a seed gives byte-identical files on a given software stack):
   * background: a random square crop (side 40..100 % of the photo's short side, random flip) of one of the colour
-    photos shipped inside scikit-image's ``skimage/data`` folder, resized (bilinear) to size x size;
+    photos shipped inside scikit-image's ``skimage/data`` folder, resized (bilinear) to size x size, multiplied by
+    ``background_brightness`` (default 1);
   * 1..4 objects, from the Fashion-MNIST train split for training images and the test split for validation
     images: side ``round(32*size/128)..round(80*size/128)`` px, a random position that keeps the object inside the
-    image, a random flip and a random tint colour; the 28x28 image is resized (bilinear) and normalised by its
+    image, a random flip and a random tint colour (each RGB channel uniform in [``tint_min``, 255], default 0); the 28x28 image is resized (bilinear) and normalised by its
     maximum, the object mask is ``alpha > 0.15`` and the object is alpha-composited inside that mask only;
   * later objects occlude earlier ones; the label map holds whatever is on top. An object whose visible area is
     below ``min_visible_area`` (30 px) gets no COCO annotation (its few visible pixels keep its label in the PNG).
@@ -101,7 +102,8 @@ def _load_fmnist(root: str, split: str) -> Tuple[np.ndarray, np.ndarray]:
 
 
 # -------------------------------------------------------------------------------------------------- composition
-def _background(rng: np.random.Generator, photos: List[np.ndarray], size: int) -> np.ndarray:
+def _background(rng: np.random.Generator, photos: List[np.ndarray], size: int,
+                brightness: float = 1.0) -> np.ndarray:
     photo = photos[int(rng.integers(len(photos)))]
     h, w = photo.shape[:2]
     short = min(h, w)
@@ -110,11 +112,11 @@ def _background(rng: np.random.Generator, photos: List[np.ndarray], size: int) -
     x0 = int(rng.integers(0, w - side + 1))
     flip = bool(rng.integers(2))
     crop = Image.fromarray(photo[y0:y0 + side, x0:x0 + side]).resize((size, size), Image.BILINEAR)
-    out = np.asarray(crop, dtype=np.float64)
+    out = brightness * np.asarray(crop, dtype=np.float64)
     return out[:, ::-1].copy() if flip else out.copy()
 
 
-def _object(rng: np.random.Generator, images: np.ndarray, labels: np.ndarray, size: int):
+def _object(rng: np.random.Generator, images: np.ndarray, labels: np.ndarray, size: int, tint_min: float = 0.0):
     """Draw one object: (label, y0, x0, alpha (s,s) float in [0,1] zero outside the mask, colour (s,s,3))."""
     lo, hi = max(2, round(32 * size / 128)), max(2, round(80 * size / 128))
     hi = min(hi, size)
@@ -124,7 +126,7 @@ def _object(rng: np.random.Generator, images: np.ndarray, labels: np.ndarray, si
     y0 = int(rng.integers(0, size - side + 1))
     x0 = int(rng.integers(0, size - side + 1))
     flip = bool(rng.integers(2))
-    tint = rng.uniform(0.0, 255.0, size=3)
+    tint = rng.uniform(tint_min, 255.0, size=3)
     gray = np.asarray(Image.fromarray(images[idx]).resize((side, side), Image.BILINEAR), dtype=np.float64)
     if flip:
         gray = gray[:, ::-1]
@@ -137,14 +139,14 @@ def _object(rng: np.random.Generator, images: np.ndarray, labels: np.ndarray, si
 
 
 def _compose(rng: np.random.Generator, photos: List[np.ndarray], images: np.ndarray, labels: np.ndarray,
-             size: int):
+             size: int, brightness: float = 1.0, tint_min: float = 0.0):
     """One image: (rgb uint8 (size,size,3), label uint8 (size,size), owner int (size,size) (-1 = none), classes)."""
-    canvas = _background(rng, photos, size)
+    canvas = _background(rng, photos, size, brightness)
     label_map = np.zeros((size, size), dtype=np.uint8)
     owner = np.full((size, size), -1, dtype=np.int64)
     classes = []
     for k in range(int(rng.integers(1, 5))):
-        cls, y0, x0, alpha, colour = _object(rng, images, labels, size)
+        cls, y0, x0, alpha, colour = _object(rng, images, labels, size, tint_min)
         s = alpha.shape[0]
         region = canvas[y0:y0 + s, x0:x0 + s]
         a = alpha[..., None]
@@ -180,7 +182,7 @@ def _coco_categories() -> List[dict]:
 
 def make_composite(out_dir: str, num_train: int = 300, num_val: int = 60, size: int = 128, seed: int = 0,
                    fmnist_root: str = FASHION_MNIST_ROOT, *, min_visible_area: int = 30,
-                   verbose: bool = True) -> Dict:
+                   background_brightness: float = 1.0, tint_min: float = 0.0, verbose: bool = True) -> Dict:
     """Write the composite dataset under ``out_dir`` (layout in the module docstring); return paths and counts.
 
     Returns a dict with ``out_dir``, ``classes`` (11 names, background first), ``classes_file``, ``seed``,
@@ -190,6 +192,9 @@ def make_composite(out_dir: str, num_train: int = 300, num_val: int = 60, size: 
     """
     if size < 8:
         raise ValueError(f"size must be >= 8, got {size}")
+    if not 0 < background_brightness <= 1 or not 0 <= tint_min <= 255:
+        raise ValueError(f"background_brightness must be in (0, 1] and tint_min in [0, 255], got "
+                         f"{background_brightness} and {tint_min}")
     if num_train < 0 or num_val < 0:
         raise ValueError("num_train and num_val must be >= 0")
     # One independent stream per split (spawned from the seed), so the validation set does not change with
@@ -218,7 +223,8 @@ def make_composite(out_dir: str, num_train: int = 300, num_val: int = 60, size: 
         rng = np.random.default_rng(split_rngs[folder])
         for i in tqdm(range(n), desc=f"[make_composite] {folder}", unit="img", disable=not verbose or n == 0,
                       file=sys.stdout, mininterval=1.0):
-            rgb, label_map, owner, classes = _compose(rng, photos, fm_images, fm_labels, size)
+            rgb, label_map, owner, classes = _compose(rng, photos, fm_images, fm_labels, size, background_brightness,
+                                                      tint_min)
             stem = f"{i:06d}"
             _save_jpeg(rgb, os.path.join(img_dir, stem + ".jpg"))
             _save_png(label_map, os.path.join(ann_dir, stem + ".png"))
@@ -277,10 +283,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--size", type=int, default=128, help="square image side in px")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--fmnist-root", default=FASHION_MNIST_ROOT)
+    p.add_argument("--background-brightness", type=float, default=1.0,
+                   help="factor on the background photos (default 1; the downstream set uses 0.3)")
+    p.add_argument("--tint-min", type=float, default=0.0,
+                   help="lowest value of each channel of the objects' tint (default 0; the downstream set uses 128)")
     args = p.parse_args(argv)
     try:
         make_composite(args.out, num_train=args.num_train, num_val=args.num_val, size=args.size, seed=args.seed,
-                       fmnist_root=args.fmnist_root)
+                       fmnist_root=args.fmnist_root, background_brightness=args.background_brightness,
+                       tint_min=args.tint_min)
     except FileNotFoundError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

@@ -48,7 +48,7 @@ from typing import Dict, Optional
 from classification.environment import environment
 from classification.runtime import usable_cores
 
-from . import runs
+from . import downstream, runs
 from .report import (include_set_reports, markdown_report, plot_results, plot_set_results, policy_curves,
                      set_report)
 from .stats import aggregate
@@ -58,7 +58,7 @@ def parse_args(argv) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="reproduce.py", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--set", dest="exp_set", default="default",
-                        choices=["default", *runs.EXPERIMENT_SETS],
+                        choices=["default", *runs.EXPERIMENT_SETS, "downstream"],
                         help="a named experiment set (default: the methods of docs/results.md)")
     parser.add_argument("--methods", help=f"comma-separated methods, or 'all' for every config (default: "
                                           f"{','.join(runs.default_methods())}); with --set: labels of the set")
@@ -83,12 +83,26 @@ def parse_args(argv) -> argparse.Namespace:
                         help="after a failed run, go on with the others (the report lists the failure)")
     parser.add_argument("--report-only", action="store_true",
                         help="train nothing: write the report from the result.json files already there")
+    parser.add_argument("--pretrain-root", help="--set downstream: the pretraining runs PRETRAIN_ROOT/METHOD/seedSEED "
+                                                "(default: the default set's work_dirs/reproduce, so its runs are reused)")
+    parser.add_argument("--heads", help=f"--set downstream: comma-separated heads (default: all of "
+                                        f"{','.join(downstream.HEADS)})")
+    parser.add_argument("--quick", action="store_true",
+                        help="--set downstream: seconds per run on 8/4 composite images (a smoke test; own pretraining "
+                             "in WORK_ROOT/pretrain)")
     parser.add_argument("--cfg-options", nargs="+", default=[], metavar="KEY=VALUE",
                         help="config overrides for every run (e.g. train_dataloader.dataset.limit=1000)")
     args = parser.parse_args(argv)
     suffix = "" if args.exp_set == "default" else f"-{args.exp_set}"
     args.work_root = osp.abspath(args.work_root or osp.join(runs.ROOT, "work_dirs", f"reproduce{suffix}"))
     args.out = osp.abspath(args.out or osp.join(runs.ROOT, "docs", f"results{suffix}.md"))
+    if args.exp_set == "downstream":
+        if args.keep_going or args.cfg_options:
+            parser.error("--set downstream stops at a failure (rerun to continue) and takes no --cfg-options")
+        args.pretrain_root = osp.abspath(args.pretrain_root or (
+            osp.join(args.work_root, "pretrain") if args.quick else osp.join(runs.ROOT, "work_dirs", "reproduce")))
+    elif args.quick or args.heads or args.pretrain_root:
+        parser.error("--quick, --heads and --pretrain-root belong to --set downstream")
     if args.budget is None:
         exp_set = runs.EXPERIMENT_SETS.get(args.exp_set)
         args.budget = exp_set.budget if exp_set else runs.DEFAULT_BUDGET
@@ -131,6 +145,8 @@ def main(argv=None) -> Optional[Dict[str, dict]]:
         return None
     t_start = time.time()
     args = parse_args(argv)
+    if args.exp_set == "downstream":
+        return downstream_main(args, argv, t_start)
     exp_set = runs.EXPERIMENT_SETS.get(args.exp_set)
     configs = exp_set.configs(args.config_dir) if exp_set else None
     methods = runs.resolve_set_labels(exp_set, args.methods) if exp_set else \
@@ -174,6 +190,61 @@ def main(argv=None) -> Optional[Dict[str, dict]]:
     if osp.isfile(results_md):
         include_set_reports(results_md)
     return stats
+
+
+def _pick(spec: Optional[str], choices, what: str) -> list:
+    if not spec or spec.strip() == "all":
+        return list(choices)
+    chosen = [c.strip() for c in spec.split(",") if c.strip()]
+    if not chosen or any(c not in choices for c in chosen) or len(set(chosen)) != len(chosen):
+        raise SystemExit(f"{what} {spec!r}: choose distinct names from {', '.join(choices)}")
+    return [c for c in choices if c in chosen]
+
+
+def downstream_main(args: argparse.Namespace, argv, t_start: float) -> Dict[str, str]:
+    """``--set downstream``: pretrain what is missing, fine-tune every (head, backbone, seed) without a result, write
+    the report and its figure; returns one summary line per head."""
+    from .downstream_report import markdown, plot, summary_lines
+    inits = _pick(args.methods, downstream.INITS, "--methods")
+    heads = _pick(args.heads, list(downstream.HEADS), "--heads")
+    seeds = runs.parse_seeds(args.seeds)
+    epochs = 1 if args.quick else runs.epochs_for_budget(args.budget)
+    data_root = osp.join(args.work_root, "data") if args.quick else downstream.DATA_ROOT
+    quick_pretrain = {f"{loader}.dataset.limit": 256 for loader in
+                      ("train_dataloader", "val_dataloader", "test_dataloader")} if args.quick else None
+    ran = 0
+    if not args.report_only:
+        downstream.ensure_data(data_root, args.quick)
+        plan = downstream.build_plan(seeds, inits, heads, args.work_root, args.pretrain_root, epochs, data_root,
+                                     args.quick, args.force, quick_pretrain)
+        print(f"reproduce --set downstream: {len(inits)} backbones ({', '.join(inits)}) × {len(heads)} heads "
+              f"({', '.join(heads)}) × {len(seeds)} seeds = {plan.finetunes} fine-tunes, {plan.finetune_done} done "
+              f"already; {len(plan.stages)} runs to go ({plan.pretrain_done} pretraining runs reused from "
+              f"{runs.show_path(args.pretrain_root)}), {args.jobs} at a time", flush=True)
+        try:
+            downstream.run_plan(plan, args.jobs)
+        except Exception as err:  # StageError: the finished runs keep their results
+            raise SystemExit(f"{err}\nfinished runs keep their result.json: rerun the same command to continue")
+        ran = len(plan.stages)
+    collected = downstream.collect(args.work_root, args.pretrain_root, seeds, inits, heads, epochs, args.quick)
+    floor = downstream.floor_miou(data_root) if osp.isdir(osp.join(data_root, "annotations")) else None
+    meta = dict(environment(), command=shlex.join(["python", "tools/reproduce.py", *argv]), epochs=epochs,
+                floor=floor, wall_seconds=time.time() - t_start, ran=ran, jobs=args.jobs,
+                sum_run_seconds=sum(float(r.get("run_seconds") or 0) for r in collected["runs"]),
+                threads=", ".join(map(str, sorted({r["threads"] for r in collected["runs"] if r.get("threads")})))
+                or "—", work_root=args.work_root, pretrain_root=args.pretrain_root,
+                finished=time.strftime("%Y-%m-%d %H:%M"), quick=args.quick)
+    figure = args.plot or osp.splitext(args.out)[0] + ".png"
+    plot(collected, inits, heads, figure, floor)
+    text = markdown(collected, inits, heads, seeds, meta,
+                    osp.relpath(figure, osp.dirname(args.out)))
+    os.makedirs(osp.dirname(args.out), exist_ok=True)
+    with open(args.out, "w") as f:
+        f.write(text)
+    lines = summary_lines(collected, inits, heads)
+    print("\n" + "\n".join(lines.values()))
+    print(f"wrote {runs.show_path(args.out)} and {runs.show_path(figure)}")
+    return lines
 
 
 if __name__ == "__main__":
