@@ -3,7 +3,7 @@ PY := .venv/bin/python
 PYTEST_ARGS ?=
 FMNIST_METHODS := baseline transmix mixpro
 
-.PHONY: setup demo test test-fast benchmark benchmark-all gpu-check reproduce robustness-demo clean
+.PHONY: setup demo test test-fast benchmark benchmark-all gpu-check reproduce reproduce-downstream robustness-demo clean
 
 setup:
 	bash tools/setup.sh
@@ -35,6 +35,11 @@ gpu-check:
 # methods x seeds on Fashion-MNIST → docs/results.md + docs/results.png (resumes finished runs)
 reproduce: setup
 	$(PY) tools/reproduce.py
+
+# baseline / TransMix / MixPro backbones (the reproduction's runs) and random init → Segmenter linear / mask (+MS) and
+# Mask R-CNN on the composite set, 3 seeds → docs/results-downstream.md + .png (resumes finished runs; over an hour)
+reproduce-downstream: setup
+	$(PY) tools/reproduce.py --set downstream
 
 # baseline / TransMix / MixPro Fashion-MNIST classifiers (trained once, ~5 min each), then occlusion, shuffle and
 # FGSM/PGD (attacks on the first 2000 test images) → work_dirs/fmnist/robustness/

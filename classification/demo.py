@@ -23,7 +23,7 @@ Every fine-tune is evaluated once, after training (no validation loop), and read
 The table (also ``<work-dir>/results.md`` and ``results.json``) has one row per backbone initialisation and the floor:
 the mIoU of predicting background everywhere on the composite validation labels. Every stage is seeded (its
 config's ``randomness.seed=0``): the same command on the same machine gives the same numbers. At this size the
-numbers say little; ``tools/reproduce.py --set downstream`` (planned) is the comparison of pretraining methods.
+numbers say little; ``tools/reproduce.py --set downstream`` is the comparison of pretraining methods.
 
 ``--jobs N`` (default 2 where at least 2 cores are usable, else 1: the sequential pipeline in one process): the
 pretraining (and the conversion) run in this process with all usable cores (every fine-tune needs its checkpoint, and
@@ -66,7 +66,7 @@ STAGES = ("pretrain", "segmentation", "detection")
 LONGEST_FIRST = ("detection", "segmentation")
 SEEDED_NOTE = ("Every stage runs with seed 0 (its config's randomness.seed). The floor is the mIoU of predicting "
                "background everywhere on the validation labels. One seed at this size says little about pretraining "
-               "methods: tools/reproduce.py --set downstream (planned) compares baseline, TransMix and MixPro "
+               "methods: tools/reproduce.py --set downstream compares baseline, TransMix and MixPro "
                "backbones over 3 seeds.\n")
 
 

@@ -29,6 +29,10 @@ values, paired differences against the set's reference with a paired t-test, the
 during training and their curves); ``--methods`` then picks labels of the set. ``docs/results.md`` ends with every
 set report found next to it and the hand-written findings ``docs/results-findings.md``, refreshed by each invocation.
 
+``--set downstream`` (:mod:`.downstream`, report :mod:`.downstream_report`) fine-tunes the baseline / TransMix /
+MixPro backbones of the default set's runs and random initialisation on the composite set (``--heads``,
+``--pretrain-root``, ``--quick``) → ``docs/results-downstream.md``.
+
 The report (``--out``) has mean ± std (ddof=1) test top-1 and top-1 under 50% patch drop per method, the per-seed
 values, whether the paper's ranking MixPro > TransMix > baseline holds at this scale, and the wall time, machine,
 versions, budget, seeds and the exact command; ``--plot`` is a bar chart of both columns with the std as error bars.
