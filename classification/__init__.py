@@ -3,5 +3,7 @@
 Importing the package registers everything in mmengine's registries (configs say
 ``custom_imports = dict(imports=['classification'])``).
 """
-from . import (backbone_compile, dali_loader, data_preprocessor, datasets, engine, hooks, in_memory,  # noqa: F401
-               metrics, mix_classifier, models, runner)  # (registration)
+from . import engine, models  # noqa: F401  (registration: the atomic_local backend; the classifiers)
+from .data import cifar, dali, fashion_mnist, imagenet, in_memory, preprocessor, sampler, transforms  # noqa: F401
+from .engine import compile, hooks, runner  # noqa: F401
+from .models import metrics, mix_classifier  # noqa: F401

@@ -6,11 +6,11 @@ loading its ``init_cfg`` checkpoint strictly: :mod:`detection.backbones`),
 ``FPN``, ``MaskRCNN``, ``CocoDataset``, ``CocoMetric``, and our ``MSMLPBackbone`` (``classification.models.msmlp``,
 registered here in mmdet's MODELS; it loads our classification checkpoints directly, no conversion). The configs
 (``configs/detection/``, ``default_scope='mmdet'``) import this package through
-``custom_imports = dict(imports=['detection'])``; it imports ``classification``, which registers the
+``custom_imports = dict(imports=['detection'])``; it imports ``classification.engine``, which registers the
 ``atomic_local`` file backend the configs' ``CheckpointHook`` writes through (temp file + fsync + rename).
 Weights-only checkpoint loading (an allow-list; torch >= 2.6 refuses mmengine's pickled extras by default and
 mmengine 0.10.7 does not pass ``weights_only``) is installed by the tools through
-:func:`classification.engine.install_safe_checkpoint_loading`; mmdet's PVT reads its ``init_cfg`` checkpoint
+:func:`classification.engine.checkpoints.install_safe_checkpoint_loading`; mmdet's PVT reads its ``init_cfg`` checkpoint
 through ``CheckpointLoader.load_checkpoint``, so after that call a pretrained backbone is loaded the same safe way.
 
 Backbone weights come from our classifiers (``classification/models/pvt.py``, official PVT v1 names)::
@@ -24,6 +24,7 @@ The converted file already has mmdet's key names (mmdet's ``pvt_convert`` applie
 """
 from mmdet.registry import MODELS
 
+import classification.engine  # noqa: F401  (registers the atomic_local checkpoint backend)
 from classification.models.msmlp import MSMLPBackbone
 from detection.backbones import StrictPyramidVisionTransformer  # noqa: F401  (registers it)
 

@@ -1,6 +1,6 @@
 """``StrictVisionTransformer``: mmseg's ``VisionTransformer`` whose ``init_cfg=dict(type='Pretrained',
-checkpoint=...)`` loads strictly (:func:`classification.checkpoints.load_init_checkpoint`), used by every ViT config
-here. mmseg's own loading only warns on a size mismatch and resizes ``pos_embed`` silently; here a checkpoint of
+checkpoint=...)`` loads strictly (:func:`classification.engine.checkpoints.load_init_checkpoint`), used by every ViT
+config here. mmseg's own loading only warns on a size mismatch and resizes ``pos_embed`` silently; here a checkpoint of
 another patch size, position grid (image size) or depth stops the run before training, naming each key and both
 shapes. A checkpoint trained at another image size is resized explicitly and logged, when it is converted:
 ``tools/convert_checkpoint.py SRC DST --to mmseg-vit --img-size H W`` with the backbone's ``img_size``.
@@ -8,7 +8,7 @@ shapes. A checkpoint trained at another image size is resized explicitly and log
 from mmseg.models.backbones import VisionTransformer
 from mmseg.registry import MODELS
 
-from classification.checkpoints import load_init_checkpoint
+from classification.engine.checkpoints import load_init_checkpoint
 
 
 @MODELS.register_module()

@@ -1,12 +1,13 @@
-"""classification.benchmarks (tools/benchmark.py): every subcommand runs at tiny sizes and prints its Markdown table
-with the machine and the command; the two CLS-attention paths agree; the CPU peak-memory measure sees torch
+"""classification.benchmarks.micro (tools/benchmark.py): every subcommand runs at tiny sizes and prints its Markdown
+table with the machine and the command; the two CLS-attention paths agree; the CPU peak-memory measure sees torch
 allocations; --json."""
 import json
 
 import pytest
 import torch
 
-import classification.benchmarks as B
+import classification.benchmarks.micro as B
+from classification.benchmarks.common import peak_extra_bytes
 
 TINY = ["--batch", "2", "--repeats", "1", "--warmup", "0", "--device", "cpu"]
 
@@ -60,7 +61,7 @@ def test_cpu_peak_memory_sees_a_known_allocation():
         a = torch.ones(1_000_000)  # 4 MB, freed before the 8 MB one is made
         del a
         return torch.ones(2_000_000)
-    peak = B.peak_extra_bytes(allocate, "cpu")
+    peak = peak_extra_bytes(allocate, "cpu")
     assert 8_000_000 <= peak < 12_000_000
 
 

@@ -1,4 +1,4 @@
-"""Checkpoint layouts users have (classification.checkpoint_sources) → our classifiers and, converted, the strict
+"""Checkpoint layouts users have (classification.engine.checkpoint_sources) → our classifiers and, converted, the strict
 downstream backbones (segmentation.backbones, detection.backbones).
 
 Every source checkpoint has every tensor random (torch.randn under a fixed generator, not a fresh initialisation
@@ -15,9 +15,9 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-import classification.convert as cc
-from classification.checkpoint_sources import read_checkpoint_source
-from classification.checkpoints import CheckpointMismatchError
+import classification.transfer.convert as cc
+from classification.engine.checkpoint_sources import read_checkpoint_source
+from classification.engine.checkpoints import CheckpointMismatchError
 from classification.models.pvt import pvt_tiny
 from classification.models.vits import deit_tiny, deit_tiny_patch14, tiny_vit
 from classification.models.weights import load_pretrained
@@ -180,7 +180,7 @@ def _run(args, **kw):
 
 @pytest.mark.needs_data(FMNIST)
 def test_patch14_checkpoint_stops_a_patch16_segmenter_before_training(tmp_path):
-    from classification.downstream_data.composite import make_composite
+    from classification.transfer.downstream_data.composite import make_composite
 
     make_composite(str(tmp_path / "composite"), num_train=2, num_val=1, size=128, seed=5, verbose=False)
     src, ckpt = str(tmp_path / "p14.pth"), str(tmp_path / "p14_mmseg.pth")

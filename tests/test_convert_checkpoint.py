@@ -1,5 +1,5 @@
-"""classification.convert (tools/convert_checkpoint.py): our ViT -> mmseg VisionTransformer, our PVT v1 -> mmdet
-PyramidVisionTransformer, bare timm state dicts and safetensors; errors for the wrong architecture and for files
+"""classification.transfer.convert (tools/convert_checkpoint.py): our ViT -> mmseg VisionTransformer, our PVT v1 ->
+mmdet PyramidVisionTransformer, bare timm state dicts and safetensors; errors for the wrong architecture and for files
 that are no checkpoint.
 
 The numerical checks are the real proof of a conversion: the converted mmseg / mmdet backbones give the features of
@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 import torch
 
-import classification.convert as cc
+import classification.transfer.convert as cc
 from classification.models.pvt import pvt_tiny
-from classification.models.weights import read_backbone_state
 from classification.models.vits import deit_tiny
+from classification.models.weights import read_backbone_state
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TOOL = os.path.join(ROOT, "tools", "convert_checkpoint.py")

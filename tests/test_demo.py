@@ -9,8 +9,8 @@ import sys
 
 import pytest
 
-from classification import demo
-from classification.downstream_data.composite import all_background_miou
+from classification.experiments import demo
+from classification.transfer.downstream_data.composite import all_background_miou
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 FMNIST = "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"

@@ -1,5 +1,5 @@
-"""Downstream data generators: classification.downstream_data.composite (tools/make_downstream_data.py) and
-classification.downstream_data.labelme (tools/make_labelme_data.py)."""
+"""Downstream data generators: classification.transfer.downstream_data.composite (tools/make_downstream_data.py) and
+classification.transfer.downstream_data.labelme (tools/make_labelme_data.py)."""
 import contextlib
 import copy
 import gzip
@@ -12,8 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from classification.downstream_data import composite as composite_module
-from classification.downstream_data import labelme as labelme_module
+from classification.transfer.downstream_data import composite as composite_module, labelme as labelme_module
 
 FMNIST_ROOT = "/usr/share/datasets/fashion-mnist"
 LABELME_DOC = "/usr/share/doc/labelme-examples"

@@ -5,9 +5,9 @@ import os.path as osp
 
 import pytest
 
-from classification.reproduction import cli, downstream
-from classification.reproduction.downstream_report import markdown
-from classification.reproduction.paper_tables import read_metric
+from classification.experiments.reproduction import cli, downstream
+from classification.experiments.reproduction.downstream_report import markdown
+from classification.experiments.reproduction.paper_tables import read_metric
 
 FMNIST = "/usr/share/datasets/fashion-mnist"
 

@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from classification.gpu_check import main, write_report
+from classification.benchmarks.gpu_check import main, write_report
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 

@@ -12,9 +12,8 @@ import time
 
 import pytest
 
-from classification.launch import write_metrics
-from classification.reproduction import paper_plan as P
-from classification.reproduction import paper_tables as T
+from classification.engine.launch import write_metrics
+from classification.experiments.reproduction import paper_cli, paper_plan as P, paper_tables as T
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 ENV = dict(os.environ, OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore")
@@ -24,7 +23,7 @@ ENV = dict(os.environ, OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore")
 def default_plan(tmp_path_factory):
     """The default rows (Tables 2 and 3), all three methods, 8 GPUs: (work root, jobs, script folder)."""
     work = str(tmp_path_factory.mktemp("plan") / "w")
-    assert T.main(["plan", "--work-root", work, "--gpus", "8"]) == 0
+    assert paper_cli.main(["plan", "--work-root", work, "--gpus", "8"]) == 0
     with open(osp.join(work, "plan", "jobs.json")) as f:
         jobs = [P.Job(**{k: tuple(v) if isinstance(v, list) else v for k, v in j.items()}) for j in json.load(f)]
     return work, jobs, osp.join(work, "plan")
@@ -139,8 +138,8 @@ def test_one_node_script_runs_pretrain_convert_finetune_test_in_order_and_skips_
 
 
 def test_one_node_script_stops_when_a_step_leaves_no_output(tmp_path):
-    assert T.main(["plan", "--work-root", str(tmp_path / "w"), "--gpus", "1", "--quick", "--rows", "ade20k-mask",
-                   "--methods", "mixpro"]) == 0
+    assert paper_cli.main(["plan", "--work-root", str(tmp_path / "w"), "--gpus", "1", "--quick", "--rows",
+                           "ade20k-mask", "--methods", "mixpro"]) == 0
     run = subprocess.run(["bash", str(tmp_path / "w" / "plan" / "one_node.sh")], capture_output=True, text=True,
                          env=dict(ENV, PYTHON="true"), timeout=60)  # the data step "succeeds" without writing
     assert run.returncode == 1
@@ -210,8 +209,8 @@ def test_slurm_script_submits_every_job_after_the_jobs_it_needs(default_plan, tm
 
 def test_slurm_job_waits_for_every_job_it_needs_and_spans_nodes_beyond_gpus_per_node(tmp_path):
     work = str(tmp_path / "w")
-    assert T.main(["plan", "--work-root", work, "--gpus", "12", "--quick", "--rows", "ade20k-mask",
-                   "--methods", "mixpro"]) == 0
+    assert paper_cli.main(["plan", "--work-root", work, "--gpus", "12", "--quick", "--rows", "ade20k-mask",
+                           "--methods", "mixpro"]) == 0
     calls = {c["name"]: c for c in _submit_slurm(osp.join(work, "plan", "slurm.sh"), tmp_path, "quick")}
     fine = calls["finetune.segmenter-mask_deit-s_mixpro_8xb1-160k_ade20k-512x512"]
     assert sorted(fine["deps"]) == sorted([calls["convert.deit-s_mixpro_8xb128-300e_in1k_mmseg-vit"]["id"],
@@ -256,7 +255,7 @@ def test_collect_prints_ours_the_paper_and_the_difference_and_marks_what_is_not_
     coco = dict(zip([k for _, k in T.COCO_COLUMNS], (0.409, 0.637, 0.442, 0.384, 0.607, 0.413)))
     _write(job["test.mask-rcnn_pvt-s_transmix_fpn_8xb2-1x_coco"], dict(coco, **{"coco/bbox_mAP_s": 0.2}))
     out, js = tmp_path / "tables.md", tmp_path / "cells.json"
-    assert T.main(["collect", work, "--out", str(out), "--json", str(js)]) == 0
+    assert paper_cli.main(["collect", work, "--out", str(out), "--json", str(js)]) == 0
     lines = out.read_text().splitlines()
 
     def after(label, n=3):
@@ -286,12 +285,12 @@ def test_collect_names_the_file_and_the_key_it_cannot_read(tmp_path, capsys):
     t = tmp_path / "test" / "mask-rcnn_pvt-s_mixpro_fpn_8xb2-1x_coco"
     t.mkdir(parents=True)
     write_metrics(str(t), "c.py", "k.pth", {"coco/bbox_mAP": 0.4})
-    assert T.main(["collect", str(tmp_path)]) == 2
+    assert paper_cli.main(["collect", str(tmp_path)]) == 2
     assert f"error: {t}/metrics.json: no metric 'coco/bbox_mAP_50' (it has: coco/bbox_mAP)" in capsys.readouterr().err
     (t / "metrics.json").write_text('{"coco/bbox_mAP": 0.4}')
     with pytest.raises(ValueError, match=f"{t}/metrics.json: expected an object with 'metrics'"):
         T.collect(str(tmp_path))
-    assert T.main(["collect", str(tmp_path / "nowhere")]) == 2
+    assert paper_cli.main(["collect", str(tmp_path / "nowhere")]) == 2
 
 
 # ------------------------------------------------------------------------------------------------ end to end
@@ -301,7 +300,7 @@ def test_collect_names_the_file_and_the_key_it_cannot_read(tmp_path, capsys):
 def test_quick_plan_runs_end_to_end_on_the_cpu_and_collect_reads_it(tmp_path):
     """MixPro only (15 jobs, every kind of step and both targets; 3 methods would be 43 jobs, ~8 min on 2 cores)."""
     work = str(tmp_path / "w")
-    assert T.main(["plan", "--work-root", work, "--gpus", "1", "--quick", "--methods", "mixpro"]) == 0
+    assert paper_cli.main(["plan", "--work-root", work, "--gpus", "1", "--quick", "--methods", "mixpro"]) == 0
     script = osp.join(work, "plan", "one_node.sh")
     t0 = time.time()
     run = subprocess.run(["bash", script], capture_output=True, text=True, env=ENV, timeout=540, cwd=str(tmp_path))

@@ -1,6 +1,6 @@
-"""classification.reproduction (tools/reproduce.py): method discovery, budget → epochs and schedule, aggregation,
-the ranking sentence, the report, skip-if-done / --force / failures / --jobs (training monkeypatched), the plumbing
-of one run (Runner and robustness faked), and one slow end-to-end run on a tiny subset."""
+"""classification.experiments.reproduction (tools/reproduce.py): method discovery, budget → epochs and schedule,
+aggregation, the ranking sentence, the report, skip-if-done / --force / failures / --jobs (training monkeypatched), the
+plumbing of one run (Runner and robustness faked), and one slow end-to-end run on a tiny subset."""
 import json
 import os
 import os.path as osp
@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from classification.reproduction import cli, runs, stats as S
+from classification.experiments.reproduction import cli, estimates, runs, stats as S
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 FMNIST = "/usr/share/datasets/fashion-mnist"
@@ -61,26 +61,26 @@ def test_budget_to_epochs():
 
 
 def test_time_estimates_come_from_measured_runs_only():
-    assert runs.estimate_run_seconds([], "mixpro", 10) is None
-    assert runs.estimate_plan_seconds([], [("mixpro", 0)], 10) is None
+    assert estimates.estimate_run_seconds([], "mixpro", 10) is None
+    assert estimates.estimate_plan_seconds([], [("mixpro", 0)], 10) is None
     measured = [dict(method="mixpro", epochs=2, train_seconds=30.0, run_seconds=40.0),  # 15 s/epoch + 10 s
                 dict(method="mixpro", epochs=4, train_seconds=68.0, run_seconds=80.0),  # 17 s/epoch + 12 s
                 dict(method="rmix", epochs=1, train_seconds=25.0, run_seconds=30.0),  # 25 s/epoch + 5 s
                 dict(method="none", epochs=1, top1=1.0)]  # an older result.json without times: ignored
-    assert runs.estimate_run_seconds(measured, "mixpro", 10) == pytest.approx(10 * 16 + 11)
-    assert runs.estimate_run_seconds(measured, "rmix", 10) == pytest.approx(10 * 25 + 5)
+    assert estimates.estimate_run_seconds(measured, "mixpro", 10) == pytest.approx(10 * 16 + 11)
+    assert estimates.estimate_run_seconds(measured, "rmix", 10) == pytest.approx(10 * 25 + 5)
     # a method not timed yet: the mean over every timed run
-    assert runs.estimate_run_seconds(measured, "newmix", 3) == pytest.approx(3 * 19 + 9)
-    assert runs.estimate_plan_seconds(measured, [("mixpro", 0), ("rmix", 1)], 10) == pytest.approx(171 + 255)
+    assert estimates.estimate_run_seconds(measured, "newmix", 3) == pytest.approx(3 * 19 + 9)
+    assert estimates.estimate_plan_seconds(measured, [("mixpro", 0), ("rmix", 1)], 10) == pytest.approx(171 + 255)
     # two at a time: each run starts on the first free slot; a running run counts with what is left of it
-    assert runs.estimate_plan_seconds(measured, [("rmix", 0), ("mixpro", 0), ("mixpro", 1)], 10, jobs=2) \
+    assert estimates.estimate_plan_seconds(measured, [("rmix", 0), ("mixpro", 0), ("mixpro", 1)], 10, jobs=2) \
         == pytest.approx(max(255, 171 + 171))
-    assert runs.estimate_plan_seconds(measured, [("mixpro", 0)], 10, jobs=2, running=[("rmix", 200.0)]) \
+    assert estimates.estimate_plan_seconds(measured, [("mixpro", 0)], 10, jobs=2, running=[("rmix", 200.0)]) \
         == pytest.approx(171)  # 55 s left of R-Mix on the other slot
-    assert runs.estimate_plan_seconds(measured, [("mixpro", 0), ("mixpro", 1)], 10, jobs=2,
-                                      running=[("rmix", 200.0), ("mixpro", 300.0)]) == pytest.approx(55 + 171)
-    assert runs.estimate_plan_seconds(measured, [], 10, jobs=2, running=[("rmix", 300.0)]) == 0
-    assert runs.hms(None) == "unknown" and runs.hms(3723) == "1h02m03s" and runs.hms(245) == "4m05s"
+    assert estimates.estimate_plan_seconds(measured, [("mixpro", 0), ("mixpro", 1)], 10, jobs=2,
+                                           running=[("rmix", 200.0), ("mixpro", 300.0)]) == pytest.approx(55 + 171)
+    assert estimates.estimate_plan_seconds(measured, [], 10, jobs=2, running=[("rmix", 300.0)]) == 0
+    assert estimates.hms(None) == "unknown" and estimates.hms(3723) == "1h02m03s" and estimates.hms(245) == "4m05s"
 
 
 def test_schedule_is_shortened_with_the_warmup_kept():
@@ -271,7 +271,7 @@ def _most_at_once(spans) -> int:
 
 def test_two_jobs_run_side_by_side_and_give_the_results_and_report_of_one_job(fake_runs, monkeypatch, tmp_path,
                                                                              capsys):
-    from classification.runtime import usable_cores
+    from classification.engine.host import usable_cores
     calls, base, work, out = fake_runs
     spans = []
     _timed_launch(monkeypatch, spans, {})
@@ -450,7 +450,7 @@ def test_end_to_end_two_methods_two_seeds_two_at_a_time_on_a_tiny_subset(tmp_pat
     """Four real runs, two at a time: overlapping processes, the report; a run alone (--jobs 1, same thread
     count) gives the same result as beside another."""
     import subprocess
-    from classification.runtime import usable_cores
+    from classification.engine.host import usable_cores
     small = []
     for loader in ("train_dataloader", "val_dataloader", "test_dataloader"):
         small += [f"{loader}.num_workers=0", f"{loader}.persistent_workers=False"]
@@ -489,7 +489,7 @@ def test_end_to_end_two_methods_two_seeds_two_at_a_time_on_a_tiny_subset(tmp_pat
     keys = ("top1", "top1_drop50", "top5", "clean_top1_robustness", "threads")
     assert {k: result[k] for k in keys} == {k: results["mixpro", 1][k] for k in keys}
     import torch
-    from classification.engine import load_checkpoint_file
+    from classification.engine.checkpoints import load_checkpoint_file
     beside = load_checkpoint_file(results["mixpro", 1]["checkpoint"])["state_dict"]
     alone_weights = load_checkpoint_file(result["checkpoint"])["state_dict"]
     assert beside.keys() == alone_weights.keys()

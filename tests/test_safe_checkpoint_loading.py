@@ -1,6 +1,6 @@
 """Importing the packages changes no global behaviour of mmengine: the weights-only checkpoint loader is installed
-only by ``classification.engine.install_safe_checkpoint_loading()`` (which the tools call), and from then on an
-mmengine Runner checkpoint (HistoryBuffers, numpy scalars) loads through ``CheckpointLoader`` while a pickle with
+only by ``classification.engine.checkpoints.install_safe_checkpoint_loading()`` (which the tools call), and from then on
+an mmengine Runner checkpoint (HistoryBuffers, numpy scalars) loads through ``CheckpointLoader`` while a pickle with
 any other object is refused (a one-line ``UserError`` naming the file). Each check runs in a fresh interpreter, so
 nothing installed by other tests counts."""
 import subprocess
@@ -42,8 +42,8 @@ def test_install_makes_runner_checkpoints_load_weights_only(tmp_path):
         import torch
         from mmengine.logging import HistoryBuffer
         from mmengine.runner.checkpoint import CheckpointLoader
-        from classification.engine import install_safe_checkpoint_loading, load_from_local
-        from classification.errors import UserError
+        from classification.engine.checkpoints import install_safe_checkpoint_loading, load_from_local
+        from classification.engine.errors import UserError
 
         buffer = HistoryBuffer()
         buffer.update(1.5)

@@ -7,9 +7,9 @@
     python tools/benchmark.py throughput [--model deit_small --batch 32|128 --repeats 10 --amp bf16]
     python tools/benchmark.py train      [--images N --iters 128 --workers W ... --compile --quick]
 
-What each subcommand measures: :mod:`classification.benchmarks`.
+What each subcommand measures: :mod:`classification.benchmarks.micro`.
 """
-from classification.benchmarks import main
+from classification.benchmarks.micro import main
 
 if __name__ == "__main__":
     main()

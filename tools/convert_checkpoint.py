@@ -4,11 +4,11 @@ downstream backbone.
 
     python tools/convert_checkpoint.py SRC DST --to {mmseg-vit,mmdet-pvt,timm,safetensors} [--img-size H W] [--ema]
 
-Targets, key mapping and the report: :mod:`classification.convert`.
+Targets, key mapping and the report: :mod:`classification.transfer.convert`.
 """
 import sys
 
-from classification.convert import main
+from classification.transfer.convert import main
 
 if __name__ == "__main__":
     sys.exit(main())

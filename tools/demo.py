@@ -3,10 +3,10 @@
 
     python tools/demo.py [--work-dir work_dirs/demo] [--stages pretrain,segmentation,detection] [--quick]
 
-The stages and the table: :mod:`classification.demo`.
+The stages and the table: :mod:`classification.experiments.demo`.
 """
-from classification.errors import run_tool
-from classification.demo import main
+from classification.engine.errors import run_tool
+from classification.experiments.demo import main
 
 if __name__ == "__main__":
     run_tool(main)

@@ -81,7 +81,7 @@ step() {
   echo "[gpu-check] $name: $status in $(( $(date +%s) - t0 )) s"
 }
 
-CHECK=("$PY" -m classification.gpu_check)
+CHECK=("$PY" -m classification.benchmarks.gpu_check)
 if [ "$QUICK" = 1 ]; then
   Q=(--quick --device "$DEVICE")
   BENCH=(--device "$DEVICE" --batch 4 --repeats 1 --warmup 0)
@@ -105,7 +105,7 @@ step bench-throughput 60 "$PY" tools/benchmark.py throughput "${BENCH[@]}" "${AM
   --json "$OUT/bench-throughput.bench.json"
 if [ "$gpus" -ge 2 ]; then
   step nccl 90 "$PY" -m torch.distributed.run --nproc_per_node=2 --master_port="${PORT:-29511}" \
-    -m classification.gpu_check classification --launcher-ddp --out "$OUT/nccl.json" --device cuda \
+    -m classification.benchmarks.gpu_check classification --launcher-ddp --out "$OUT/nccl.json" --device cuda \
     --configs configs/classification/deit-t_mixpro_8xb128-300e_in1k.py configs/classification/deit-s_mixpro_8xb128-300e_in1k.py
 else
   printf 'nccl\tskipped (%s GPU)\t0\t-\n' "$gpus" >> "$STEPS"

@@ -3,11 +3,11 @@
 
     python tools/make_labelme_data.py [--out data/labelme] [--root /usr/share/doc/labelme-examples/examples]
 
-Sources, layout and id handling: :mod:`classification.downstream_data.labelme`.
+Sources, layout and id handling: :mod:`classification.transfer.downstream_data.labelme`.
 """
 import sys
 
-from classification.downstream_data.labelme import main
+from classification.transfer.downstream_data.labelme import main
 
 if __name__ == "__main__":
     sys.exit(main())

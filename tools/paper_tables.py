@@ -6,12 +6,12 @@
     python tools/paper_tables.py collect W [--out TABLES.md] [--json CELLS.json]
     python tools/paper_tables.py quick-data DIR      # the tiny data sets of a --quick plan (its first step)
 
-Rows, paper numbers and the collector: :mod:`classification.reproduction.paper_tables`; the jobs and the scripts:
-:mod:`classification.reproduction.paper_plan`.
+Rows, paper numbers and the collector: :mod:`classification.experiments.reproduction.paper_tables`; the jobs and the
+scripts: :mod:`classification.experiments.reproduction.paper_plan`.
 """
 import sys
 
-from classification.reproduction.paper_tables import main
+from classification.experiments.reproduction.paper_cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

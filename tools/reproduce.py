@@ -5,9 +5,9 @@
                               [--out docs/results.md] [--plot docs/results.png] [--work-root work_dirs/reproduce]
                               [--jobs N] [--force] [--keep-going] [--report-only] [--cfg-options key=value ...]
 
-Runs, cache, statistics and report: :mod:`classification.reproduction`.
+Runs, cache, statistics and report: :mod:`classification.experiments.reproduction`.
 """
-from classification.reproduction.cli import main
+from classification.experiments.reproduction.cli import main
 
 if __name__ == "__main__":
     main()

@@ -8,10 +8,11 @@ benchmarks").
         [--pgd-steps 10] [--patch-size P] [--imagenet-a DIR] [--imagenet-r DIR] [--imagenet-o DIR]
         [--imagenet-val DIR] [--quiet]
 
-Outputs and options: :mod:`classification.robustness_report`; the suites: :mod:`classification.robustness`.
+Outputs and options: :mod:`classification.experiments.robustness.report`; the suites:
+:mod:`classification.experiments.robustness.evaluate`.
 """
-from classification.errors import run_tool
-from classification.robustness_report import main
+from classification.engine.errors import run_tool
+from classification.experiments.robustness.report import main
 
 if __name__ == "__main__":
     run_tool(main)

@@ -4,7 +4,7 @@
 #
 # Preemption and requeue: srun asks slurm to send SIGUSR1 to every task PREEMPT_SIGNAL_S seconds (default 120)
 # before the time limit (--signal=USR1@120); each rank then finishes its iteration, they agree on it, rank 0 writes
-# <work_dir>/preempted.pth and all exit with status 75 (classification.preemption). Inside a batch job
+# <work_dir>/preempted.pth and all exit with status 75 (classification.engine.preemption). Inside a batch job
 # (sbatch --requeue ... --wrap "tools/slurm_train.sh ..."), status 75 requeues the job (scontrol requeue), and a
 # requeued job (SLURM_RESTART_COUNT > 0) resumes with --resume auto. A job preempted by the scheduler itself gets
 # SIGTERM, which the hook handles in the same way.
@@ -17,7 +17,7 @@ PARTITION=$1; JOB_NAME=$2; CONFIG=$3; GPUS=$4; shift 4
 GPUS_PER_NODE=${GPUS_PER_NODE:-$(( GPUS < 8 ? GPUS : 8 ))}
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 PY="${PYTHON:-$( [ -x "$ROOT/.venv/bin/python" ] && echo "$ROOT/.venv/bin/python" || echo python )}"
-PREEMPTED=75  # classification.preemption.PREEMPTED_EXIT_CODE
+PREEMPTED=75  # classification.engine.preemption.PREEMPTED_EXIT_CODE
 ARGS=("$@")
 if [ "${SLURM_RESTART_COUNT:-0}" -gt 0 ] && [[ " ${ARGS[*]} " != *" --resume"* ]]; then
   ARGS+=(--resume auto)

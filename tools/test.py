@@ -5,10 +5,11 @@
                          [--launcher {none,pytorch,slurm}]
 
 Prints the metrics and writes them to <work-dir>/metrics.json. The options and the run are defined in
-:mod:`classification.launch`; a mistake is one ``error:`` line and exit status 2 (:mod:`classification.errors`).
+:mod:`classification.engine.launch`; a mistake is one ``error:`` line and exit status 2
+(:mod:`classification.engine.errors`).
 """
-from classification.errors import run_tool
-from classification.launch import run_test
+from classification.engine.errors import run_tool
+from classification.engine.launch import run_test
 
 if __name__ == "__main__":
     run_tool(run_test)

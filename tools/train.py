@@ -5,11 +5,11 @@
                           [--compile] [--partial-load PATTERN ...] [--show-config] [--cfg-options key=value ...]
                           [--launcher {none,pytorch,slurm}]
 
-The options, the outputs and the run are defined in :mod:`classification.launch`; a mistake in the command or the
-config is one ``error:`` line and exit status 2 (:mod:`classification.errors`).
+The options, the outputs and the run are defined in :mod:`classification.engine.launch`; a mistake in the command or the
+config is one ``error:`` line and exit status 2 (:mod:`classification.engine.errors`).
 """
-from classification.errors import run_tool
-from classification.launch import main
+from classification.engine.errors import run_tool
+from classification.engine.launch import main
 
 if __name__ == "__main__":
     run_tool(main)

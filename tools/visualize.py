@@ -4,10 +4,10 @@ PAL λ, from a trained classifier.
 
     python tools/visualize.py CONFIG CHECKPOINT [--out maskmix_grid.png] [--num 16] [--seed 0]
 
-The grid and its options: :mod:`classification.visualize`.
+The grid and its options: :mod:`classification.experiments.visualize`.
 """
-from classification.errors import run_tool
-from classification.visualize import main
+from classification.engine.errors import run_tool
+from classification.experiments.visualize import main
 
 if __name__ == "__main__":
     run_tool(main)

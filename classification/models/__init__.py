@@ -2,7 +2,8 @@
 
 The contract every classifier follows: ``forward(x) -> logits``; ``mixpro_core.forward_with_attention`` gives
 ``(logits, cls_attn (B,N) or None)``; attributes ``token_stride`` (pixel size of a token of cls_attn — the mixing
-patch size) and ``has_cls_attention``; ``set_grad_checkpointing``.
+patch size) and ``has_cls_attention``; ``set_grad_checkpointing``. Beside them: mix_classifier (``MixClassifier``, the
+mmengine model of every classification run) and metrics (``TopKAccuracy``).
 """
 from mmengine.registry import MODELS
 

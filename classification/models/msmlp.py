@@ -48,7 +48,7 @@ import torch.nn as nn
 from timm.layers import DropPath, LayerNorm2d, Mlp
 from torch.utils.checkpoint import checkpoint
 
-from classification.checkpoints import load_state_dict_strict
+from classification.engine.checkpoints import load_state_dict_strict
 
 from .weight_init import init_transformer_weights
 from .weights import load_pretrained, read_backbone_state
@@ -257,10 +257,10 @@ class MSMLPBackbone(MSMLP):
     def load_classifier_checkpoint(self, path: str) -> Tuple[list, list]:
         """Load the MS-MLP classifier weights at ``path``; returns ``(missing, dropped)`` key lists.
 
-        Strict (:func:`classification.checkpoints.load_state_dict_strict`) with the backbone's own ``out_norms.*`` as
-        the only keys that may be absent (they are new: ``missing``); ``dropped`` holds the checkpoint keys not used
-        (the classifier's ``norm``/``head`` and non-backbone keys of a Runner checkpoint). Anything else that does
-        not fit raises CheckpointMismatchError naming the keys and shapes.
+        Strict (:func:`classification.engine.checkpoints.load_state_dict_strict`) with the backbone's own
+        ``out_norms.*`` as the only keys that may be absent (they are new: ``missing``); ``dropped`` holds the
+        checkpoint keys not used (the classifier's ``norm``/``head`` and non-backbone keys of a Runner checkpoint).
+        Anything else that does not fit raises CheckpointMismatchError naming the keys and shapes.
         """
         state, dropped = read_backbone_state(path)
         state = from_official_state_dict(state)

@@ -13,9 +13,10 @@ from mmengine.registry import MODELS
 from PIL import Image
 
 import classification  # noqa: F401  (registration)
-from classification import convert
+from classification.experiments.robustness.evaluate import evaluate_robustness
+from classification.experiments.robustness.suites import imagenet_wnids
 from classification.models.ca_swin import ca_swin_small, ca_swin_tiny
-from classification.robustness import evaluate_robustness, imagenet_wnids
+from classification.transfer import convert
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 MIXPRO_T = osp.join(ROOT, "configs/classification/ca-swin-t_mixpro_8xb128-300e_in1k.py")

@@ -1,6 +1,6 @@
-"""Config checks before anything is built (classification.config_check, classification.launch): --cfg-options keys that
-mmengine would merge without effect, wrong loop / optimiser values, missing datasets, --epochs and the warning when
-train_cfg.max_epochs alone is overridden, metrics as plain numbers."""
+"""Config checks before anything is built (classification.engine.config_check, classification.engine.launch):
+--cfg-options keys that mmengine would merge without effect, wrong loop / optimiser values, missing datasets, --epochs
+and the warning when train_cfg.max_epochs alone is overridden, metrics as plain numbers."""
 import logging
 import os.path as osp
 
@@ -9,9 +9,9 @@ import pytest
 import torch
 from mmengine.config import Config
 
-from classification import launch
-from classification.config_check import check_data_roots, check_training_options, load_config
-from classification.errors import MissingPathError, UserError
+from classification.engine import launch
+from classification.engine.config_check import check_data_roots, check_training_options, load_config
+from classification.engine.errors import MissingPathError, UserError
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIG = osp.join(ROOT, "configs/classification/tiny-vit_mixpro_1xb128-20e_fmnist.py")

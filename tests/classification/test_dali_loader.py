@@ -1,4 +1,4 @@
-"""classification.dali_loader on DALI's CPU pipeline (the GPU one differs only in the device of its ops): uint8 batches
+"""classification.data.dali on DALI's CPU pipeline (the GPU one differs only in the device of its ops): uint8 batches
 with the folder's / map file's labels, determinism for a seed, sharding by the sampler, the corrupt-file error, the
 RandAugment parameters against timm's, and the config switch built by mmengine's Runner."""
 import os.path as osp
@@ -16,9 +16,9 @@ from timm.data.auto_augment import LEVEL_TO_ARG
 from torch.utils.data import DataLoader
 
 import classification  # noqa: F401  (registers DALIImageNet, batch_collate, ImageNetPreprocessor)
-from classification.dali_loader import (DALIImageNet, parse_rand_augment, rand_augment_levels, rand_augment_suite,
-                                        timm_rand_augment)
-from classification.datasets import CorruptImageError
+from classification.data.dali import (DALIImageNet, parse_rand_augment, rand_augment_levels, rand_augment_suite,
+                                      timm_rand_augment)
+from classification.data.imagenet import CorruptImageError
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CLASSES, PER_CLASS, SIZE = ("a", "b", "c"), 4, 32
@@ -128,7 +128,7 @@ def test_sampler_shards_between_two_ranks_without_overlap(data, monkeypatch):
     seen = {}
     for rank in (0, 1):
         monkeypatch.setattr("mmengine.dataset.sampler.get_dist_info", lambda r=rank: (r, 2))
-        monkeypatch.setattr("classification.dali_loader.get_dist_info", lambda r=rank: (r, 2))
+        monkeypatch.setattr("classification.data.dali.get_dist_info", lambda r=rank: (r, 2))
         cfg = dict(batch_size=3, num_workers=0, drop_last=False, sampler=dict(type="DefaultSampler", shuffle=True),
                    collate_fn=dict(type="batch_collate"),
                    dataset=dict(type="DALIImageNet", is_train=False, batch_size=3, input_size=SIZE, device="cpu",

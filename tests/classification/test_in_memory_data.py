@@ -1,4 +1,5 @@
-"""The in-memory batched data path (classification/in_memory.py) and the thread settings (classification/runtime.py).
+"""The in-memory batched data path (classification/data/in_memory.py) and the thread settings
+(classification/engine/host.py).
 
 The kill -9 / resume test of the in-memory path is tests/classification/test_reliability.py's
 test_kill_9_then_resume_matches_an_uninterrupted_run (its default config is the in-memory one; it is parametrised
@@ -17,10 +18,10 @@ from torchvision import transforms as T
 from torchvision.transforms import functional as TF
 
 import classification  # noqa: F401  (registration)
-from classification.datasets import build_fashion_mnist_transform
-from classification.in_memory import (BatchedImageTransform, CIFARInMemory, FashionMNISTInMemory, SampleKey,
-                                      SeededSampler, batch_collate)
-from classification.runtime import configure_threads, default_num_threads, usable_cores
+from classification.data.in_memory import (BatchedImageTransform, CIFARInMemory, FashionMNISTInMemory, SampleKey,
+                                           SeededSampler, batch_collate)
+from classification.data.transforms import build_fashion_mnist_transform
+from classification.engine.host import configure_threads, default_num_threads, usable_cores
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 FMNIST = "/usr/share/datasets/fashion-mnist"

@@ -15,7 +15,7 @@ from mmengine.optim import OptimWrapper
 from mmengine.registry import MODELS
 
 import classification  # noqa: F401  (registration)
-import classification.mix_classifier as mix_classifier
+import classification.models.mix_classifier as mix_classifier
 from mixpro_core import forward_with_attention, pal_lambda, transmix_lambda
 
 B, SIZE = 8, 28

@@ -8,8 +8,8 @@ from mmengine.config import Config
 from mmengine.registry import MODELS
 
 import classification  # noqa: F401  (registration)
-from classification.datasets import CIFAR
-from classification.mix_classifier import validate_training_config
+from classification.data.cifar import CIFAR
+from classification.engine.config_check import validate_training_config
 from mixpro_core import AreaLabels, mixed_targets, rmix, soft_target_cross_entropy
 
 BASE = dict(type="MixClassifier", num_classes=10,

@@ -13,11 +13,11 @@ from mmengine.config import Config
 from mmengine.registry import MODELS
 
 import classification  # noqa: F401  (registration)
-from classification.checkpoints import CheckpointMismatchError
-from classification.engine import AtomicLocalBackend, load_checkpoint_file
-from classification.errors import UserError
-from classification.metrics import TopKAccuracy, topk_correct
+from classification.engine.atomic import AtomicLocalBackend
+from classification.engine.checkpoints import CheckpointMismatchError, load_checkpoint_file
+from classification.engine.errors import UserError
 from classification.models import ca_swin, vits
+from classification.models.metrics import TopKAccuracy, topk_correct
 from classification.models.weights import load_pretrained
 from mixpro_core import forward_with_attention, maskmix
 

@@ -1,4 +1,4 @@
-"""classification.parallel_stages: dependency order, at most `jobs` spawned workers, errors that name the stage."""
+"""classification.experiments.stages: dependency order, at most `jobs` spawned workers, errors that name the stage."""
 import json
 import os
 import subprocess
@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from classification.parallel_stages import Stage, StageError, run_stages
+from classification.experiments.stages import Stage, StageError, run_stages
 
 # Workers are spawned interpreters: their functions must be importable, hence standard-library ones. Each one
 # imports torch and the package (seconds on 2 cores), so the tests that spawn workers are marked slow.

@@ -1,6 +1,6 @@
-"""Preemption (classification.preemption): a signal mid-epoch → checkpoint after the running iteration, exit status
-75 (130 for a Ctrl-C), and ``--resume auto`` ends with exactly the weights of an uninterrupted run (one process and
-two gloo ranks) and continues the training curve."""
+"""Preemption (classification.engine.preemption): a signal mid-epoch → checkpoint after the running iteration, exit
+status 75 (130 for a Ctrl-C), and ``--resume auto`` ends with exactly the weights of an uninterrupted run (one process
+and two gloo ranks) and continues the training curve."""
 import json
 import os
 import os.path as osp
@@ -15,9 +15,9 @@ import torch
 from mmengine.config import Config
 from torch.utils.data import BatchSampler, DataLoader, SequentialSampler
 
-from classification.engine import load_checkpoint_file
-from classification.preemption import (INTERRUPTED_EXIT_CODE, PREEMPTED_EXIT_CODE, PreemptionHook, SkipFirstBatches,
-                                       TrainingPreempted, add_preemption_hook)
+from classification.engine.checkpoints import load_checkpoint_file
+from classification.engine.preemption import (INTERRUPTED_EXIT_CODE, PREEMPTED_EXIT_CODE, PreemptionHook,
+                                              SkipFirstBatches, TrainingPreempted, add_preemption_hook)
 
 FMNIST = "/usr/share/datasets/fashion-mnist"
 
@@ -43,7 +43,7 @@ def _reduce_flags_on_two_ranks(rank, init_file, out_dir):
     from types import SimpleNamespace
     import torch.distributed as torch_dist
     from mmengine.dist import all_reduce
-    from classification import preemption
+    from classification.engine import preemption
     torch_dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2)
     plain = preemption.cpu_group()
     preemption.torch_dist = SimpleNamespace(get_backend=lambda group=None: "nccl", new_group=torch_dist.new_group)

@@ -22,10 +22,10 @@ from PIL import Image
 from torch.utils.data import DataLoader
 
 import classification  # noqa: F401
-from classification.datasets import CorruptImageError, ImageNetFolder, ImageNetZip
-from classification.engine import load_checkpoint_file
-from classification.hooks import AmpSkippedStepsHook
-from classification.mix_classifier import validate_training_config
+from classification.data.imagenet import CorruptImageError, ImageNetFolder, ImageNetZip
+from classification.engine.checkpoints import load_checkpoint_file
+from classification.engine.config_check import validate_training_config
+from classification.engine.hooks import AmpSkippedStepsHook
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 FMNIST_CONFIG = osp.join(ROOT, "configs/classification/tiny-vit_mixpro_1xb128-20e_fmnist.py")
@@ -185,7 +185,7 @@ def test_kill_9_then_resume_matches_an_uninterrupted_run(tmp_path, data_path, fm
     for k, v in a["state_dict"].items():
         torch.testing.assert_close(b["state_dict"][k], v, rtol=0, atol=0, msg=k)
     # every checkpoint under a real name is whole; a temporary file the kill may have left (had it landed inside a
-    # save) is removed by the resumed run's first save (classification.engine.remove_stale_temporaries)
+    # save) is removed by the resumed run's first save (classification.engine.atomic.remove_stale_temporaries)
     for name in os.listdir(killed):
         if name.endswith(".pth"):
             load_checkpoint_file(osp.join(killed, name))
@@ -232,7 +232,7 @@ def test_persistent_loader_workers_shut_down_cleanly_when_the_runner_goes():
 
     from torch.utils.data import TensorDataset
 
-    from classification.engine import release_dataloader_workers
+    from classification.engine.distributed import release_dataloader_workers
 
     def runner_in_a_cycle():
         loader = DataLoader(TensorDataset(torch.arange(32.)), batch_size=8, num_workers=2, persistent_workers=True)

@@ -1,6 +1,6 @@
-"""classification.robustness and classification.robustness_report (tools/robustness.py): occlusion / shuffle
-geometry, FGSM / PGD budgets, the ImageNet-A/R class restriction, the ImageNet-O AUPR, and the CLI end to end on a
-tiny Fashion-MNIST model."""
+"""classification.experiments.robustness.evaluate and classification.experiments.robustness.report
+(tools/robustness.py): occlusion / shuffle geometry, FGSM / PGD budgets, the ImageNet-A/R class restriction, the
+ImageNet-O AUPR, and the CLI end to end on a tiny Fashion-MNIST model."""
 import json
 import os.path as osp
 
@@ -11,13 +11,16 @@ from PIL import Image
 from sklearn.metrics import average_precision_score
 from torch import nn
 
-from classification.datasets import FASHION_MNIST_MEAN, FASHION_MNIST_STD, build_fashion_mnist_transform, \
-    build_transform
-from classification import robustness_report
-from classification.robustness import (NormalizedModel, class_subset_indices, default_occlusion_patch_size,
-                                       default_shuffle_grids, drop_patches, evaluate_robustness, fgsm, folder_wnids,
-                                       imagenet_wnids, max_softmax, num_patches_to_drop, ood_aupr, pgd,
-                                       restrict_logits, shuffle_patches, split_normalize)
+from classification.data.transforms import (FASHION_MNIST_MEAN, FASHION_MNIST_STD, build_fashion_mnist_transform,
+                                            build_transform)
+from classification.experiments.robustness import report as robustness_report
+from classification.experiments.robustness.attacks import fgsm, pgd
+from classification.experiments.robustness.evaluate import evaluate_robustness
+from classification.experiments.robustness.suites import (NormalizedModel, class_subset_indices,
+                                                          default_occlusion_patch_size, default_shuffle_grids,
+                                                          drop_patches, folder_wnids, imagenet_wnids, max_softmax,
+                                                          num_patches_to_drop, ood_aupr, restrict_logits,
+                                                          shuffle_patches, split_normalize)
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIG = osp.join(ROOT, "configs/classification/tiny-vit_mixpro_1xb128-20e_fmnist.py")
@@ -309,7 +312,7 @@ def test_occlusion_on_several_grids_keeps_the_first_grid_stream_and_drops_half_o
     """--occlusion-patch 8 4 16 at 32×32: ``occlusion`` is exactly the single-grid result (same random stream),
     ``occlusion_by_patch`` has one entry per grid, and at ratio 0.5 each grid zeroes exactly half of its cells."""
     from contextlib import nullcontext
-    from classification.robustness import _evaluate_test_set
+    from classification.experiments.robustness.evaluate import _evaluate_test_set
     seen = []
 
     class Spy(nn.Module):  # class 1 iff the top-left 4×4 cell is intact: accuracy depends on the dropped cells

@@ -1,5 +1,5 @@
-"""The sync-free training step: the deferred non-finite guard (classification.step_guard) and the runtime-info hook
-that reads log variables only when a reader needs them (classification.hooks.SyncFreeRuntimeInfoHook).
+"""The sync-free training step: the deferred non-finite guard (classification.engine.step_guard) and the runtime-info
+hook that reads log variables only when a reader needs them (classification.engine.hooks.SyncFreeRuntimeInfoHook).
 
 - CPU: a NaN loss under the deferred guard changes neither the parameters nor the AdamW state (moments, step count),
   nor does any later step until the host reads the flag and raises FloatingPointError naming the failed iteration;
@@ -21,8 +21,8 @@ from mmengine.optim import OptimWrapper
 from mmengine.registry import MODELS
 
 import classification  # noqa: F401  (registration)
-from classification.hooks import SyncFreeRuntimeInfoHook, TrainingCurveHook
-from classification.step_guard import DeferredNonFiniteGuard
+from classification.engine.hooks import SyncFreeRuntimeInfoHook, TrainingCurveHook
+from classification.engine.step_guard import DeferredNonFiniteGuard
 
 
 def tiny_mixpro(device="cpu"):

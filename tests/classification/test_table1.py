@@ -15,7 +15,7 @@ from mmengine.registry import MODELS
 from torch.utils.flop_counter import FlopCounterMode
 
 import classification  # noqa: F401  (registration)
-from classification import mix_classifier
+from classification.models import mix_classifier
 from mixpro_core import forward_with_attention, has_cls_attention
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))

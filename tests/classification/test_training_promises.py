@@ -21,10 +21,11 @@ from mmengine.registry import MODELS
 from mmengine.runner.checkpoint import CheckpointLoader, save_checkpoint
 
 import classification  # noqa: F401  (registration)
-from classification import launch
-from classification.datasets import FashionMNIST
-from classification.engine import atomic_write, load_checkpoint_file, remove_stale_temporaries
-from classification.errors import UserError
+from classification.data.fashion_mnist import FashionMNIST
+from classification.engine import launch
+from classification.engine.atomic import atomic_write, remove_stale_temporaries
+from classification.engine.checkpoints import load_checkpoint_file
+from classification.engine.errors import UserError
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 MIXPRO = osp.join(ROOT, "configs/classification/tiny-vit_mixpro_1xb128-20e_fmnist.py")
@@ -206,7 +207,7 @@ def test_an_exception_during_a_save_keeps_the_previous_checkpoint_and_no_tempora
 
 KILLED_WRITER = """
 import os, signal, sys
-from classification.engine import atomic_write
+from classification.engine.atomic import atomic_write
 
 def write(tmp):
     with open(tmp, "wb") as f:

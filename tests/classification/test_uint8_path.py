@@ -11,9 +11,10 @@ from mmengine.registry import MODELS
 from torch.utils.data import DataLoader
 
 import classification  # noqa: F401  (registers the preprocessor, datasets, transforms)
-from classification.data_preprocessor import ImageNetPreprocessor, normalize_uint8
-from classification.datasets import ImageNetFolder, build_transform, decode_rgb
-from classification.synthetic_imagenet import make_synthetic_imagenet
+from classification.benchmarks.synthetic_imagenet import make_synthetic_imagenet
+from classification.data.imagenet import ImageNetFolder, decode_rgb
+from classification.data.preprocessor import ImageNetPreprocessor, normalize_uint8
+from classification.data.transforms import build_transform
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 DEIT_T = "configs/classification/deit-t_baseline_8xb128-300e_in1k.py"
@@ -120,7 +121,7 @@ def test_config_builds_the_preprocessor_into_the_model():
 
 def test_runner_trains_deit_tiny_on_the_uint8_path(folder, tmp_path):
     from mmengine.runner import Runner
-    from classification.engine import release_dataloader_workers
+    from classification.engine.distributed import release_dataloader_workers
     cfg = Config.fromfile(DEIT_T)
     cfg.merge_from_dict({
         "work_dir": str(tmp_path / "work"), "model.num_classes": 2, "model.backbone.img_size": 64,
@@ -150,7 +151,7 @@ def test_runner_trains_deit_tiny_on_the_uint8_path(folder, tmp_path):
 
 
 def test_robustness_builds_the_float_twin_of_a_uint8_transform(folder):
-    from classification.robustness import _build_pixel_dataset
+    from classification.experiments.robustness.evaluate import _build_pixel_dataset
     dataset, mean, std = _build_pixel_dataset(dict(type="ImageNetFolder", root=folder, split="val", transform=dict(
         type="timm", is_train=False, input_size=64, uint8=True)))
     pixels = dataset[0]["inputs"]

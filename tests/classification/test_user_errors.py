@@ -15,8 +15,9 @@ from mmengine.registry import MODELS
 from mmengine.runner.checkpoint import CheckpointLoader
 
 import classification  # noqa: F401  (registration)
-from classification import launch, visualize
-from classification.errors import USER_ERROR_EXIT, run_tool
+from classification.engine import launch
+from classification.engine.errors import USER_ERROR_EXIT, run_tool
+from classification.experiments import visualize
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIG = osp.join(ROOT, "configs/classification/tiny-vit_mixpro_1xb128-20e_fmnist.py")

@@ -9,8 +9,8 @@ from mmengine.registry import MODELS
 from PIL import Image
 
 import classification  # noqa: F401
-from classification.checkpoints import CheckpointMismatchError
-from classification.visualize import maskmix_grid, maskmix_range, other_class_partners
+from classification.engine.checkpoints import CheckpointMismatchError
+from classification.experiments.visualize import maskmix_grid, maskmix_range, other_class_partners
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIG = osp.join(ROOT, "configs/classification/tiny-vit_mixpro_1xb128-20e_fmnist.py")

@@ -14,7 +14,9 @@ from mmengine.registry import DATA_SAMPLERS
 from PIL import Image
 from torch.utils.data import DataLoader
 
-import classification.datasets as D
+from classification.data.imagenet import ImageNetZip
+from classification.data.sampler import RankLocalSampler
+from classification.engine.config_check import check_cache_sampler
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 N, WORLD = 11, 3  # 11 % 3 != 0: shards of 4, 4 and 3
@@ -34,7 +36,7 @@ def zip_root(tmp_path_factory):
 
 def cache_only(root, rank, monkeypatch):
     """A 'part' dataset of ``rank`` whose zip cannot be opened any more: any read outside its cache raises."""
-    ds = D.ImageNetZip(root, "train", cache_mode="part", rank=rank, world_size=WORLD)
+    ds = ImageNetZip(root, "train", cache_mode="part", rank=rank, world_size=WORLD)
 
     def no_zip():
         raise AssertionError("read from the zip: the index is not in this rank's cache")
@@ -52,14 +54,14 @@ def test_each_rank_reads_only_its_cache_and_the_ranks_cover_the_dataset(zip_root
     seen = set()
     for rank in range(WORLD):
         ds = cache_only(zip_root, rank, monkeypatch)
-        sampler = D.RankLocalSampler(ds, seed=5, rank=rank, world_size=WORLD)
+        sampler = RankLocalSampler(ds, seed=5, rank=rank, world_size=WORLD)
         assert len(sampler) == 4  # ceil(11 / 3) on every rank, so DDP ranks step together
         epochs = [read_epoch(ds, sampler, e) for e in range(3)]
         for indices in epochs:
             assert len(indices) == 4 and set(indices) <= set(ds.cached_indices)
             assert set(indices) == set(ds.cached_indices), "a rank reads its whole shard every epoch"
         assert len({tuple(e) for e in epochs}) > 1, "the order does not change between epochs"
-        resumed = D.RankLocalSampler(ds, seed=5, rank=rank, world_size=WORLD)
+        resumed = RankLocalSampler(ds, seed=5, rank=rank, world_size=WORLD)
         assert read_epoch(ds, resumed, 2) == epochs[2], "the order of an epoch is not a function of (seed, epoch)"
         seen |= set(epochs[0])
     assert seen == set(range(N))
@@ -68,10 +70,10 @@ def test_each_rank_reads_only_its_cache_and_the_ranks_cover_the_dataset(zip_root
 def test_ranks_draw_different_orders_and_round_up_off_keeps_the_shards_as_they_are(zip_root):
     orders = []
     for rank in range(WORLD):
-        ds = D.ImageNetZip(zip_root, "train", cache_mode="part", rank=rank, world_size=WORLD)
-        exact = D.RankLocalSampler(ds, seed=0, rank=rank, world_size=WORLD, round_up=False)
+        ds = ImageNetZip(zip_root, "train", cache_mode="part", rank=rank, world_size=WORLD)
+        exact = RankLocalSampler(ds, seed=0, rank=rank, world_size=WORLD, round_up=False)
         assert sorted(exact) == ds.cached_indices == list(range(rank, N, WORLD))
-        orders.append([i // WORLD for i in D.RankLocalSampler(ds, seed=0, rank=rank, world_size=WORLD)])
+        orders.append([i // WORLD for i in RankLocalSampler(ds, seed=0, rank=rank, world_size=WORLD)])
     # positions within the shards of ranks 0 and 1 (both of 4): one permutation shared by the ranks would put
     # neighbouring images (one class in a sorted map file) into every rank's batch at once
     assert orders[0] != orders[1]
@@ -80,7 +82,7 @@ def test_ranks_draw_different_orders_and_round_up_off_keeps_the_shards_as_they_a
 def test_unshuffled_ranks_interleave_back_to_the_dataset_order(zip_root):
     """mmengine's evaluator zips the ranks' results and keeps the first len(dataset): with shuffle=False this gives
     the dataset order, as with DefaultSampler(shuffle=False)."""
-    parts = [list(D.RankLocalSampler(range(N), shuffle=False, seed=0, rank=r, world_size=WORLD)) for r in range(WORLD)]
+    parts = [list(RankLocalSampler(range(N), shuffle=False, seed=0, rank=r, world_size=WORLD)) for r in range(WORLD)]
     assert [i for group in zip(*parts) for i in group][:N] == list(range(N))
 
 
@@ -94,32 +96,32 @@ def test_a_global_sampler_misses_the_part_cache(zip_root, monkeypatch):
 
 
 def test_registry_defaults_and_errors(zip_root, monkeypatch):
-    ds = D.ImageNetZip(zip_root, "train", cache_mode="part", rank=0, world_size=1)
+    ds = ImageNetZip(zip_root, "train", cache_mode="part", rank=0, world_size=1)
     sampler = DATA_SAMPLERS.build(dict(type="RankLocalSampler"), default_args=dict(dataset=ds, seed=3))
     assert sorted(sampler) == list(range(N)) and list(sampler) != list(range(N))
     with pytest.raises(ValueError, match="rank 0/1 .* rank 1/3"):
-        D.RankLocalSampler(D.ImageNetZip(zip_root, "train", cache_mode="part", rank=1, world_size=WORLD), seed=0)
+        RankLocalSampler(ImageNetZip(zip_root, "train", cache_mode="part", rank=1, world_size=WORLD), seed=0)
     with pytest.raises(ValueError, match="4 samples .* 8 ranks"):
-        D.RankLocalSampler(range(4), seed=0, rank=0, world_size=8)
+        RankLocalSampler(range(4), seed=0, rank=0, world_size=8)
     with pytest.raises(ValueError, match=r"rank 3 outside 0\.\.2"):
-        D.ImageNetZip(zip_root, "train", cache_mode="part", rank=3, world_size=WORLD)
+        ImageNetZip(zip_root, "train", cache_mode="part", rank=3, world_size=WORLD)
 
 
 def test_the_zip_config_pairs_part_with_the_rank_local_sampler():
     cfg = Config.fromfile(osp.join(ROOT, "configs/classification/deit-s_mixpro_8xb128-300e_in1k-zip.py"))
     assert cfg.train_dataloader.dataset.cache_mode == "part"
     assert cfg.train_dataloader.sampler == dict(type="RankLocalSampler", shuffle=True)
-    D.check_cache_sampler(cfg)
+    check_cache_sampler(cfg)
     cfg.train_dataloader.sampler = dict(type="DefaultSampler", shuffle=True)
     with pytest.raises(ValueError, match="train_dataloader.*'DefaultSampler'.*RankLocalSampler"):
-        D.check_cache_sampler(cfg)
+        check_cache_sampler(cfg)
     cfg.train_dataloader.dataset.cache_mode = "full"
-    D.check_cache_sampler(cfg)
+    check_cache_sampler(cfg)
 
 
 def test_tools_train_refuses_part_cache_with_a_global_sampler():
-    """The check runs where every training and evaluation config is built (classification.launch)."""
-    from classification.launch import build_config, build_test_config, parse_args, parse_test_args
+    """The check runs where every training and evaluation config is built (classification.engine.launch)."""
+    from classification.engine.launch import build_config, build_test_config, parse_args, parse_test_args
     config = osp.join(ROOT, "configs/classification/deit-s_mixpro_8xb128-300e_in1k-zip.py")
     build_config(parse_args([config]))
     bad = ["--cfg-options", "train_dataloader.sampler.type=DefaultSampler"]

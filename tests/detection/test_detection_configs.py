@@ -80,7 +80,7 @@ def test_config_parses_with_the_recipe_and_builds(path):
 def _composite_run_options(tmp_path, num_train: int, num_val: int = 2, seed: int = 0):
     """--cfg-options for a one-epoch run on a fresh tiny composite set: in-process loaders on its files, COCO
     evaluation against its val annotations, validation and logging every epoch / iteration."""
-    from classification.downstream_data.composite import make_composite
+    from classification.transfer.downstream_data.composite import make_composite
     data = str(tmp_path / "composite")
     make_composite(data, num_train=num_train, num_val=num_val, size=128, seed=seed, verbose=False)
     ann_val = osp.join(data, "annotations", "instances_val.json")

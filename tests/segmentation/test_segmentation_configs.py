@@ -69,7 +69,7 @@ def test_one_model_per_family_builds_and_segments(path):
 @pytest.mark.slow
 def test_composite_segmenter_trains_from_converted_checkpoint(tmp_path):
     from classification.models.vits import tiny_vit
-    from classification.downstream_data.composite import make_composite
+    from classification.transfer.downstream_data.composite import make_composite
     make_composite(str(tmp_path / "composite"), num_train=8, num_val=2, size=128, seed=1, verbose=False)
     src = tmp_path / "cls.pth"
     classifier = tiny_vit(img_size=32, patch_size=8, embed_dim=64, depth=4, num_heads=2)
@@ -94,7 +94,7 @@ def test_composite_segmenter_trains_from_converted_checkpoint(tmp_path):
 @pytest.mark.slow
 def test_segmenter_dist_train_two_gloo_processes(tmp_path):
     import random
-    from classification.downstream_data.composite import make_composite
+    from classification.transfer.downstream_data.composite import make_composite
     make_composite(str(tmp_path / "composite"), num_train=8, num_val=2, size=128, seed=2, verbose=False)
     config = osp.join(ROOT, "configs/segmentation/segmenter-linear_tiny-vit_scratch_1xb8-2k_composite-128.py")
     env = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS="1", PORT=str(random.randint(20000, 40000)))
@@ -113,7 +113,7 @@ def test_multi_scale_flip_test_config_runs(tmp_path):
     checkpoint, gives mIoU on ADE20K-style folders (the composite set, read with ADE20K's reduce_zero_label)."""
     from mmengine.registry import init_default_scope
     from mmseg.registry import MODELS
-    from classification.downstream_data.composite import make_composite
+    from classification.transfer.downstream_data.composite import make_composite
     import segmentation  # noqa: F401
     make_composite(str(tmp_path / "composite"), num_train=0, num_val=2, size=128, seed=4, verbose=False)
     ms = osp.join(ROOT, "configs/segmentation/segmenter-mask_deit-t_baseline_8xb1-160k_ade20k-512x512_ms.py")
@@ -142,7 +142,7 @@ def test_multi_scale_flip_test_config_runs(tmp_path):
 def test_seeded_segmenter_runs_repeat_exactly(tmp_path):
     """Every segmentation config inherits a seed (configs/segmentation/_base_/default_runtime.py): the same command
     twice gives bit-identical weights and mIoU; ``randomness.seed=1`` gives another run."""
-    from classification.downstream_data.composite import make_composite
+    from classification.transfer.downstream_data.composite import make_composite
     make_composite(str(tmp_path / "composite"), num_train=8, num_val=2, size=128, seed=3, verbose=False)
     config = osp.join(ROOT, "configs/segmentation/segmenter-linear_tiny-vit_scratch_1xb8-2k_composite-128.py")
     assert Config.fromfile(config).randomness.seed == 0

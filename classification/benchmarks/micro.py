@@ -1,0 +1,369 @@
+"""Micro-benchmarks behind ``tools/benchmark.py``. Each subcommand measures in one process, same inputs, warm-up
+then the median of N runs; where two or more paths are compared they are timed round-robin, so drift (other load,
+thermals) hits all of them alike.
+
+    python tools/benchmark.py mix        [--batch 128 --size 224 --repeats 20]
+    python tools/benchmark.py attention  [--model deit_small --batch 32|128 --repeats 10 --amp bf16 --no-grad]
+    python tools/benchmark.py step       [--models deit_tiny deit_small --batch 32|128 --repeats 10 --amp bf16]
+    python tools/benchmark.py throughput [--model deit_small --batch 32|128 --repeats 10 --amp bf16]
+    python tools/benchmark.py train      [--images N --iters 128 --workers W ... --compile --quick]
+
+Common options: --device (cuda when available, else cpu), --warmup N, --json PATH (everything printed, as JSON).
+Batch defaults are 32 on the CPU and 128 on a GPU. Every subcommand prints the machine (platform, CPU count, GPU),
+the torch/timm versions and its command line above a Markdown table, ready for docs/benchmarks.md.
+
+``mix``: mask generation + mixing of our batched ``maskmix`` against a straightforward per-sample numpy
+implementation of the same semantics (numpy permutation per sample, repeat to pixels, copy to the device — the way
+the reference code builds masks), and the other mixers for scale.
+``attention``: CLS attention capture. A forward of the backbone with ``mixpro_core.forward_with_attention`` (fused
+attention in every block, only the CLS query row of the last block computed from its qkv) against a forward that
+materialises the last block's full softmax(QKᵀ) attention (timm's unfused path in that block, the (B,H,T,T) matrix
+caught after the softmax, CLS row taken from it — what the TransMix reference code does). Time, peak memory, and the
+largest difference between the two attentions. By default the forward runs with autograd on, as in training (the
+saved activations count in the peak); --no-grad measures inference.
+``step``: one full training step (mix, forward with CLS attention when the method needs it, loss, backward, AdamW
+step) of the MixClassifier for each method, as a ratio to the step without mixing. Each method is pinned to the
+batch kind it changes (transmix: CutMix batches with attention labels; mixpro: MaskMix batches with PAL).
+``throughput``: training images/s of our MixPro step (MixClassifier with the MixPro method of the configs: 50%
+MaskMix / 25% Mixup / 25% CutMix, PAL) against a plain timm step on the same backbone with ``timm.data.Mixup``
+(Mixup 0.8 / CutMix 1.0, switch 0.5, smoothing 0.1) and ``SoftTargetCrossEntropy``; same AdamW, same inputs.
+``train``: end to end on a synthetic ImageNet folder, our Runner against timm's train.py building blocks, and the
+data pipelines alone: :mod:`classification.benchmarks.train`.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import os.path as osp
+import statistics
+import sys
+from contextlib import nullcontext
+
+import numpy as np
+import torch
+
+from classification.benchmarks.common import MIB, autocast, peak_extra_bytes, report, round_robin, timed
+from classification.benchmarks.train import add_train_arguments, bench_train
+from classification.engine.host import ROOT
+from mixpro_core import cutmix, forward_with_attention, maskmix, maskmix_masks, mixup
+
+
+# ----------------------------------------------------------------------------------------------- mix
+def reference_maskmix_mask(b: int, h: int, w: int, mask_size: int, rng: np.random.Generator,
+                           device) -> torch.Tensor:
+    """Per-sample numpy MaskMix mask with the same semantics, built as the reference code builds it."""
+    rows, cols = math.ceil(h / mask_size), math.ceil(w / mask_size)
+    cells = rows * cols
+    k = max(1, math.ceil(cells * rng.beta(1.0, 1.0)))
+    masks = np.zeros((b, 1, h, w), dtype=np.float32)
+    for i in range(b):
+        flat = np.zeros(cells, dtype=np.float32)
+        flat[rng.permutation(cells)[:k]] = 1.0
+        grid = flat.reshape(rows, cols).repeat(mask_size, axis=0).repeat(mask_size, axis=1)
+        masks[i, 0] = grid[:h, :w]
+    return torch.from_numpy(masks).to(device)
+
+
+def reference_maskmix(images: torch.Tensor, mask_size: int, rng: np.random.Generator) -> torch.Tensor:
+    """Reference mask + the reference blend x·M + x[partner]·(1−M)."""
+    b, _, h, w = images.shape
+    mask = reference_maskmix_mask(b, h, w, mask_size, rng, images.device)
+    partner = torch.from_numpy(rng.permutation(b)).to(images.device)
+    return images * mask + images[partner] * (1 - mask)
+
+
+def bench_mix(args) -> dict:
+    device = args.device
+    batch = args.batch
+    x = torch.randn(batch, 3, args.size, args.size, device=device)
+    g = torch.Generator(device=device).manual_seed(0)
+    rng = np.random.default_rng(0)
+    s = args.size
+    fns = {
+        "maskmix masks only (ours, batched)":
+            lambda: maskmix_masks(batch, s, s, args.mask_size, args.patch_size, generator=g, device=device),
+        "maskmix masks only (per-sample numpy reference)":
+            lambda: reference_maskmix_mask(batch, s, s, args.mask_size, rng, device),
+        "maskmix (ours, batched: masks + blend)": lambda: maskmix(x, args.mask_size, args.patch_size, generator=g),
+        "maskmix (per-sample numpy reference: masks + blend)": lambda: reference_maskmix(x, args.mask_size, rng),
+        "cutmix": lambda: cutmix(x, patch_size=args.patch_size, generator=g),
+        "mixup": lambda: mixup(x, generator=g),
+    }
+    ms = {name: timed(fn, args.repeats, warmup=args.warmup, device=device) for name, fn in fns.items()}
+    notes = []
+    speedup = {}
+    for what, ours, ref in (("mask generation", "maskmix masks only (ours, batched)",
+                             "maskmix masks only (per-sample numpy reference)"),
+                            ("MaskMix (masks + blend)", "maskmix (ours, batched: masks + blend)",
+                             "maskmix (per-sample numpy reference: masks + blend)")):
+        speedup[what] = ms[ref] / ms[ours]
+        notes.append(f"{what}: speed-up over the per-sample numpy reference {speedup[what]:.2f}x")
+    return report(args, dict(
+        subcommand="mix",
+        settings=(f"mix: B={batch}, 3×{s}×{s}, mask_size={args.mask_size}, patch_size={args.patch_size}, "
+                  f"device={device}, median of {args.repeats} after {args.warmup} warm-ups"),
+        columns=["mixer", "ms / batch"], rows=[[name, f"{t:.1f}"] for name, t in ms.items()], notes=notes,
+        data=dict(ms=ms, speedup=speedup)))
+
+
+# ----------------------------------------------------------------------------------------------- models
+STEP_MODELS = {  # name → (backbone config, input (C,H,W), MaskMix cell size)
+    "tiny_vit": (dict(type="tiny_vit", img_size=32, patch_size=8, embed_dim=64, depth=4, num_heads=2,
+                      drop_path_rate=0.0), (1, 32, 32), 8),  # the Fashion-MNIST configs' model
+    "deit_tiny": (dict(type="deit_tiny"), (3, 224, 224), 32),
+    "deit_small": (dict(type="deit_small"), (3, 224, 224), 32),
+}
+NUM_CLASSES = 10
+
+
+def build_backbone(name: str, device: str) -> torch.nn.Module:
+    import classification  # noqa: F401  (registers the models)
+    from mmengine.registry import MODELS
+    torch.manual_seed(0)
+    return MODELS.build(dict(STEP_MODELS[name][0], num_classes=NUM_CLASSES)).to(device)
+
+
+def build_classifier(name: str, mix: list, label_policy: dict, device: str, smoothing: float = 0.1):
+    """A MixClassifier on ``name``'s backbone with the schedule ``mix`` (a list of mixer configs) and the model's
+    MaskMix cell size as a mixer default."""
+    import classification  # noqa: F401
+    from mmengine.registry import MODELS
+    backbone, _, mask_size = STEP_MODELS[name]
+    torch.manual_seed(0)  # same initial weights for every method
+    return MODELS.build(dict(type="MixClassifier", num_classes=NUM_CLASSES, backbone=dict(backbone),
+                             mix=list(mix), mix_defaults=dict(mask_size=mask_size), label_policy=dict(label_policy),
+                             smoothing=smoothing)).to(device)
+
+
+def inputs(name: str, batch: int, device: str):
+    torch.manual_seed(0)
+    shape = STEP_MODELS[name][1]
+    return (torch.randn(batch, *shape, device=device),
+            torch.randint(0, NUM_CLASSES, (batch,), device=device))
+
+
+def _default_batch(args) -> int:
+    return args.batch or (128 if str(args.device).startswith("cuda") else 32)
+
+
+def _amp_label(args) -> str:
+    return "bf16 autocast" if args.amp else "fp32"
+
+
+# ----------------------------------------------------------------------------------------------- attention
+def materialised_cls_attention(model: torch.nn.Module, images: torch.Tensor):
+    """Forward computing the last block's full attention the unfused way; (logits, head-mean CLS→patch row (B,N)).
+
+    The last block runs timm's explicit softmax(q·kᵀ·scale) path; the (B,H,T,T) matrix is caught after the softmax
+    (forward hook on ``attn_drop``) and its CLS row is taken — the reference TransMix approach. Other blocks keep
+    the fused kernel."""
+    attn = model.blocks[-1].attn
+    seen = {}
+    fused = attn.fused_attn
+    attn.fused_attn = False
+    handle = attn.attn_drop.register_forward_hook(lambda _m, _i, out: seen.__setitem__("attn", out))
+    try:
+        logits = model(images)
+    finally:
+        handle.remove()
+        attn.fused_attn = fused
+    full = seen.pop("attn")
+    return logits, full[:, :, 0, getattr(model, "num_prefix_tokens", 1):].float().mean(1).detach()
+
+
+def bench_attention(args) -> dict:
+    device, batch = args.device, _default_batch(args)
+    model = build_backbone(args.model, device)
+    model.train(not args.no_grad)
+    x, _ = inputs(args.model, batch, device)
+    grad = torch.no_grad() if args.no_grad else nullcontext()
+
+    def run(path):
+        fn = forward_with_attention if path == "ours" else materialised_cls_attention
+        def call():
+            with grad, autocast(device, args.amp):
+                return fn(model, x)
+        return call
+
+    paths = {"ours": run("ours"), "materialised": run("materialised")}
+    names = {"ours": "ours: fused attention in every block + CLS row from the last qkv",
+             "materialised": "reference: last block unfused, full softmax(QKᵀ) materialised, CLS row taken"}
+    with torch.no_grad(), autocast(device, args.amp):  # same seed: same drop-path draws in train mode
+        torch.manual_seed(0)
+        _, a_ours = forward_with_attention(model, x)
+        torch.manual_seed(0)
+        _, a_ref = materialised_cls_attention(model, x)
+    max_diff = float((a_ours.float() - a_ref.float()).abs().max())
+    samples = round_robin({k: (lambda f=f: f()) for k, f in paths.items()}, args.repeats, args.warmup, device)
+    ms = {k: statistics.median(v) for k, v in samples.items()}
+    peak = {k: peak_extra_bytes(f, device) for k, f in paths.items()}
+    blk = model.blocks[-1].attn
+    tokens = model.patch_embed.num_patches + model.num_prefix_tokens
+    full_bytes = batch * blk.num_heads * tokens * tokens * 4
+    row_bytes = batch * blk.num_heads * tokens * 4
+    rows = []
+    for k in ("ours", "materialised"):
+        rows.append([names[k], f"{ms[k]:.1f}", f"{peak[k] / MIB:.1f}",
+                     f"{ms[k] / ms['ours']:.2f}x", f"{peak[k] / max(peak['ours'], 1):.2f}x"])
+    measured = ("torch.cuda.max_memory_allocated above the allocation at the start of the forward"
+                if str(device).startswith("cuda") else
+                "peak of the running sum of the CPU allocator's allocation/free events recorded by "
+                "torch.profiler(profile_memory=True) during the forward (tensor storage only)")
+    mode = "inference (no_grad, eval mode)" if args.no_grad else "training forward (autograd on, train mode)"
+    notes = [f"peak memory = {measured}.",
+             f"attention tensors (fp32): full last-block attention B·H·T² = {full_bytes / MIB:.2f} MiB; "
+             f"CLS row B·H·T = {row_bytes / 1024:.1f} KiB (T = {tokens} tokens, H = {blk.num_heads} heads).",
+             f"max |ours − materialised| over the (B,N) CLS attention: {max_diff:.2e}"]
+    return report(args, dict(
+        subcommand="attention",
+        settings=(f"attention: {args.model}, B={batch}, {mode}, {_amp_label(args)}, device={device}, median of "
+                  f"{args.repeats} forwards taken round-robin after {args.warmup} warm-up rounds"),
+        columns=["path", "ms / forward", "peak memory (MiB)", "time ratio", "memory ratio"], rows=rows, notes=notes,
+        data=dict(ms=ms, peak_bytes=peak, max_abs_diff=max_diff, full_attention_bytes=full_bytes,
+                  cls_row_bytes=row_bytes, time_ratio=ms["materialised"] / ms["ours"],
+                  memory_ratio=peak["materialised"] / max(peak["ours"], 1))))
+
+
+# ----------------------------------------------------------------------------------------------- step
+# method → (schedule, label policy) pinning the batch kind each method changes
+STEP_METHODS = {
+    "none": ([], "AreaLabels"),
+    "mixup": ([dict(type="mixup", prob=1.0)], "AreaLabels"),
+    "cutmix": ([dict(type="cutmix", prob=1.0)], "AreaLabels"),
+    "transmix": ([dict(type="cutmix", prob=1.0)], "TransMixLabels"),
+    "mixpro": ([dict(type="maskmix", prob=1.0)], "PALLabels"),
+}
+
+
+def bench_step(args) -> dict:
+    device, batch = args.device, _default_batch(args)
+    rows, data = [], {}
+    for name in args.models:
+        x, y = inputs(name, batch, device)
+        steps = {}
+        for method, (mix, policy) in STEP_METHODS.items():
+            model = build_classifier(name, mix, dict(type=policy), device)
+            steps[method] = (model, torch.optim.AdamW(model.parameters(), lr=1e-4))
+
+        def step(method):
+            model, opt = steps[method]
+            opt.zero_grad(set_to_none=True)
+            with autocast(device, args.amp):
+                loss = model(x, y, mode="loss")["loss"]
+            loss.backward()
+            opt.step()
+        samples = round_robin({m: (lambda m=m: step(m)) for m in steps}, args.repeats, args.warmup, device)
+        times = {m: statistics.median(v) for m, v in samples.items()}
+        base = times["none"]
+        rows.append([name] + [f"{t:.0f} ms ({t / base:.2f}x)" if t >= 10 else f"{t:.1f} ms ({t / base:.2f}x)"
+                              for t in times.values()])
+        data[name] = dict(ms=times, ratio={m: t / base for m, t in times.items()})
+    return report(args, dict(
+        subcommand="step",
+        settings=(f"step: B={batch}, AdamW, {_amp_label(args)}, device={device}, median of {args.repeats} steps "
+                  f"taken round-robin across methods after {args.warmup} warm-up rounds"),
+        columns=["model"] + list(STEP_METHODS), rows=rows, data=data))
+
+
+# ----------------------------------------------------------------------------------------------- throughput
+def mixpro_method() -> dict:
+    """The MixPro method of the configs (schedule, label policy, smoothing), so the benchmark trains what they do."""
+    from mmengine.config import Config
+    return Config.fromfile(osp.join(ROOT, "configs/classification/_base_/methods/mixpro.py")).method.to_dict()
+
+
+def bench_throughput(args) -> dict:
+    from timm.data import Mixup
+    from timm.loss import SoftTargetCrossEntropy
+    device, batch = args.device, _default_batch(args)
+    if batch % 2:
+        raise SystemExit(f"--batch {batch}: timm's Mixup needs an even batch size")
+    x, y = inputs(args.model, batch, device)
+    method = mixpro_method()
+    ours = build_classifier(args.model, method["mix"], method["label_policy"], device, method["smoothing"])
+    ours_opt = torch.optim.AdamW(ours.parameters(), lr=1e-4)
+    plain = build_backbone(args.model, device)
+    plain_opt = torch.optim.AdamW(plain.parameters(), lr=1e-4)
+    mixup_fn = Mixup(mixup_alpha=0.8, cutmix_alpha=1.0, prob=1.0, switch_prob=0.5, mode="batch",
+                     label_smoothing=method["smoothing"], num_classes=NUM_CLASSES)
+    criterion = SoftTargetCrossEntropy()
+    np.random.seed(0)
+
+    def step_ours():  # the model advances its own mix_step: a new mixing draw per step, as in training
+        images = x.clone()  # a fresh batch per step in both pipelines (timm's Mixup mixes in place)
+        ours_opt.zero_grad(set_to_none=True)
+        with autocast(device, args.amp):
+            loss = ours(images, y, mode="loss")["loss"]
+        loss.backward()
+        ours_opt.step()
+
+    def step_timm():
+        images, targets = mixup_fn(x.clone(), y)
+        plain_opt.zero_grad(set_to_none=True)
+        with autocast(device, args.amp):
+            loss = criterion(plain(images), targets)
+        loss.backward()
+        plain_opt.step()
+
+    samples = round_robin({"ours": step_ours, "timm": step_timm}, args.repeats, args.warmup, device)
+    names = {"ours": "ours: MixClassifier, MixPro (MaskMix 50% / Mixup 25% / CutMix 25%, PAL)",
+             "timm": "timm: plain model, timm.data.Mixup (Mixup / CutMix 50/50) + SoftTargetCrossEntropy"}
+    stats = {}
+    for k, v in samples.items():
+        stats[k] = dict(median_ms=statistics.median(v), mean_ms=statistics.fmean(v),
+                        img_per_s=1e3 * batch / statistics.fmean(v))
+    rows = [[names[k], f"{s['median_ms']:.1f}", f"{s['img_per_s']:.3g}",
+             f"{s['img_per_s'] / stats['timm']['img_per_s']:.2f}x"] for k, s in stats.items()]
+    return report(args, dict(
+        subcommand="throughput",
+        settings=(f"throughput: {args.model}, B={batch}, AdamW, {_amp_label(args)}, device={device}, "
+                  f"{args.repeats} steps per pipeline taken round-robin after {args.warmup} warm-up rounds; "
+                  f"img/s = B / mean step time"),
+        columns=["pipeline", "median ms / step", "img/s", "relative throughput"], rows=rows,
+        data=dict(stats=stats, ratio=stats["ours"]["img_per_s"] / stats["timm"]["img_per_s"])))
+
+
+# ----------------------------------------------------------------------------------------------- CLI
+def main(argv=None) -> dict:
+    """``tools/benchmark.py SUBCOMMAND ...``: parse, run the subcommand, print its report and return it."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+
+    def common(p, repeats=10, batch=None, amp=True):
+        p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+        p.add_argument("--repeats", type=int, default=repeats, help=f"timed runs (default {repeats})")
+        p.add_argument("--warmup", type=int, default=3, help="untimed runs (rounds) first (default 3)")
+        p.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+        p.add_argument("--batch", type=int, default=batch,
+                       help=f"batch size (default {batch})" if batch else "batch size (default 32 on the CPU, "
+                                                                          "128 on a GPU)")
+        if amp:
+            p.add_argument("--amp", choices=["bf16"], help="bf16 autocast around forward and loss")
+        return p
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    mix = common(sub.add_parser("mix", help="mask generation + mixing"), repeats=20, batch=128, amp=False)
+    mix.add_argument("--size", type=int, default=224)
+    mix.add_argument("--mask-size", type=int, default=32)
+    mix.add_argument("--patch-size", type=int, default=16)
+    mix.set_defaults(func=bench_mix)
+    att = common(sub.add_parser("attention", help="CLS attention capture: ours vs materialised"))
+    att.add_argument("--model", default="deit_small", choices=sorted(STEP_MODELS))
+    att.add_argument("--no-grad", action="store_true", help="inference forwards instead of training forwards")
+    att.set_defaults(func=bench_attention)
+    step = common(sub.add_parser("step", help="training step per method, ratio to no mixing"))
+    step.add_argument("--models", nargs="+", default=["deit_tiny", "deit_small"], choices=sorted(STEP_MODELS))
+    step.set_defaults(func=bench_step)
+    thr = common(sub.add_parser("throughput", help="img/s: our MixPro step vs a timm Mixup step"))
+    thr.add_argument("--model", default="deit_small", choices=sorted(STEP_MODELS))
+    thr.set_defaults(func=bench_throughput)
+    trn = sub.add_parser("train", help="end-to-end img/s: our Runner vs timm's train.py building blocks")
+    add_train_arguments(trn)
+    trn.set_defaults(func=bench_train)
+    args = parser.parse_args(argv)
+    args.argv = argv
+    if args.command != "train" and (args.repeats < 1 or args.warmup < 0):  # train resolves its own defaults
+        parser.error("--repeats must be >= 1 and --warmup >= 0")
+    if str(args.device).startswith("cuda") and not torch.cuda.is_available():
+        parser.error(f"--device {args.device}: CUDA is not available on this machine")
+    return args.func(args)

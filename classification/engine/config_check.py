@@ -1,0 +1,264 @@
+"""Checks of a config and its ``--cfg-options`` before anything is built, each failure a one-line
+:class:`~classification.engine.errors.UserError` naming the file, key or value.
+
+mmengine merges ``--cfg-options`` silently, new keys included. :func:`check_cfg_options` allows a key that the config
+lacks only where something will read it: a parameter of what the enclosing dict is built into — its registered
+``type`` (searched in mmengine's registries under the config's ``default_scope`` and in mixpro_core's), or for the
+sections mmengine builds without one, the Runner (top level), the train / val / test loop, ``OptimWrapper`` or
+``DataLoader`` — where that constructor takes ``**kwargs``, or a ``type`` no registry knows, any key. Top-level keys
+the Runner never reads are config-file variables, substituted when the file was read: overriding them is refused.
+:func:`check_training_options` catches wrong loop / optimiser values, :func:`check_data_roots` missing datasets,
+:func:`validate_training_config` a MixClassifier run that cannot mix, :func:`check_cache_sampler` a partly cached
+ImageNetZip read through a global sampler.
+"""
+from __future__ import annotations
+
+import difflib
+import os.path as osp
+from typing import Any, Callable, Iterable, List, Mapping, Optional, Sequence, Set, Union
+
+from mmengine.config import Config
+from mmengine.runner import Runner
+
+from classification.engine.errors import MissingPathError, UserError
+
+# keys mmengine or we read besides the Runner's parameters (Runner.from_cfg / Runner / classification.engine.host)
+ROOT_EXTRAS = {"custom_imports", "model_wrapper_cfg", "runner_type", "compile", "activation_checkpointing",
+               "efficient_conv_bn_eval", "load_from_partial"}
+# keys the builders take out of a section before calling its constructor
+SECTION_EXTRAS = {"optim_wrapper": {"constructor", "paramwise_cfg"}, "param_scheduler": {"convert_to_iter_based"},
+                  "default_hooks": {"priority"}, "custom_hooks": {"priority"}, "train_cfg": {"by_epoch"}}
+# filled by the builder, never by the config
+RESERVED = {"self", "runner", "dataloader", "evaluator", "params", "optimizer"}
+ENV_KEYS = {"cudnn_benchmark", "mp_cfg", "dist_cfg", "resource_limit", "num_threads"}  # Runner.setup_env, engine/host.py
+
+
+def load_config(path: str, cfg_options: Optional[Mapping[str, Any]] = None) -> Config:
+    """``Config.fromfile(path)`` (``custom_imports`` imported) with ``cfg_options`` applied
+    (:func:`apply_cfg_options`). MissingPathError for a missing file."""
+    if not osp.isfile(path):
+        raise MissingPathError(f"config not found: {path}")
+    cfg = Config.fromfile(path)
+    apply_cfg_options(cfg, cfg_options)
+    return cfg
+
+
+def apply_cfg_options(cfg: Config, cfg_options: Optional[Mapping[str, Any]]) -> None:
+    """Merge ``cfg_options`` into ``cfg`` after :func:`check_cfg_options`."""
+    if cfg_options:
+        check_cfg_options(cfg, cfg_options)
+        cfg.merge_from_dict(cfg_options)
+
+
+def _registries() -> list:
+    from mmengine import registry as mm
+    return [mm.MODELS, mm.DATASETS, mm.DATA_SAMPLERS, mm.TRANSFORMS, mm.HOOKS, mm.LOOPS, mm.OPTIMIZERS,
+            mm.OPTIM_WRAPPERS, mm.OPTIM_WRAPPER_CONSTRUCTORS, mm.PARAM_SCHEDULERS, mm.METRICS, mm.EVALUATOR,
+            mm.LOG_PROCESSORS, mm.VISUALIZERS, mm.VISBACKENDS, mm.FUNCTIONS, mm.WEIGHT_INITIALIZERS,
+            mm.MODEL_WRAPPERS, mm.RUNNERS, mm.TASK_UTILS]
+
+
+def registered(name: str, scope: Optional[str]) -> List[Callable]:
+    """Everything registered as ``name``: in mmengine's registries (through ``scope``'s child registries, as the
+    builders search) and in mixpro_core's (mixers, label policies)."""
+    from mixpro_core.registry import LABEL_POLICIES, MIXERS
+    found = []
+    for registry in _registries():
+        with registry.switch_scope_and_registry(scope) as scoped:
+            obj = scoped.get(name)
+        if obj is not None and obj not in found:
+            found.append(obj)
+    found += [r.get(name) for r in (MIXERS, LABEL_POLICIES) if name in r]
+    return found
+
+
+def _parameters(fn: Callable) -> Optional[Set[str]]:
+    """The keyword names ``fn`` (a class: its constructor) takes; None when it takes ``**kwargs``."""
+    from mixpro_core.registry import accepted_names
+    try:
+        return accepted_names(fn)
+    except (TypeError, ValueError):  # no signature (a builtin): cannot tell
+        return None
+
+
+def _section_targets(cfg: Config, path: Sequence[Union[str, int]], node: Mapping) -> Optional[List[Callable]]:
+    """What the dict at ``path`` is built into: [] when nothing takes new keys, None when anything may."""
+    from mmengine.runner import EpochBasedTrainLoop, IterBasedTrainLoop, TestLoop, ValLoop
+    kind = node.get("type")
+    if isinstance(kind, str):
+        return registered(kind, cfg.get("default_scope")) or None  # unknown to every registry: cannot tell
+    if kind is not None:
+        return [kind]
+    if not path:
+        return [Runner]
+    if len(path) == 1:
+        from mmengine.optim import OptimWrapper
+        from mmengine.runner import LogProcessor
+        from torch.utils.data import DataLoader
+        name = path[0]
+        if name == "train_cfg":
+            return [EpochBasedTrainLoop if node.get("by_epoch", True) else IterBasedTrainLoop]
+        implied = {"val_cfg": ValLoop, "test_cfg": TestLoop, "optim_wrapper": OptimWrapper,
+                   "log_processor": LogProcessor, "randomness": Runner.set_randomness}
+        if name in implied:
+            return [implied[name]]
+        if str(name).endswith("_dataloader"):
+            return [DataLoader]
+    return []
+
+
+def _options(targets: Sequence[Callable], path: Sequence[Union[str, int]]) -> Optional[Set[str]]:
+    """The keys the section at ``path`` takes (None: any)."""
+    names: Set[str] = set()
+    for target in targets:
+        taken = _parameters(target)
+        if taken is None:
+            return None
+        names |= taken
+    if not path:
+        names |= ROOT_EXTRAS
+    elif path == ("env_cfg",):
+        names |= ENV_KEYS
+    elif path[0] in SECTION_EXTRAS:
+        names |= SECTION_EXTRAS[path[0]]
+    return names - RESERVED
+
+
+def _closest(word: str, candidates: Iterable[str]) -> str:
+    match = difflib.get_close_matches(word, sorted(set(map(str, candidates))), n=1, cutoff=0.6)
+    return f"; did you mean '{match[0]}'?" if match else ""
+
+
+def _where(targets: Sequence[Callable]) -> str:
+    return " / ".join(getattr(t, "__qualname__", getattr(t, "__name__", repr(t))) for t in targets)
+
+
+def check_cfg_options(cfg: Config, options: Mapping[str, Any]) -> None:
+    """Refuse an ``--cfg-options`` key that would be merged silently without effect (see the module docstring)."""
+    runner_keys = _options([Runner], ())
+    tree = cfg.to_dict()
+    for key, value in options.items():
+        option = f"--cfg-options {key}={value!r}"
+        first = key.split(".")[0]
+        if first in tree and first not in runner_keys:
+            raise UserError(f"{option}: '{first}' is a variable of the config file, already substituted where the "
+                            f"file uses it: overriding it changes nothing; override the keys that use it instead")
+        node: Any = tree
+        path: tuple = ()
+        for part in key.split("."):
+            if isinstance(node, (list, tuple)):
+                if not part.isdigit() or int(part) >= len(node):
+                    raise UserError(f"{option}: '{_dotted(path)}' is a list of {len(node)} entries; '{part}' is not "
+                                    f"one of its indices")
+                node, path = node[int(part)], path + (int(part),)
+            elif not isinstance(node, Mapping):
+                raise UserError(f"{option}: '{_dotted(path)}' is {node!r}, which has no key '{part}'")
+            elif part in node:
+                node, path = node[part], path + (part,)
+            else:
+                _check_new_key(cfg, option, node, path, part)
+                break
+
+
+def _dotted(path: Sequence[Union[str, int]]) -> str:
+    return ".".join(map(str, path))
+
+
+def _check_new_key(cfg: Config, option: str, node: Mapping, path: tuple, part: str) -> None:
+    """``part`` is not in the dict ``node`` at ``path``: allowed only where its constructor takes it."""
+    targets = _section_targets(cfg, path, node)
+    names = None if targets is None else _options(targets, path)
+    if names is None or part in names:
+        return
+    if not path:
+        raise UserError(f"{option}: the config has no key '{part}'{_closest(part, set(node) | names)}")
+    if not targets:
+        raise UserError(f"{option}: '{_dotted(path)}' has no key '{part}' and nothing would read a new one (its "
+                        f"keys: {', '.join(sorted(map(str, node)))}){_closest(part, node)}")
+    raise UserError(f"{option}: '{_dotted(path)}' is built into {_where(targets)}, which takes no option "
+                    f"'{part}'{_closest(part, names | set(node))}")
+
+
+def check_training_options(cfg: Config) -> None:
+    """The train loop's lengths and intervals are integers (at least 1; ``val_begin`` at least 0) and the optimiser
+    config builds: a dry build on one dummy parameter catches unknown keywords and invalid values (lr < 0, betas
+    outside [0, 1), ...) before the Runner is made."""
+    loop = cfg.get("train_cfg") or {}
+    for key in ("max_epochs", "max_iters", "val_interval", "val_begin"):
+        value = loop.get(key)
+        lowest = 0 if key == "val_begin" else 1
+        if key in loop and (not isinstance(value, int) or isinstance(value, bool) or value < lowest):
+            raise UserError(f"train_cfg.{key}={value!r}: must be an integer of at least {lowest}")
+    optimizer = (cfg.get("optim_wrapper") or {}).get("optimizer")
+    if not isinstance(optimizer, Mapping) or "type" not in optimizer:
+        return
+    import torch
+    from mmengine.registry import OPTIMIZERS
+    dummy = torch.nn.Parameter(torch.zeros(1))
+    with OPTIMIZERS.switch_scope_and_registry(cfg.get("default_scope")) as registry:
+        try:
+            registry.build(dict(optimizer, params=[dummy]))
+        except (TypeError, ValueError, KeyError) as err:
+            raise UserError(f"optim_wrapper.optimizer={dict(optimizer)!r}: {err}") from err
+        except RuntimeError:  # device-dependent (e.g. fused=True on a CPU tensor): the Runner's build decides
+            pass
+
+
+def check_data_roots(cfg: Config, loaders: Sequence[str]) -> None:
+    """MissingPathError when a ``root`` / ``data_root`` of the datasets of ``loaders`` (wrapped datasets included) is
+    not a folder or file on this machine."""
+    def visit(node: Any, where: str) -> None:
+        if isinstance(node, (list, tuple)):
+            for i, item in enumerate(node):
+                visit(item, f"{where}.{i}")
+        elif isinstance(node, Mapping):
+            for key in ("root", "data_root"):
+                path = node.get(key)
+                if isinstance(path, str) and path and "://" not in path and not osp.exists(path):
+                    hint = (" (Fashion-MNIST: `make setup` as root installs the Debian package dataset-fashion-mnist)"
+                            if "fashion-mnist" in path else "")
+                    raise MissingPathError(f"{where}.{key}: dataset folder {path} does not exist{hint}")
+            for key in ("dataset", "datasets"):
+                if key in node:
+                    visit(node[key], f"{where}.{key}")
+
+    for name in loaders:
+        loader = cfg.get(name)
+        if isinstance(loader, Mapping):
+            visit(loader.get("dataset"), f"{name}.dataset")
+
+
+def validate_training_config(cfg) -> None:
+    """Errors a MixClassifier training config would otherwise hit mid-run: mixing needs batches of at least 2 (and a
+    dropped last batch, which could hold a single sample)."""
+    if cfg.get("model", {}).get("type") != "MixClassifier" or not cfg.get("train_dataloader"):
+        return
+    mix = cfg.model.get("mix") or []
+    if isinstance(mix, dict) or not isinstance(mix, (list, tuple)):
+        raise ValueError(f"model.mix must be a list of mixer configs dict(type=..., prob=..., **options), got {mix!r}")
+    if not any(entry.get("prob", 0) > 0 for entry in mix):
+        return
+    loader = cfg.train_dataloader
+    if loader.get("batch_size", 1) < 2:
+        raise ValueError(f"train_dataloader.batch_size={loader.get('batch_size', 1)}: mixing pairs samples within a "
+                         f"batch and needs at least 2 per process")
+    if not loader.get("drop_last", False):
+        raise ValueError("train_dataloader.drop_last must be True when mixing: a last batch of one sample cannot be "
+                         "mixed")
+
+
+def check_cache_sampler(cfg) -> None:
+    """ValueError when a dataloader of the config ``cfg`` (train/val/test) reads an ImageNetZip with
+    ``cache_mode='part'`` through a sampler other than RankLocalSampler (either given by name or as the class, which
+    is looked up in mmengine's root registries: the engine does not import the data package)."""
+    from mmengine.registry import DATA_SAMPLERS, DATASETS
+    zip_types = ("ImageNetZip", *filter(None, [DATASETS.get("ImageNetZip")]))
+    local_samplers = ("RankLocalSampler", *filter(None, [DATA_SAMPLERS.get("RankLocalSampler")]))
+    for key in ("train_dataloader", "val_dataloader", "test_dataloader"):
+        loader = cfg.get(key) or {}
+        dataset, sampler = loader.get("dataset") or {}, (loader.get("sampler") or {}).get("type")
+        if dataset.get("type") in zip_types and dataset.get("cache_mode") == "part" and \
+                sampler not in local_samplers:
+            raise ValueError(f"{key}: ImageNetZip(cache_mode='part') caches only each rank's own shard, but the "
+                             f"sampler {getattr(sampler, '__name__', sampler)!r} deals every rank other indices: use "
+                             f"sampler=dict(type='RankLocalSampler') (or cache_mode 'full' / 'no')")

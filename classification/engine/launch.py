@@ -1,0 +1,333 @@
+"""Command-line entry points behind ``tools/train.py`` and ``tools/test.py``: any MixPro config (classification,
+segmentation, detection) through mmengine's Runner (:class:`classification.engine.runner.MixProRunner`).
+
+``main`` trains, ``run_test`` evaluates a checkpoint. Both check the config and its ``--cfg-options`` before anything
+is built (:mod:`classification.engine.config_check`; mistakes are one-line
+:class:`~classification.engine.errors.UserError`), install the weights-only checkpoint loader
+(:func:`classification.engine.checkpoints.install_safe_checkpoint_loading`), filter the known harmless upstream warnings
+(:func:`filter_upstream_warnings`) and, for multi-process runs on a host without CUDA, start a gloo process group before
+the Runner (:func:`classification.engine.distributed.init_distributed`).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import numbers
+import os
+import os.path as osp
+import re
+import warnings
+
+import torch
+from mmengine.config import Config, DictAction
+from mmengine.logging import print_log
+
+from classification.engine.atomic import atomic_write_text
+from classification.engine.checkpoints import install_safe_checkpoint_loading
+from classification.engine.config_check import (apply_cfg_options, check_cache_sampler, check_data_roots,
+                                                check_training_options, load_config, validate_training_config)
+from classification.engine.distributed import finish_distributed, init_distributed, release_dataloader_workers
+from classification.engine.errors import MissingPathError, UserError
+from classification.engine.host import adapt_config_to_host, apply_default_num_workers, configure_threads
+from classification.engine.preemption import TrainingPreempted, add_preemption_hook
+from classification.engine.runner import MixProRunner
+
+TRAIN_USAGE = """Train any MixPro config (classification, segmentation, detection) with mmengine's Runner.
+
+    python tools/train.py CONFIG [--work-dir DIR] [--epochs N] [--resume [auto|CKPT]] [--amp {fp16,bf16}]
+                          [--compile] [--partial-load PATTERN ...] [--show-config] [--cfg-options key=value ...]
+                          [--launcher {none,pytorch,slurm}]
+
+Writes into the work dir (default work_dirs/<config name>): the full config (<config name>.py), checkpoints
+(epoch_N.pth, best_*.pth, last_checkpoint; preempted.pth after a SIGTERM/SIGUSR1/Ctrl-C stop), curve.png and
+curve.json, and <timestamp>/<timestamp>.log (the whole log) with <timestamp>/vis_data/scalars.json.
+Multi-GPU / multi-process: tools/dist_train.sh CONFIG GPUS (torchrun), tools/slurm_train.sh. On a host without CUDA
+the distributed launch uses gloo.
+"""
+
+TEST_USAGE = """Evaluate a checkpoint with a config's test set and evaluator (classification: top-1/top-5).
+
+    python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--show-config] [--cfg-options ...]
+                         [--launcher {none,pytorch,slurm}]
+
+Prints the metrics and writes them to <work-dir>/metrics.json (default work dir: work_dirs/<config name>/test);
+mmengine also logs them to <work-dir>/<timestamp>/<timestamp>.log and <timestamp>.json.
+"""
+
+METRICS_FILE = "metrics.json"
+
+# Known harmless warnings of the pinned stack (mmengine 0.10.7, mmseg 1.2.2), each ignored by its message where the
+# module that raises it raises it; everything else, our own warnings included, still shows.
+UPSTREAM_WARNINGS = [
+    # mmengine's utils.package_utils.is_installed imports and reloads pkg_resources (deprecated by setuptools 81; we
+    # pin setuptools < 82 for mmcv's build) whenever a config names an mmseg:: / mmdet:: base; the reloaded copy's
+    # warning is attributed to importlib. Replaced by importlib.metadata in open-mmlab/mmengine#1676 (after 0.10.7)
+    ("pkg_resources is deprecated as an API", "mmengine.utils.package_utils"),
+    ("pkg_resources is deprecated as an API", "importlib"),
+    # mmseg's decode heads build their losses with its own deprecated build_loss (open-mmlab/mmsegmentation#3587,
+    # after 1.2.2)
+    ("``build_loss`` would be deprecated soon", "mmseg.models.builder"),
+    # mmseg's CrossEntropyLoss warns whenever avg_non_ignore is False: its default and the reference recipes' setting
+    ("Default ``avg_non_ignore`` is False", "mmseg.models.losses.cross_entropy_loss"),
+    # mmseg's default runtime adds SegVisualizationHook with draw=False (no pictures during validation, as intended)
+    ("The draw is False, it means that the hook for visualization will not take effect",
+     "mmseg.engine.hooks.visualization_hook"),
+    # mmseg's LoadAnnotations warns whenever reduce_zero_label is given, as the reference pipelines (and ours) do
+    ("`reduce_zero_label` will be deprecated", "mmseg.datasets.transforms.loading"),
+]
+
+
+def filter_upstream_warnings() -> None:
+    """Ignore the warnings of :data:`UPSTREAM_WARNINGS` (each by message and module). Process-wide: the tools call
+    it at start; importing the package does not."""
+    for message, module in UPSTREAM_WARNINGS:
+        warnings.filterwarnings("ignore", message=re.escape(message), category=UserWarning,
+                                module=re.escape(module) + "$")
+
+
+def _add_common_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--cfg-options", nargs="+", action=DictAction,
+                        help="override config keys: a.b=value (a key the config lacks is refused unless what the "
+                             "dict is built into takes it)")
+    parser.add_argument("--show-config", action="store_true",
+                        help="print the full config before the run (it is always written to the work dir)")
+    parser.add_argument("--launcher", choices=["none", "pytorch", "slurm"], default="none")
+    parser.add_argument("--local-rank", "--local_rank", type=int, default=0)
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    """Options of ``tools/train.py`` (``argv=None``: ``sys.argv[1:]``)."""
+    parser = argparse.ArgumentParser(description=TRAIN_USAGE, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("config", help="config file")
+    parser.add_argument("--work-dir", help="where logs and checkpoints go (default work_dirs/<config name>)")
+    parser.add_argument("--epochs", type=int,
+                        help="train N epochs: the whole schedule (warm-up, cosine) shortened to end there "
+                             "(epoch-based configs)")
+    parser.add_argument("--resume", nargs="?", const="auto", default=None,
+                        help="resume: 'auto' (the newest checkpoint in the work dir) or a checkpoint path")
+    parser.add_argument("--amp", choices=["fp16", "bf16"], help="automatic mixed precision")
+    parser.add_argument("--compile", action="store_true",
+                        help="torch.compile the backbone (classification.engine.compile); slow first iterations")
+    parser.add_argument("--partial-load", nargs="+", metavar="PATTERN",
+                        help="with load_from (--cfg-options load_from=CKPT): model keys that may keep their initial "
+                             "values, e.g. backbone.head for a head of other classes (sets load_from_partial)")
+    _add_common_options(parser)
+    args = parser.parse_args(argv)
+    if args.epochs is not None and args.epochs < 1:
+        parser.error(f"--epochs must be at least 1, got {args.epochs}")
+    return args
+
+
+def shorten_schedule(cfg, epochs: int, keep_val_interval: bool = False) -> None:
+    """Train for ``epochs``: epoch-based schedulers that end at the config's last epoch end at the new one (cosine
+    ``T_max`` follows), ones that would start at or after it are dropped (the warm-up keeps its length); validation
+    once, at the end, unless ``keep_val_interval`` (mmengine validates after the last epoch anyway)."""
+    original = cfg.train_cfg.max_epochs
+    schedulers = cfg.get("param_scheduler") or []
+    if isinstance(schedulers, dict):
+        schedulers = [schedulers]
+    kept = []
+    for sched in schedulers:
+        sched = dict(sched)
+        if sched.get("by_epoch", True) and "end" in sched:
+            begin, end = sched.get("begin", 0), sched["end"]
+            if end >= original or end > epochs:
+                end = epochs
+            if begin >= end:
+                continue
+            sched["end"] = end
+            if "T_max" in sched:
+                sched["T_max"] = end - begin
+        kept.append(sched)
+    cfg.param_scheduler = kept
+    cfg.train_cfg.max_epochs = epochs
+    if not keep_val_interval:
+        cfg.train_cfg.val_interval = epochs
+
+
+def _schedule_length(cfg, args: argparse.Namespace) -> None:
+    """``--epochs`` (the whole schedule), or a warning when ``train_cfg.max_epochs`` alone leaves the lr schedule
+    running past the new end."""
+    loop = cfg.get("train_cfg") or {}
+    overridden = "train_cfg.max_epochs" in (args.cfg_options or {})
+    if args.epochs is not None:
+        if not loop.get("by_epoch", True) or "max_epochs" not in loop:
+            raise UserError(f"--epochs: {args.config} trains by iterations (train_cfg.max_iters); shorten it with "
+                            f"--cfg-options train_cfg.max_iters=N and its param_scheduler ends")
+        if overridden:
+            raise UserError("--epochs and --cfg-options train_cfg.max_epochs both set the length: use --epochs, "
+                            "which also shortens the lr schedule")
+        shorten_schedule(cfg, args.epochs, keep_val_interval=True)
+        return
+    schedulers = cfg.get("param_scheduler") or []
+    schedulers = [schedulers] if isinstance(schedulers, dict) else schedulers
+    ends = [s["end"] for s in schedulers if s.get("by_epoch", True) and isinstance(s.get("end"), int)]
+    if overridden and ends and max(ends) > loop.max_epochs:
+        print_log(f"train_cfg.max_epochs={loop.max_epochs} shortens the run but not its lr schedule, which still "
+                  f"ends at epoch {max(ends)} (the run stops part-way through it); use --epochs "
+                  f"{loop.max_epochs} to shorten the whole schedule", logger="current", level=logging.WARNING)
+
+
+def _partial_load(cfg, args: argparse.Namespace) -> None:
+    if args.partial_load:
+        cfg.load_from_partial = list(args.partial_load)
+    if cfg.get("load_from_partial"):
+        if cfg.get("resume"):
+            raise UserError("partial loading (--partial-load / load_from_partial) applies to load_from; a resume "
+                            "restores a run exactly")
+        if not cfg.get("load_from"):
+            raise UserError("--partial-load / load_from_partial without load_from: set --cfg-options load_from=CKPT")
+
+
+def build_config(args: argparse.Namespace) -> Config:
+    """The training config of ``args`` (from :func:`parse_args`): overrides (checked), ``--epochs``, work dir, AMP
+    optimiser wrapper, resume and partial loading, host adaptation, the start-up summary and preemption hooks;
+    validated (:func:`classification.engine.config_check.validate_training_config`, loop / optimiser values). The data
+    folders are checked by :func:`main`, which runs it (:func:`classification.engine.config_check.check_data_roots`)."""
+    cfg = load_config(args.config)
+    apply_cfg_options(cfg, args.cfg_options)
+    check_training_options(cfg)
+    _schedule_length(cfg, args)
+    cfg.launcher = args.launcher
+    cfg.work_dir = args.work_dir or cfg.get("work_dir") or osp.join(
+        "work_dirs", osp.splitext(osp.basename(args.config))[0])
+    if args.amp:
+        if not torch.cuda.is_available():
+            raise UserError(f"--amp {args.amp} needs a GPU: mmengine's AmpOptimWrapper runs on CUDA/NPU/MLU only; "
+                             f"train in fp32 on the CPU")
+        wrapper = cfg.optim_wrapper
+        wrapper.type = "AmpOptimWrapper"
+        wrapper.dtype = "bfloat16" if args.amp == "bf16" else "float16"
+        # fp16 needs a dynamic loss scale; bf16 has fp32's exponent range and needs none (mmengine would otherwise
+        # build a dynamic GradScaler whose scale reads synchronise with the GPU every step)
+        wrapper.setdefault("loss_scale", "dynamic" if args.amp == "fp16" else dict(enabled=False))
+    if args.resume == "auto":
+        cfg.resume, cfg.load_from = True, None
+    elif args.resume:
+        if not osp.isfile(args.resume):
+            raise MissingPathError(f"checkpoint to resume from not found: {args.resume}")
+        cfg.resume, cfg.load_from = True, args.resume
+    elif cfg.get("load_from") and not osp.isfile(cfg.load_from):
+        raise MissingPathError(f"load_from checkpoint not found: {cfg.load_from}")
+    _partial_load(cfg, args)
+    if args.compile:
+        cfg.custom_hooks = list(cfg.get("custom_hooks") or []) + [dict(type="CompileBackboneHook")]
+    adapt_config_to_host(cfg, args.launcher)
+    apply_default_num_workers(cfg)  # leave cores to this process (classification.engine.host)
+    add_preemption_hook(cfg)  # SIGTERM/SIGUSR1 (and Ctrl-C): checkpoint, exit 75 / 130 (engine.preemption)
+    _add_summary_hook(cfg)
+    validate_training_config(cfg)
+    check_cache_sampler(cfg)
+    return cfg
+
+
+def _add_summary_hook(cfg) -> None:
+    hooks = list(cfg.get("custom_hooks") or [])
+    if not any(h.get("type") == "RunSummaryHook" for h in hooks):
+        hooks.append(dict(type="RunSummaryHook"))
+    cfg.custom_hooks = hooks
+
+
+def _start(args: argparse.Namespace) -> None:
+    filter_upstream_warnings()
+    install_safe_checkpoint_loading()
+    os.environ.setdefault("LOCAL_RANK", str(args.local_rank))
+    init_distributed(args.launcher)
+
+
+def _show(cfg, args: argparse.Namespace) -> None:
+    if args.show_config:
+        print(cfg.pretty_text, flush=True)
+
+
+def main(argv=None) -> None:
+    """``tools/train.py``: build the config, train, shut data-loader workers and the process group down cleanly."""
+    args = parse_args(argv)
+    _start(args)
+    cfg = build_config(args)
+    check_data_roots(cfg, ("train_dataloader", "val_dataloader"))
+    _show(cfg, args)
+    configure_threads(cfg)
+    runner = MixProRunner.from_cfg(cfg)
+    preempted = None
+    try:
+        runner.train()
+    except TrainingPreempted as stop:
+        preempted = stop
+    release_dataloader_workers(runner)
+    del runner  # frees the DDP reducer's reference to the process group (see finish_distributed)
+    finish_distributed()
+    if preempted is not None:
+        raise preempted
+
+
+def parse_test_args(argv=None) -> argparse.Namespace:
+    """Options of ``tools/test.py``."""
+    parser = argparse.ArgumentParser(description=TEST_USAGE, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("config")
+    parser.add_argument("checkpoint")
+    parser.add_argument("--work-dir")
+    _add_common_options(parser)
+    return parser.parse_args(argv)
+
+
+def build_test_config(args: argparse.Namespace) -> Config:
+    """The evaluation config of ``args`` (from :func:`parse_test_args`): ``load_from`` the checkpoint (strictly: no
+    partial loading), no resume, work dir ``work_dirs/<config name>/test`` unless given."""
+    cfg = load_config(args.config)
+    apply_cfg_options(cfg, args.cfg_options)
+    if not osp.isfile(args.checkpoint):
+        raise MissingPathError(f"checkpoint not found: {args.checkpoint}")
+    cfg.launcher = args.launcher
+    cfg.work_dir = args.work_dir or osp.join("work_dirs", osp.splitext(osp.basename(args.config))[0], "test")
+    cfg.load_from, cfg.resume = args.checkpoint, False
+    cfg.pop("load_from_partial", None)
+    adapt_config_to_host(cfg, args.launcher)
+    apply_default_num_workers(cfg)
+    _add_summary_hook(cfg)
+    check_cache_sampler(cfg)
+    return cfg
+
+
+def plain_metrics(metrics: dict) -> dict:
+    """The metrics as Python numbers (numpy / torch scalars converted), floats rounded to 4 decimals."""
+    plain = {}
+    for key, value in metrics.items():
+        if isinstance(value, torch.Tensor) and value.numel() == 1:
+            value = value.item()
+        if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+            value = int(value)
+        elif isinstance(value, numbers.Real):
+            value = round(float(value), 4)
+        plain[key] = value
+    return plain
+
+
+def write_metrics(work_dir: str, config: str, checkpoint: str, metrics: dict) -> str:
+    """``<work_dir>/metrics.json``: ``{"config", "checkpoint", "metrics": {name: value}}``; returns its path."""
+    path = osp.join(work_dir, METRICS_FILE)
+    atomic_write_text(path, json.dumps(dict(config=config, checkpoint=checkpoint, metrics=metrics), indent=2) + "\n")
+    return path
+
+
+def run_test(argv=None) -> dict:
+    """``tools/test.py``: evaluate, print the metrics as plain numbers, write ``<work_dir>/metrics.json`` (rank 0) and
+    return the metrics."""
+    args = parse_test_args(argv)
+    _start(args)
+    cfg = build_test_config(args)
+    check_data_roots(cfg, ("test_dataloader",))
+    _show(cfg, args)
+    runner = MixProRunner.from_cfg(cfg)
+    metrics = plain_metrics(runner.test())
+    rank, work_dir = runner.rank, runner.work_dir
+    release_dataloader_workers(runner)
+    del runner
+    finish_distributed()
+    if rank == 0:
+        path = write_metrics(work_dir, args.config, args.checkpoint, metrics)
+        print("  ".join(f"{k}: {v}" for k, v in metrics.items()))
+        print(f"metrics written to {path}")
+    return metrics
+

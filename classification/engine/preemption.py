@@ -1,0 +1,225 @@
+"""Preemption: on SIGTERM/SIGUSR1, finish the iteration, checkpoint, exit with a status that asks for a requeue;
+Ctrl-C (SIGINT) in a single-process run stops the same way.
+
+Cluster schedulers warn a job before killing it (slurm: SIGTERM, or an earlier signal chosen with
+``--signal=USR1@120``). :class:`PreemptionHook` turns that warning into a clean stop:
+
+1. the signal handler only sets a flag; the running iteration finishes (forward, backward, optimiser and
+   scheduler steps, logging);
+2. at the end of every training iteration the ranks ``all_reduce`` their flags (MAX), so all of them stop after
+   the same iteration even when the signal reached only one rank, or reached them during different iterations. The
+   flag is a CPU tensor reduced in a gloo group (:func:`cpu_group`): under NCCL, mmengine's ``all_reduce`` would
+   copy it to the GPU and back, waiting for the device to finish the step (a host↔device synchronisation per
+   iteration, which the sync-free step avoids everywhere else);
+3. rank 0 writes ``<work_dir>/preempted.pth`` atomically (model, optimiser, schedulers, message hub; meta
+   ``epoch`` = the unfinished epoch, ``iter`` = iterations done) and points ``<work_dir>/last_checkpoint`` at it;
+4. every rank raises :class:`TrainingPreempted`, a ``SystemExit`` with status :data:`PREEMPTED_EXIT_CODE` (75,
+   ``EX_TEMPFAIL``: "temporary failure, retry"), which ``classification.engine.launch.main`` passes on after shutting
+   the data loaders and the process group down.
+
+A Ctrl-C (SIGINT) is handled the same way in a single-process run, with exit status 130 (128 + SIGINT: a user's
+stop, which ``tools/slurm_train.sh`` does not requeue); a second Ctrl-C stops at once (``KeyboardInterrupt``). Under
+torchrun, Ctrl-C is left to torchrun, which stops the whole group.
+
+``--resume auto`` then continues: mmengine restores the iteration counter, and for epoch-based loops this hook
+leaves out the batches of the unfinished epoch that were already trained (their indices only: no image is loaded),
+so a preempted and resumed run trains on exactly the batches, in the order, of an uninterrupted one. Iteration-based
+loops (mmseg) skip the trained batches themselves.
+
+Data-loader worker processes are forked after the handler is installed and inherit it: a signal that slurm sends
+to every process of the job step does not kill them while the main process finishes its iteration.
+"""
+from __future__ import annotations
+
+import itertools
+import os
+import os.path as osp
+import signal
+import sys
+import threading
+from typing import Sequence
+
+import torch
+import torch.distributed as torch_dist
+from mmengine.dist import all_reduce, barrier, get_world_size, is_distributed
+from mmengine.hooks import Hook
+from mmengine.registry import HOOKS
+from mmengine.runner import EpochBasedTrainLoop
+
+from classification.engine.atomic import atomic_write_text
+
+PREEMPTED_EXIT_CODE = 75  # os.EX_TEMPFAIL
+INTERRUPTED_EXIT_CODE = 130  # 128 + SIGINT: stopped by the user (Ctrl-C)
+CHECKPOINT_NAME = "preempted.pth"
+_SKIP_INFO = "preemption/skip_batches"  # message-hub key: where the unfinished epoch stood when preempted
+
+
+def cpu_group():
+    """A process group of every rank whose collectives run on the host (gloo): None (the default group) when the
+    default group already is gloo or there is one rank, else a new gloo group. Every rank must call it, in the same
+    order (``torch.distributed.new_group``)."""
+    if not is_distributed() or get_world_size() < 2 or torch_dist.get_backend() == "gloo":
+        return None
+    return torch_dist.new_group(backend="gloo")
+
+
+class TrainingPreempted(SystemExit):
+    """Raised on every rank after the preemption checkpoint is written; exits with :data:`PREEMPTED_EXIT_CODE`
+    (:data:`INTERRUPTED_EXIT_CODE` for a Ctrl-C)."""
+
+    def __init__(self, signame: str, iteration: int):
+        super().__init__(INTERRUPTED_EXIT_CODE if signame == "SIGINT" else PREEMPTED_EXIT_CODE)
+        self.signame, self.iteration = signame, iteration
+
+    def __str__(self) -> str:
+        cause = "interrupted by Ctrl-C (SIGINT)" if self.signame == "SIGINT" else f"preempted by {self.signame}"
+        return (f"{cause} after iteration {self.iteration}: exit status {self.code}; continue by running the same "
+                f"command with --resume auto")
+
+
+class SkipFirstBatches:
+    """Batch sampler that leaves out the first ``skip`` batches of ``batch_sampler`` until :meth:`release`, then
+    passes everything through. Only index lists are skipped; other attributes are the wrapped sampler's.
+
+    ``len()`` is the number of batches the current pass yields."""
+
+    def __init__(self, batch_sampler, skip: int):
+        self.batch_sampler, self.skip = batch_sampler, skip
+
+    def __iter__(self):
+        return itertools.islice(iter(self.batch_sampler), self.skip, None)
+
+    def __len__(self) -> int:
+        return len(self.batch_sampler) - self.skip
+
+    def release(self) -> None:
+        self.skip = 0
+
+    def __getattr__(self, name):  # only for attributes not set in __init__
+        if name == "batch_sampler":
+            raise AttributeError(name)
+        return getattr(self.batch_sampler, name)
+
+
+def _signal_number(name) -> signal.Signals:
+    try:
+        return signal.Signals[name] if isinstance(name, str) else signal.Signals(name)
+    except (KeyError, ValueError):
+        raise ValueError(f"PreemptionHook: unknown signal {name!r} (use names such as 'SIGTERM', 'SIGUSR1')") from None
+
+
+@HOOKS.register_module()
+class PreemptionHook(Hook):
+    """Stops training cleanly on a preemption signal (see the module docstring).
+
+    Args:
+        signals: names (or numbers) of the signals that mean "stop cleanly"; an empty list disables the hook. SIGINT
+            (Ctrl-C) is handled in single-process runs only.
+    """
+
+    priority = "LOWEST"  # after every other after_train_iter hook: the iteration is complete when we save
+
+    def __init__(self, signals: Sequence = ("SIGTERM", "SIGUSR1", "SIGINT")):
+        self.signals = [_signal_number(s) for s in signals]
+        self.received: signal.Signals | None = None
+        self._previous = {}
+        self._skip: SkipFirstBatches | None = None
+        self._group = None  # where the flags are reduced (cpu_group)
+        self._pid = None  # the training process (loader workers inherit the handler)
+
+    def _handle(self, signum, frame) -> None:
+        if signum == signal.SIGINT and self.received == signal.SIGINT:  # a second Ctrl-C: stop at once
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            raise KeyboardInterrupt
+        if signum == signal.SIGINT and os.getpid() == self._pid:
+            print("\nCtrl-C: stopping after this iteration and writing a checkpoint (Ctrl-C again to stop at once)",
+                  file=sys.stderr, flush=True)
+        self.received = signal.Signals(signum)
+
+    # ------------------------------------------------------------------ install / restore
+    def before_train(self, runner) -> None:
+        signals = [s for s in self.signals if s != signal.SIGINT or get_world_size() == 1]
+        if signals and threading.current_thread() is not threading.main_thread():
+            runner.logger.warning("PreemptionHook: training runs outside the main thread, where Python cannot "
+                                  "install signal handlers; preemption signals keep their default action")
+        else:
+            self._pid = os.getpid()
+            for sig in signals:
+                self._previous[sig] = signal.signal(sig, self._handle)
+        if self.signals and self._group is None:
+            self._group = cpu_group()
+        self._resume_mid_epoch(runner)
+
+    def after_train(self, runner) -> None:
+        self._restore_handlers()
+
+    def _restore_handlers(self) -> None:
+        for sig, previous in self._previous.items():
+            signal.signal(sig, previous)
+        self._previous = {}
+
+    # ------------------------------------------------------------------ resume
+    def _resume_mid_epoch(self, runner) -> None:
+        """After resuming from a preemption checkpoint of an epoch-based loop, leave out the already trained
+        batches of its unfinished epoch."""
+        info = runner.message_hub.get_info(_SKIP_INFO)
+        if not info or info["iter"] != runner.iter or not isinstance(runner.train_loop, EpochBasedTrainLoop):
+            return
+        loader = runner.train_loop.dataloader
+        if info["epoch_batches"] != len(loader):
+            raise ValueError(
+                f"the preemption checkpoint was written with {info['epoch_batches']} batches per epoch, this run has "
+                f"{len(loader)}: resume a preempted run with the same number of processes, batch size and dataset")
+        if loader.batch_sampler is None:
+            raise ValueError("PreemptionHook resumes mid-epoch through the data loader's batch_sampler; this loader "
+                             "has none (batch_size=None)")
+        self._skip = SkipFirstBatches(loader.batch_sampler, info["batches_done"])
+        # DataLoader refuses to swap its batch sampler once built (to keep a live iterator consistent); no iterator
+        # exists yet in a freshly resumed run, and the wrapper passes everything through after this epoch.
+        object.__setattr__(loader, "batch_sampler", self._skip)
+        runner.logger.info(f"resuming after preemption: leaving out the {info['batches_done']} batches of epoch "
+                           f"{runner.epoch + 1} already trained")
+
+    def after_train_epoch(self, runner) -> None:
+        if self._skip is not None:
+            self._skip.release()
+            self._skip = None
+            runner.message_hub.update_info(_SKIP_INFO, None)
+
+    # ------------------------------------------------------------------ stop
+    def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
+        if not self.signals:
+            return
+        flag = torch.tensor([0 if self.received is None else int(self.received)], dtype=torch.int64)
+        all_reduce(flag, op="max", group=self._group)  # every rank learns whether any rank was signalled
+        if int(flag) == 0:
+            return
+        signame = signal.Signals(int(flag)).name
+        done = runner.iter + 1  # the loop counts this iteration after the hooks
+        if isinstance(runner.train_loop, EpochBasedTrainLoop):
+            epoch_batches = len(runner.train_loop.dataloader) + (self._skip.skip if self._skip else 0)
+            runner.message_hub.update_info(_SKIP_INFO, dict(iter=done, epoch_batches=epoch_batches,
+                                                            batches_done=done - runner.epoch * epoch_batches))
+        path = osp.join(runner.work_dir, CHECKPOINT_NAME)
+        runner.save_checkpoint(runner.work_dir, CHECKPOINT_NAME, meta=dict(epoch=runner.epoch, iter=done),
+                               backend_args=dict(backend="atomic_local"))
+        if runner.rank == 0:
+            atomic_write_text(osp.join(runner.work_dir, "last_checkpoint"), path)
+        barrier()  # no rank leaves before the checkpoint is complete
+        self._restore_handlers()
+        stop = TrainingPreempted(signame, done)
+        runner.logger.warning(f"{stop}; checkpoint: {path}")
+        raise stop
+
+
+def add_preemption_hook(cfg) -> None:
+    """Enable :class:`PreemptionHook` (default signals) in a training config unless it already configures one;
+    ``custom_hooks=[dict(type='PreemptionHook', signals=[])]`` turns it off."""
+    hooks = list(cfg.get("custom_hooks") or [])
+    if not any(h.get("type") in ("PreemptionHook", PreemptionHook) for h in hooks):
+        hooks.append(dict(type="PreemptionHook"))
+    cfg.custom_hooks = hooks
+
+
+__all__ = ["INTERRUPTED_EXIT_CODE", "PREEMPTED_EXIT_CODE", "PreemptionHook", "SkipFirstBatches", "TrainingPreempted",
+           "add_preemption_hook"]

@@ -1,0 +1,94 @@
+"""The Runner of ``tools/train.py`` and ``tools/test.py``: mmengine's, with checkpoints loaded strictly and a console
+a person can read.
+
+- ``load_from`` and ``resume`` go through :func:`classification.engine.checkpoints.load_state_dict_strict` (keys and
+  shapes must fit; ``load_from_partial`` key patterns excuse keys of a ``load_from``, never of a resume). A classifier's
+  ``load_from`` (and ``tools/test.py``) also reads bare classifier layouts
+  (:mod:`classification.engine.checkpoint_sources`) into its ``backbone``. ``--resume auto`` finds its checkpoint with
+  :func:`latest_checkpoint`.
+- The console leaves out what only a debugging reader needs (system environment, whole config, hook table, parameter
+  group options) and known harmless upstream notices (:data:`CONSOLE_HIDDEN`); the log file
+  ``<work_dir>/<timestamp>/<timestamp>.log`` keeps them; the config is written to ``<work_dir>/<config file name>``.
+"""
+from __future__ import annotations
+
+import logging
+import re
+
+from mmengine.logging import print_log
+from mmengine.model import BaseTTAModel, is_model_wrapper
+from mmengine.registry import MODELS, RUNNERS
+from mmengine.runner import Runner
+from mmengine.runner.checkpoint import CheckpointLoader
+
+from classification.engine.checkpoint_sources import classifier_source
+from classification.engine.checkpoints import checkpoint_state, latest_checkpoint, load_state_dict_strict
+
+# how the records left out of the console begin (mmengine 0.10.7: Runner._log_env, Runner.__init__,
+# DefaultOptimWrapperConstructor.add_params)
+CONSOLE_HIDDEN = (re.compile(r"\s*-+\s*System environment:"), re.compile(r"Config:\n"),
+                  re.compile(r"Hooks will be executed in the following order"), re.compile(r"paramwise_options -- "),
+                  # known harmless upstream deprecation notices: mmengine 0.10.7's CheckpointHook.before_train builds
+                  # a FileClient it does not use ("to avoid breaking backward compatibility ... until the release of
+                  # MMEngine 1.0", mmengine/hooks/checkpoint_hook.py), and FileClient and its HardDiskBackend log
+                  # their own deprecation when built (mmengine/fileio/file_client.py) — in every run
+                  re.compile(r'"FileClient" will be deprecated in future\. Please use io functions in '),
+                  re.compile(r'"HardDiskBackend" is the alias of "LocalBackend" and the former will be deprecated'),
+                  # mmseg 1.2.2's IoUMetric sets no default_prefix, which mmengine's BaseMetric warns about when built
+                  re.compile(r"The prefix is not set in metric class IoUMetric\.$"))
+
+
+class HideStartupDetails(logging.Filter):
+    """Console filter: drops the records of :data:`CONSOLE_HIDDEN` (the log file keeps them)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not any(p.match(message) for p in CONSOLE_HIDDEN)
+
+
+@RUNNERS.register_module()
+class MixProRunner(Runner):
+    """mmengine's Runner with strict checkpoint loading and a short console start-up (see the module docstring)."""
+
+    def build_logger(self, log_level="INFO", log_file=None, **kwargs):
+        logger = super().build_logger(log_level, log_file, **kwargs)
+        for handler in logger.handlers:
+            if isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler):
+                if not any(isinstance(f, HideStartupDetails) for f in handler.filters):
+                    handler.addFilter(HideStartupDetails())
+        return logger
+
+    def load_or_resume(self) -> None:
+        """mmengine's, with the checkpoint of ``resume=True`` (no ``load_from``) found by :func:`latest_checkpoint`;
+        a work dir without one trains from the start, as mmengine does."""
+        if self._resume and self._load_from is None and not self._has_loaded:
+            self._load_from = latest_checkpoint(self.work_dir)
+            self._resume = self._load_from is not None
+            print_log(f"resume: {self._load_from or 'no checkpoint in ' + self.work_dir + ', training from the start'}",
+                      logger="current")
+        super().load_or_resume()
+
+    def load_checkpoint(self, filename: str, map_location="cpu", strict: bool = True,
+                        revise_keys=((r"^module\.", ""),)):
+        """mmengine's ``load_checkpoint`` (``after_load_checkpoint`` hooks, then the weights), always strict: see
+        :func:`classification.engine.checkpoints.load_state_dict_strict`; ``strict`` is ignored. ``load_from_partial``
+        applies to ``load_from``, never to a resume."""
+        checkpoint = CheckpointLoader.load_checkpoint(filename, map_location=map_location)
+        self.call_hook("after_load_checkpoint", checkpoint=checkpoint)
+        model = self.model
+        while is_model_wrapper(model) or isinstance(model, BaseTTAModel):  # as mmengine's load_state_dict unwraps
+            model = model.module
+        state = checkpoint_state(checkpoint, filename, revise_keys)
+        partial = () if self._resume else list(self.cfg.get("load_from_partial") or ())
+        classifier = MODELS.get("MixClassifier")  # (classification.models registers it; the engine does not import it)
+        if classifier is not None and isinstance(model, classifier) and not self._resume and \
+                not any(k.startswith("backbone.") for k in state):
+            # a bare classifier (timm, a release): its tensors are the backbone's; the wrapper's own state (mix step,
+            # mixer) starts from its initial values
+            source = classifier_source(checkpoint, filename)
+            print_log(f"{filename}: {source.layout}; read into the classifier's backbone", logger="current")
+            state = {f"backbone.{k}": v for k, v in source.state.items()}
+            partial += [k for k in model.state_dict() if not k.startswith("backbone.")]
+        load_state_dict_strict(model, state, filename, partial)
+        self._has_loaded = True
+        return checkpoint

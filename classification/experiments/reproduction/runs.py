@@ -1,0 +1,447 @@
+"""Runs of the reproduction: the methods (``configs/classification/tiny-vit_{METHOD}_1xb128-20e_fmnist.py``), the
+epoch budget and the shortened schedule, one run (train, test, top-1 under 50% patch drop) in its own process, the
+``result.json`` that marks a finished run, and the loop over (method, seed) pairs.
+
+Time estimates come only from measured runs: the ``train_seconds`` / ``run_seconds`` that every ``result.json``
+records (see :func:`.estimates.estimate_run_seconds`); before the first run of a work root has finished there is none.
+
+``jobs`` runs go at a time (:func:`run_all`), each its own process with its own seed: with ``jobs ≥ 2`` every run
+starts with ``OMP_NUM_THREADS`` = ``MKL_NUM_THREADS`` = usable cores // jobs (at least 1), the tiny ViT gaining
+almost nothing from a second intra-op thread; with ``jobs = 1`` a run sets its threads as ``tools/train.py`` does
+(:func:`classification.engine.host.configure_threads`). A run's result depends on its seed and its thread count (CPU
+float reductions), not on which runs go beside it.
+"""
+from __future__ import annotations
+
+import glob
+import json
+import math
+import os
+import os.path as osp
+import re
+import shlex
+import subprocess
+import sys
+import time
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import List, Optional, Sequence, Tuple
+
+from mmengine.runner import Runner
+
+from classification.engine import launch
+from classification.engine.atomic import atomic_write_text
+from classification.engine.checkpoints import install_safe_checkpoint_loading
+from classification.engine.distributed import release_dataloader_workers
+from classification.engine.host import ROOT, USER_THREAD_VARIABLES, configure_threads, default_num_threads
+from classification.engine.launch import shorten_schedule
+from classification.experiments.robustness.evaluate import evaluate_robustness
+
+from .estimates import estimate_plan_seconds, hms
+CONFIG_DIR = osp.join(ROOT, "configs", "classification")
+CONFIG_PREFIX, CONFIG_SUFFIX = "tiny-vit_", "_1xb128-20e_fmnist.py"
+BASE_EPOCHS = 20  # the schedule of the tiny-ViT Fashion-MNIST configs
+DEFAULT_BUDGET = 0.3  # 6 epochs: the default 24 runs in < 45 min on 2 cores (docs/benchmarks.md)
+DEFAULT_SEEDS = (0, 1, 2)
+# the default run: the paper's methods, then the seed methods TokenMixup (HTM, VTM) and R-Mix
+DEFAULT_METHODS = ("none", "baseline", "transmix", "maskmix", "mixpro", "htm", "vtm", "rmix")
+DROP_RATIO = 0.5
+RESULT_FILE = "result.json"
+DESCRIPTIONS = {
+    "none": "no mixing (label-smoothed cross-entropy)",
+    "baseline": "Mixup 0.8 / CutMix 1.0 (switch 0.5), area labels",
+    "transmix": "baseline mixing; CutMix λ = (λ_area + λ_attn)/2",
+    "maskmix": "MaskMix 50% / Mixup 25% / CutMix 25%, area labels (PAL off)",
+    "mixpro": "MaskMix 50% / Mixup 25% / CutMix 25% + Progressive Attention Labeling",
+    "htm": "TokenMixup HTM (saliency-guided token mixing of easy samples at block 2) + baseline Mixup/CutMix",
+    "vtm": "TokenMixup VTM (lower blocks' salient tokens join keys/values at block 2) + baseline Mixup/CutMix",
+    "rmix": "R-Mix: input-gradient saliency mixing on every batch",
+    "rlmix": "RL-Mix: R-Mix with each image's saliency quantile chosen by a PPO policy",
+    "resizemix": "ResizeMix 50% (whole partner image resized into a random box) / Mixup 50%, area labels",
+}
+
+
+@dataclass(frozen=True)
+class ExperimentSet:
+    """A named set of runs for ``tools/reproduce.py --set NAME``: ``runs`` maps each run label to its config (a file
+    name in ``configs/classification``); every run is also tested under 50% drop on the ``occlusion_patches`` grids
+    (px; () → only the token-sized one); ``reference`` is the label the others are compared with, seed by seed
+    (paired differences); ``curves`` the labels whose label-policy statistics (``curve.json``) are drawn; ``budget``
+    the set's default budget (``--budget`` replaces it)."""
+
+    name: str
+    title: str
+    runs: Tuple[Tuple[str, str], ...]
+    descriptions: Tuple[Tuple[str, str], ...] = ()
+    occlusion_patches: Tuple[int, ...] = ()
+    reference: Optional[str] = None
+    curves: Tuple[str, ...] = ()
+    budget: float = 0.5
+
+    def configs(self, config_dir: str = CONFIG_DIR) -> dict:
+        return {label: osp.join(config_dir, name) for label, name in self.runs}
+
+    def describe(self, label: str) -> str:
+        return dict(self.descriptions).get(label) or describe(label)
+
+
+def _fmnist(prefix: str, method: str) -> str:
+    return f"{prefix}{method}{CONFIG_SUFFIX}"
+
+
+# docs/methods.md, "PAL": each ingredient of MixPro's label space switched alone, and the 64-token model
+EXPERIMENT_SETS = {
+    "pal-ablation": ExperimentSet(
+        name="pal-ablation",
+        title="PAL ablation: {PAL λ, area λ} × {hard-label CE, smoothed CE} on the MaskMix batches, + α detached "
+              "(16 tokens)",
+        runs=tuple((m, _fmnist(CONFIG_PREFIX, m)) for m in
+                   ("mixpro", "mixpro-smooth", "mixpro-arealam", "maskmix", "mixpro-detach", "transmix")),
+        descriptions=(("mixpro", "PAL λ, hard-label CE (MixPro)"),
+                      ("mixpro-smooth", "PAL λ, smoothed soft-target CE"),
+                      ("mixpro-arealam", "area λ, hard-label CE"),
+                      ("maskmix", "area λ, smoothed soft-target CE (MaskMix)"),
+                      ("mixpro-detach", "PAL λ, hard-label CE, α detached"),
+                      ("transmix", "for comparison: Mixup/CutMix, CutMix λ = (λ_area + λ_attn)/2")),
+        occlusion_patches=(4, 8, 16), reference="mixpro",
+        curves=("mixpro", "mixpro-smooth", "mixpro-arealam", "mixpro-detach", "transmix")),
+    "tokens64": ExperimentSet(
+        name="tokens64",
+        title="64 tokens: the tiny ViT with patch 4 (8×8 tokens), MaskMix cells of 8 px (2×2 tokens) or 4 px",
+        runs=tuple((m, _fmnist("tiny-vit-p4_", m)) for m in ("baseline", "transmix", "maskmix", "mixpro"))
+        + tuple((f"{m}-c4", _fmnist("tiny-vit-p4c4_", m)) for m in ("maskmix", "mixpro")),
+        descriptions=(("maskmix-c4", "MaskMix with 4-px cells (one token each), area labels"),
+                      ("mixpro-c4", "MaskMix with 4-px cells (one token each) + PAL")),
+        occlusion_patches=(4, 8, 16), reference="mixpro", curves=("transmix", "mixpro", "mixpro-c4")),
+}
+
+
+class RunFailed(RuntimeError):
+    def __init__(self, method: str, seed: int, log: str, detail: str):
+        self.method, self.seed, self.log = method, seed, log
+        super().__init__(f"run failed: method {method}, seed {seed} ({detail}); log: {log}")
+
+
+# --------------------------------------------------------------------------------------------------- methods
+def config_path(method: str, config_dir: str = CONFIG_DIR) -> str:
+    return osp.join(config_dir, f"{CONFIG_PREFIX}{method}{CONFIG_SUFFIX}")
+
+
+def discover_methods(config_dir: str = CONFIG_DIR) -> List[str]:
+    """Every method with a tiny-ViT Fashion-MNIST config (``--methods all``): the default methods in their order,
+    then the others in name order."""
+    found = sorted(osp.basename(p)[len(CONFIG_PREFIX):-len(CONFIG_SUFFIX)]
+                   for p in glob.glob(osp.join(config_dir, f"{CONFIG_PREFIX}*{CONFIG_SUFFIX}")))
+    return [m for m in DEFAULT_METHODS if m in found] + [m for m in found if m not in DEFAULT_METHODS]
+
+
+def default_methods(config_dir: str = CONFIG_DIR) -> List[str]:
+    """The methods of the default run (:data:`DEFAULT_METHODS`) that have a config."""
+    return [m for m in discover_methods(config_dir) if m in DEFAULT_METHODS]
+
+
+def resolve_methods(spec: Optional[str], config_dir: str = CONFIG_DIR) -> List[str]:
+    """None → the default methods; 'all' → every config; otherwise the comma-separated names, each with a config."""
+    if not spec or spec.strip() == "all":
+        methods = default_methods(config_dir) if not spec else discover_methods(config_dir)
+        if not methods:
+            raise SystemExit(f"no {CONFIG_PREFIX}*{CONFIG_SUFFIX} config in {config_dir}")
+        return methods
+    methods = [m.strip() for m in spec.split(",") if m.strip()]
+    missing = [m for m in methods if not osp.isfile(config_path(m, config_dir))]
+    if missing:
+        raise SystemExit(f"no config for method(s) {missing}: expected "
+                         f"{config_path(missing[0], config_dir)}; available: {discover_methods(config_dir)}")
+    if len(set(methods)) != len(methods):
+        raise SystemExit(f"--methods names a method twice: {spec}")
+    return methods
+
+
+def resolve_set_labels(exp_set: "ExperimentSet", spec: Optional[str]) -> List[str]:
+    """None or 'all' → every label of the set; otherwise the comma-separated labels, each in the set."""
+    labels = [label for label, _ in exp_set.runs]
+    if not spec or spec.strip() == "all":
+        return labels
+    chosen = [m.strip() for m in spec.split(",") if m.strip()]
+    unknown = [m for m in chosen if m not in labels]
+    if unknown or len(set(chosen)) != len(chosen):
+        raise SystemExit(f"--methods {spec!r} for --set {exp_set.name}: choose distinct labels from {labels}")
+    return chosen
+
+
+def _first_comment(path: str, limit: int = 100) -> str:
+    """The first sentence of the file's first comment block (at most ``limit`` characters)."""
+    block = []
+    try:
+        with open(path) as f:
+            for line in f:
+                if line.startswith("#"):
+                    block.append(line.lstrip("#").strip())
+                elif block:
+                    break
+    except OSError:
+        return ""
+    text = " ".join(b for b in block if b)
+    if text.startswith("Each method base"):  # none.py's preamble about method bases
+        text = text.split(". ", 1)[-1]
+    sentence = re.split(r"(?<=[.!?])\s", text, maxsplit=1)[0].strip()
+    return sentence if len(sentence) <= limit else sentence[:limit - 1].rstrip() + "…"
+
+
+def describe(method: str, config_dir: str = CONFIG_DIR) -> str:
+    """One line on what the method does: ours for the default methods, else the first comment line of its method
+    base ``_base_/methods/METHOD.py`` or of its config."""
+    if method in DESCRIPTIONS:
+        return DESCRIPTIONS[method]
+    return (_first_comment(osp.join(config_dir, "_base_", "methods", f"{method}.py"))
+            or _first_comment(config_path(method, config_dir)))
+
+
+def parse_seeds(spec: str) -> List[int]:
+    try:
+        seeds = [int(s) for s in spec.split(",") if s.strip()]
+    except ValueError:
+        raise SystemExit(f"--seeds takes comma-separated integers, got {spec!r}") from None
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise SystemExit(f"--seeds needs distinct integers, got {spec!r}")
+    return seeds
+
+
+# --------------------------------------------------------------------------------------------------- budget
+def epochs_for_budget(budget: float, base_epochs: int = BASE_EPOCHS) -> int:
+    """max(1, round(base_epochs · budget)), rounding halves up."""
+    if not budget > 0:
+        raise ValueError(f"budget must be > 0, got {budget}")
+    return max(1, int(math.floor(base_epochs * budget + 0.5)))
+
+
+# --------------------------------------------------------------------------------------------------- results
+def run_dir(work_root: str, method: str, seed: int) -> str:
+    return osp.join(work_root, method, f"seed{seed}")
+
+
+def write_result(work_dir: str, result: dict) -> None:
+    atomic_write_text(osp.join(work_dir, RESULT_FILE), json.dumps(result, indent=2))
+
+
+def load_result(work_dir: str, epochs: Optional[int] = None,
+                occlusion_patches: Sequence[int] = ()) -> Optional[dict]:
+    """The run's result.json, or None when it is missing, unreadable, incomplete, (``epochs`` given) for other
+    epochs, or without the top-1 under 50% drop on one of ``occlusion_patches``."""
+    try:
+        with open(osp.join(work_dir, RESULT_FILE)) as f:
+            result = json.load(f)
+    except (OSError, ValueError):
+        return None
+    if not all(isinstance(result.get(k), (int, float)) for k in ("top1", "top1_drop50", "epochs")):
+        return None
+    if epochs is not None and result["epochs"] != epochs:
+        return None
+    if any(str(p) not in (result.get("top1_drop50_by_patch") or {}) for p in occlusion_patches):
+        return None
+    return result
+
+
+def epochs_text(n: int) -> str:
+    return f"{n} epoch" if n == 1 else f"{n} epochs"
+
+
+def show_path(path: str) -> str:
+    """Repository-relative when inside the repository."""
+    rel = osp.relpath(path, ROOT)
+    return path if rel.startswith("..") else rel
+
+
+# --------------------------------------------------------------------------------------------------- one run
+def train_and_evaluate(method: str, config: str, seed: int, epochs: int, work_dir: str,
+                       cfg_options: Optional[dict] = None, occlusion_patches: Sequence[int] = ()) -> dict:
+    """One run in this process: ``tools/train.py``'s config handling
+    (:func:`classification.engine.launch.build_config`), training with ``randomness.seed = model.mix_seed = seed`` for
+    ``epochs``, the Runner's test, then top-1 under 50% patch drop
+    (:func:`classification.experiments.robustness.evaluate.evaluate_robustness`, suite ``occlusion``) with token-sized
+    patches (``top1_drop50``) and, when given, on each grid of ``occlusion_patches`` px (``top1_drop50_by_patch``);
+    writes and returns the result."""
+    t0 = time.time()
+    install_safe_checkpoint_loading()
+    args = launch.parse_args([config, "--work-dir", work_dir])
+    args.cfg_options = cfg_options
+    cfg = launch.build_config(args)
+    threads = configure_threads(cfg)
+    cfg.randomness = dict(cfg.get("randomness") or {}, seed=seed)
+    cfg.model.mix_seed = seed
+    shorten_schedule(cfg, epochs)
+    runner = Runner.from_cfg(cfg)
+    t_train = time.time()
+    runner.train()
+    train_seconds = time.time() - t_train
+    metrics = runner.test()
+    release_dataloader_workers(runner)
+    del runner
+    run_config = osp.join(work_dir, osp.basename(config))  # the config as the Runner dumped it (all overrides)
+    checkpoint = osp.join(work_dir, f"epoch_{epochs}.pth")
+    run_config = run_config if osp.isfile(run_config) else config
+
+    def drop_top1(patches: Sequence[int] = ()) -> Tuple[float, dict]:
+        """(clean top-1, {patch: top-1 under 50% drop}); () → the token-sized patch only, keyed 'token'."""
+        robust = evaluate_robustness(run_config, checkpoint, suites=("occlusion",), occlusion_ratios=(DROP_RATIO,),
+                                     occlusion_patch_size=list(patches) or None, seed=seed, progress=False,
+                                     name=f"{method} seed {seed}")
+        by_patch = robust.get("occlusion_by_patch") or {str(patches[0]) if patches else "token":
+                                                        robust.get("occlusion") or {}}
+        drops = {p: v.get(str(float(DROP_RATIO)), v.get(DROP_RATIO)) for p, v in by_patch.items()}
+        if any(v is None for v in drops.values()):
+            raise KeyError(f"evaluate_robustness gave no occlusion top-1 at ratio {DROP_RATIO}: {robust}")
+        return float(robust["clean_top1"]), {p: float(v) for p, v in drops.items()}
+
+    clean, token = drop_top1()
+    drop = token["token"]
+    by_patch = drop_top1(occlusion_patches)[1] if occlusion_patches else {}
+    result = dict(method=method, seed=seed, epochs=epochs, top1=float(metrics["top1"]), top1_drop50=float(drop),
+                  top5=float(metrics.get("top5", float("nan"))), clean_top1_robustness=clean,
+                  train_seconds=round(train_seconds, 1), run_seconds=round(time.time() - t0, 1),
+                  threads=threads, config=show_path(config), checkpoint=checkpoint)
+    if by_patch:
+        result["top1_drop50_by_patch"] = by_patch
+    write_result(work_dir, result)
+    return result
+
+
+def launch_run(method: str, config: str, seed: int, epochs: int, work_dir: str,
+               cfg_options: Sequence[str] = (), threads: Optional[int] = None,
+               occlusion_patches: Sequence[int] = ()) -> dict:
+    """One run in a fresh process (``python -m classification.experiments.reproduction.cli run-one``), its output in
+    ``WORK_DIR/reproduce.log``; ``threads`` given: ``OMP_NUM_THREADS`` and ``MKL_NUM_THREADS`` of that process.
+    Adds the process's start and end (``started``, ``finished``: Unix seconds) to its ``result.json``. Raises
+    :class:`RunFailed` naming the method, seed and log."""
+    os.makedirs(work_dir, exist_ok=True)
+    log = osp.join(work_dir, "reproduce.log")
+    cmd = [sys.executable, "-m", "classification.experiments.reproduction.cli", "run-one", config, "--method", method,
+           "--seed", str(seed), "--epochs", str(epochs), "--work-dir", work_dir]
+    if occlusion_patches:
+        cmd += ["--occlusion-patches", *map(str, occlusion_patches)]
+    if cfg_options:
+        cmd += ["--cfg-options", *cfg_options]
+    env = dict(os.environ)
+    if threads is not None:
+        env.update({name: str(threads) for name in USER_THREAD_VARIABLES})
+    with open(log, "w") as f:
+        f.write("$ " + shlex.join(cmd) + "\n")
+        f.flush()
+        started = time.time()
+        code = subprocess.run(cmd, cwd=ROOT, env=env, stdout=f, stderr=subprocess.STDOUT).returncode
+    if code != 0:
+        raise RunFailed(method, seed, log, f"exit code {code}")
+    result = load_result(work_dir, epochs, occlusion_patches)
+    if result is None:
+        raise RunFailed(method, seed, log, f"finished without a complete {RESULT_FILE}")
+    result.update(started=round(started, 2), finished=round(time.time(), 2))
+    write_result(work_dir, result)
+    return result
+
+
+def _tail(path: str, lines: int = 15) -> str:
+    try:
+        with open(path, errors="replace") as f:
+            return "".join(f.readlines()[-lines:])
+    except OSError:
+        return ""
+
+
+# --------------------------------------------------------------------------------------------------- the loop
+@dataclass
+class Outcome:
+    """What :func:`run_all` did: every result (reused and new), the failed runs, and the counts."""
+
+    results: List[dict] = field(default_factory=list)
+    failed: List[str] = field(default_factory=list)
+    reused: int = 0
+    trained: int = 0
+
+
+def run_all(methods: Sequence[str], seeds: Sequence[int], epochs: int, work_root: str,
+            config_dir: str = CONFIG_DIR, cfg_options: Sequence[str] = (), force: bool = False,
+            keep_going: bool = False, report_only: bool = False, jobs: int = 1,
+            configs: Optional[dict] = None, occlusion_patches: Sequence[int] = ()) -> Outcome:
+    """Train and evaluate every (method, seed) pair without a ``result.json`` for ``epochs`` (all with ``force``;
+    none with ``report_only``), one process each, ``jobs`` at a time in plan order (threads: module docstring),
+    printing a line when a run starts and ends with the elapsed time and the measured estimate of the wall time
+    left. A failure stops the launching of new runs, lets the running ones finish and then ends with
+    :class:`SystemExit` naming the run and its log, unless ``keep_going``: then it is recorded in
+    :attr:`Outcome.failed` and the other runs go on. ``configs`` (label → config path) replaces the
+    ``tiny-vit_{METHOD}`` configs of ``config_dir`` (an :class:`ExperimentSet`); ``occlusion_patches``: the extra
+    occlusion grids every run is tested on (a result without them is rerun)."""
+    if int(jobs) < 1:
+        raise ValueError(f"jobs must be a positive integer, got {jobs}")
+    t_start = time.time()
+    plan = [(m, s) for m in methods for s in seeds]
+    out, todo = Outcome(), []
+    measured = []  # every timed result.json of the plan's run dirs (any epochs), then the runs finished here
+    for method, seed in plan:
+        existing = load_result(run_dir(work_root, method, seed))
+        if existing is not None:
+            measured.append(existing)
+        complete = load_result(run_dir(work_root, method, seed), epochs, occlusion_patches) is not None
+        if complete and not force:
+            out.results.append(existing)
+        else:
+            todo.append((method, seed))
+    out.reused = len(out.results)
+    if report_only and todo:
+        print("report only, no result for: " + ", ".join(f"{m} seed {s}" for m, s in todo))
+        todo = []
+    threads = default_num_threads(local_processes=jobs) if jobs > 1 else None
+    at_a_time = f", {jobs} at a time ({threads} thread{'s' if threads > 1 else ''} each)" if threads else ""
+    print(f"reproduce: {len(methods)} methods ({', '.join(methods)}) × {len(seeds)} seeds, {epochs_text(epochs)}: "
+          f"{len(plan)} runs, {out.reused} done already, {len(todo)} to train{at_a_time}; estimate "
+          f"{hms(estimate_plan_seconds(measured, todo, epochs, jobs))} (from the runs timed so far)", flush=True)
+    pending = list(enumerate(todo, 1))
+    running = {}  # future → (number, method, seed, start time)
+    stopped_by = None  # the first failure without keep_going: (method, seed, log)
+
+    def eta() -> str:  # what is still to run: the running runs, and the pending ones unless stopping
+        now = time.time()
+        return hms(estimate_plan_seconds(measured, [run for _, run in pending] if stopped_by is None else [],
+                                         epochs, jobs, [(m, now - t0) for _, m, _, t0 in running.values()]))
+
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        while running or (pending and stopped_by is None):
+            while pending and stopped_by is None and len(running) < jobs:
+                i, (method, seed) = pending[0]
+                work_dir = run_dir(work_root, method, seed)
+                print(f"[{i}/{len(todo)}] start {method} seed {seed} ({epochs_text(epochs)}) in "
+                      f"{show_path(work_dir)} — elapsed {hms(time.time() - t_start)}, ETA {eta()}", flush=True)
+                pending.pop(0)
+                stale = osp.join(work_dir, RESULT_FILE)
+                if osp.exists(stale):
+                    os.remove(stale)
+                config = configs[method] if configs else config_path(method, config_dir)
+                future = pool.submit(launch_run, method, config, seed, epochs, work_dir, cfg_options, threads,
+                                     occlusion_patches)
+                running[future] = (i, method, seed, time.time())
+            finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
+            for future in sorted(finished, key=lambda f: running[f][0]):
+                i, method, seed, t0 = running.pop(future)
+                try:
+                    result = future.result()
+                except RunFailed as err:
+                    print(f"[{i}/{len(todo)}] FAILED {method} seed {seed} after {hms(time.time() - t0)}: {err}\n"
+                          f"--- last lines of {err.log} ---\n{_tail(err.log)}---", file=sys.stderr, flush=True)
+                    out.failed.append(f"{method} seed {seed} (log `{show_path(err.log)}`)")
+                    if not keep_going and stopped_by is None:
+                        stopped_by = (method, seed, err.log)
+                        if running:
+                            print(f"no new runs after this failure; waiting for the {len(running)} running "
+                                  f"run{'s' if len(running) > 1 else ''} to finish", file=sys.stderr, flush=True)
+                    continue
+                out.trained += 1
+                out.results.append(result)
+                measured.append(result)
+                print(f"[{i}/{len(todo)}] done  {method} seed {seed}: top-1 {result['top1']:.2f}, @50% drop "
+                      f"{result['top1_drop50']:.2f} in {hms(time.time() - t0)} — elapsed "
+                      f"{hms(time.time() - t_start)}, ETA {eta()}",
+                      flush=True)
+    if stopped_by is not None:
+        method, seed, log = stopped_by
+        raise SystemExit(f"stopped after the failure of {method} seed {seed} (log: {log}); finished runs keep "
+                         f"their result.json: rerun the same command to continue, or add --keep-going")
+    return out

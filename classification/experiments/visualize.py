@@ -1,0 +1,148 @@
+"""MaskMix grid: training images mixed by MaskMix across a range of λ, each panel with its labels, λ_area, λ_attn and
+the PAL λ, from a trained classifier (``tools/visualize.py``, ``make demo``).
+
+Every panel is mixed: panel i keeps k_i of the G mask cells of its own image, k_i spread evenly over 1 … G−1
+(λ_area from about 1/G to 1 − 1/G), the cells chosen at random (``seed``); its partner is the next image of another
+class.
+The partner's cells are tinted in the picture.
+"""
+from __future__ import annotations
+
+import argparse
+import os.path as osp
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+import torch
+from mmengine.registry import DATASETS, MODELS
+
+from classification.engine.checkpoints import install_safe_checkpoint_loading
+from classification.engine.config_check import load_config
+from classification.engine.errors import UserError
+from classification.experiments.robustness.evaluate import load_classifier
+from mixpro_core import MixBatch, attention_lambda, forward_with_attention, maskmix_masks, pal_lambda
+
+
+@dataclass
+class MaskMixGrid:
+    """What the picture shows: the unmixed ``originals`` (N,C,H,W) with their ``labels`` (N,), the MaskMix ``batch``
+    (mixed images, partner, lam_area, masks) and per panel ``lam_attn`` (None without CLS attention) and the PAL
+    ``lam``."""
+
+    originals: torch.Tensor
+    labels: torch.Tensor
+    batch: MixBatch
+    lam_attn: Optional[torch.Tensor]
+    lam: torch.Tensor
+
+
+def other_class_partners(labels: torch.Tensor) -> torch.Tensor:
+    """(N,) for each sample the next one (cyclically) of another class; the next one when all share a class."""
+    n = len(labels)
+    partners = []
+    for i in range(n):
+        order = [(i + d) % n for d in range(1, n)]
+        partners.append(next((j for j in order if labels[j] != labels[i]), order[0]))
+    return torch.tensor(partners)
+
+
+def maskmix_range(images: torch.Tensor, partner: torch.Tensor, mask_size: int, patch_size: int,
+                  seed: int = 0) -> MixBatch:
+    """MaskMix of ``images`` (N,C,H,W) with ``partner`` (N,) at λ spread over the grid: sample i keeps
+    ``round(1 + i·(G−2)/(N−1))`` of the G cells, so every sample is mixed (G ≥ 2 cells needed)."""
+    n, _, h, w = images.shape
+    cells = -(-h // mask_size) * -(-w // mask_size)
+    if cells < 2:
+        raise UserError(f"a {h}x{w} image holds a single MaskMix cell of {mask_size} px: nothing to mix")
+    own = torch.linspace(1, cells - 1, n).round().long()
+    generator = torch.Generator().manual_seed(seed)
+    pixel_mask, token_mask = maskmix_masks(n, h, w, mask_size, patch_size, generator=generator, own_cells=own)
+    mixed = torch.where(pixel_mask.bool(), images, images[partner])
+    return MixBatch(mixed, partner, pixel_mask.mean(dim=(1, 2, 3)), pixel_mask, token_mask, "maskmix",
+                    token_exact=True)
+
+
+def maskmix_panels(model, images: torch.Tensor, labels: torch.Tensor, seed: int = 0) -> MaskMixGrid:
+    """The grid's data for a :class:`~classification.models.mix_classifier.MixClassifier` ``model`` (eval mode): MaskMix
+    with the model's cell and patch sizes (:func:`maskmix_range`), the CLS attention and PAL's λ of the mixed
+    images."""
+    mixer = model.mixer.find("maskmix")
+    options = {**model.mix_defaults, **(getattr(mixer, "options", None) or {})}
+    if not options.get("mask_size") or not options.get("patch_size"):
+        raise UserError(f"the model has no MaskMix cell size (model.mix_defaults.mask_size): {options}")
+    batch = maskmix_range(images, other_class_partners(labels), options["mask_size"], options["patch_size"], seed)
+    with torch.no_grad():
+        logits, cls_attn = forward_with_attention(model.backbone, batch.images)
+        lam_attn = attention_lambda(batch.token_mask, cls_attn) if cls_attn is not None else None
+        lam = pal_lambda(batch, logits, cls_attn, labels, model.num_classes, model.policy.smoothing)
+    return MaskMixGrid(images, labels, batch, lam_attn, lam)
+
+
+def maskmix_grid(config: str, checkpoint: str, out: str, num: int = 16, seed: int = 0) -> MaskMixGrid:
+    """Write a PNG grid of the first ``num`` training images of ``config`` mixed by MaskMix (:func:`maskmix_panels`)
+    and return its data. The images are shown with the validation transform (no random augmentation); the checkpoint
+    is loaded strictly (:func:`classification.experiments.robustness.evaluate.load_classifier`)."""
+    if num < 2:
+        raise UserError(f"--num must be at least 2 (MaskMix pairs images), got {num}")
+    cfg = load_config(config)
+    model = load_classifier(cfg, checkpoint)
+    dataset = DATASETS.build(dict(cfg.train_dataloader.dataset, transform=cfg.val_dataloader.dataset.transform))
+    items = [dataset[i] for i in range(num)]
+    images = torch.stack([it["inputs"] for it in items])
+    labels = torch.tensor([it["data_samples"] for it in items])
+    if images.dtype == torch.uint8:  # a uint8 transform: normalise as the config's data preprocessor does
+        images = MODELS.build(cfg.get("data_preprocessor") or dict(type="ImageNetPreprocessor")).normalize(images)
+    grid = maskmix_panels(model, images, labels, seed)
+    plot_grid(grid, getattr(dataset, "classes", None), out)
+    return grid
+
+
+def plot_grid(grid: MaskMixGrid, class_names: Optional[Sequence[str]], out: str) -> None:
+    """The panels, 8 per row, each titled ``own / partner class`` and ``λa λt λ``; the partner's cells tinted."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    batch = grid.batch
+    n = batch.images.shape[0]
+    cols = min(8, n)
+    rows = (n + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(2.1 * cols, 2.5 * rows), squeeze=False)
+    name = (lambda i: class_names[i][:11]) if class_names else str
+    for i, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if i >= n:
+            continue
+        img = batch.images[i]
+        img = (img - img.min()) / (img.max() - img.min() + 1e-8)
+        ax.imshow(img.permute(1, 2, 0).squeeze(-1).numpy(), cmap="gray" if img.shape[0] == 1 else None,
+                  vmin=0, vmax=1)
+        partner_cells = torch.zeros(*img.shape[1:], 4)
+        partner_cells[..., :3] = torch.tensor([1.0, 0.5, 0.0])
+        partner_cells[..., 3] = 0.3 * (1 - batch.pixel_mask[i, 0])
+        ax.imshow(partner_cells.numpy())  # the partner's cells tinted orange
+        own, other = int(grid.labels[i]), int(grid.labels[batch.partner[i]])
+        attn = f"{float(grid.lam_attn[i]):.2f}" if grid.lam_attn is not None else "-"
+        ax.set_title(f"{name(own)} / {name(other)}\nλa {float(batch.lam_area[i]):.2f} λt {attn} "
+                     f"λ {float(grid.lam[i]):.2f}", fontsize=7)
+    fig.suptitle("MaskMix at λ_area from low to high: own / partner class (the partner's cells tinted orange); "
+                 "λ_area (λa), λ_attn (λt), PAL λ", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+
+
+def main(argv=None) -> MaskMixGrid:
+    """``tools/visualize.py``: write the grid (default: ``maskmix_grid.png`` next to the checkpoint)."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("config")
+    parser.add_argument("checkpoint")
+    parser.add_argument("--out", default=None, help="PNG path (default: maskmix_grid.png next to the checkpoint)")
+    parser.add_argument("--num", type=int, default=16, help="panels: the first N training images (at least 2)")
+    parser.add_argument("--seed", type=int, default=0, help="which cells are mixed (λ is fixed per panel)")
+    args = parser.parse_args(argv)
+    install_safe_checkpoint_loading()
+    out = args.out or osp.join(osp.dirname(osp.abspath(args.checkpoint)), "maskmix_grid.png")
+    grid = maskmix_grid(args.config, args.checkpoint, out, args.num, args.seed)
+    print(f"wrote {out} ({len(grid.labels)} panels, λ_area {float(grid.batch.lam_area.min()):.2f} to "
+          f"{float(grid.batch.lam_area.max()):.2f})")
+    return grid
