@@ -1,32 +1,29 @@
-"""mixpro_core: framework-free MixPro and the mixing methods it is compared to (pure torch); semantics in
-docs/methods.md.
+"""mixpro_core: framework-free MixPro and the mixing methods it is compared to (pure torch; docs/methods.md).
 
-Image space (``mixing``): :func:`mixup`, :func:`cutmix`, :func:`maskmix`, :func:`resizemix` → :class:`MixBatch`.
-Registry and schedule (``registry``, ``schedule``): every mixer is registered in :data:`MIXERS` and called
-``mixer(images, labels, model, generator) -> MixBatch``; :func:`build_schedule` turns a list of
-``dict(type=name, prob=p, **options)`` into a :class:`MixSchedule` that picks one per batch.
-Attention (``attention``): :func:`forward_with_attention` — logits and the last block's CLS→patch attention.
-Label space (``labels``): area / TransMix / PAL λ, the losses, and the :class:`LabelPolicy` objects (registered in
-:data:`LABEL_POLICIES`).
-Model-aware image mixing (``rmix``): :func:`rmix` (R-Mix: input-gradient saliency, random threshold), registered as
-'rmix'; (``rlmix``) :class:`RLMixer` (RL-Mix: the threshold chosen by a PPO policy; optional extra ``.[rlmix]``),
-registered as 'rlmix'.
-Token space (``tokenmixup``): TokenMixup's :class:`HorizontalTokenMixup` (HTM) and :class:`VerticalTokenMixup` (VTM),
-attached per forward by a :class:`TokenMixup` controller (:func:`build_token_mixup`).
+Image space (``mixing``): :func:`mixup`, :func:`cutmix`, :func:`maskmix`, :func:`resizemix` → :class:`MixBatch`;
+model-aware: :func:`rmix` (R-Mix, ``rmix``) and :class:`RLMixer` (RL-Mix, ``rlmix``; optional extra ``.[rlmix]``).
+Every mixer is registered in :data:`MIXERS` and called ``mixer(images, labels, model, generator) -> MixBatch``;
+:func:`build_schedule` turns a list of ``dict(type=name, prob=p, **options)`` into a :class:`MixSchedule` that picks
+one per batch (``registry``, ``schedule``). Attention (``attention``): :func:`forward_with_attention` — logits and the
+last block's CLS→patch attention. Label space (``labels``): area / TransMix / PAL λ, the losses, and the
+:class:`LabelPolicy` objects (:data:`LABEL_POLICIES`). Token space (``tokenmixup``): TokenMixup's
+:class:`HorizontalTokenMixup` (HTM) and :class:`VerticalTokenMixup` (VTM), attached per forward by a
+:class:`TokenMixup` controller (:func:`build_token_mixup`).
 """
-from .attention import (cls_attention_from_qkv, cls_row_attention, forward_with_attention, has_cls_attention,
-                        register_attention_forward)
-from .labels import (POLICY_STATS, AreaLabels, LabelPolicy, PALLabels, TransMixLabels, area_lambda, attention_lambda,
-                     build_label_policy, mixed_cross_entropy, mixed_targets, pal_lambda, progressive_factor,
-                     smooth_one_hot, soft_target_cross_entropy, transmix_lambda)
+from .attention import (attention_key, cls_attention_from_qkv, cls_row_attention, forward_with_attention,
+                        has_cls_attention)
+from .labels import (POLICY_STATS, AreaLabels, LabelPolicy, LabelResult, PALLabels, TransMixLabels, area_lambda,
+                     attention_lambda, build_label_policy, mixed_cross_entropy, mixed_targets, pal_lambda,
+                     progressive_factor, smooth_one_hot, soft_target_cross_entropy, transmix_lambda)
 from .mixing import (MixBatch, cutmix, maskmix, maskmix_masks, mixup, no_mix, random_partner, resizemix, sample_beta,
                      token_mask_from_pixels)
-from .registry import LABEL_POLICIES, MIXERS, Registry, call_with_options, check_options
+from .registry import (ATTENTION_FORWARDS, LABEL_POLICIES, MIXERS, TOKEN_MIXERS, Registry, call_with_options,
+                       check_options)
 from .rlmix import RLMixer
 from .rmix import input_saliency, region_fractions, rmix, rmix_from_cells
 from .schedule import Mixer, MixSchedule, build_mixer, build_schedule, check_mix_defaults
-from .tokenmixup import (HorizontalTokenMixup, TokenMixup, TokenMixupContext, VerticalTokenMixup, build_token_mixup,
-                         horizontal_token_mixup)
+from .tokenmixup import (HorizontalTokenMixup, TokenMixup, TokenMixupContext, TokenMixupResult, VerticalTokenMixup,
+                         build_token_mixup, horizontal_token_mixup)
 
 register_mixer = MIXERS.register
 """Decorator: ``@register_mixer('name')`` on a mixer function or class (see :mod:`mixpro_core.schedule`)."""
@@ -34,13 +31,13 @@ register_mixer = MIXERS.register
 __all__ = [
     "MixBatch", "mixup", "cutmix", "maskmix", "resizemix", "maskmix_masks", "no_mix", "random_partner",
     "sample_beta", "token_mask_from_pixels",
-    "Registry", "MIXERS", "LABEL_POLICIES", "register_mixer", "call_with_options", "check_options",
+    "Registry", "MIXERS", "LABEL_POLICIES", "TOKEN_MIXERS", "register_mixer", "call_with_options", "check_options",
     "Mixer", "MixSchedule", "build_mixer", "build_schedule", "check_mix_defaults",
-    "forward_with_attention", "has_cls_attention", "register_attention_forward", "cls_row_attention",
+    "forward_with_attention", "has_cls_attention", "ATTENTION_FORWARDS", "attention_key", "cls_row_attention",
     "cls_attention_from_qkv", "smooth_one_hot", "mixed_targets", "attention_lambda", "progressive_factor",
     "area_lambda", "transmix_lambda", "pal_lambda", "soft_target_cross_entropy", "mixed_cross_entropy",
-    "LabelPolicy", "AreaLabels", "TransMixLabels", "PALLabels", "build_label_policy",
+    "LabelPolicy", "LabelResult", "POLICY_STATS", "AreaLabels", "TransMixLabels", "PALLabels", "build_label_policy",
     "rmix", "rmix_from_cells", "input_saliency", "region_fractions", "RLMixer",
-    "HorizontalTokenMixup", "VerticalTokenMixup", "TokenMixup", "TokenMixupContext", "build_token_mixup",
-    "horizontal_token_mixup",
+    "HorizontalTokenMixup", "VerticalTokenMixup", "TokenMixup", "TokenMixupContext", "TokenMixupResult",
+    "build_token_mixup", "horizontal_token_mixup",
 ]

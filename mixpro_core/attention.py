@@ -5,26 +5,23 @@ would cost O(N²) memory. Only the CLS query row is needed: softmax(q_cls·Kᵀ�
 ViTs we hook the last block's ``attn.qkv`` projection, take its output (already computed by the forward) and build
 that row from it; every block keeps its fused kernel and the hook is removed afterwards.
 
-Other model families plug in either by defining ``model.forward_with_attention(images)`` or by
-:func:`register_attention_forward` for their class.
+Other model families plug in either by defining ``model.forward_with_attention(images)`` or by registering
+``fn(model, images)`` for their class: ``@ATTENTION_FORWARDS.register(attention_key(ModelClass))``.
 """
 from __future__ import annotations
 
-from typing import Callable, Dict, Optional, Tuple, Type
+from typing import Optional, Tuple
 
 import torch
 import torch.nn as nn
 
-AttentionForward = Callable[[nn.Module, torch.Tensor], Tuple[torch.Tensor, Optional[torch.Tensor]]]
-_REGISTRY: Dict[Type[nn.Module], AttentionForward] = {}
+from .registry import ATTENTION_FORWARDS
 
 
-def register_attention_forward(model_type: Type[nn.Module]):
-    """Decorator: ``fn(model, images) -> (logits, cls_attn or None)`` is used for ``model_type`` and subclasses."""
-    def wrap(fn: AttentionForward) -> AttentionForward:
-        _REGISTRY[model_type] = fn
-        return fn
-    return wrap
+def attention_key(model_type: type) -> str:
+    """The :data:`~mixpro_core.registry.ATTENTION_FORWARDS` name of a model class (``module.QualName``); a forward
+    registered under it serves that class and its subclasses."""
+    return f"{model_type.__module__}.{model_type.__qualname__}"
 
 
 def cls_row_attention(q_cls: torch.Tensor, k: torch.Tensor, scale: float) -> torch.Tensor:
@@ -66,7 +63,7 @@ def _vit_forward_with_attention(model: nn.Module, images: torch.Tensor):
     attn = getattr(blocks[-1], "attn", None) if blocks is not None and len(blocks) else None
     if attn is None or not all(hasattr(attn, a) for a in ("qkv", "num_heads", "scale")):
         raise TypeError(f"{type(model).__name__} is not a ViT-like model (blocks[-1].attn with qkv, num_heads, "
-                        f"scale); define forward_with_attention(images) on it or register_attention_forward")
+                        f"scale); define forward_with_attention(images) on it or register one in ATTENTION_FORWARDS")
     if not _has_cls_token(model):
         return model(images), None
     captured = {}
@@ -96,8 +93,9 @@ def forward_with_attention(model: nn.Module, images: torch.Tensor) -> Tuple[torc
     if callable(own):
         return own(images)
     for klass in type(model).__mro__:
-        if klass in _REGISTRY:
-            return _REGISTRY[klass](model, images)
+        key = attention_key(klass)
+        if key in ATTENTION_FORWARDS:
+            return ATTENTION_FORWARDS.get(key)(model, images)
     return _vit_forward_with_attention(model, images)
 
 

@@ -1,5 +1,6 @@
 """Label space: mixed targets, attention-based λ (TransMix, PAL) and the losses of each method (docs/methods.md,
-"Attention for labelling", "TransMix", "PAL").
+"Attention for labelling", "TransMix", "PAL"). A label policy is one call, ``policy(batch, logits, cls_attn, labels)``
+→ :class:`LabelResult` (loss, λ (B,), logged statistics); policies are registered in ``LABEL_POLICIES``.
 
 Notation: B samples, K classes, N patch tokens. ``labels`` are integer class ids (B,); ``partner`` (B,) the index of
 each sample's mixing partner; ``cls_attn`` (B,N) the head-averaged CLS→patch attention of the last block (detached).
@@ -8,7 +9,8 @@ the name of the mixer that made it, so a new mixer needs no change here.
 """
 from __future__ import annotations
 
-from typing import Dict, Optional
+from dataclasses import dataclass
+from typing import Dict, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -82,13 +84,16 @@ def pal_lambda(batch: MixBatch, logits: torch.Tensor, cls_attn: Optional[torch.T
     """
     if not batch.token_exact or cls_attn is None:
         return batch.lam_area
+    return _pal_factor_and_lambda(batch, logits.detach() if detach_factor else logits, cls_attn, labels, num_classes,
+                                  smoothing)[1]
+
+
+def _pal_factor_and_lambda(batch: MixBatch, logits: torch.Tensor, cls_attn: torch.Tensor, labels: torch.Tensor,
+                           num_classes: int, smoothing: float) -> Tuple[torch.Tensor, torch.Tensor]:
+    """(α (B,), PAL λ (B,) = α·λ_attn + (1−α)·λ_area) for a token-exact batch with attention."""
     area = mixed_targets(labels, batch.partner, batch.lam_area, num_classes, smoothing)
-    return _pal_blend(progressive_factor(logits.detach() if detach_factor else logits, area), batch, cls_attn)
-
-
-def _pal_blend(alpha: torch.Tensor, batch: MixBatch, cls_attn: torch.Tensor) -> torch.Tensor:
-    """(B,) α·λ_attn + (1−α)·λ_area for a token-exact batch."""
-    return alpha * attention_lambda(batch.token_mask, cls_attn) + (1 - alpha) * batch.lam_area
+    alpha = progressive_factor(logits, area)
+    return alpha, alpha * attention_lambda(batch.token_mask, cls_attn) + (1 - alpha) * batch.lam_area
 
 
 # ----------------------------------------------------------------------------------------------- losses
@@ -108,15 +113,29 @@ def mixed_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, partner: tor
 
 POLICY_STATS = {"pal_alpha": "mean α", "lam_gap": "mean |λ − λ_area|", "pal_lam_gap": "PAL's |λ − λ_area| (unused)",
                 "attn_entropy": "attention entropy (nats)"}
-"""Every key :meth:`LabelPolicy.stats` may return, with what it is (for logs, curves and reports)."""
+"""Every key :attr:`LabelResult.stats` may hold, with what it is (for logs, curves and reports)."""
+
+
+@dataclass(frozen=True)
+class LabelResult:
+    """One step's labels: ``loss`` the scalar training loss, ``lam`` (B,) the per-sample λ it used, ``stats`` detached
+    0-d device tensors to log (keys from :data:`POLICY_STATS`; no host synchronisation).
+
+    ``stats``, for policies that read the attention and a step that has it: ``attn_entropy`` (mean
+    :func:`attention_entropy`, nats, every such step) and, on batches where the policy's λ may differ from the area λ,
+    ``lam_gap`` = mean |λ_policy − λ_area| (plus ``pal_alpha`` = mean α for PAL). Keys are absent on other steps, so a
+    logged average runs over the steps where the quantity exists."""
+
+    loss: torch.Tensor
+    lam: torch.Tensor
+    stats: Dict[str, torch.Tensor]
+
 
 # ----------------------------------------------------------------------------------------------- policies
 class LabelPolicy:
-    """How a method turns a mixed batch into a loss. One call, no method branches in the training loop.
-
-    ``lam(batch, logits, cls_attn, labels)`` gives the per-sample λ (B,) the policy uses;
-    ``loss(batch, logits, cls_attn, labels)`` the scalar training loss; ``stats(...)`` detached scalars to log
-    (:meth:`stats`). ``needs_attention`` tells the caller whether to capture the CLS attention at all.
+    """How a method turns a mixed batch into a loss. One call, no method branches in the training loop:
+    ``policy(batch, logits, cls_attn, labels)`` → :class:`LabelResult` (loss, λ and statistics computed together).
+    ``needs_attention`` tells the caller whether to capture the CLS attention at all.
     """
 
     needs_attention = False
@@ -126,28 +145,24 @@ class LabelPolicy:
             raise ValueError(f"num_classes must be >= 2, got {num_classes}")
         self.num_classes, self.smoothing = num_classes, smoothing
 
-    def lam(self, batch: MixBatch, logits, cls_attn, labels) -> torch.Tensor:
+    def __call__(self, batch: MixBatch, logits: torch.Tensor, cls_attn: Optional[torch.Tensor],
+                 labels: torch.Tensor) -> LabelResult:
+        """Soft-target CE (smoothed) against the targets of the policy's λ (:meth:`_lam`)."""
+        lam = self._lam(batch, cls_attn)
+        loss = soft_target_cross_entropy(logits, mixed_targets(labels, batch.partner, lam, self.num_classes,
+                                                               self.smoothing))
+        return LabelResult(loss, lam, self._stats(batch, cls_attn, lam))
+
+    def _lam(self, batch: MixBatch, cls_attn: Optional[torch.Tensor]) -> torch.Tensor:
         return area_lambda(batch)
 
-    def loss(self, batch: MixBatch, logits: torch.Tensor, cls_attn: Optional[torch.Tensor],
-             labels: torch.Tensor) -> torch.Tensor:
-        lam = self.lam(batch, logits, cls_attn, labels)
-        return soft_target_cross_entropy(
-            logits, mixed_targets(labels, batch.partner, lam, self.num_classes, self.smoothing))
-
-    def stats(self, batch: MixBatch, logits: torch.Tensor, cls_attn: Optional[torch.Tensor],
-              labels: torch.Tensor) -> Dict[str, torch.Tensor]:
-        """Detached 0-d device tensors describing this step's labels (no host synchronisation), for policies that
-        read the attention and a step that has it: ``attn_entropy`` (mean :func:`attention_entropy`, nats, every
-        such step) and, on batches where the policy's λ may differ from the area λ, ``lam_gap`` = mean
-        |λ_policy − λ_area| (plus ``pal_alpha`` = mean α for PAL). Keys are absent on other steps, so a logged
-        average runs over the steps where the quantity exists. Costs a few (B,N)/(B,K) operations, no forward."""
+    def _stats(self, batch: MixBatch, cls_attn: Optional[torch.Tensor], lam: torch.Tensor) -> Dict[str, torch.Tensor]:
+        """:attr:`LabelResult.stats` of a step whose λ is ``lam`` (a few (B,N) operations, no forward)."""
         if not self.needs_attention or cls_attn is None:
             return {}
         with torch.no_grad():
             out = dict(attn_entropy=attention_entropy(cls_attn).mean())
             if self._attention_applies(batch):
-                lam = self.lam(batch, logits, cls_attn, labels)
                 out["lam_gap"] = (lam.float() - batch.lam_area.float()).abs().mean()
             return out
 
@@ -169,7 +184,7 @@ class TransMixLabels(LabelPolicy):
 
     needs_attention = True
 
-    def lam(self, batch, logits, cls_attn, labels):
+    def _lam(self, batch, cls_attn):
         return transmix_lambda(batch, cls_attn)
 
     def _attention_applies(self, batch):
@@ -198,31 +213,18 @@ class PALLabels(LabelPolicy):
             raise ValueError(f"PALLabels lam_source must be one of {self.LAM_SOURCES}, got {lam_source!r}")
         self.detach_factor, self.keep_smoothing, self.lam_source = detach_factor, keep_smoothing, lam_source
 
-    def lam(self, batch, logits, cls_attn, labels):
-        if self.lam_source == "area":
-            return batch.lam_area
-        return pal_lambda(batch, logits, cls_attn, labels, self.num_classes, self.smoothing, self.detach_factor)
-
-    def loss(self, batch, logits, cls_attn, labels):
+    def __call__(self, batch, logits, cls_attn, labels):
         if not batch.token_exact or cls_attn is None:
-            return super().loss(batch, logits, cls_attn, labels)
-        lam = self.lam(batch, logits, cls_attn, labels)
-        return mixed_cross_entropy(logits, labels, batch.partner, lam,
-                                   self.smoothing if self.keep_smoothing else 0.0)
-
-    def stats(self, batch, logits, cls_attn, labels):
-        if cls_attn is None:
-            return {}
-        with torch.no_grad():
-            out = dict(attn_entropy=attention_entropy(cls_attn).mean())
-            if batch.token_exact:  # with lam_source='area' the used λ is λ_area: log the gap PAL's λ would have had
-                area = mixed_targets(labels, batch.partner, batch.lam_area, self.num_classes, self.smoothing)
-                alpha = progressive_factor(logits, area)
-                out["pal_alpha"] = alpha.mean()
-                pal = _pal_blend(alpha, batch, cls_attn)
-                gap = (pal.float() - batch.lam_area.float()).abs().mean()
-                out["pal_lam_gap" if self.lam_source == "area" else "lam_gap"] = gap
-            return out
+            return super().__call__(batch, logits, cls_attn, labels)
+        alpha, pal = _pal_factor_and_lambda(batch, logits.detach() if self.detach_factor or self.lam_source == "area"
+                                            else logits, cls_attn, labels, self.num_classes, self.smoothing)
+        lam = batch.lam_area if self.lam_source == "area" else pal
+        loss = mixed_cross_entropy(logits, labels, batch.partner, lam, self.smoothing if self.keep_smoothing else 0.0)
+        with torch.no_grad():  # with lam_source='area' the used λ is λ_area: log the gap PAL's λ would have had
+            stats = dict(attn_entropy=attention_entropy(cls_attn).mean(), pal_alpha=alpha.mean())
+            gap = (pal.float() - batch.lam_area.float()).abs().mean()
+            stats["pal_lam_gap" if self.lam_source == "area" else "lam_gap"] = gap
+        return LabelResult(loss, lam, stats)
 
     def __repr__(self) -> str:
         return (f"PALLabels(num_classes={self.num_classes}, smoothing={self.smoothing}, "

@@ -87,3 +87,8 @@ MIXERS = Registry("mixer")
 """Image mixers (:mod:`mixpro_core.schedule` builds and calls them)."""
 LABEL_POLICIES = Registry("label_policy")
 """Label policies (:mod:`mixpro_core.labels`)."""
+ATTENTION_FORWARDS = Registry("attention_forward")
+"""``fn(model, images) -> (logits, cls_attn or None)`` per model class, keyed by
+:func:`mixpro_core.attention.attention_key` (:func:`~mixpro_core.attention.forward_with_attention` looks them up)."""
+TOKEN_MIXERS = Registry("token_mixup")
+"""TokenMixup's token-level methods, 'htm' and 'vtm' (:mod:`mixpro_core.tokenmixup` builds them)."""

@@ -1,24 +1,14 @@
 """RL-Mix (Luu et al., AAAI 2023 Practical-DL workshop): R-Mix whose per-image saliency quantile q is chosen by a PPO
-policy (stable-baselines3) instead of drawn uniformly.
+policy (stable-baselines3) instead of drawn uniformly (docs/methods.md, "R-Mix and RL-Mix").
 
-Every image of a batch is one step of a one-step contextual bandit:
-
-- observation (``obs_grid² + K``,): the clean input-gradient saliency of the image averaged into an
-  ``obs_grid × obs_grid`` grid and scaled to mean 1 (:func:`observation`), followed by the softmax of the model's
-  clean logits — both from the saliency pass R-Mix makes anyway;
-- action: an index into :data:`~mixpro_core.rmix.QUANTILES` (0, 0.11, …, 0.99), the image's q;
-- reward: the cosine similarity of the image's clean pixel saliency and the pixel saliency of the mixed image it
-  became (:func:`saliency_reward`; one more input-gradient pass, on the mixed batch against its R-Mix targets). A q
-  that keeps what the model looks at in the image scores high.
-
-The mixing itself is exactly R-Mix (:func:`~mixpro_core.rmix.rmix_from_cells`: agree → blend, disagree → the salient
-image's pixel; label λ_eff = A_eq·λ + A_a as an area λ). The policy samples its actions from the iteration's
-generator, so a resumed run that restores the policy (the mixer's ``get_extra_state``) acts as the uninterrupted one.
-While learning, the transitions go into the PPO agent's rollout buffer; every ``n_steps`` transitions PPO updates
-(returns = rewards: every episode is one step). The policy is per process (ranks do not share transitions).
-
-Needs the optional extra ``pip install .[rlmix]`` (stable-baselines3, gymnasium); importing this module without it
-works, building an :class:`RLMixer` raises ImportError naming the extra.
+:class:`RLMixer` (registered as 'rlmix'; an ``nn.Module`` whose ``get_extra_state`` carries the policy) is called as
+every mixer, ``(images, labels, model, generator) -> MixBatch``, and mixes exactly as R-Mix
+(:func:`~mixpro_core.rmix.rmix_from_cells`, λ_eff in ``lam_area``). Each image is one step of a one-step bandit:
+observation (``obs_grid² + K``,) by :func:`observation` (pooled clean saliency scaled to mean 1, then the clean
+softmax), action an index into :data:`~mixpro_core.rmix.QUANTILES`, reward :func:`saliency_reward` (cosine similarity
+of the clean and mixed pixel saliency). Actions are sampled from the step's generator; PPO updates every ``n_steps``
+transitions; the policy is per process. Needs the optional extra ``pip install .[rlmix]``: importing works without
+it, building an :class:`RLMixer` raises ImportError naming the extra.
 """
 from __future__ import annotations
 

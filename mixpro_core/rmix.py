@@ -1,22 +1,13 @@
-"""R-Mix (Luu et al., AAAI 2023 Practical-DL workshop): saliency-guided mixing with a random saliency threshold.
+"""R-Mix (Luu et al., AAAI 2023 Practical-DL workshop): saliency-guided mixing with a random saliency threshold
+(docs/methods.md, "R-Mix and RL-Mix").
 
-One extra forward + backward of the *clean* batch gives the input gradient of the cross-entropy; its root mean square
-over channels is the pixel saliency, averaged into a g×g grid of cells (g drawn from {2, 4} per batch unless fixed)
-and normalised per image. Each image draws its own quantile q uniformly from {0, 0.11, …, 0.99}; cells at or above the
-q-quantile of that image's cells are *salient*. With λ ~ Beta(α, α) per batch and a partner b for every image a:
-
-    both salient or both not salient  →  λ·x_a + (1−λ)·x_b     (area A_eq)
-    only a salient                    →  x_a                   (area A_a)
-    only b salient                    →  x_b                   (area A_b)
-
-and the label is A_eq·(λ·y_a + (1−λ)·y_b) + A_a·y_a + A_b·y_b with A_eq + A_a + A_b = 1 the pixel fractions. That is
-λ_eff·y_a + (1−λ_eff)·y_b with **λ_eff = A_eq·λ + A_a**, so the returned :class:`MixBatch` carries λ_eff in
-``lam_area`` and the ordinary area labels (:class:`AreaLabels`: λ·ŷ + (1−λ)·ŷ[partner]) give the R-Mix label.
-
-Unlike the reference single-file version this runs on any device (no hard-coded CUDA), takes integer labels (B,) or
-soft/one-hot targets (B,K), draws all randomness from the given generator, leaves the model's parameter gradients,
-training flags and normalisation statistics untouched (the saliency pass runs in eval mode with
-``torch.autograd.grad`` on the input only), and is batched on the device.
+:func:`rmix` (registered as 'rmix') takes images (B,C,H,W) on any device, labels (B,) or soft targets (B,K) and the
+model: one eval-mode input-gradient pass of the clean batch (:func:`input_saliency`; parameter gradients, training
+flags and normalisation statistics untouched) gives the pixel saliency, pooled to a g×g grid (:func:`cell_saliency`).
+Each image's cells at or above its q-quantile are salient (:func:`salient_cells`; q drawn from :data:`QUANTILES`);
+:func:`rmix_from_cells` blends λ·x_a + (1−λ)·x_b where both images agree and takes the salient image's pixel where
+they do not, and returns a :class:`MixBatch` whose ``lam_area`` is **λ_eff = A_eq·λ + A_a** (the pixel fractions), so
+the ordinary area labels give the R-Mix label. All randomness comes from the given generator.
 """
 from __future__ import annotations
 

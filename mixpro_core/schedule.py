@@ -1,19 +1,14 @@
 """The mixer registry's one call signature and the per-iteration schedule (docs/methods.md, "Method schedule").
 
-Every mixer is called as ``mixer(images, labels=None, model=None, generator=None) -> MixBatch``, model-free and
-model-aware alike. A registered mixer (``@MIXERS.register(name)``, :data:`~mixpro_core.registry.MIXERS`) is either
-
-- a function whose first parameter is ``images`` (B,C,H,W) and which takes any of ``labels``, ``model``,
-  ``generator`` by those names; its other parameters are its options, bound from the config by :class:`Mixer`; or
-- a class whose constructor takes the options and whose instances are called with the signature above (stateful
-  mixers such as RL-Mix; an ``nn.Module`` so its state travels in the classifier's checkpoints).
-
-A schedule is a list of ``(mixer, probability)``: per batch one uniform u picks the entry whose cumulative
-probability interval holds u (in list order); a total below 1 leaves the rest unmixed; a single entry of probability
-1 draws no u. The official MixPro schedule
-is ``[maskmix 0.5, cutmix 0.25, mixup 0.25]`` (configs/classification/_base_/methods/mixpro.py). Adding a mixer is
-one registered function: no edit here or in the label policies (the :class:`MixBatch` it returns says which
-attention labels apply: ``token_mask`` / ``token_exact``).
+Every mixer is called as ``mixer(images, labels=None, model=None, generator=None) -> MixBatch``. A registered mixer
+(``@MIXERS.register(name)``, :data:`~mixpro_core.registry.MIXERS`) is either a function whose first parameter is
+``images`` (B,C,H,W), taking any of ``labels``, ``model``, ``generator`` by those names, its other parameters being
+options bound from the config by :class:`Mixer`; or a class whose constructor takes the options and whose instances
+are called as above (stateful mixers such as RL-Mix: an ``nn.Module``, so its state travels in checkpoints).
+A schedule (:func:`build_schedule` → :class:`MixSchedule`) is a list of ``(mixer, probability)``: per batch one
+uniform u picks the entry whose cumulative interval holds u (list order); a total below 1 leaves the rest unmixed; a
+single entry of probability 1 draws no u. A new mixer is one registered function: the :class:`MixBatch` it returns
+says which attention labels apply (``token_mask`` / ``token_exact``).
 """
 from __future__ import annotations
 

@@ -1,53 +1,14 @@
-"""TokenMixup (Choi et al., NeurIPS 2022): token-level mixing inside a vision transformer, guided by its attention.
+"""TokenMixup (Choi et al., NeurIPS 2022): token-level mixing inside a vision transformer, guided by its attention;
+semantics and design decisions in docs/methods.md, "TokenMixup".
 
-**Horizontal TokenMixup (HTM)** at block L, in training: a small ScoreNet (linear head on pooled tokens: CLS, mean or
-attention pooling) scores every sample by its soft cross-entropy against the *current* target; difficulty =
-``score_scale``·CE (0.1, as the reference), and only samples with difficulty ≤ τ are mixed (receivers). Saliency =
-block L's head-mean attention of the CLS query over the patch tokens (mean over all queries without a CLS token),
-detached. Receivers get partners by an optimal assignment (Hungarian, ``scipy.optimize.linear_sum_assignment``)
-maximising the total gain ``C[i,j] = Σ_n max(0, s_j,n − s_i,n − ρ)``; token n of receiver i is replaced by partner j's
-when ``s_j,n − s_i,n > ρ`` (mask M), and the target becomes ``a/(a+b)·t_i + b/(a+b)·t_j`` with ``a = Σ s_i·(1−M)``,
-``b = Σ s_j·M``. ScoreNet CE × λ_sn is added to the loss.
-
-Design decisions (where the reference and the paper leave room):
-  - *Where*: as the reference, the tokens **entering** block L are mixed, with block L's own attention on the unmixed
-    tokens as saliency (layer indices count from 0: the paper's "layer 2" on CCT-7 is ``blocks[2]``). The reference
-    runs the whole attention of block L once more for that map; here only block L's qkv projection is applied again
-    and just the CLS row (O(N)) or the query-mean row is formed — every block keeps its fused attention kernel.
-  - *Who*: receivers are the easy samples; donors are all samples of the batch (the reference's rectangular
-    assignment: an easy sample may take tokens from a hard one; hard samples are never changed). ``donors='easy'``
-    restricts donors to the easy samples too. A receiver whose best assignment gains nothing (e.g. paired with
-    itself) stays unchanged.
-  - *Batch order is kept* (the reference reorders the batch — mixed samples first — and breaks with a CLS token):
-    output row i is always sample i; tokens and targets of unmixed samples are returned bit-for-bit unchanged; the
-    CLS / prefix tokens are never mixed.
-  - The ScoreNet is trained against the targets entering the layer (before HTM's own mixing), as the reference does.
-
-**Vertical TokenMixup (VTM)** at block L, in training: each block l < L keeps the top-κ of its *input* tokens ranked by
-its own saliency (as above); at block L these tokens (κ per lower block, normalised by block L's ``norm1``) are
-appended to the keys/values of block L's attention — through block L's own qkv projection, so no new weights. The
-labels are unchanged. Implementation: the kept tokens are appended to the input of block L's attention module and its
-output is cut back to the block's own tokens, so the module (fused kernel, q/k norms, whatever it is) runs unchanged;
-the price is the M = κ·L discarded query rows at that one block, in training only. Inference is the plain model: the
-paper's experiment code applies VTM in training only (its ``vertical_layer`` branch is taken only when
-``self.training``), and so does this module.
-
-**No global state, no renamed parameters.** A :class:`TokenMixup` controller owns the HTM ScoreNets and the VTM
-settings and *attaches* them to the backbone with forward hooks only for the duration of one training forward::
-
-    with token_mixup.feed(batch, labels) as context:     # a fresh TokenMixupContext per forward
-        logits = backbone(batch.images)                  # HTM / VTM act inside, in training mode only
-    losses = token_mixup.losses(context, policy, batch, logits, cls_attn, labels)
-
-The targets reach HTM through the context (no block passes them along) and the mixed targets, the ScoreNet losses and
-the VTM tokens live in it; outside ``feed`` (evaluation, prediction, another task reusing the backbone) the model is
-exactly the plain model, and its state dict keeps the backbone's own names (the ScoreNets live beside the backbone).
-Multiple HTM layers are applied in forward order, each starting from the previous one's targets.
-
-Supported backbones: ``backbone.blocks`` of pre-norm blocks with ``norm1`` and a self-attention ``attn`` exposing
-``qkv`` (fused Linear), ``num_heads``, ``scale`` (timm ``VisionTransformer``/DeiT, our tiny ViT, CCT);
-``backbone.num_prefix_tokens`` prefix tokens (a CLS token first) or none. Not compatible with activation
-checkpointing (its recomputation would replay the hooks).
+HTM (:class:`HorizontalTokenMixup`, :func:`horizontal_token_mixup`) mixes the tokens entering one block, and the soft
+targets (B,K), of the easy samples (ScoreNet difficulty ≤ τ) with those of Hungarian-assigned partners; VTM
+(:class:`VerticalTokenMixup`) appends lower blocks' top-κ salient tokens to one block's keys/values. Both act in
+training only and are registered in :data:`TOKEN_MIXERS` ('htm', 'vtm'). A :class:`TokenMixup` attaches them with
+forward hooks for one forward (:meth:`TokenMixup.feed`, a fresh :class:`TokenMixupContext`) and returns what they add
+to the step (:meth:`TokenMixup.result`). Backbones: ``blocks`` of pre-norm blocks with ``norm1`` and an ``attn`` with a
+fused ``qkv``, ``num_heads`` and ``scale`` (timm ViT/DeiT, CCT; else TypeError), a CLS token first or no prefix tokens
+(else ValueError); not compatible with activation checkpointing (its recomputation would replay the hooks).
 """
 from __future__ import annotations
 
@@ -60,14 +21,15 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .attention import cls_attention_from_qkv
-from .labels import LabelPolicy, mixed_targets, soft_target_cross_entropy
+from .labels import mixed_targets
 from .mixing import MixBatch
-from .registry import call_with_options
+from .registry import TOKEN_MIXERS, call_with_options
 
 POOLS = ("cls", "mean", "attention")
 
 __all__ = ["POOLS", "saliency_from_qkv", "block_saliency", "assign_partners", "horizontal_token_mixup", "HTMResult",
-           "TokenMixupContext", "HorizontalTokenMixup", "VerticalTokenMixup", "TokenMixup", "build_token_mixup"]
+           "TokenMixupContext", "TokenMixupResult", "HorizontalTokenMixup", "VerticalTokenMixup", "TokenMixup",
+           "build_token_mixup"]
 
 
 # ------------------------------------------------------------------------------------------------------ saliency
@@ -146,7 +108,7 @@ class HTMResult:
 def horizontal_token_mixup(tokens: torch.Tensor, targets: torch.Tensor, saliency: torch.Tensor,
                            receivers: torch.Tensor, rho: float, num_prefix_tokens: int = 1,
                            donors: Optional[torch.Tensor] = None) -> HTMResult:
-    """HTM's mixing step for given saliency and receivers (see the module docstring).
+    """HTM's mixing step for given saliency and receivers (docs/methods.md, "TokenMixup").
 
     tokens (B,T,C) with ``num_prefix_tokens`` leading prefix tokens (never mixed) and N = T − prefix patch tokens;
     targets (B,K) soft targets; saliency (B,N) ≥ 0; receivers (B,) bool; donors (B,) bool or None (= every sample).
@@ -203,15 +165,16 @@ class TokenMixupContext:
         self.mixed = mixed if self.mixed is None else self.mixed | mixed
 
 
+@TOKEN_MIXERS.register("htm")
 class HorizontalTokenMixup(nn.Module):
-    """HTM at one transformer block (see the module docstring); holds the ScoreNet, not the block.
+    """HTM at one transformer block (docs/methods.md, "TokenMixup"); holds the ScoreNet, not the block.
 
     Args:
         block: the block whose input tokens are mixed (kept by reference, not registered as a submodule).
         dim: token width C. num_classes: K of the ScoreNet.
         tau: difficulty threshold (difficulty = score_scale · ScoreNet CE). rho: saliency-difference threshold.
         pool: ScoreNet pooling, 'cls' (CLS token), 'mean' (patch tokens) or 'attention' (learned attention pooling of
-            the patch tokens, as CCT's sequence pooling).
+            the patch tokens, as CCT's sequence pooling); None: 'cls' with prefix tokens, 'attention' without.
         num_prefix_tokens: leading prefix tokens (CLS first) of the sequence; 0 for CCT.
         lambda_sn: weight of the ScoreNet loss. score_scale: CE → difficulty factor (reference: 0.1).
         scorenet_stopgrad: the ScoreNet sees detached tokens (its loss does not reach the backbone).
@@ -219,10 +182,11 @@ class HorizontalTokenMixup(nn.Module):
     """
 
     def __init__(self, block: nn.Module, dim: int, num_classes: int, tau: float = 0.2, rho: float = 0.005,
-                 pool: str = "cls", num_prefix_tokens: int = 1, lambda_sn: float = 0.001, score_scale: float = 0.1,
-                 scorenet_stopgrad: bool = False, donors: str = "all"):
+                 pool: Optional[str] = None, num_prefix_tokens: int = 1, lambda_sn: float = 0.001,
+                 score_scale: float = 0.1, scorenet_stopgrad: bool = False, donors: str = "all"):
         super().__init__()
         _attention_of(block)
+        pool = ("cls" if num_prefix_tokens else "attention") if pool is None else pool
         if pool not in POOLS:
             raise ValueError(f"HTM pool must be one of {POOLS}, got {pool!r}")
         if pool == "cls" and num_prefix_tokens < 1:
@@ -292,6 +256,7 @@ class HorizontalTokenMixup(nn.Module):
                 f"lambda_sn={self.lambda_sn}, score_scale={self.score_scale}, donors={self.donors!r}")
 
 
+@TOKEN_MIXERS.register("vtm")
 class VerticalTokenMixup(nn.Module):
     """VTM: blocks ``0..layer-1`` keep their top-``kappa`` input tokens by saliency; ``blocks[layer]``'s attention
     attends over its own tokens plus those (keys/values only). No parameters; blocks kept by reference.
@@ -371,11 +336,22 @@ class VerticalTokenMixup(nn.Module):
                 f"num_prefix_tokens={self.num_prefix_tokens}, stopgrad={self.stopgrad}")
 
 
+@dataclass(frozen=True)
+class TokenMixupResult:
+    """What HTM adds to a training step: ``targets`` (B,K) its soft targets, which replace the label policy's;
+    ``scorenet`` 0-d Σ λ_sn·ScoreNet CE (0 when no HTM layer ran), added to the loss; ``mixed`` 0-d detached fraction
+    of the samples it changed."""
+
+    targets: torch.Tensor
+    scorenet: torch.Tensor
+    mixed: torch.Tensor
+
+
 class TokenMixup(nn.Module):
     """The TokenMixup of one model: its HTM and VTM modules, attached per forward by :meth:`feed`.
 
-    An instance without modules is the 'off' switch: ``feed`` does nothing and :meth:`losses` is the label policy's
-    loss, so the training step has one code path with or without TokenMixup."""
+    An instance without modules is the 'off' switch: ``feed`` does nothing and, as without HTM, :meth:`result` is None
+    (the label policy's loss holds), so the training step has one code path with or without TokenMixup."""
 
     def __init__(self, horizontal: Sequence[HorizontalTokenMixup] = (), vertical: Sequence[VerticalTokenMixup] = (),
                  num_classes: Optional[int] = None, smoothing: float = 0.1):
@@ -407,17 +383,14 @@ class TokenMixup(nn.Module):
             for handle in handles:
                 handle.remove()
 
-    def losses(self, context: TokenMixupContext, policy: LabelPolicy, batch: MixBatch, logits: torch.Tensor,
-               cls_attn: Optional[torch.Tensor], labels: torch.Tensor) -> Dict[str, torch.Tensor]:
-        """The loss dict of a step: ``loss`` = the policy's loss, or with HTM soft-target CE against the HTM targets
-        + Σ λ_sn·ScoreNet CE; with HTM also (logged, not summed) ``scorenet`` and the fraction ``htm_mixed`` of
-        samples HTM changed."""
+    def result(self, context: TokenMixupContext) -> Optional[TokenMixupResult]:
+        """HTM's part of the step whose forward ``context`` recorded; None without HTM (the policy's labels hold)."""
         if not len(self.horizontal):
-            return dict(loss=policy.loss(batch, logits, cls_attn, labels))
-        loss = soft_target_cross_entropy(logits, context.targets)
-        scorenet = sum(context.scorenet_losses) if context.scorenet_losses else loss.new_zeros(())
-        mixed = context.mixed.float().mean() if context.mixed is not None else loss.new_zeros(())
-        return dict(loss=loss + scorenet, scorenet=scorenet.detach(), htm_mixed=mixed.detach())
+            return None
+        zero = context.targets.new_zeros(())
+        scorenet = sum(context.scorenet_losses) if context.scorenet_losses else zero
+        mixed = context.mixed.float().mean().detach() if context.mixed is not None else zero
+        return TokenMixupResult(context.targets, scorenet, mixed)
 
 
 def _prefix_tokens(backbone: nn.Module) -> int:
@@ -431,37 +404,28 @@ def _prefix_tokens(backbone: nn.Module) -> int:
 
 def build_token_mixup(backbone: nn.Module, cfg: Union[None, dict, Sequence[dict]], num_classes: int,
                       smoothing: float = 0.1) -> TokenMixup:
-    """:class:`TokenMixup` for ``backbone`` from config: None (off), one dict or a list of dicts
-    ``dict(type='htm', layer=L, tau=0.2, rho=0.005, lambda_sn=0.001, pool=None, score_scale=0.1,
-    scorenet_stopgrad=False, donors='all')`` / ``dict(type='vtm', layer=L, kappa=80, stopgrad=False, sources=None)``.
-    ``layer`` indexes ``backbone.blocks`` from 0; ``pool`` None → 'cls' with a CLS token, 'attention' without."""
+    """:class:`TokenMixup` for ``backbone`` from config: None (off), one dict or a list of dicts naming a
+    :data:`TOKEN_MIXERS` entry, ``dict(type='htm', layer=L, tau=0.2, rho=0.005, lambda_sn=0.001, pool=None,
+    score_scale=0.1, scorenet_stopgrad=False, donors='all')`` / ``dict(type='vtm', layer=L, kappa=80, stopgrad=False,
+    sources=None)``. ``layer`` indexes ``backbone.blocks`` from 0; the builder fills ``block(s)``, ``dim``,
+    ``num_classes`` and ``num_prefix_tokens``. ValueError for an unknown type, a bad layer or an unknown key."""
     if not cfg:
         return TokenMixup(num_classes=num_classes, smoothing=smoothing)
-    cfgs = [cfg] if isinstance(cfg, dict) else list(cfg)
     blocks = getattr(backbone, "blocks", None)
     if not isinstance(blocks, (nn.ModuleList, nn.Sequential)) or not len(blocks):
         raise ValueError(f"TokenMixup needs a backbone with a sequence of transformer `blocks`; "
                          f"{type(backbone).__name__} has none")
     prefix = _prefix_tokens(backbone)
-    horizontal, vertical = [], []
-    for item in cfgs:
-        item = dict(item)
-        kind = item.pop("type", None)
-        layer = item.pop("layer", None)
+    modules = []
+    for item in [cfg] if isinstance(cfg, dict) else list(cfg):
+        kind, factory, options = TOKEN_MIXERS.split(item)
+        layer = options.pop("layer", None)
         if not isinstance(layer, int) or not 0 <= layer < len(blocks):
             raise ValueError(f"token_mixup ({kind}): layer must be a block index in [0, {len(blocks) - 1}], "
                              f"got {layer!r}")
-        where = f"token_mixup ({kind})"
-        if kind == "htm":
-            if item.get("pool") is None:
-                item["pool"] = "cls" if prefix else "attention"
-            dim = _attention_of(blocks[layer]).qkv.in_features
-            horizontal.append(call_with_options(
-                HorizontalTokenMixup, item, where, reserved=("block", "dim", "num_classes", "num_prefix_tokens"),
-                defaults=dict(block=blocks[layer], dim=dim, num_classes=num_classes, num_prefix_tokens=prefix)))
-        elif kind == "vtm":
-            vertical.append(call_with_options(VerticalTokenMixup, item, where, reserved=("blocks", "num_prefix_tokens"),
-                                              defaults=dict(blocks=blocks, layer=layer, num_prefix_tokens=prefix)))
-        else:
-            raise ValueError(f"token_mixup type must be 'htm' or 'vtm', got {kind!r}")
-    return TokenMixup(horizontal, vertical, num_classes=num_classes, smoothing=smoothing)
+        defaults = dict(block=blocks[layer], blocks=blocks, layer=layer, num_classes=num_classes,
+                        dim=_attention_of(blocks[layer]).qkv.in_features, num_prefix_tokens=prefix)
+        modules.append(call_with_options(factory, options, f"token_mixup ({kind})", defaults,
+                                         reserved=("block", "blocks", "dim", "num_classes", "num_prefix_tokens")))
+    return TokenMixup([m for m in modules if isinstance(m, HorizontalTokenMixup)],
+                      [m for m in modules if not isinstance(m, HorizontalTokenMixup)], num_classes, smoothing)

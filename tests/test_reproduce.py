@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+from classification.engine import launch, lifecycle
 from classification.experiments.reproduction import cli, estimates, runs, stats as S
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -89,13 +90,13 @@ def test_schedule_is_shortened_with_the_warmup_kept():
              dict(type="CosineAnnealingLR", eta_min=1e-5, by_epoch=True, begin=1, end=20, T_max=19,
                   convert_to_iter_based=True)]
     cfg = ConfigDict(param_scheduler=sched, train_cfg=dict(by_epoch=True, max_epochs=20, val_interval=5))
-    runs.shorten_schedule(cfg, 10)
+    launch.shorten_schedule(cfg, 10)
     assert cfg.train_cfg.max_epochs == 10 and cfg.train_cfg.val_interval == 10
     assert cfg.param_scheduler[0]["end"] == 1
     cosine = cfg.param_scheduler[1]
     assert (cosine["begin"], cosine["end"], cosine["T_max"]) == (1, 10, 9)
     one = ConfigDict(param_scheduler=sched, train_cfg=dict(by_epoch=True, max_epochs=20, val_interval=5))
-    runs.shorten_schedule(one, 1)
+    launch.shorten_schedule(one, 1)
     assert [s["type"] for s in one.param_scheduler] == ["LinearLR"]  # nothing left for the cosine
 
 
@@ -397,8 +398,10 @@ def test_one_run_sets_seeds_epochs_and_asks_robustness_for_50_percent_drop(monke
     seen = {}
 
     class FakeRunner:
+        rank = 0
+
         def __init__(self, cfg):
-            self.cfg = cfg
+            self.cfg, self.work_dir = cfg, cfg.work_dir
 
         @classmethod
         def from_cfg(cls, cfg):
@@ -420,7 +423,7 @@ def test_one_run_sets_seeds_epochs_and_asks_robustness_for_50_percent_drop(monke
         return {"checkpoint": checkpoint, "clean_top1": 88.5, "occlusion": {"0.5": 61.25},
                 **({"occlusion_by_patch": by_patch} if by_patch else {})}
 
-    monkeypatch.setattr(runs, "Runner", FakeRunner)
+    monkeypatch.setattr(lifecycle, "MixProRunner", FakeRunner)
     monkeypatch.setattr(runs, "evaluate_robustness", fake_evaluate)
     monkeypatch.setattr(runs, "configure_threads", lambda cfg: 3)  # tools/train.py's thread setting, recorded
     work = str(tmp_path / "mixpro" / "seed3")
@@ -428,7 +431,7 @@ def test_one_run_sets_seeds_epochs_and_asks_robustness_for_50_percent_drop(monke
                                   {"train_dataloader.dataset.limit": 16})
     cfg = seen["cfg"]
     assert cfg.randomness.seed == 3 and cfg.model.mix_seed == 3
-    assert cfg.train_cfg.max_epochs == 4 and cfg.work_dir == work
+    assert cfg.train_cfg.max_epochs == 4 and cfg.train_cfg.val_interval == 4 and cfg.work_dir == work
     assert cfg.param_scheduler[-1]["end"] == 4 and cfg.train_dataloader.dataset.limit == 16
     rob = seen["robustness"]
     assert rob["suites"] == ("occlusion",) and tuple(rob["occlusion_ratios"]) == (0.5,) and rob["seed"] == 3

@@ -7,13 +7,8 @@
     python -m classification.benchmarks.gpu_check detection      --out R/det.json [--iters 20 --size 800]
     python -m classification.benchmarks.gpu_check report R      --out report.md
 
-Each training item builds the config's model and optimiser wrapper (``--amp bf16``: ``AmpOptimWrapper``) and runs
-``model.train_step`` on random batches of the config's input geometry: classification with labels, segmentation
-with random label maps (Segmenter, DeiT-T: mask head and linear head), detection with random boxes and masks
-(Mask R-CNN with PVT-T, mmcv's RoIAlign/NMS on the device), then one evaluation pass (segmentation: mIoU of a few
-predictions; detection: inference with NMS). Under ``torchrun`` the classification items run DDP (NCCL on GPUs).
-Results go to ``--out`` as JSON after every item, so a step cut off by its time limit keeps what it finished.
-Each item: name, status (pass / fail / skipped), seconds, and details (loss, median iteration time, error).
+Each item trains a config a few steps on random batches, then evaluates once; ``--out`` gets the JSON (name, status
+pass / fail / skipped, seconds, details) after every item. What each task runs: README.md, "Clusters and GPUs".
 """
 from __future__ import annotations
 
@@ -91,7 +86,8 @@ def _optim_wrapper(model, cfg, amp: Optional[str]):
     from mmengine.optim import build_optim_wrapper
     wrapper = dict(cfg.optim_wrapper)
     if amp:
-        wrapper.update(type="AmpOptimWrapper", dtype="bfloat16" if amp == "bf16" else "float16")
+        wrapper.update(type="GuardedAmpOptimWrapper" if wrapper.get("type") == "GuardedOptimWrapper" else
+                       "AmpOptimWrapper", dtype="bfloat16" if amp == "bf16" else "float16")
     return build_optim_wrapper(model, wrapper)
 
 

@@ -1,6 +1,4 @@
-"""Micro-benchmarks behind ``tools/benchmark.py``. Each subcommand measures in one process, same inputs, warm-up
-then the median of N runs; where two or more paths are compared they are timed round-robin, so drift (other load,
-thermals) hits all of them alike.
+"""Micro-benchmarks behind ``tools/benchmark.py`` (warm-up, then the median of N runs; compared paths round-robin).
 
     python tools/benchmark.py mix        [--batch 128 --size 224 --repeats 20]
     python tools/benchmark.py attention  [--model deit_small --batch 32|128 --repeats 10 --amp bf16 --no-grad]
@@ -8,27 +6,9 @@ thermals) hits all of them alike.
     python tools/benchmark.py throughput [--model deit_small --batch 32|128 --repeats 10 --amp bf16]
     python tools/benchmark.py train      [--images N --iters 128 --workers W ... --compile --quick]
 
-Common options: --device (cuda when available, else cpu), --warmup N, --json PATH (everything printed, as JSON).
-Batch defaults are 32 on the CPU and 128 on a GPU. Every subcommand prints the machine (platform, CPU count, GPU),
-the torch/timm versions and its command line above a Markdown table, ready for docs/benchmarks.md.
-
-``mix``: mask generation + mixing of our batched ``maskmix`` against a straightforward per-sample numpy
-implementation of the same semantics (numpy permutation per sample, repeat to pixels, copy to the device — the way
-the reference code builds masks), and the other mixers for scale.
-``attention``: CLS attention capture. A forward of the backbone with ``mixpro_core.forward_with_attention`` (fused
-attention in every block, only the CLS query row of the last block computed from its qkv) against a forward that
-materialises the last block's full softmax(QKᵀ) attention (timm's unfused path in that block, the (B,H,T,T) matrix
-caught after the softmax, CLS row taken from it — what the TransMix reference code does). Time, peak memory, and the
-largest difference between the two attentions. By default the forward runs with autograd on, as in training (the
-saved activations count in the peak); --no-grad measures inference.
-``step``: one full training step (mix, forward with CLS attention when the method needs it, loss, backward, AdamW
-step) of the MixClassifier for each method, as a ratio to the step without mixing. Each method is pinned to the
-batch kind it changes (transmix: CutMix batches with attention labels; mixpro: MaskMix batches with PAL).
-``throughput``: training images/s of our MixPro step (MixClassifier with the MixPro method of the configs: 50%
-MaskMix / 25% Mixup / 25% CutMix, PAL) against a plain timm step on the same backbone with ``timm.data.Mixup``
-(Mixup 0.8 / CutMix 1.0, switch 0.5, smoothing 0.1) and ``SoftTargetCrossEntropy``; same AdamW, same inputs.
-``train``: end to end on a synthetic ImageNet folder, our Runner against timm's train.py building blocks, and the
-data pipelines alone: :mod:`classification.benchmarks.train`.
+mix: batched MaskMix vs a per-sample numpy reference; attention: CLS-row capture vs the materialised last-block
+attention; step: a training step per method vs none; throughput: our MixPro step vs timm's; train: end to end
+(:mod:`classification.benchmarks.train`). Each prints a Markdown table; what is compared: docs/benchmarks.md.
 """
 from __future__ import annotations
 

@@ -4,32 +4,11 @@
                                     [--config CONFIG ...] [--batch B] [--amp bf16] [--compile] [--device cuda]
                                     [--json PATH] [--quick]
 
-One invocation, one synthetic ImageNet folder (:mod:`classification.benchmarks.synthetic_imagenet`, made or reused under
-``--data-root``), the same batch size, input size, worker count and precision for every pipeline:
-
-  (a) ``ours``: the Runner of the config (default DeiT-S baseline, the recipe of timm's reference below) built the way
-      ``tools/train.py`` builds it (:func:`classification.engine.launch.build_config`: AMP wrapper, thread count,
-      hooks), run as an iteration loop without validation or checkpoints; ``--compile`` adds the same run with the
-      backbone compiled (``tools/train.py --compile``).
-  (b) ``ours + DALI``: (a) with the ``train_dataloader`` of the DALI dataset base (``--dali-dataset``), when NVIDIA
-      DALI is installed and that file exists; otherwise the report says why it was skipped.
-  (c) ``timm``: what timm's ``train.py`` assembles for ``--aa rand-m9-mstd0.5-inc1 --mixup 0.8 --cutmix 1.0
-      --reprob 0.25 --remode pixel --smoothing 0.1 --clip-grad 5 --amp-dtype bfloat16 --interpolation bicubic``:
-      ``create_dataset`` + ``create_loader`` (its CUDA prefetcher normalises and erases on the GPU; train.py's default
-      ``pin_memory=False``), ``FastCollateMixup`` in the workers when prefetching (``Mixup`` on the device
-      otherwise, as train.py does), the timm model, ``create_optimizer_v2('adamw', weight_decay=0.05)``,
-      ``SoftTargetCrossEntropy``, bf16 autocast, ``dispatch_clip_grad`` at 5 and train.py's per-step ``loss.item()``
-      (its RandAugment gets the same Pillow ≥ 13 posterize fix as ours, :mod:`classification.data.augment_compat`).
-
-Also the data pipelines alone (no model): our loader + the data preprocessor on the device (copy, normalise, erase),
-and timm's prefetching loader (copy, normalise, erase, mixing in the collate).
-
-Steady state: the first ``--warmup`` iterations of every pipeline are discarded (default 10 + 2 per worker: the
-first steps allocate and tune kernels while the loader's queue, two batches per worker, fills), then ``--iters``
-iterations are timed as one window between two device synchronisations: img/s = iters × batch / window. The
-host's time blocked on the next batch in that window is reported as the data-wait share. A window that crosses an
-epoch boundary includes the loader's restart; ``--images`` defaults to enough images for warm-up + window in one
-epoch. ``--quick``: a CPU run of seconds for CI (64 images of 48–80 px, DeiT-tiny at 64 px, batch 8, no worker).
+On one synthetic ImageNet folder, at the same batch, input size, workers and precision: (a) our Runner as
+``tools/train.py`` prepares it (:func:`classification.engine.launch.prepare_config`), ``--compile`` also compiled;
+(b) the same with the DALI loader (skipped, with the reason, when unavailable); (c) timm's ``train.py`` pipeline; and
+the data pipelines alone. img/s over a timed window after ``--warmup`` iterations, the data-wait share and the
+per-image worker cost (uint8 vs float path). Details: docs/benchmarks.md, "End to end vs timm's training pipeline".
 """
 from __future__ import annotations
 
@@ -50,9 +29,10 @@ from mmengine.hooks import Hook
 from classification.benchmarks.common import WindowTimer, forever, free_memory, report, timed_loop
 from classification.benchmarks.synthetic_imagenet import make_synthetic_imagenet
 from classification.benchmarks.train_timm import run_timm, run_timm_data, timm_model_name
-from classification.engine.distributed import release_dataloader_workers, release_loader_workers
+from classification.engine import lifecycle
+from classification.engine.distributed import release_loader_workers
 from classification.engine.host import ROOT, configure_threads, default_num_workers
-from classification.engine.launch import build_config, parse_args
+from classification.engine.launch import prepare_config
 
 __all__ = ["add_train_arguments", "bench_train"]
 
@@ -81,8 +61,7 @@ class _RunnerTimer(Hook):
 # ----------------------------------------------------------------------------------------------- ours
 def _our_config(config: str, s: argparse.Namespace, workers: int, classes: int, compile_backbone: bool,
                 work_dir: str) -> Config:
-    argv = [osp.join(ROOT, config), "--work-dir", work_dir] + (["--amp", s.amp] if s.amp else [])
-    cfg = build_config(parse_args(argv + (["--compile"] if compile_backbone else [])))
+    cfg = prepare_config(osp.join(ROOT, config), work_dir=work_dir, amp=s.amp, compile=compile_backbone)
     loader = cfg.train_dataloader
     loader.update(batch_size=s.batch, num_workers=workers, persistent_workers=workers > 0,
                   pin_memory=str(s.device).startswith("cuda"))
@@ -101,17 +80,13 @@ def _our_config(config: str, s: argparse.Namespace, workers: int, classes: int, 
 
 
 def run_ours(cfg: Config, s: argparse.Namespace) -> dict:
-    """Train ``warmup + iters`` iterations of the Runner of ``cfg``; the timed window's numbers."""
-    from mmengine.runner import Runner
+    """Train ``warmup + iters`` iterations of the Runner of ``cfg`` (:func:`classification.engine.lifecycle.run`);
+    the timed window's numbers."""
     configure_threads(cfg)
     timer = WindowTimer(s.warmup, s.repeats, s.device)
-    runner = Runner.from_cfg(cfg)
-    runner.register_hook(_RunnerTimer(timer))
     try:
-        runner.train()
+        lifecycle.run(cfg, hooks=[_RunnerTimer(timer)])
     finally:
-        release_dataloader_workers(runner)
-        del runner
         free_memory(s.device)
     return timer.result(s.batch)
 

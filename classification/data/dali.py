@@ -1,34 +1,14 @@
 """GPU JPEG decoding with NVIDIA DALI (optional extra ``pip install .[dali]``): ImageNet batches for our Runner.
 
-:class:`DALIImageNet` wraps one of our ImageNet datasets — ``ImageNetFolder`` or ``ImageNetZip``, which list the
-files and give the class indices — and runs each batch through a DALI pipeline:
-
-  train: nvJPEG decode fused with the random-resized-crop window (``fn.decoders.image_random_crop``, scale
-         0.08–1, ratio 3/4–4/3, 10 attempts), bicubic resize to ``input_size``, horizontal flip (p 0.5),
-         RandAugment (:func:`timm_rand_augment`, timm's ``rand-m9-mstd0.5-inc1`` built from DALI's
-         ``nvidia.dali.auto_aug``), HWC → CHW;
-  eval:  decode, bicubic resize of the shorter side to ``input_size / crop_pct`` (224/256 → 256), centre crop.
-
-``device='gpu'`` decodes with ``device='mixed'`` (nvJPEG) and runs every op on the GPU; ``device='cpu'`` runs the
-same pipeline on the CPU (the tests). ``dataset[indices]`` (torch's ``__getitems__``) is one batch
-``dict(inputs=(B,3,H,W) uint8, data_samples=(B,) int64)`` — on the GPU for ``device='gpu'`` — which our
-:class:`classification.data.preprocessor.ImageNetPreprocessor` normalises and erases unchanged.
-
-It is an ordinary mmengine dataloader config (``Runner.build_dataloader`` builds a torch DataLoader, so the Runner,
-hooks, checkpoints and resume stay as they are)::
-
-    train_dataloader = dict(batch_size=128, num_workers=0, pin_memory=False, drop_last=True,
-                            sampler=dict(type='DefaultSampler', shuffle=True), collate_fn=dict(type='batch_collate'),
-                            dataset=dict(type='DALIImageNet', is_train=True, device='gpu',
-                                         dataset=dict(type='ImageNetFolder', root='data/imagenet', split='train')))
-
-The sampler deals the indices, so sharding across ranks and the epoch's order are exactly those of the sampler in
-the config (``DefaultSampler``, ``RankLocalSampler`` for ``ImageNetZip(cache_mode='part')``, ``RepeatAugSampler``;
-rank and world size from ``mmengine.dist``; order seeded by ``seed + epoch``). DALI's random draws come from one
-pipeline seed per rank (``seed`` ⊕ rank; ``seed=None`` shares one drawn by ``mmengine.dist.sync_random_seed``).
-``num_workers`` must be 0: DALI's own ``num_threads`` do the host work. A corrupt image raises
-:class:`classification.data.imagenet.CorruptImageError` naming the file, as the PyTorch loader does.
-Differences from timm's RandAugment: README.md, "GPU JPEG decoding (DALI)".
+:class:`DALIImageNet` wraps ``ImageNetFolder`` or ``ImageNetZip`` (which list the files and give the class indices)
+and runs each batch through a DALI pipeline (:func:`build_pipeline`). Train: nvJPEG decode fused with the random-
+resized-crop window (scale 0.08–1, ratio 3/4–4/3), bicubic resize to ``input_size``, flip (p 0.5), timm's RandAugment
+rebuilt from DALI ops (:func:`timm_rand_augment`); eval: decode, bicubic resize of the shorter side to ``input_size /
+crop_pct``, centre crop. ``dataset[indices]`` is one batch ``dict(inputs=(B,3,H,W) uint8, data_samples=(B,) int64)``
+for :class:`~classification.data.preprocessor.ImageNetPreprocessor`, on the GPU (``device='cpu'``: same pipeline on
+the CPU). The config's sampler deals the indices; ``num_workers`` must be 0. One pipeline seed per rank, from ``seed``
+and the rank (``seed=None``: one drawn by ``mmengine.dist.sync_random_seed``). A corrupt image raises
+:class:`~classification.data.imagenet.CorruptImageError`. Configs: README.md, "GPU JPEG decoding (DALI)".
 """
 from __future__ import annotations
 

@@ -1,32 +1,14 @@
 """In-memory batched data for small image datasets (Fashion-MNIST, CIFAR): no worker processes, one call per batch.
 
-The whole split is one uint8 tensor ``images`` (N,C,H,W). A batch is fetched by index (``images[idx]``) and its
-transform runs once on the (B,C,H,W) batch, not image by image through PIL, ``__getitem__`` and ``default_collate``.
-It stays a normal mmengine dataloader config, e.g. for Fashion-MNIST::
-
-    train_dataloader = dict(
-        batch_size=128, num_workers=0, persistent_workers=False, drop_last=True,
-        sampler=dict(type='SeededSampler', shuffle=True),
-        collate_fn=dict(type='batch_collate'),
-        dataset=dict(type='FashionMNISTInMemory', root=..., split='train', transform=dict(type='fashion_mnist', ...)))
-
-How the pieces fit (torch's DataLoader calls ``dataset.__getitems__(indices)`` once per batch when it exists):
-  - :class:`SeededSampler` is mmengine's ``DefaultSampler`` (same order for the same seed and epoch) whose items are
-    :class:`SampleKey` ``(index, seed, epoch, position)``: the augmentation of a batch is drawn from a
-    ``torch.Generator`` seeded by (sampler seed, epoch, rank, position of the batch's first sample in this rank's
-    stream), so it does not depend on global RNG state, worker processes or restarts: a resumed run draws exactly
-    what the uninterrupted run drew.
-  - ``FashionMNISTInMemory`` / ``CIFARInMemory`` take the arguments of ``FashionMNIST`` / ``CIFAR`` (same ``transform``
-    spec); ``__getitems__(keys)`` returns one batch ``dict(inputs=(B,C,H',W') float32, data_samples=(B,) int64)``.
-    Keys may also be plain ints (e.g. a ``DefaultSampler`` for evaluation) when the transform has no randomness.
-  - ``batch_collate`` (mmengine ``FUNCTIONS``) passes that batch dict through.
-
-Transforms: a torchvision ``Compose`` of [``RandomCrop`` (constant zero padding), ``RandomHorizontalFlip``] +
-[``Pad`` (zero)] + ``ToTensor`` + [``Normalize``] — what ``build_fashion_mnist_transform`` builds — is compiled to
-:class:`BatchedImageTransform`, which gives the per-sample transform's values bit for bit for the same crop offsets
-and flips, and draws those from the same distributions (offsets uniform over ``0..H+2·padding−size``, flip with
-probability p). Any other transform (e.g. timm's RandAugment for CIFAR) runs per sample inside ``__getitems__``
-with Python's, NumPy's and torch's global RNGs seeded from the batch key and restored afterwards.
+``FashionMNISTInMemory`` / ``CIFARInMemory`` take the arguments of ``FashionMNIST`` / ``CIFAR`` and hold the split as
+one uint8 tensor ``images`` (N,C,H,W); ``__getitems__(keys)`` (called once per batch by torch's DataLoader) returns
+``dict(inputs=(B,C,H',W') float32, data_samples=(B,) int64)``, passed through by ``batch_collate``. Use them with
+``sampler=dict(type='SeededSampler')`` (mmengine's ``DefaultSampler`` order, yielding :class:`SampleKey` items) and
+``collate_fn=dict(type='batch_collate')``: a batch's augmentation is drawn from a generator seeded by (sampler seed,
+epoch, rank, position of its first sample), so a resumed run draws exactly what the uninterrupted run drew. Plain int
+keys work when the transform has no randomness (a random one raises ValueError). The torchvision pad / crop / flip /
+ToTensor / Normalize transform runs batched (:class:`BatchedImageTransform`, bit for bit the per-sample values for the
+same crops and flips); any other (timm's for CIFAR) runs per sample under global RNGs seeded per batch and restored.
 """
 from __future__ import annotations
 

@@ -2,17 +2,12 @@
 
 With ``transform=dict(type='timm', ..., uint8=True)`` (the ImageNet configs) the loader workers decode, crop, flip
 and RandAugment in uint8 and ship (B,3,H,W) uint8 batches — a quarter of the bytes of float32 — and
-:class:`ImageNetPreprocessor` finishes them on the model's device, as timm's CUDA prefetcher does:
-
-    x = (uint8 / 255 − mean) / std            (the float transform's ToTensor + Normalize, same operations)
-    x = RandomErasing(x)                       (training only; timm's ``RandomErasing(device=...)`` on the batch)
-
-Config (the ImageNet dataset bases set it; mmengine's Runner puts a top-level ``data_preprocessor`` into the model)::
-
-    data_preprocessor = dict(type='ImageNetPreprocessor', re_prob=0.25, re_mode='pixel')
-
-Batches that are already floating point (a float transform normalised and erased them in the workers) are only
-moved to the device, so the same model config trains from either kind of loader.
+:class:`ImageNetPreprocessor` (``data_preprocessor=dict(type='ImageNetPreprocessor', re_prob=0.25, re_mode='pixel')``
+in the ImageNet dataset bases; mmengine's Runner puts it into the model) finishes them on the model's device, as
+timm's CUDA prefetcher does: ``x = (uint8 / 255 − mean) / std`` (:func:`normalize_uint8`: the float transform's
+ToTensor + Normalize, same operations), then timm's ``RandomErasing`` on the batch (training only). Batches that are
+already floating point (normalised and erased in the workers) are only moved to the device, so the same model config
+trains from either kind of loader.
 """
 from __future__ import annotations
 

@@ -3,21 +3,12 @@
 Every dataset is a plain :class:`torch.utils.data.Dataset` registered in mmengine's root ``DATASETS`` registry.
 ``dataset[i]`` is ``dict(inputs=image (C,H,W) float tensor, data_samples=int label)`` (a uint8 tensor with
 ``transform=dict(type='timm', ..., uint8=True)``), so mmengine's ``default_collate`` gives ``inputs`` (B,C,H,W) and
-``data_samples`` (B,) int64. Each dataset has ``num_classes`` and ``metainfo`` (mmengine's ``dataset_meta``).
-
-Transforms (the ``transform`` argument of every dataset) may be given as
-  - ``None``: the image is only converted to a float tensor in [0, 1] (no normalisation);
-  - a callable ``PIL.Image -> (C,H,W) tensor``;
-  - a config dict built with mmengine's root ``TRANSFORMS`` registry, so Python configs can describe it:
-      ``dict(type='timm', is_train=True, input_size=224, ...)`` → :func:`build_transform` (timm's
-      ``create_transform``: RandAugment, colour jitter, random erasing, bicubic RandomResizedCrop; eval: resize
-      to ``input_size / crop_pct`` then centre crop), and
-      ``dict(type='fashion_mnist', is_train=True)`` → :func:`build_fashion_mnist_transform` (28×28 grayscale:
-      pad-2 random crop + horizontal flip for training, an optional black ``border``, then ToTensor +
-      Normalize(0.2860, 0.3530)).
-    Any other transform registered in ``TRANSFORMS`` that maps a PIL image to a tensor works the same way.
-
-Importing the ``classification`` package (or this module) registers the transforms.
+``data_samples`` (B,) int64. Each dataset has ``num_classes`` and ``metainfo`` (:class:`ClassMetainfo`).
+A dataset's ``transform`` (:func:`resolve_transform`) is ``None`` (the image as a float tensor in [0, 1], not
+normalised), a callable ``PIL.Image -> (C,H,W) tensor``, or a config dict built with mmengine's root ``TRANSFORMS``
+registry: ``dict(type='timm', ...)`` → :func:`build_transform` (timm's ``create_transform``),
+``dict(type='fashion_mnist', ...)`` → :func:`build_fashion_mnist_transform`, or any other registered transform that
+maps a PIL image to a tensor. Importing the ``classification`` package (or this module) registers the transforms.
 """
 from __future__ import annotations
 

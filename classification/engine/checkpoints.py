@@ -1,17 +1,14 @@
 """Strict checkpoint loading, the one rule of every tool (train ``load_from`` / ``--resume``, test, visualize,
 robustness, a backbone's ``pretrained=``) and of the downstream backbones: every key of the model must come from the
-checkpoint with its shape, and every key of the checkpoint must have a place in the model. Anything else stops the
-run before any work, with a :class:`CheckpointMismatchError` naming each key and both shapes.
-
-Partial loading is an explicit opt-in: ``partial`` key patterns (``fnmatch``: ``'head.*'``; a pattern without
-wildcards also matches the keys under it, ``'head'`` = ``'head.*'``) name the model keys that may keep their
-initial values (absent from the checkpoint or of another shape, e.g. a classifier head for other classes) and the
-checkpoint keys that may be dropped; what they excused is returned in the :class:`LoadReport` and logged.
-
-Reading is weights-only: :func:`load_checkpoint_file` reads with ``torch.load(weights_only=True)`` and an allow-list
-of the few non-tensor types mmengine stores (torch ≥ 2.6 refuses them by default, mmengine 0.10.7 does not pass the
-flag), and mmengine reads local checkpoints that way once :func:`install_safe_checkpoint_loading` has been called (the
-tools do; importing the package leaves mmengine's loaders alone); a file that cannot be read so is one line naming it.
+checkpoint with its shape, and every key of the checkpoint must have a place in the model; anything else stops the
+run before any work, with a :class:`CheckpointMismatchError` naming each key and both shapes. Partial loading is an
+explicit opt-in: ``partial`` ``fnmatch`` patterns (``'head.*'``; ``'head'`` = ``'head.*'``) name the model keys that
+may keep their initial values and the checkpoint keys that may be dropped; what they excused is returned in the
+:class:`LoadReport` and logged. Reading is weights-only: :func:`load_checkpoint_file` reads with
+``torch.load(weights_only=True)`` and an allow-list of the few non-tensor types mmengine stores (torch ≥ 2.6 refuses
+them by default, mmengine 0.10.7 does not pass the flag); mmengine reads local checkpoints that way once
+:func:`install_safe_checkpoint_loading` has been called (the tools do; importing the package leaves mmengine's
+loaders alone). A file that cannot be read so is one line naming it.
 """
 from __future__ import annotations
 

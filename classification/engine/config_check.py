@@ -3,13 +3,12 @@
 
 mmengine merges ``--cfg-options`` silently, new keys included. :func:`check_cfg_options` allows a key that the config
 lacks only where something will read it: a parameter of what the enclosing dict is built into — its registered
-``type`` (searched in mmengine's registries under the config's ``default_scope`` and in mixpro_core's), or for the
-sections mmengine builds without one, the Runner (top level), the train / val / test loop, ``OptimWrapper`` or
-``DataLoader`` — where that constructor takes ``**kwargs``, or a ``type`` no registry knows, any key. Top-level keys
-the Runner never reads are config-file variables, substituted when the file was read: overriding them is refused.
-:func:`check_training_options` catches wrong loop / optimiser values, :func:`check_data_roots` missing datasets,
-:func:`validate_training_config` a MixClassifier run that cannot mix, :func:`check_cache_sampler` a partly cached
-ImageNetZip read through a global sampler.
+``type`` (in mmengine's registries under the config's ``default_scope``, or mixpro_core's), or for sections built
+without one, the Runner (top level), the train / val / test loop, ``OptimWrapper`` or ``DataLoader`` — where that
+constructor takes ``**kwargs``, or a ``type`` no registry knows, any key; overriding a top-level key the Runner never
+reads (a config-file variable, substituted when the file was read) is refused. :func:`check_training_options` catches
+wrong loop / optimiser values, :func:`check_data_roots` missing datasets, :func:`validate_training_config` a
+MixClassifier run that cannot mix, :func:`check_cache_sampler` a partly cached ImageNetZip read by a global sampler.
 """
 from __future__ import annotations
 

@@ -1,6 +1,9 @@
-"""Hooks: a training-curve PNG + JSON (loss, lr, validation top-1, label-policy statistics) that continues across a
-resume, a start-up summary of the run, a progress bar for interactive runs, the counters of skipped data and AMP
-steps, and the synchronisation-free runtime-info hook."""
+"""Hooks (mmengine's HOOKS): ``TrainingCurveHook`` (a training-curve PNG + JSON — loss, lr, validation top-1,
+label-policy statistics — that continues across a resume), ``RunSummaryHook`` (a start-up summary of the run),
+``ProgressBarHook`` (interactive runs), ``CorruptSampleHook`` and ``AmpSkippedStepsHook`` (counts of skipped data and
+fp16 steps) and ``SyncFreeRuntimeInfoHook``: log values read on the host only when a reader needs them, and the reader
+of :class:`~classification.engine.optim_wrapper.GuardedOptimWrapper`'s deferred gradient norm and non-finite flags
+(FloatingPointError naming the failed iteration)."""
 from __future__ import annotations
 
 import json
@@ -13,12 +16,11 @@ import torch
 from mmengine.dist import master_only
 from mmengine.hooks import Hook, LoggerHook, RuntimeInfoHook
 from mmengine.model import is_model_wrapper
-from mmengine.optim import OptimWrapper
 from mmengine.registry import HOOKS
 from mmengine.runner import EpochBasedTrainLoop
 
 from classification.engine.checkpoints import latest_checkpoint
-from classification.engine.step_guard import DeferredNonFiniteGuard, DeferredReadback
+from classification.engine.optim_wrapper import DeferredReadback, GuardedOptimWrapper
 from mixpro_core import POLICY_STATS
 
 
@@ -31,7 +33,7 @@ def _current(runner, key: str):
 @HOOKS.register_module()
 class TrainingCurveHook(Hook):
     """Records loss and lr every ``interval`` iterations, the window average over the last ``interval`` iterations
-    of each label-policy statistic the model logs (``mixpro_core.POLICY_STATS``: ``LabelPolicy.stats``), and the
+    of each label-policy statistic the model logs (``mixpro_core.POLICY_STATS``: ``LabelResult.stats``), and the
     validation metric after each evaluation; writes ``<work_dir>/curve.png`` and ``curve.json`` (``{series: [[iteration,
     value], ...]}``) and refreshes them after each evaluation — a run that dies still has them.
 
@@ -255,54 +257,29 @@ class SyncFreeRuntimeInfoHook(RuntimeInfoHook):
     the intervals of the LoggerHook and the TrainingCurveHook, the first iteration, the end of each epoch, before a
     checkpoint is saved and at the end of training.
 
-    With gradient clipping by norm, mmengine logs the norm with ``float()`` at every update (a synchronisation); this
-    hook takes the norm tensor from the optimiser wrapper's ``clip_func`` instead (which then returns None to
-    mmengine, so it logs nothing itself; the clipping is unchanged) and logs it as ``train/<grad_name>`` with the
-    iteration's other values.
-
-    It also arms the model's deferred non-finite guard (``model.defer_finite_check``,
-    :mod:`classification.engine.step_guard`) when the optimiser can skip an update on the device (a fused optimiser, or
-    a loss scaler), checks the flags that have arrived after every iteration (without waiting) and all of them at the
-    points above, so a non-finite loss stops the run with FloatingPointError before any checkpoint after it is written.
-    Otherwise the model keeps its host check before every optimiser step (one synchronisation per step): use
-    ``fused=True`` in the optimiser config.
+    With a :class:`~classification.engine.optim_wrapper.GuardedOptimWrapper` it is the reader of the wrapper's deferred
+    values (``defer()`` before training): the clipping norm of each update is logged as ``train/<grad_name>`` with the
+    iteration's other values, and the deferred non-finite flags are checked after every iteration (without waiting)
+    and all at the points above, so a non-finite loss stops the run with FloatingPointError before any checkpoint after
+    it is written. Any other wrapper has no non-finite-loss guard: a warning says so.
     """
 
     priority = "VERY_HIGH"
 
     def __init__(self):
         super().__init__()
-        self._logs, self._guard, self._intervals = DeferredReadback(), None, ()
-        self._clip, self._grad_norm = None, None  # (wrapper, its clip_func) while deferred; the norm not yet pushed
+        self._logs, self._wrapper, self._intervals = DeferredReadback(), None, ()
 
     def before_train(self, runner) -> None:
         super().before_train(runner)
         self._intervals = tuple(sorted({h.interval for h in runner.hooks
                                         if isinstance(h, (LoggerHook, TrainingCurveHook))}))
-        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
-        wrapper = runner.optim_wrapper
-        if isinstance(wrapper, OptimWrapper) and getattr(wrapper, "clip_func", None) is torch.nn.utils.clip_grad_norm_:
-            self._defer_grad_norm(wrapper)
-        if not (hasattr(model, "defer_finite_check") and isinstance(wrapper, OptimWrapper)):
-            return
-        scaler = getattr(wrapper, "loss_scaler", None)
-        scaled = scaler is not None and scaler.is_enabled()
-        if scaled or getattr(wrapper.optimizer, "_step_supports_amp_scaling", False):
-            self._guard = DeferredNonFiniteGuard(wrapper.optimizer, scaled)
-            model.defer_finite_check(self._guard)
-        elif next(model.parameters()).device.type != "cpu":  # on the CPU a host read costs no synchronisation
-            runner.logger.info(f"{type(wrapper.optimizer).__name__} cannot skip an update on the device: the "
-                               f"non-finite-loss guard reads the loss on the host every step (set fused=True in the "
-                               f"optimiser config to avoid that synchronisation)")
-
-    def _defer_grad_norm(self, wrapper: OptimWrapper) -> None:
-        clip = wrapper.clip_func
-
-        def clip_and_keep(params, **kwargs):
-            self._grad_norm = clip(params, **kwargs)
-
-        self._clip = (wrapper, clip)
-        wrapper.clip_func = clip_and_keep
+        if isinstance(runner.optim_wrapper, GuardedOptimWrapper):
+            self._wrapper = runner.optim_wrapper
+            self._wrapper.defer()
+        else:
+            runner.logger.warning(f"{type(runner.optim_wrapper).__name__} has no non-finite-loss guard: use "
+                                  f"optim_wrapper.type='GuardedOptimWrapper'")
 
     def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
         tensors = {}
@@ -311,21 +288,21 @@ class SyncFreeRuntimeInfoHook(RuntimeInfoHook):
                 tensors[key] = value.detach().reshape(()).float()
             else:
                 runner.message_hub.update_scalar(f"train/{key}", value)
-        if self._grad_norm is not None:  # set by this iteration's update
-            tensors[self._clip[0].grad_name] = self._grad_norm.detach().reshape(()).float()
-            self._grad_norm = None
+        if self._wrapper is not None:
+            for key, norm in self._wrapper.pop_grad_norm().items():  # set by this iteration's update
+                tensors[key] = norm.detach().reshape(()).float()
         if tensors:
             self._logs.push(list(tensors), torch.stack(list(tensors.values())))
-        if self._guard is not None:
-            self._guard.check(wait=False, rank=runner.rank)
+        if self._wrapper is not None:
+            self._wrapper.check(wait=False)
         it, inner = runner.iter + 1, batch_idx + 1
         if (runner.iter == 0 or any(it % i == 0 or inner % i == 0 for i in self._intervals)
                 or self.end_of_epoch(runner.train_dataloader, batch_idx)):
             self._flush(runner)
 
     def _flush(self, runner) -> None:
-        if self._guard is not None:
-            self._guard.check(wait=True, rank=runner.rank)
+        if self._wrapper is not None:
+            self._wrapper.check(wait=True)
         for keys, values in self._logs.pop(wait=True):
             for key, value in zip(keys, values):
                 runner.message_hub.update_scalar(f"train/{key}", value)
@@ -338,10 +315,6 @@ class SyncFreeRuntimeInfoHook(RuntimeInfoHook):
 
     def after_train(self, runner) -> None:
         self._flush(runner)
-        if self._clip is not None:
-            wrapper, wrapper.clip_func = self._clip
-            self._clip = None
-        if self._guard is not None:
-            model = runner.model.module if is_model_wrapper(runner.model) else runner.model
-            model.defer_finite_check(None)
-            self._guard = None
+        if self._wrapper is not None:
+            self._wrapper.defer(False)
+            self._wrapper = None

@@ -1,35 +1,14 @@
-"""The host a run is on: repository root (:data:`ROOT`), torch threads, data-loader workers, CPU-only DDP, and the
-machine description of the reports.
+"""The host a run is on: repository root (:data:`ROOT`), torch threads, loader workers, CPU-only DDP, the machine.
 
-Process settings that fit the machine: torch's intra-op thread count (and advice on OpenMP's wait policy).
-
-torch starts one intra-op (OpenMP) thread per core it detects, and every DataLoader worker is one more busy
-process; on a 2-core machine the trainer's 2 threads plus 2 workers oversubscribe the cores (threads spinning
-and being descheduled: half the CPU time in the kernel). :func:`configure_threads` keeps the runnable threads at
-most the usable cores: the cores this process may run on (``os.sched_getaffinity``, which honours taskset,
-cgroups cpusets and container CPU pinning), shared among the processes of this host (``LOCAL_WORLD_SIZE`` ranks),
-minus the persistent training-loader workers, at least one.
-
-Other processes on the machine (a second run, a compiler, the evaluation of another job) oversubscribe the cores
-all the same, and GNU OpenMP's default wait policy (spin before sleeping) turns that into a collapse: a thread
-spins at every parallel region's barrier while its partner waits for a core. On a 2-core machine shared by other
-busy processes, the tiny-ViT Fashion-MNIST step took 1.2–1.5 s with 2 spinning threads against 0.19–0.21 s with
-``OMP_WAIT_POLICY=PASSIVE`` (1 thread: 0.16–0.20 s). Importing the package does not set it (that would change the
-whole process): on a shared machine, export ``OMP_WAIT_POLICY=PASSIVE`` before starting a run (the README says so).
-
-Data-loader worker counts that leave CPU cores to the training process.
-
-Each loader worker is one busy process. If the workers take every core, the main process — which collates, pins
-and copies batches and launches the GPU kernels of every step — waits for a core, and loading and compute stop
-overlapping. :func:`default_num_workers` caps a configured count at the cores this process may use (its share of
-``os.sched_getaffinity`` when ``LOCAL_WORLD_SIZE`` ranks share the host) minus :data:`RESERVED_CORES`, never below
-one worker; a count of 0 (load in the main process) is kept. ``tools/train.py`` and ``tools/test.py`` apply it to
-every loader of the config (:func:`apply_default_num_workers`), e.g. 16 cores, one GPU: at most 14 workers.
-
-The machine and software stack a measurement ran on, for the reports of the benchmarks and the reproduction.
-
-Versions and GPU names come from mmengine's :func:`mmengine.utils.dl_utils.collect_env`; the platform string, the CPU
-model (``/proc/cpuinfo``) and the CPU count, which it does not report, are added here.
+:func:`configure_threads` keeps the runnable threads at most the usable cores (:func:`usable_cores`:
+``os.sched_getaffinity``, which honours taskset, cpusets and container pinning): their share among the
+``LOCAL_WORLD_SIZE`` ranks of the host minus the training loader's workers, at least one. It leaves OpenMP's wait
+policy alone (on a shared machine export ``OMP_WAIT_POLICY=PASSIVE``: README.md, "Training and evaluation"; measured
+in docs/benchmarks.md, "OpenMP wait policy"). :func:`default_num_workers` caps a configured worker count at that
+share minus :data:`RESERVED_CORES`, so the main process keeps a core to collate, copy and launch kernels (16 cores,
+one GPU: at most 14 workers), never below one, 0 kept; ``tools/train.py`` and ``tools/test.py`` apply it to every
+loader (:func:`apply_default_num_workers`). :func:`environment`: mmengine's ``collect_env`` plus the platform, the
+CPU model (:func:`cpu_name`) and the CPU count, for the reports of the benchmarks and the reproduction.
 """
 from __future__ import annotations
 

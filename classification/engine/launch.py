@@ -1,12 +1,11 @@
-"""Command-line entry points behind ``tools/train.py`` and ``tools/test.py``: any MixPro config (classification,
-segmentation, detection) through mmengine's Runner (:class:`classification.engine.runner.MixProRunner`).
+"""The one config API of every run, and the command lines ``tools/train.py`` / ``tools/test.py`` over it.
 
-``main`` trains, ``run_test`` evaluates a checkpoint. Both check the config and its ``--cfg-options`` before anything
-is built (:mod:`classification.engine.config_check`; mistakes are one-line
-:class:`~classification.engine.errors.UserError`), install the weights-only checkpoint loader
-(:func:`classification.engine.checkpoints.install_safe_checkpoint_loading`), filter the known harmless upstream warnings
-(:func:`filter_upstream_warnings`) and, for multi-process runs on a host without CUDA, start a gloo process group before
-the Runner (:func:`classification.engine.distributed.init_distributed`).
+:func:`prepare_config` (training) and :func:`prepare_test_config` (evaluation) take a config file or an edited Config
+and keyword options (the tools' flags), check overrides and values before anything is built (mistakes are one-line
+:class:`~classification.engine.errors.UserError`) and return the Config that
+:func:`classification.engine.lifecycle.run` builds, runs and ends cleanly. ``main`` / ``run_test`` (the only users of
+argparse) also install the weights-only checkpoint loader, filter :data:`UPSTREAM_WARNINGS` and, for multi-process
+runs on a host without CUDA, start a gloo process group (:func:`classification.engine.distributed.init_distributed`).
 """
 from __future__ import annotations
 
@@ -18,20 +17,21 @@ import os
 import os.path as osp
 import re
 import warnings
+from typing import Mapping, Optional, Sequence, Union
 
 import torch
 from mmengine.config import Config, DictAction
 from mmengine.logging import print_log
 
+from classification.engine import lifecycle
 from classification.engine.atomic import atomic_write_text
 from classification.engine.checkpoints import install_safe_checkpoint_loading
 from classification.engine.config_check import (apply_cfg_options, check_cache_sampler, check_data_roots,
                                                 check_training_options, load_config, validate_training_config)
-from classification.engine.distributed import finish_distributed, init_distributed, release_dataloader_workers
+from classification.engine.distributed import init_distributed
 from classification.engine.errors import MissingPathError, UserError
 from classification.engine.host import adapt_config_to_host, apply_default_num_workers, configure_threads
-from classification.engine.preemption import TrainingPreempted, add_preemption_hook
-from classification.engine.runner import MixProRunner
+from classification.engine.preemption import add_preemption_hook
 
 TRAIN_USAGE = """Train any MixPro config (classification, segmentation, detection) with mmengine's Runner.
 
@@ -146,19 +146,21 @@ def shorten_schedule(cfg, epochs: int, keep_val_interval: bool = False) -> None:
         cfg.train_cfg.val_interval = epochs
 
 
-def _schedule_length(cfg, args: argparse.Namespace) -> None:
-    """``--epochs`` (the whole schedule), or a warning when ``train_cfg.max_epochs`` alone leaves the lr schedule
+def _schedule_length(cfg, epochs: Optional[int], cfg_options: Optional[Mapping]) -> None:
+    """``epochs`` (the whole schedule), or a warning when ``train_cfg.max_epochs`` alone leaves the lr schedule
     running past the new end."""
     loop = cfg.get("train_cfg") or {}
-    overridden = "train_cfg.max_epochs" in (args.cfg_options or {})
-    if args.epochs is not None:
+    overridden = "train_cfg.max_epochs" in (cfg_options or {})
+    if epochs is not None:
+        if not isinstance(epochs, int) or epochs < 1:
+            raise UserError(f"--epochs must be at least 1, got {epochs!r}")
         if not loop.get("by_epoch", True) or "max_epochs" not in loop:
-            raise UserError(f"--epochs: {args.config} trains by iterations (train_cfg.max_iters); shorten it with "
+            raise UserError(f"--epochs: {cfg.filename} trains by iterations (train_cfg.max_iters); shorten it with "
                             f"--cfg-options train_cfg.max_iters=N and its param_scheduler ends")
         if overridden:
             raise UserError("--epochs and --cfg-options train_cfg.max_epochs both set the length: use --epochs, "
                             "which also shortens the lr schedule")
-        shorten_schedule(cfg, args.epochs, keep_val_interval=True)
+        shorten_schedule(cfg, epochs, keep_val_interval=True)
         return
     schedulers = cfg.get("param_scheduler") or []
     schedulers = [schedulers] if isinstance(schedulers, dict) else schedulers
@@ -169,9 +171,9 @@ def _schedule_length(cfg, args: argparse.Namespace) -> None:
                   f"{loop.max_epochs} to shorten the whole schedule", logger="current", level=logging.WARNING)
 
 
-def _partial_load(cfg, args: argparse.Namespace) -> None:
-    if args.partial_load:
-        cfg.load_from_partial = list(args.partial_load)
+def _partial_load(cfg, patterns: Optional[Sequence[str]]) -> None:
+    if patterns:
+        cfg.load_from_partial = list(patterns)
     if cfg.get("load_from_partial"):
         if cfg.get("resume"):
             raise UserError("partial loading (--partial-load / load_from_partial) applies to load_from; a resume "
@@ -180,40 +182,59 @@ def _partial_load(cfg, args: argparse.Namespace) -> None:
             raise UserError("--partial-load / load_from_partial without load_from: set --cfg-options load_from=CKPT")
 
 
-def build_config(args: argparse.Namespace) -> Config:
-    """The training config of ``args`` (from :func:`parse_args`): overrides (checked), ``--epochs``, work dir, AMP
-    optimiser wrapper, resume and partial loading, host adaptation, the start-up summary and preemption hooks;
-    validated (:func:`classification.engine.config_check.validate_training_config`, loop / optimiser values). The data
-    folders are checked by :func:`main`, which runs it (:func:`classification.engine.config_check.check_data_roots`)."""
-    cfg = load_config(args.config)
-    apply_cfg_options(cfg, args.cfg_options)
+def _loaded(config: Union[str, Config], cfg_options: Optional[Mapping]) -> Config:
+    """``config`` loaded (a path) or as given (a Config), with ``cfg_options`` checked and applied."""
+    cfg = load_config(config) if isinstance(config, str) else config
+    apply_cfg_options(cfg, cfg_options)
+    return cfg
+
+
+def _default_work_dir(cfg, *parts: str) -> str:
+    return osp.join("work_dirs", osp.splitext(osp.basename(cfg.filename or "run"))[0], *parts)
+
+
+def prepare_config(config: Union[str, Config], *, work_dir: Optional[str] = None,
+                   cfg_options: Optional[Mapping] = None, epochs: Optional[int] = None, amp: Optional[str] = None,
+                   resume: Optional[str] = None, compile: bool = False, partial_load: Optional[Sequence[str]] = None,
+                   launcher: str = "none", seed: Optional[int] = None) -> Config:
+    """The training config ``tools/train.py`` runs (:func:`classification.engine.lifecycle.run`). ``config``: a file,
+    or a Config the caller edited (changed in place). Applied: ``cfg_options`` (checked), ``epochs`` (the whole
+    schedule shortened to end there, val interval kept; epoch-based configs), ``work_dir`` (default: the config's,
+    else ``work_dirs/<config name>``), ``seed`` (``randomness.seed``), ``amp`` ('fp16' | 'bf16': mmengine's AMP
+    optimiser wrapper, CUDA only), ``resume`` ('auto' or a checkpoint), ``partial_load`` (key patterns a
+    ``load_from`` may miss), ``compile`` (the backbone compiled), ``launcher`` (CPU-only DDP), the loader-worker cap,
+    the preemption and run-summary hooks; then validated (loop / optimiser values, a MixClassifier that cannot mix).
+    Raises UserError / MissingPathError / ValueError. Data folders are checked by :func:`main`
+    (:func:`classification.engine.config_check.check_data_roots`)."""
+    cfg = _loaded(config, cfg_options)
     check_training_options(cfg)
-    _schedule_length(cfg, args)
-    cfg.launcher = args.launcher
-    cfg.work_dir = args.work_dir or cfg.get("work_dir") or osp.join(
-        "work_dirs", osp.splitext(osp.basename(args.config))[0])
-    if args.amp:
+    _schedule_length(cfg, epochs, cfg_options)
+    cfg.launcher = launcher
+    cfg.work_dir = work_dir or cfg.get("work_dir") or _default_work_dir(cfg)
+    if seed is not None:
+        cfg.randomness = dict(cfg.get("randomness") or {}, seed=seed)
+    if amp:
         if not torch.cuda.is_available():
-            raise UserError(f"--amp {args.amp} needs a GPU: mmengine's AmpOptimWrapper runs on CUDA/NPU/MLU only; "
+            raise UserError(f"--amp {amp} needs a GPU: mmengine's AmpOptimWrapper runs on CUDA/NPU/MLU only; "
                              f"train in fp32 on the CPU")
         wrapper = cfg.optim_wrapper
-        wrapper.type = "AmpOptimWrapper"
-        wrapper.dtype = "bfloat16" if args.amp == "bf16" else "float16"
+        wrapper.type = "GuardedAmpOptimWrapper" if wrapper.get("type") == "GuardedOptimWrapper" else "AmpOptimWrapper"
+        wrapper.dtype = "bfloat16" if amp == "bf16" else "float16"
         # fp16 needs a dynamic loss scale; bf16 has fp32's exponent range and needs none (mmengine would otherwise
         # build a dynamic GradScaler whose scale reads synchronise with the GPU every step)
-        wrapper.setdefault("loss_scale", "dynamic" if args.amp == "fp16" else dict(enabled=False))
-    if args.resume == "auto":
+        wrapper.setdefault("loss_scale", "dynamic" if amp == "fp16" else dict(enabled=False))
+    if resume == "auto":
         cfg.resume, cfg.load_from = True, None
-    elif args.resume:
-        if not osp.isfile(args.resume):
-            raise MissingPathError(f"checkpoint to resume from not found: {args.resume}")
-        cfg.resume, cfg.load_from = True, args.resume
+    elif resume:
+        if not osp.isfile(resume):
+            raise MissingPathError(f"checkpoint to resume from not found: {resume}")
+        cfg.resume, cfg.load_from = True, resume
     elif cfg.get("load_from") and not osp.isfile(cfg.load_from):
         raise MissingPathError(f"load_from checkpoint not found: {cfg.load_from}")
-    _partial_load(cfg, args)
-    if args.compile:
+    _partial_load(cfg, partial_load)
+    if compile:
         cfg.custom_hooks = list(cfg.get("custom_hooks") or []) + [dict(type="CompileBackboneHook")]
-    adapt_config_to_host(cfg, args.launcher)
+    adapt_config_to_host(cfg, launcher)
     apply_default_num_workers(cfg)  # leave cores to this process (classification.engine.host)
     add_preemption_hook(cfg)  # SIGTERM/SIGUSR1 (and Ctrl-C): checkpoint, exit 75 / 130 (engine.preemption)
     _add_summary_hook(cfg)
@@ -245,21 +266,13 @@ def main(argv=None) -> None:
     """``tools/train.py``: build the config, train, shut data-loader workers and the process group down cleanly."""
     args = parse_args(argv)
     _start(args)
-    cfg = build_config(args)
+    cfg = prepare_config(args.config, work_dir=args.work_dir, cfg_options=args.cfg_options, epochs=args.epochs,
+                         amp=args.amp, resume=args.resume, compile=args.compile, partial_load=args.partial_load,
+                         launcher=args.launcher)
     check_data_roots(cfg, ("train_dataloader", "val_dataloader"))
     _show(cfg, args)
     configure_threads(cfg)
-    runner = MixProRunner.from_cfg(cfg)
-    preempted = None
-    try:
-        runner.train()
-    except TrainingPreempted as stop:
-        preempted = stop
-    release_dataloader_workers(runner)
-    del runner  # frees the DDP reducer's reference to the process group (see finish_distributed)
-    finish_distributed()
-    if preempted is not None:
-        raise preempted
+    lifecycle.run(cfg)
 
 
 def parse_test_args(argv=None) -> argparse.Namespace:
@@ -272,18 +285,20 @@ def parse_test_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def build_test_config(args: argparse.Namespace) -> Config:
-    """The evaluation config of ``args`` (from :func:`parse_test_args`): ``load_from`` the checkpoint (strictly: no
-    partial loading), no resume, work dir ``work_dirs/<config name>/test`` unless given."""
-    cfg = load_config(args.config)
-    apply_cfg_options(cfg, args.cfg_options)
-    if not osp.isfile(args.checkpoint):
-        raise MissingPathError(f"checkpoint not found: {args.checkpoint}")
-    cfg.launcher = args.launcher
-    cfg.work_dir = args.work_dir or osp.join("work_dirs", osp.splitext(osp.basename(args.config))[0], "test")
-    cfg.load_from, cfg.resume = args.checkpoint, False
+def prepare_test_config(config: Union[str, Config], checkpoint: str, *, work_dir: Optional[str] = None,
+                        cfg_options: Optional[Mapping] = None, launcher: str = "none") -> Config:
+    """The evaluation config ``tools/test.py`` runs: ``config`` (a file, or a Config changed in place) with
+    ``cfg_options`` (checked), ``load_from`` the checkpoint (strictly: no partial loading), no resume, work dir
+    ``work_dirs/<config name>/test`` unless given, host adaptation, the loader-worker cap and the run-summary hook.
+    MissingPathError for a missing checkpoint."""
+    cfg = _loaded(config, cfg_options)
+    if not osp.isfile(checkpoint):
+        raise MissingPathError(f"checkpoint not found: {checkpoint}")
+    cfg.launcher = launcher
+    cfg.work_dir = work_dir or _default_work_dir(cfg, "test")
+    cfg.load_from, cfg.resume = checkpoint, False
     cfg.pop("load_from_partial", None)
-    adapt_config_to_host(cfg, args.launcher)
+    adapt_config_to_host(cfg, launcher)
     apply_default_num_workers(cfg)
     _add_summary_hook(cfg)
     check_cache_sampler(cfg)
@@ -316,17 +331,14 @@ def run_test(argv=None) -> dict:
     return the metrics."""
     args = parse_test_args(argv)
     _start(args)
-    cfg = build_test_config(args)
+    cfg = prepare_test_config(args.config, args.checkpoint, work_dir=args.work_dir, cfg_options=args.cfg_options,
+                              launcher=args.launcher)
     check_data_roots(cfg, ("test_dataloader",))
     _show(cfg, args)
-    runner = MixProRunner.from_cfg(cfg)
-    metrics = plain_metrics(runner.test())
-    rank, work_dir = runner.rank, runner.work_dir
-    release_dataloader_workers(runner)
-    del runner
-    finish_distributed()
-    if rank == 0:
-        path = write_metrics(work_dir, args.config, args.checkpoint, metrics)
+    finished = lifecycle.run(cfg, train=False, test=True)
+    metrics = plain_metrics(finished.metrics)
+    if finished.rank == 0:
+        path = write_metrics(finished.work_dir, args.config, args.checkpoint, metrics)
         print("  ".join(f"{k}: {v}" for k, v in metrics.items()))
         print(f"metrics written to {path}")
     return metrics

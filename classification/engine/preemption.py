@@ -1,33 +1,14 @@
-"""Preemption: on SIGTERM/SIGUSR1, finish the iteration, checkpoint, exit with a status that asks for a requeue;
-Ctrl-C (SIGINT) in a single-process run stops the same way.
+"""Preemption: on SIGTERM / SIGUSR1 (Ctrl-C in a single-process run), finish the iteration, checkpoint, exit.
 
-Cluster schedulers warn a job before killing it (slurm: SIGTERM, or an earlier signal chosen with
-``--signal=USR1@120``). :class:`PreemptionHook` turns that warning into a clean stop:
-
-1. the signal handler only sets a flag; the running iteration finishes (forward, backward, optimiser and
-   scheduler steps, logging);
-2. at the end of every training iteration the ranks ``all_reduce`` their flags (MAX), so all of them stop after
-   the same iteration even when the signal reached only one rank, or reached them during different iterations. The
-   flag is a CPU tensor reduced in a gloo group (:func:`cpu_group`): under NCCL, mmengine's ``all_reduce`` would
-   copy it to the GPU and back, waiting for the device to finish the step (a host↔device synchronisation per
-   iteration, which the sync-free step avoids everywhere else);
-3. rank 0 writes ``<work_dir>/preempted.pth`` atomically (model, optimiser, schedulers, message hub; meta
-   ``epoch`` = the unfinished epoch, ``iter`` = iterations done) and points ``<work_dir>/last_checkpoint`` at it;
-4. every rank raises :class:`TrainingPreempted`, a ``SystemExit`` with status :data:`PREEMPTED_EXIT_CODE` (75,
-   ``EX_TEMPFAIL``: "temporary failure, retry"), which ``classification.engine.launch.main`` passes on after shutting
-   the data loaders and the process group down.
-
-A Ctrl-C (SIGINT) is handled the same way in a single-process run, with exit status 130 (128 + SIGINT: a user's
-stop, which ``tools/slurm_train.sh`` does not requeue); a second Ctrl-C stops at once (``KeyboardInterrupt``). Under
-torchrun, Ctrl-C is left to torchrun, which stops the whole group.
-
-``--resume auto`` then continues: mmengine restores the iteration counter, and for epoch-based loops this hook
-leaves out the batches of the unfinished epoch that were already trained (their indices only: no image is loaded),
-so a preempted and resumed run trains on exactly the batches, in the order, of an uninterrupted one. Iteration-based
-loops (mmseg) skip the trained batches themselves.
-
-Data-loader worker processes are forked after the handler is installed and inherit it: a signal that slurm sends
-to every process of the job step does not kill them while the main process finishes its iteration.
+:class:`PreemptionHook`'s handler only sets a flag (loader workers, forked later, inherit it, so a signal sent to the
+whole job step does not kill them). After every training iteration the ranks ``all_reduce`` the flag (MAX, a CPU
+tensor in the gloo group :func:`cpu_group`: no host↔device synchronisation), so all stop after the same iteration;
+rank 0 writes ``<work_dir>/preempted.pth`` atomically (model, optimiser, schedulers, message hub; meta ``epoch`` = the
+unfinished epoch, ``iter`` = iterations done) and points ``last_checkpoint`` at it; every rank raises
+:class:`TrainingPreempted`, a ``SystemExit`` with :data:`PREEMPTED_EXIT_CODE` (75, ``EX_TEMPFAIL``) or, after Ctrl-C,
+:data:`INTERRUPTED_EXIT_CODE` (130; a second Ctrl-C raises ``KeyboardInterrupt``; under torchrun Ctrl-C is left to
+torchrun). ``--resume auto`` then skips, by index, the batches of the unfinished epoch already trained (epoch-based
+loops; iteration-based ones skip them themselves). Usage with slurm / torchrun: README.md, "Clusters and GPUs".
 """
 from __future__ import annotations
 

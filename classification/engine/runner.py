@@ -1,5 +1,5 @@
-"""The Runner of ``tools/train.py`` and ``tools/test.py``: mmengine's, with checkpoints loaded strictly and a console
-a person can read.
+"""The Runner of every run (:func:`classification.engine.lifecycle.run`): mmengine's, with checkpoints loaded strictly
+and a console a person can read.
 
 - ``load_from`` and ``resume`` go through :func:`classification.engine.checkpoints.load_state_dict_strict` (keys and
   shapes must fit; ``load_from_partial`` key patterns excuse keys of a ``load_from``, never of a resume). A classifier's

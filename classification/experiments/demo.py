@@ -1,36 +1,14 @@
-"""The demo behind ``tools/demo.py`` (``make demo``), the main job on the embedded data, on CPU: pretrain → convert
-→ Segmenter → Mask R-CNN, one results table, aimed at 10 minutes on 2 cores.
+"""The demo behind ``tools/demo.py`` (``make demo``; README, "The two commands"), on CPU: MixPro pretraining of the tiny
+ViT on Fashion-MNIST for ``--epochs`` (default 15: the config's schedule shortened to end there) → conversion to mmseg
+ViT key names at the downstream ``img_size`` (those backbones load strictly) → Segmenter and Mask R-CNN on the
+composite set, each from random init and from the MixPro checkpoint, trained then evaluated once (no validation loop).
 
     python tools/demo.py [--work-dir work_dirs/demo] [--stages pretrain,segmentation,detection] [--epochs 15]
                          [--jobs N] [--quick]
 
-1. **pretrain**: MixPro (MaskMix + PAL) training of the tiny ViT (32×32, patch 8) on Fashion-MNIST for ``--epochs``
-   (default 15: the config's 20-epoch schedule, warm-up then cosine, shortened to end there), validated once at the
-   end; the final model is evaluated on the 10k test set; ``curve.png`` and ``maskmix_grid.png`` (mixed training
-   images with λ_area, λ_attn and the PAL λ) are written.
-2. **convert**: the classifier → mmseg ``VisionTransformer`` key names (:mod:`classification.transfer.convert`, ``--to
-   mmseg-vit --img-size 64 64``: the position grid resized for the downstream backbones, which load it strictly),
-   the one file both downstream tasks load.
-3. **segmentation**: Segmenter (mask-transformer head) on the composite set (Fashion-MNIST objects on photos,
-   :mod:`classification.transfer.downstream_data.composite`; generated into ``data/composite`` when missing), read at
-   64×64, 500 iterations of 16 images, once from random initialisation and once from the MixPro checkpoint; mIoU on the
-   validation images.
-4. **detection**: Mask R-CNN with the same tiny ViT through a simple feature pyramid, 64×64, 6 epochs, random init
-   vs MixPro; COCO bbox / segm AP.
-
-Every fine-tune is evaluated once, after training (no validation loop), and reads its images in the training process
-(no loader workers): each stage's time is model compute, the loaders take 1–10% of a step (docs/benchmarks.md).
-The table (also ``<work-dir>/results.md`` and ``results.json``) has one row per backbone initialisation and the floor:
-the mIoU of predicting background everywhere on the composite validation labels. Every stage is seeded (its
-config's ``randomness.seed=0``): the same command on the same machine gives the same numbers. At this size the
-numbers say little; ``tools/reproduce.py --set downstream`` is the comparison of pretraining methods.
-
-``--jobs N`` (default 2 where at least 2 cores are usable, else 1: the sequential pipeline in one process): the
-pretraining (and the conversion) run in this process with all usable cores (every fine-tune needs its checkpoint, and
-one 2-thread process pretrains faster than a 1-thread one beside another process); then the four fine-tunes run N at
-a time, each in its own process with usable cores // N intra-op threads (:mod:`classification.experiments.stages`), the
-longer Mask R-CNN ones first. ``results.json`` records each stage's thread count, process and start / end.
-``--quick`` shrinks every stage to seconds (a smoke test of the pipeline, numbers meaningless).
+Every run is prepared and run as ``tools/train.py``'s (:func:`~classification.engine.launch.prepare_config`,
+:mod:`~classification.engine.lifecycle`), seeded (``randomness.seed=0``); ``--jobs N``: N fine-tunes at a time.
+:func:`main` writes ``results.md`` / ``.json``: a row per initialisation, the all-background floor, each stage's times.
 """
 from __future__ import annotations
 
@@ -45,10 +23,11 @@ import torch
 from mmengine.config import Config
 
 from classification.data.fashion_mnist import FASHION_MNIST_ROOT
+from classification.engine import lifecycle
 from classification.engine.checkpoints import install_safe_checkpoint_loading
+from classification.engine.config_check import load_config
 from classification.engine.host import ROOT, configure_threads, usable_cores
-from classification.engine.launch import filter_upstream_warnings, shorten_schedule
-from classification.engine.runner import MixProRunner
+from classification.engine.launch import filter_upstream_warnings, prepare_config
 from classification.experiments.stages import Stage, run_stages
 from classification.experiments.visualize import maskmix_grid
 from classification.transfer.convert import convert_file
@@ -81,22 +60,22 @@ def _progress_hooks(cfg) -> None:
 
 
 def pretrain_config(config: str, epochs: int, work_dir: str, quick: bool = False) -> Config:
-    """The pretraining run: ``config`` with its schedule (warm-up, then cosine) shortened to end at ``epochs``,
-    validation once at the end, all usable cores unless ``OMP_NUM_THREADS`` / ``MKL_NUM_THREADS`` say otherwise
-    (the in-memory loader runs no workers); ``quick``: 512 images per split."""
-    cfg = Config.fromfile(config)
+    """The pretraining run (:func:`classification.engine.launch.prepare_config`): ``config`` with its schedule
+    (warm-up, then cosine) shortened to end at ``epochs``, validation once at the end, all usable cores unless
+    ``OMP_NUM_THREADS`` / ``MKL_NUM_THREADS`` say otherwise (the in-memory loader runs no workers); ``quick``: 512
+    images per split."""
+    cfg = load_config(config)
     if not osp.isdir(cfg.train_dataloader.dataset.get("root", FASHION_MNIST_ROOT)):
         raise SystemExit(f"Fashion-MNIST not found at {FASHION_MNIST_ROOT}: run `make setup` as root "
                          f"(it installs the Debian package dataset-fashion-mnist)")
-    cfg.work_dir = work_dir
     _progress_hooks(cfg)
     cfg.default_hooks.logger.interval = 100
-    shorten_schedule(cfg, epochs)
+    cfg.train_cfg.val_interval = epochs
     if quick:
         for loader in (cfg.train_dataloader, cfg.val_dataloader, cfg.test_dataloader):
             loader.dataset.limit = 512
             loader.num_workers, loader.persistent_workers = 0, False
-    return cfg
+    return prepare_config(cfg, work_dir=work_dir, epochs=epochs)
 
 
 def pretrain(args, work_dir: str) -> dict:
@@ -104,9 +83,7 @@ def pretrain(args, work_dir: str) -> dict:
     cfg = pretrain_config(args.config, args.epochs, work_dir, args.quick)
     threads = configure_threads(cfg)
     t0 = time.time()
-    runner = MixProRunner.from_cfg(cfg)
-    runner.train()
-    metrics = runner.test()
+    metrics = lifecycle.run(cfg, test=True).metrics
     ckpt = osp.join(work_dir, f"epoch_{cfg.train_cfg.max_epochs}.pth")
     maskmix_grid(args.config, ckpt, osp.join(work_dir, "maskmix_grid.png"))
     return dict(top1=float(metrics["top1"]), top5=float(metrics["top5"]), checkpoint=ckpt,
@@ -141,9 +118,9 @@ def finetune_config(config: str, work_dir: str, data_root: str, backbone_ckpt: O
                     task: str) -> Config:
     """A downstream run of ``config`` (relative to the repository) on the composite set at ``data_root``, from
     ``backbone_ckpt`` (None: random init), without a validation loop (the demo evaluates once, at the end);
-    ``quick``: a few iterations at batch 2."""
-    cfg = Config.fromfile(osp.join(ROOT, config))
-    cfg.work_dir = work_dir
+    ``quick``: a few iterations at batch 2; validated as ``tools/train.py`` validates
+    (:func:`classification.engine.launch.prepare_config`)."""
+    cfg = load_config(osp.join(ROOT, config))
     _progress_hooks(cfg)
     if backbone_ckpt is not None:
         cfg.model.backbone.init_cfg.checkpoint = backbone_ckpt
@@ -159,7 +136,7 @@ def finetune_config(config: str, work_dir: str, data_root: str, backbone_ckpt: O
             cfg.param_scheduler = [dict(type="ConstantLR", factor=1.0, by_epoch=False)]
         else:
             cfg.train_cfg.max_epochs = 1
-    return cfg
+    return prepare_config(cfg, work_dir=work_dir)
 
 
 def finetune(config: str, work_dir: str, data_root: str, backbone_ckpt: Optional[str], quick: bool,
@@ -168,9 +145,7 @@ def finetune(config: str, work_dir: str, data_root: str, backbone_ckpt: Optional
     and the seconds."""
     cfg = finetune_config(config, work_dir, data_root, backbone_ckpt, quick, task)
     t0 = time.time()
-    runner = MixProRunner.from_cfg(cfg)
-    runner.train()
-    metrics = runner.test()
+    metrics = lifecycle.run(cfg, test=True).metrics
     seconds = time.time() - t0
     threads = torch.get_num_threads()
     if task == "segmentation":

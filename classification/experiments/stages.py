@@ -1,24 +1,14 @@
 """Run a pipeline's stages a few at a time, each in its own spawned, single-threaded worker process.
 
-A :class:`Stage` names a module-level function and its keyword arguments (both picklable, as is the function's
-return value), the stages that must finish first (``after``: names listed earlier) and the directory it writes
-(``work_dir``: no two stages may share one). :func:`run_stages`:
-
-- ``jobs=1``: every stage runs in this process, in list order (the plain sequential pipeline).
-- ``jobs ≥ 2``: each stage runs in a fresh interpreter from ``multiprocessing``'s ``spawn`` context, at most ``jobs``
-  at a time; a stage starts, in list order, as soon as its ``after`` stages have finished. ``local=True`` stages run
-  in this process, with its thread count, while no worker runs (no worker starts until they return): a checkpoint
-  conversion, or a stage that everything else waits for and that is faster on all the cores than on a share of
-  them (the demo's pretraining). Every worker starts with
-  ``OMP_NUM_THREADS`` / ``MKL_NUM_THREADS`` set in its environment (so OpenMP starts that many threads when torch
-  loads) and calls ``torch.set_num_threads`` before its stage: ``threads`` = usable cores // ``jobs`` (at least 1).
-  Small models gain little from a second intra-op thread: on the 2-core development machine the demo's pretraining
-  ran 1.25× faster on 2 threads than on 1, while two 1-thread processes side by side did about 1.5× the work of
-  one (each 1.36× slower than alone).
-
-A failing worker stops the run: the other workers are terminated and :class:`StageError` names the stage and
-carries the worker's traceback; a worker that dies without a result (killed, out of memory) is reported with its
-exit code. A stage that raised ``SystemExit`` (a user-facing "run X first" message) ends the run with that message.
+A :class:`Stage` names a module-level function and its keyword arguments (both picklable, as is its return value),
+the stages that must finish first (``after``: names listed earlier) and the directory it writes (``work_dir``: no two
+stages may share one). :func:`run_stages` with ``jobs=1`` runs every stage in this process, in list order; with
+``jobs ≥ 2`` each stage runs in a fresh ``spawn`` interpreter, at most ``jobs`` at a time, starting in list order as
+soon as its ``after`` stages have finished, with ``OMP_NUM_THREADS`` / ``MKL_NUM_THREADS`` and ``torch.set_num_threads``
+at usable cores // ``jobs`` (at least 1); ``local=True`` stages run in this process, with its threads, while no worker
+runs (measured trade-off: docs/benchmarks.md, "make demo in about 10 minutes"). A failing worker stops the run: the
+others are terminated and :class:`StageError` names the stage and carries its traceback (or the exit code of a worker
+that died without a result); a stage that raised ``SystemExit`` ends the run with that message.
 """
 from __future__ import annotations
 

@@ -6,9 +6,9 @@ many class-attention blocks: a learned CLS token (B,1,C) attends over [CLS, stag
 updated (layer scale, no drop path); LayerNorm → linear head on the CLS. One block (the default) keeps Swin's
 parameters and cuts the MACs by the difference between a 7×7-token Swin block and a one-query block: the TransMix
 table's 28.3M / 4.2G (T) and 49.6M / 8.5G (S). Choices and measurements: docs/methods.md, "CA-Swin".
-
-PAL / TransMix attention (registered below): the last class-attention block's CLS row over the (H/32)·(W/32)
-stage-4 tokens, row-major, head-averaged, from the same forward pass; ``token_stride`` = 32.
+Registered in mmengine's MODELS as ca_swin_tiny / ca_swin_small. PAL / TransMix attention (in ATTENTION_FORWARDS):
+the last class-attention block's CLS row over the (H/32)·(W/32) stage-4 tokens, row-major, head-averaged, from the
+same forward pass; ``token_stride`` = 32.
 """
 from __future__ import annotations
 
@@ -17,11 +17,12 @@ from typing import Optional, Sequence
 
 import torch
 import torch.nn as nn
+from mmengine.registry import MODELS
 from timm.layers import trunc_normal_
 from timm.models.cait import LayerScaleBlockClassAttn
 from timm.models.swin_transformer import SwinTransformer
 
-from mixpro_core import register_attention_forward
+from mixpro_core import ATTENTION_FORWARDS, attention_key
 
 from .vits import class_attention_forward
 from .weight_init import init_transformer_weights
@@ -73,7 +74,7 @@ class CASwinTransformer(SwinTransformer):
         return super().forward_head(x[:, 0], pre_logits=pre_logits)
 
 
-@register_attention_forward(CASwinTransformer)
+@ATTENTION_FORWARDS.register(attention_key(CASwinTransformer))
 def _ca_swin_forward_with_attention(model, images):
     return class_attention_forward(model, images, model.blocks_token_only[-1])
 
@@ -85,11 +86,13 @@ def _ca_swin(pretrained: Optional[str], **kw) -> CASwinTransformer:
     return model
 
 
+@MODELS.register_module()
 def ca_swin_tiny(pretrained: Optional[str] = None, **kw) -> CASwinTransformer:
     """CA-Swin-T (Swin-T: dim 96, depths 2-2-6-2, heads 3-6-12-24, window 7, patch 4): 28.29M parameters."""
     return _ca_swin(pretrained, **dict(dict(embed_dim=96, depths=(2, 2, 6, 2), num_heads=(3, 6, 12, 24)), **kw))
 
 
+@MODELS.register_module()
 def ca_swin_small(pretrained: Optional[str] = None, **kw) -> CASwinTransformer:
     """CA-Swin-S (Swin-S: dim 96, depths 2-2-18-2, heads 3-6-12-24, window 7, patch 4): 49.60M parameters."""
     return _ca_swin(pretrained, **dict(dict(embed_dim=96, depths=(2, 2, 18, 2), num_heads=(3, 6, 12, 24)), **kw))

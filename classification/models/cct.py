@@ -1,19 +1,12 @@
-"""Compact Convolutional Transformer (Hassani et al., 2021), CCT-7/3x1 for 32×32 inputs — TokenMixup's CIFAR model.
+"""Compact Convolutional Transformer (Hassani et al., 2021), CCT-7/3x1 for 32×32 inputs — TokenMixup's CIFAR model,
+registered in mmengine's MODELS as cct_7_3x1.
 
-"7/3x1": 7 transformer layers on tokens from a convolutional tokenizer of 1 conv layer with a 3×3 kernel.
-  - Tokenizer: Conv2d(in_chans → 256, 3×3, stride 1, padding 1, no bias) → ReLU → MaxPool(3, stride 2, padding 1):
-    32×32 → 16×16 = 256 tokens (``token_stride`` 2).
-  - Learnable positional embedding (1, 256, 256), truncated-normal std 0.2 (the CCT default ``'learnable'``;
-    ``pos_embed='sine'`` gives the fixed sinusoidal variant, CCT's "_sine" models).
-  - 7 blocks, dim 256, 4 heads, MLP ratio 2 (hidden 512, GELU), attention dropout 0.1, dropout 0, stochastic depth
-    rising linearly to 0.1. CCT's block is *not* a plain pre-norm block: ``x = x + drop_path(attn(norm1(x)))`` then
-    ``x = norm2(x)`` (the residual stream itself is normalised) and ``x = x + drop_path(mlp(x))``.
-  - Final LayerNorm, then sequence pooling (softmax attention weights from a Linear(dim → 1) over the tokens; no CLS
-    token), then the Linear head.
-
-Measured: 3,783,269 parameters with 100 classes (3,760,139 with 10 — the "3.76M" of the CCT paper).
-Attribute names follow our classifier contract and timm (``blocks[i].norm1`` / ``attn.qkv`` / ``num_heads`` /
-``scale``), so mixpro_core's TokenMixup hooks and attention helpers work on it unchanged.
+:class:`CCT`: ``forward(x (B,C,32,32)) -> logits (B,K)``; a convolutional tokenizer (32×32 → 16×16 = 256 tokens,
+``token_stride`` 2), positional embedding, 7 :class:`CCTBlock` layers (post-attention normalisation of the residual
+stream), final LayerNorm and sequence pooling (no CLS token: ``has_cls_attention = False``). Layer settings, the
+parameter count (3,760,139 with 10 classes) and the block's exact formula: docs/methods.md, "CCT". Attribute names
+follow our classifier contract and timm (``blocks[i].norm1`` / ``attn.qkv`` / ``num_heads`` / ``scale``), so
+mixpro_core's TokenMixup hooks and attention helpers work on it unchanged.
 """
 from __future__ import annotations
 
@@ -21,6 +14,7 @@ from typing import Optional
 
 import torch
 import torch.nn as nn
+from mmengine.registry import MODELS
 from timm.layers import DropPath, Mlp
 from timm.models import checkpoint_seq
 from timm.models.vision_transformer import Attention
@@ -32,7 +26,8 @@ __all__ = ["CCT", "CCTBlock", "cct_7_3x1"]
 
 
 class CCTBlock(nn.Module):
-    """CCT's transformer encoder layer (see the module docstring for its post-attention normalisation)."""
+    """CCT's transformer encoder layer, (B,N,dim) → (B,N,dim): ``x = x + drop_path(attn(norm1(x)))``, then
+    ``x = norm2(x)`` (the residual stream itself is normalised) and ``x + drop_path(mlp(x))``."""
 
     def __init__(self, dim: int, num_heads: int, mlp_ratio: float = 2.0, attn_drop: float = 0.1, drop: float = 0.0,
                  drop_path: float = 0.0):
@@ -133,6 +128,7 @@ class CCT(nn.Module):
         return self.forward_head(self.forward_features(x))
 
 
+@MODELS.register_module()
 def cct_7_3x1(pretrained: Optional[str] = None, **kw) -> CCT:
     """CCT-7/3x1 for 32×32 images (CIFAR): 7 layers, 4 heads, dim 256, MLP ratio 2, one 3×3 conv, learnable
     positional embedding, sequence pooling. ``pretrained``: a local checkpoint file (no downloads)."""

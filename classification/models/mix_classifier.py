@@ -1,34 +1,27 @@
-"""The mmengine model of every classification run: backbone + mix schedule + label policy, one code path.
+"""The mmengine model of every classification run: backbone + mix schedule + token mixup + label policy.
 
-``loss`` mode: mix on the device (a :class:`mixpro_core.MixSchedule` of registered mixers, model-free such as MaskMix
-or model-aware such as R-Mix, all called ``mixer(images, labels, model, generator)``), one forward that also yields
-the CLS attention when the label policy needs it — with TokenMixup's HTM/VTM attached to the backbone for that
-forward only — then the loss. No method-specific branches: the method is the (schedule, token mixup, policy) triple
-named in the config (docs/methods.md, "Method schedule"); a :class:`mixpro_core.TokenMixup` without modules passes
-the policy's loss through.
-
-Reliability: the model counts its training steps in the buffer ``mix_step`` (saved in checkpoints) and the mixing
-randomness of step ``t`` on rank ``r`` comes from a generator seeded with ``(mix_seed, t, r)``, so a resumed run mixes
-exactly as an uninterrupted one, in any training loop; a non-finite loss stops the run (on all ranks) before the
-optimiser step, naming the step: by a host read per step, or with no host synchronisation once
-``SyncFreeRuntimeInfoHook`` arms the deferred guard (:mod:`classification.engine.step_guard`). Under fp16 AMP, steps the
-loss scaler skips for non-finite gradients are not failures: ``AmpSkippedStepsHook`` counts and logs them.
-"""
+``loss`` mode, one code path: mix on the device (a :class:`mixpro_core.MixSchedule`, every mixer called
+``mixer(images, labels, model, generator)``), one forward that also yields the CLS attention when the label policy
+needs it (TokenMixup's HTM/VTM attached for that forward only), then one label call: the policy's
+:class:`mixpro_core.LabelResult` (loss, logged statistics) or, with HTM, its :class:`mixpro_core.TokenMixupResult`
+(targets, ScoreNet loss). The method is the config's (schedule, token mixup, policy) triple (docs/methods.md, "Method
+schedule"). Step ``t``'s mixing on rank ``r`` is seeded by ``(mix_seed, t, r)``, ``t`` the checkpointed buffer
+``mix_step``: a resumed run mixes exactly as an uninterrupted one, in any training loop. A non-finite loss is stopped
+by the optimiser wrapper (:mod:`classification.engine.optim_wrapper`), not here."""
 from __future__ import annotations
 
 import warnings
 from typing import Optional
 
 import torch
-from mmengine.dist import all_reduce, get_rank
+from mmengine.dist import get_rank
 from mmengine.logging import print_log
 from mmengine.model import BaseModel
 from mmengine.registry import MODELS
 
 import mixpro_core
-from classification.engine.step_guard import DeferredNonFiniteGuard
 from mixpro_core import (build_label_policy, build_schedule, build_token_mixup, check_mix_defaults, check_options,
-                         forward_with_attention, has_cls_attention)
+                         forward_with_attention, has_cls_attention, soft_target_cross_entropy)
 
 
 def _build_backbone(cfg: dict, num_classes: int):
@@ -93,7 +86,6 @@ class MixClassifier(BaseModel):
         self.mixer = build_schedule(mix, self.mix_defaults)
         self.register_buffer("mix_step", torch.zeros((), dtype=torch.long))
         self._step = 0  # host copy of mix_step: reading the buffer on an accelerator would synchronise every step
-        self._finite_guard: Optional[DeferredNonFiniteGuard] = None  # see defer_finite_check
         self.policy = build_label_policy(label_policy, num_classes, smoothing)
         self.use_attention = self.policy.needs_attention and has_cls_attention(self.backbone)
         if self.policy.needs_attention and not self.use_attention:
@@ -143,10 +135,16 @@ class MixClassifier(BaseModel):
                 logits, cls_attn = forward_with_attention(self.backbone, batch.images)
             else:
                 logits, cls_attn = self.backbone(batch.images), None
-        losses = self.token_mixup.losses(context, self.policy, batch, logits, cls_attn, labels)
+        htm = self.token_mixup.result(context)  # None without HTM
+        if htm is None:
+            result = self.policy(batch, logits, cls_attn, labels)
+            losses, stats = dict(loss=result.loss), result.stats  # stats: attn_entropy, lam_gap, pal_alpha, ...
+        else:  # HTM's targets replace the policy's (area) labels; its ScoreNet loss is added
+            losses = dict(loss=soft_target_cross_entropy(logits, htm.targets) + htm.scorenet,
+                          scorenet=htm.scorenet.detach(), htm_mixed=htm.mixed)
+            stats = {}
         losses.update(batch.stats)  # logged, not summed (no 'loss' in the names)
-        if self.use_attention:  # attn_entropy, lam_gap, pal_alpha (mixpro_core.LabelPolicy.stats)
-            losses.update(self.policy.stats(batch, logits, cls_attn, labels))
+        losses.update(stats)
         return losses
 
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
@@ -158,24 +156,3 @@ class MixClassifier(BaseModel):
         super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
                                       error_msgs)
         self._step = int(self.mix_step)
-
-    def defer_finite_check(self, guard: Optional[DeferredNonFiniteGuard]) -> None:
-        """Check the loss on the device (``guard``: the optimiser skips bad updates, the host reads the flag later,
-        no synchronisation per step) instead of by a host read before every optimiser step (None, the default)."""
-        self._finite_guard = guard
-
-    def parse_losses(self, losses: dict):
-        """mmengine's reduction, then stop on a non-finite loss, agreed across ranks (a device all-reduce), before
-        the optimiser step: by a host read here, or on the device with the deferred guard
-        (:meth:`defer_finite_check`), which then returns the loss for backward that disables the update."""
-        loss, log_vars = super().parse_losses(losses)
-        finite = torch.isfinite(loss.detach()).float()
-        all_reduce(finite, op="min")
-        if self._finite_guard is not None:
-            return self._finite_guard.arm(loss, finite, self._step), log_vars
-        if not bool(finite):
-            raise FloatingPointError(
-                f"non-finite training loss ({float(loss.detach())} on rank {get_rank()}) at iteration {self._step} "
-                f"(the model's mix_step): stopping before the optimiser step; the last checkpoint in the work dir is "
-                f"the last good state (resume with --resume after lowering the lr or checking the data)")
-        return loss, log_vars

@@ -1,41 +1,13 @@
-"""MS-MLP (Mix-Shift-MLP, Zheng et al. 2022): a 4-stage MLP with mixing-and-shifting token mixing, written from the
-method description (docs/methods.md, "MS-MLP"); where it is silent the layout follows the published model (facts
-only, no
-code taken from it), so that official checkpoints load tensor for tensor (:func:`from_official_state_dict`).
+"""MS-MLP (Mix-Shift-MLP, Zheng et al. 2022), registered in mmengine's MODELS as ms_mlp_tiny / _small / _base.
 
-Token mixing of an MS-block, on (B,C,H,W) (:class:`MSMixing`):
-
-- the C channels are split into 5 groups in order with ``torch.chunk`` sizes (⌈C/5⌉ each, the last one the rest:
-  96 → 20,20,20,20,16), as the published model does;
-- two branches, W and H. In each, group i is rolled cyclically by ``d_i`` (``torch.roll``, d = −2,−1,0,1,2 for
-  groups 0…4) along W in the W branch and along H in the H branch, then goes through its own depthwise k_i×k_i
-  convolution (zero padding k_i//2, with bias) — the order of docs/methods.md, "MS-MLP", and the published model's;
-  group i pairs shift d_i with kernel k_i index by index;
-- the two branches are summed.
-
-Block (:class:`MSBlock`): ``x + drop_path(γ · fc2(GELU(fc1(LN(mixing(x))))))``, fc1 C→4C, γ a per-channel layer
-scale initialised to 1e-6: the mixing has no norm in front of it and no residual of its own — the whole block
-(mixing → LN → MLP → γ → drop path) is one residual branch added to the block input. No projection is involved in
-the mixing (it is depthwise only).
-
-Network: patch-4 stem (4×4 stride-4 conv + LN), stages of MS-blocks at strides 4/8/16/32, 2×2 stride-2 conv
-downsampling followed by LN between stages, global average pooling → LN → linear head. Per-stage kernels
-``[[1,1,3,5,7],[1,3,3,5,7],[1,5,5,5,7],[1,7,7,7,7]]``; drop path linear from 0 to ``drop_path_rate`` over all blocks.
-All LayerNorms use eps 1e-6.
-
-Parameters (num_classes=1000): Tiny 28,656,232, Small 50,303,752, Base 88,696,792. The seed README's 28M / 50M / 88M
-are these counts truncated to whole millions (Base's 88.70M would round to 89M). Small and Base are within 1% of the
-published figure, Tiny is 2.3% above it: the layout docs/methods.md, "MS-MLP" fixes (stem, C→4C→C MLPs, 2×2
-downsampling, head)
-already holds 28.26M, and the two branches' depthwise convolutions add 0.40M.
-
-No CLS token: ``has_cls_attention = False`` (MixPro's PAL falls back to area labels); ``token_stride = 32``, the
-stride of the last feature map, so MaskMix cells must be multiples of 32 px.
-
-:class:`MSMLPBackbone` is the same network as a dense backbone for mmseg / mmdet: it returns the stage outputs of
-``out_indices`` (B, C_i, H/2^(i+2), W/2^(i+2)), each through its own LayerNorm (``out_norms.<i>``), and loads our
-classification checkpoints through ``init_cfg=dict(type='Pretrained', checkpoint=...)``. The
-``segmentation`` and ``detection`` packages register it in mmseg's and mmdet's MODELS.
+:class:`MSMLP`: ``forward(x (B,3,H,W)) -> logits (B,K)``, a 4-stage MLP whose MS-blocks (:class:`MSBlock`) mix tokens
+by rolling channel groups and depthwise convolutions (:class:`MSMixing`); block semantics, layout and parameter counts:
+docs/methods.md, "MS-MLP". Official checkpoints load tensor for tensor through :func:`from_official_state_dict`.
+No CLS token: ``has_cls_attention = False`` (PAL falls back to area labels); ``token_stride = 32``, the stride of the
+last feature map, so MaskMix cells must be multiples of 32 px.
+:class:`MSMLPBackbone`: the same network as a dense backbone for mmseg / mmdet (stage outputs of ``out_indices``, each
+through its own LayerNorm; loads our classification checkpoints through ``init_cfg=dict(type='Pretrained', ...)``);
+the ``segmentation`` and ``detection`` packages register it in mmseg's and mmdet's MODELS.
 """
 from __future__ import annotations
 
@@ -45,6 +17,7 @@ from typing import Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
+from mmengine.registry import MODELS
 from timm.layers import DropPath, LayerNorm2d, Mlp
 from torch.utils.checkpoint import checkpoint
 
@@ -104,7 +77,7 @@ class MSMixing(nn.Module):
 
 
 class MSBlock(nn.Module):
-    """MS-block, (B,C,H,W) → (B,C,H,W): ``x + drop_path(γ · MLP(LN(MSMixing(x))))`` (see the module docstring)."""
+    """MS-block, (B,C,H,W) → (B,C,H,W): ``x + drop_path(γ · MLP(LN(MSMixing(x))))`` (docs/methods.md, "MS-MLP")."""
 
     def __init__(self, dim: int, kernels: Sequence[int], shifts: Sequence[int] = SHIFTS, mlp_ratio: float = 4.,
                  drop: float = 0., drop_path: float = 0., layer_scale_init: float = 1e-6):
@@ -311,18 +284,21 @@ def _ms_mlp(pretrained: Optional[str], **kw) -> MSMLP:
     return model
 
 
+@MODELS.register_module()
 def ms_mlp_tiny(pretrained: Optional[str] = None, **kw) -> MSMLP:
     """MS-MLP-Tiny: dim 96, depths [3,3,9,3], drop path 0.1."""
     kw = {"embed_dim": 96, "depths": (3, 3, 9, 3), "drop_path_rate": 0.1, **kw}
     return _ms_mlp(pretrained, **kw)
 
 
+@MODELS.register_module()
 def ms_mlp_small(pretrained: Optional[str] = None, **kw) -> MSMLP:
     """MS-MLP-Small: dim 96, depths [3,3,27,3], drop path 0.4."""
     kw = {"embed_dim": 96, "depths": (3, 3, 27, 3), "drop_path_rate": 0.4, **kw}
     return _ms_mlp(pretrained, **kw)
 
 
+@MODELS.register_module()
 def ms_mlp_base(pretrained: Optional[str] = None, **kw) -> MSMLP:
     """MS-MLP-Base: dim 128, depths [3,3,27,3], drop path 0.5."""
     kw = {"embed_dim": 128, "depths": (3, 3, 27, 3), "drop_path_rate": 0.5, **kw}

@@ -1,4 +1,5 @@
-"""PVT v1 (Pyramid Vision Transformer, Wang et al. 2021) classifier with a CLS token joining in stage 4.
+"""PVT v1 (Pyramid Vision Transformer, Wang et al. 2021) classifier with a CLS token joining in stage 4, registered
+in mmengine's MODELS as pvt_tiny / pvt_small / pvt_medium / pvt_large.
 
 Parameter names follow the official PVT v1 classifier (``patch_embed{i}``, ``pos_embed{i}``, ``block{i}.{j}.attn.q``,
 ``.attn.kv``, ``.attn.sr``, ``.attn.norm``, ``.mlp.fc1`` …, ``norm``, ``cls_token``, ``head``) so that mmdet's
@@ -18,6 +19,7 @@ from typing import Sequence, Tuple
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from mmengine.registry import MODELS
 from timm.layers import DropPath, Mlp, to_2tuple, trunc_normal_
 from torch.utils.checkpoint import checkpoint
 
@@ -234,21 +236,25 @@ def _pvt(depths, **kw) -> PyramidVisionTransformerV1:
     return PyramidVisionTransformerV1(depths=depths, **kw)
 
 
+@MODELS.register_module()
 def pvt_tiny(**kw) -> PyramidVisionTransformerV1:
     """PVT-Tiny, 13.2M parameters."""
     return _pvt((2, 2, 2, 2), **kw)
 
 
+@MODELS.register_module()
 def pvt_small(**kw) -> PyramidVisionTransformerV1:
     """PVT-Small, 24.5M parameters."""
     return _pvt((3, 4, 6, 3), **kw)
 
 
+@MODELS.register_module()
 def pvt_medium(**kw) -> PyramidVisionTransformerV1:
     """PVT-Medium, 44.2M parameters."""
     return _pvt((3, 4, 18, 3), **kw)
 
 
+@MODELS.register_module()
 def pvt_large(**kw) -> PyramidVisionTransformerV1:
     """PVT-Large, 61.4M parameters."""
     return _pvt((3, 8, 27, 3), **kw)

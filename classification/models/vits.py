@@ -4,10 +4,11 @@ Every classifier of ours follows one contract (see ``classification.models``): `
 ``mixpro_core.forward_with_attention(model, x) -> (logits, cls_attn (B,N) or None)``; attributes
 ``token_stride`` (pixel size of the tokens cls_attn refers to) and ``has_cls_attention``.
 
-DeiT / ViT use mixpro_core's default path (hook on the last block's fused qkv). CaiT and XCiT take PAL's attention
-from the class-attention of their last class-attention block; registered here for those classes
-(:func:`class_attention_forward`, also used by CA-Swin). CaiT-XXS36 and XCiT-T24/S12/M24/L24 are the MixPro
-paper's Table 1 rows (docs/methods.md, "Paper tables").
+Registered in mmengine's MODELS: deit_{tiny,small,base}[_patch14], tiny_vit, cait_xxs36, xcit_{tiny24,small12,
+medium24,large24}. DeiT / ViT use mixpro_core's default attention path (hook on the last block's fused qkv). CaiT and
+XCiT take PAL's attention from their last class-attention block (:func:`class_attention_forward`, also used by
+CA-Swin; registered in ATTENTION_FORWARDS here). CaiT-XXS36 and XCiT-T24/S12/M24/L24 are the MixPro paper's Table 1
+rows (docs/methods.md, "Paper tables").
 """
 from __future__ import annotations
 
@@ -15,10 +16,11 @@ from typing import Optional
 
 import timm
 import torch
+from mmengine.registry import MODELS
 from timm.models.cait import Cait
 from timm.models.xcit import Xcit
 
-from mixpro_core import cls_row_attention, register_attention_forward
+from mixpro_core import ATTENTION_FORWARDS, attention_key, cls_row_attention
 
 from .weights import load_pretrained
 
@@ -39,32 +41,34 @@ def _vit(name: str, patch_size: Optional[int] = None, pretrained: Optional[str] 
     return _finish(model, stride if isinstance(stride, int) else stride[0], pretrained)
 
 
+def _timm_classifier(name: str, timm_name: str, patch_size: Optional[int] = None):
+    """Register ``name`` in MODELS: ``factory(pretrained=None, **kw)`` builds timm's ``timm_name`` with ``kw`` (and
+    ``patch_size`` when given: a fixed option of the variant, not to be passed again)."""
+    fixed = {} if patch_size is None else {"patch_size": patch_size}
+
+    def factory(pretrained=None, **kw):
+        return _vit(timm_name, pretrained=pretrained, **fixed, **kw)
+
+    factory.__name__ = factory.__qualname__ = name
+    return MODELS.register_module(name=name, module=factory)
+
+
 # DeiT patch 16 (docs/methods.md, "Recipes") and the patch-14 variants of the official MixPro configs (16×16 tokens
 # at 224).
-def deit_tiny(pretrained=None, **kw):
-    return _vit("deit_tiny_patch16_224", pretrained=pretrained, **kw)
+deit_tiny = _timm_classifier("deit_tiny", "deit_tiny_patch16_224")
+deit_small = _timm_classifier("deit_small", "deit_small_patch16_224")
+deit_base = _timm_classifier("deit_base", "deit_base_patch16_224")
+deit_tiny_patch14 = _timm_classifier("deit_tiny_patch14", "deit_tiny_patch16_224", patch_size=14)
+deit_small_patch14 = _timm_classifier("deit_small_patch14", "deit_small_patch16_224", patch_size=14)
+deit_base_patch14 = _timm_classifier("deit_base_patch14", "deit_base_patch16_224", patch_size=14)
+cait_xxs36 = _timm_classifier("cait_xxs36", "cait_xxs36_224")
+xcit_tiny24 = _timm_classifier("xcit_tiny24", "xcit_tiny_24_p16_224")
+xcit_small12 = _timm_classifier("xcit_small12", "xcit_small_12_p16_224")
+xcit_medium24 = _timm_classifier("xcit_medium24", "xcit_medium_24_p16_224")
+xcit_large24 = _timm_classifier("xcit_large24", "xcit_large_24_p16_224")
 
 
-def deit_small(pretrained=None, **kw):
-    return _vit("deit_small_patch16_224", pretrained=pretrained, **kw)
-
-
-def deit_base(pretrained=None, **kw):
-    return _vit("deit_base_patch16_224", pretrained=pretrained, **kw)
-
-
-def deit_tiny_patch14(pretrained=None, **kw):
-    return _vit("deit_tiny_patch16_224", patch_size=14, pretrained=pretrained, **kw)
-
-
-def deit_small_patch14(pretrained=None, **kw):
-    return _vit("deit_small_patch16_224", patch_size=14, pretrained=pretrained, **kw)
-
-
-def deit_base_patch14(pretrained=None, **kw):
-    return _vit("deit_base_patch16_224", patch_size=14, pretrained=pretrained, **kw)
-
-
+@MODELS.register_module()
 def tiny_vit(img_size: int = 28, patch_size: int = 4, in_chans: int = 1, num_classes: int = 10,
              embed_dim: int = 96, depth: int = 6, num_heads: int = 3, mlp_ratio: float = 2.0,
              drop_path_rate: float = 0.1, pretrained: Optional[str] = None):
@@ -73,26 +77,6 @@ def tiny_vit(img_size: int = 28, patch_size: int = 4, in_chans: int = 1, num_cla
         img_size=img_size, patch_size=patch_size, in_chans=in_chans, num_classes=num_classes, embed_dim=embed_dim,
         depth=depth, num_heads=num_heads, mlp_ratio=mlp_ratio, drop_path_rate=drop_path_rate, qkv_bias=True)
     return _finish(model, patch_size, pretrained)
-
-
-def cait_xxs36(pretrained=None, **kw):
-    return _vit("cait_xxs36_224", pretrained=pretrained, **kw)
-
-
-def xcit_tiny24(pretrained=None, **kw):
-    return _vit("xcit_tiny_24_p16_224", pretrained=pretrained, **kw)
-
-
-def xcit_small12(pretrained=None, **kw):
-    return _vit("xcit_small_12_p16_224", pretrained=pretrained, **kw)
-
-
-def xcit_medium24(pretrained=None, **kw):
-    return _vit("xcit_medium_24_p16_224", pretrained=pretrained, **kw)
-
-
-def xcit_large24(pretrained=None, **kw):
-    return _vit("xcit_large_24_p16_224", pretrained=pretrained, **kw)
 
 
 # ------------------------------------------------------------------------- class-attention families
@@ -118,11 +102,11 @@ def class_attention_forward(model, images, last_block):
     return logits, cls_attn
 
 
-@register_attention_forward(Cait)
+@ATTENTION_FORWARDS.register(attention_key(Cait))
 def _cait_forward_with_attention(model, images):
     return class_attention_forward(model, images, model.blocks_token_only[-1])
 
 
-@register_attention_forward(Xcit)
+@ATTENTION_FORWARDS.register(attention_key(Xcit))
 def _xcit_forward_with_attention(model, images):
     return class_attention_forward(model, images, model.cls_attn_blocks[-1])

@@ -81,35 +81,35 @@ def test_missing_dataset_roots_are_named():
     check_data_roots(cfg, ["val_dataloader"])  # a loader the run does not use is not checked
 
 
-def train_config(tmp_path, *argv):
-    return launch.build_config(launch.parse_args([CONFIG, "--work-dir", str(tmp_path), *argv]))
+def train_config(tmp_path, **options):
+    return launch.prepare_config(CONFIG, work_dir=str(tmp_path), **options)
 
 
 @pytest.mark.needs_data(FMNIST)
 def test_epochs_shortens_the_whole_schedule(tmp_path):
-    cfg = train_config(tmp_path, "--epochs", "3")
+    cfg = train_config(tmp_path, epochs=3)
     warmup, cosine = cfg.param_scheduler
     assert cfg.train_cfg.max_epochs == 3 and cfg.train_cfg.val_interval == 5  # validated after the last epoch too
     assert (warmup["begin"], warmup["end"]) == (0, 1) and (cosine["begin"], cosine["end"], cosine["T_max"]) == (1, 3, 2)
-    one = train_config(tmp_path, "--epochs", "1")
+    one = train_config(tmp_path, epochs=1)
     assert [s["type"] for s in one.param_scheduler] == ["LinearLR"]
     with pytest.raises(UserError, match="--epochs and --cfg-options train_cfg.max_epochs both set the length"):
-        train_config(tmp_path, "--epochs", "2", "--cfg-options", "train_cfg.max_epochs=2")
+        train_config(tmp_path, epochs=2, cfg_options={"train_cfg.max_epochs": 2})
     with pytest.raises(UserError, match=r"--epochs: .* trains by iterations \(train_cfg\.max_iters\)"):
-        launch.build_config(launch.parse_args([SEG_CONFIG, "--epochs", "2"]))
+        launch.prepare_config(SEG_CONFIG, epochs=2)
 
 
 @pytest.mark.needs_data(FMNIST)
 def test_overriding_max_epochs_alone_warns_that_the_schedule_is_unchanged(tmp_path, monkeypatch):
     logged = []
     monkeypatch.setattr(launch, "print_log", lambda msg, logger=None, level=None: logged.append((level, msg)))
-    cfg = train_config(tmp_path, "--cfg-options", "train_cfg.max_epochs=1")
+    cfg = train_config(tmp_path, cfg_options={"train_cfg.max_epochs": 1})
     assert cfg.train_cfg.max_epochs == 1 and cfg.param_scheduler[-1]["end"] == 20
     assert logged == [(logging.WARNING, "train_cfg.max_epochs=1 shortens the run but not its lr schedule, which still "
                                         "ends at epoch 20 (the run stops part-way through it); use --epochs 1 to "
                                         "shorten the whole schedule")]
-    train_config(tmp_path, "--epochs", "1")
-    train_config(tmp_path, "--cfg-options", "train_cfg.max_epochs=25")  # longer than the schedule: nothing to say
+    train_config(tmp_path, epochs=1)
+    train_config(tmp_path, cfg_options={"train_cfg.max_epochs": 25})  # longer than the schedule: nothing to say
     assert len(logged) == 1
 
 
@@ -117,14 +117,14 @@ def test_overriding_max_epochs_alone_warns_that_the_schedule_is_unchanged(tmp_pa
 def test_partial_loading_needs_load_from_and_is_refused_for_a_resume(tmp_path):
     ckpt = tmp_path / "pretrained.pth"
     torch.save({"state_dict": {}}, ckpt)
-    cfg = train_config(tmp_path, "--partial-load", "backbone.head", "--cfg-options", f"load_from={ckpt}")
+    cfg = train_config(tmp_path, partial_load=["backbone.head"], cfg_options={"load_from": str(ckpt)})
     assert cfg.load_from_partial == ["backbone.head"] and not cfg.resume
     with pytest.raises(UserError, match="without load_from"):
-        train_config(tmp_path, "--partial-load", "backbone.head")
+        train_config(tmp_path, partial_load=["backbone.head"])
     with pytest.raises(UserError, match="a resume restores a run exactly"):
-        train_config(tmp_path, "--partial-load", "backbone.head", "--resume", str(ckpt))
+        train_config(tmp_path, partial_load=["backbone.head"], resume=str(ckpt))
     with pytest.raises(MissingPathError, match="load_from checkpoint not found: .*nothing.pth"):
-        train_config(tmp_path, "--cfg-options", f"load_from={tmp_path / 'nothing.pth'}")
+        train_config(tmp_path, cfg_options={"load_from": str(tmp_path / "nothing.pth")})
 
 
 def test_metrics_are_plain_numbers(tmp_path):

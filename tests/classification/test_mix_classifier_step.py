@@ -11,11 +11,12 @@ import itertools
 
 import pytest
 import torch
-from mmengine.optim import OptimWrapper
 from mmengine.registry import MODELS
 
 import classification  # noqa: F401  (registration)
+import classification.engine.optim_wrapper as optim_wrapper
 import classification.models.mix_classifier as mix_classifier
+from classification.engine.optim_wrapper import GuardedOptimWrapper
 from mixpro_core import forward_with_attention, pal_lambda, transmix_lambda
 
 B, SIZE = 8, 28
@@ -117,15 +118,16 @@ def peaked(model, factor=20.0):
 
 
 def spy_on_lambda(model):
+    """Record the λ of every label call of ``model`` (``LabelResult.lam``)."""
     used = []
-    lam = model.policy.lam
+    policy = model.policy
 
     def recording(batch, logits, cls_attn, labels):
-        value = lam(batch, logits, cls_attn, labels)
-        used.append(value.detach())
-        return value
+        result = policy(batch, logits, cls_attn, labels)
+        used.append(result.lam.detach())
+        return result
 
-    model.policy.lam = recording
+    model.policy = recording
     return used
 
 
@@ -144,7 +146,7 @@ def test_pal_labels_come_from_the_attention_of_the_mixed_batch():
     assert (expected - batch.lam_area).abs().max() > 0.05
     assert (expected - from_clean).abs().max() > 0.05
     torch.testing.assert_close(lam, expected, rtol=0, atol=1e-5)
-    torch.testing.assert_close(loss, model.policy.loss(batch, logits, attn_mixed, y), rtol=0, atol=1e-5)
+    torch.testing.assert_close(loss, model.policy(batch, logits, attn_mixed, y).loss, rtol=0, atol=1e-5)
 
 
 def test_transmix_labels_come_from_the_attention_of_the_mixed_batch():
@@ -164,7 +166,7 @@ def test_transmix_labels_come_from_the_attention_of_the_mixed_batch():
     assert (expected - batch.lam_area).abs().max() > 0.05
     assert (expected - transmix_lambda(batch, attn_clean)).abs().max() > 0.05
     torch.testing.assert_close(lam, expected, rtol=0, atol=1e-5)
-    torch.testing.assert_close(loss, model.policy.loss(batch, logits, attn_mixed, y), rtol=0, atol=1e-5)
+    torch.testing.assert_close(loss, model.policy(batch, logits, attn_mixed, y).loss, rtol=0, atol=1e-5)
 
 
 # ------------------------------------------------------------------------------------------------ non-finite guard
@@ -184,8 +186,8 @@ def other_rank_reports(finite_elsewhere: bool, calls: list):
 def test_a_non_finite_loss_on_another_rank_stops_this_one(monkeypatch, finite_elsewhere):
     model = tiny([dict(type="maskmix", prob=1.0)])
     calls = []
-    monkeypatch.setattr(mix_classifier, "all_reduce", other_rank_reports(finite_elsewhere, calls))
-    wrapper = OptimWrapper(torch.optim.AdamW(model.parameters(), lr=1e-3))
+    monkeypatch.setattr(optim_wrapper, "all_reduce", other_rank_reports(finite_elsewhere, calls))
+    wrapper = GuardedOptimWrapper(torch.optim.AdamW(model.parameters(), lr=1e-3))
     before = {k: v.clone() for k, v in model.state_dict().items()}
     x, y = data()
     if finite_elsewhere:
@@ -201,22 +203,27 @@ def test_a_non_finite_loss_on_another_rank_stops_this_one(monkeypatch, finite_el
 def test_a_non_finite_loss_here_stops_this_rank_whatever_the_others_report(monkeypatch):
     model = tiny([dict(type="maskmix", prob=1.0)])
     calls = []
-    monkeypatch.setattr(mix_classifier, "all_reduce", other_rank_reports(True, calls))
+    monkeypatch.setattr(optim_wrapper, "all_reduce", other_rank_reports(True, calls))
+    wrapper = GuardedOptimWrapper(torch.optim.AdamW(model.parameters(), lr=1e-3))
     x, y = data()
-    losses = model(x, y, mode="loss")
+    with wrapper.optim_context(model):
+        losses = model(x, y, mode="loss")
     losses["loss"] = losses["loss"] * float("inf")
+    loss, _ = model.parse_losses(losses)
     with pytest.raises(FloatingPointError, match="non-finite training loss"):
-        model.parse_losses(losses)
+        wrapper.update_params(loss)
     assert calls
 
 
-def _parse_losses_on_rank(rank, store, model, results):
-    """One gloo rank of the two: rank 0's loss is finite, rank 1's is NaN; write what parse_losses did."""
+def _update_on_rank(rank, store, model, results):
+    """One gloo rank of the two: rank 0's loss is finite, rank 1's is NaN; write what the guarded update did."""
     torch.distributed.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=2)
     try:
-        loss = torch.tensor(1.0 if rank == 0 else float("nan"))
+        wrapper = GuardedOptimWrapper(torch.optim.AdamW(model.parameters(), lr=1e-3))
+        with wrapper.optim_context(model):
+            loss = sum(p.sum() for p in model.parameters()) * 0.0 + (1.0 if rank == 0 else float("nan"))
         try:
-            model.parse_losses({"loss": loss})
+            wrapper.update_params(loss)
             outcome = "continued"
         except FloatingPointError:
             outcome = "stopped"
@@ -231,7 +238,7 @@ def test_two_gloo_ranks_stop_together_when_one_loss_is_not_finite(tmp_path):
 
     model = tiny([dict(type="maskmix", prob=1.0)])
     ctx = multiprocessing.get_context("fork")
-    procs = [ctx.Process(target=_parse_losses_on_rank, args=(rank, tmp_path / "store", model, tmp_path))
+    procs = [ctx.Process(target=_update_on_rank, args=(rank, tmp_path / "store", model, tmp_path))
              for rank in (0, 1)]
     for p in procs:
         p.start()

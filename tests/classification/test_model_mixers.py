@@ -26,7 +26,7 @@ def test_rmix_step_is_area_labels_on_the_rmix_batch():
     loss = model(x, y, mode="loss")["loss"]
     batch = rmix(x, y, model.backbone, 1.0, 2, generator, num_classes=10)
     assert batch.kind == "rmix"
-    torch.testing.assert_close(loss, AreaLabels(10).loss(batch, model.backbone(batch.images), None, y))
+    torch.testing.assert_close(loss, AreaLabels(10)(batch, model.backbone(batch.images), None, y).loss)
     assert all(p.grad is None for p in model.parameters())  # the saliency pass left no gradients behind
 
 
@@ -35,8 +35,18 @@ def test_htm_step_loss_and_parameters_live_beside_the_backbone():
     keys = [k for k in model.state_dict() if not k.startswith("backbone.") and k != "mix_step"]
     assert keys and all(k.startswith("token_mixup.horizontal.0.") for k in keys)
     x, y = torch.randn(4, 1, 16, 16), torch.tensor([0, 1, 2, 3])
+    seen = {}
+    result = model.token_mixup.result
+    model.token_mixup.result = lambda context: seen.setdefault("htm", result(context))
+    handle = model.backbone.register_forward_hook(lambda m, i, o: seen.update(logits=o))
     out = model(x, y, mode="loss")
+    handle.remove()
     assert set(out) == {"loss", "scorenet", "htm_mixed"} and float(out["htm_mixed"]) > 0
+    # HTM's targets replace the area labels and its ScoreNet loss is added
+    htm = seen["htm"]
+    torch.testing.assert_close(out["loss"], soft_target_cross_entropy(seen["logits"], htm.targets) + htm.scorenet)
+    assert not torch.equal(htm.targets, mixed_targets(y, torch.arange(4), torch.ones(4), 10, 0.1))
+    del model.token_mixup.result
     out["loss"].backward()
     assert model.token_mixup.horizontal[0].fc.weight.grad is not None
     assert all(p.grad is not None for p in model.backbone.parameters())

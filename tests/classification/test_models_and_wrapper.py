@@ -65,6 +65,19 @@ def test_vit_family_contract(factory, size, stride, tokens):
     assert model.token_stride == stride and model.has_cls_attention
 
 
+def test_classifiers_are_registered_where_defined():
+    """The config names of the classifiers, each registered in MODELS by the module that defines it."""
+    registered = {name: fn.__module__.rsplit(".", 1)[-1] for name, fn in MODELS.module_dict.items()
+                  if fn.__module__.startswith("classification.models.") and not isinstance(fn, type)}
+    vit_names = ["deit_tiny", "deit_small", "deit_base", "deit_tiny_patch14", "deit_small_patch14",
+                 "deit_base_patch14", "tiny_vit", "cait_xxs36", "xcit_tiny24", "xcit_small12", "xcit_medium24",
+                 "xcit_large24"]
+    assert registered == {**dict.fromkeys(vit_names, "vits"), "ca_swin_tiny": "ca_swin", "ca_swin_small": "ca_swin",
+                          **dict.fromkeys(["pvt_tiny", "pvt_small", "pvt_medium", "pvt_large"], "pvt"),
+                          "cct_7_3x1": "cct", **dict.fromkeys(["ms_mlp_tiny", "ms_mlp_small", "ms_mlp_base"], "msmlp")}
+    assert all(MODELS.get(name) is getattr(vits, name) for name in vit_names)
+
+
 def _tiny_overrides(cfg):
     """Shrink a shipped config's backbone input so one step runs in a second; return (cfg.model, image size)."""
     model = cfg.model
@@ -179,7 +192,7 @@ def test_pal_step_uses_attention_of_the_mixed_batch():
     loss = model(x, y, mode="loss")["loss"]
     batch = model.mixer(x, y, model.backbone, generator)
     logits, attn = forward_with_attention(model.backbone, batch.images)
-    torch.testing.assert_close(loss, model.policy.loss(batch, logits, attn, y))
+    torch.testing.assert_close(loss, model.policy(batch, logits, attn, y).loss)
     assert batch.kind == "maskmix" and attn.shape == (6, 49)
 
 

@@ -16,7 +16,6 @@ import pytest
 import torch
 from mmengine.config import Config
 from mmengine.logging import MessageHub
-from mmengine.optim import OptimWrapper
 from mmengine.registry import MODELS
 from PIL import Image
 from torch.utils.data import DataLoader
@@ -26,6 +25,7 @@ from classification.data.imagenet import CorruptImageError, ImageNetFolder, Imag
 from classification.engine.checkpoints import load_checkpoint_file
 from classification.engine.config_check import validate_training_config
 from classification.engine.hooks import AmpSkippedStepsHook
+from classification.engine.optim_wrapper import GuardedOptimWrapper
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 FMNIST_CONFIG = osp.join(ROOT, "configs/classification/tiny-vit_mixpro_1xb128-20e_fmnist.py")
@@ -92,7 +92,7 @@ def tiny_classifier(mix=None):
 
 def test_non_finite_loss_stops_before_the_optimizer_step():
     model = tiny_classifier()
-    wrapper = OptimWrapper(torch.optim.AdamW(model.parameters(), lr=1e-3))
+    wrapper = GuardedOptimWrapper(torch.optim.AdamW(model.parameters(), lr=1e-3))
     model.load_state_dict({**model.state_dict(), "mix_step": torch.tensor(41)})
     before = {k: v.clone() for k, v in model.state_dict().items()}
     x = torch.full((4, 1, 28, 28), float("nan"))

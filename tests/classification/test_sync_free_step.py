@@ -1,5 +1,6 @@
-"""The sync-free training step: the deferred non-finite guard (classification.engine.step_guard) and the runtime-info
-hook that reads log variables only when a reader needs them (classification.engine.hooks.SyncFreeRuntimeInfoHook).
+"""The sync-free training step: the deferred non-finite guard of the optimiser wrapper
+(classification.engine.optim_wrapper) and the runtime-info hook that reads log variables and the wrapper's deferred
+values only when a reader needs them (classification.engine.hooks.SyncFreeRuntimeInfoHook).
 
 - CPU: a NaN loss under the deferred guard changes neither the parameters nor the AdamW state (moments, step count),
   nor does any later step until the host reads the flag and raises FloatingPointError naming the failed iteration;
@@ -18,11 +19,12 @@ import pytest
 import torch
 from mmengine.logging import MessageHub
 from mmengine.optim import OptimWrapper
+from mmengine.optim.optimizer import amp_optimizer_wrapper
 from mmengine.registry import MODELS
 
 import classification  # noqa: F401  (registration)
 from classification.engine.hooks import SyncFreeRuntimeInfoHook, TrainingCurveHook
-from classification.engine.step_guard import DeferredNonFiniteGuard
+from classification.engine.optim_wrapper import GuardedAmpOptimWrapper, GuardedOptimWrapper
 
 
 def tiny_mixpro(device="cpu"):
@@ -58,48 +60,73 @@ def test_deferred_guard_skips_the_bad_update_and_every_later_one_then_raises():
     torch.manual_seed(0)
     model = tiny_mixpro()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2, fused=True)
-    wrapper = OptimWrapper(optimizer)
-    guard = DeferredNonFiniteGuard(optimizer)
-    model.defer_finite_check(guard)
+    wrapper = GuardedOptimWrapper(optimizer)
+    assert wrapper.defer()
     model.train_step(batch(0), wrapper)  # a good step: applied
     good = snapshot(model, optimizer)
     assert all(float(v) == 1.0 for (_, k), v in good[1].items() if k == "step")
-    guard.check(wait=True)  # nothing failed so far
+    wrapper.check(wait=True)  # nothing failed so far
     model.train_step(batch(1, nan=True), wrapper)  # iteration 2: NaN loss, no host read, no exception here
     assert_same(snapshot(model, optimizer), good)
     model.train_step(batch(2), wrapper)  # a finite step after the failure is skipped too (sticky)
     assert_same(snapshot(model, optimizer), good)
     with pytest.raises(FloatingPointError, match=r"non-finite training loss \(nan on rank 0\) at iteration 2 "):
-        guard.check(wait=True)
+        wrapper.check(wait=True)
 
 
-def test_deferred_guard_under_a_loss_scaler_skips_through_the_nan_gradients():
-    """fp16 AMP: the scaler, not found_inf, skips the step; the guard's NaN loss factor makes every gradient NaN."""
+def test_deferred_guard_under_a_loss_scaler_skips_through_the_nan_gradients(monkeypatch):
+    """fp16 AMP: the scaler, not found_inf, skips the step; the guard's NaN loss factor makes every gradient NaN. The
+    AMP wrapper with torch's CPU GradScaler (the same algorithm) in place of the CUDA one, the CPU's bf16 autocast."""
     torch.manual_seed(0)
     model = tiny_mixpro()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)  # not fused: the scaler skips on the host
-    scaler = torch.amp.GradScaler("cpu")
-    guard = DeferredNonFiniteGuard(optimizer, scaled=True)
-    model.defer_finite_check(guard)
-
-    def step(data):
-        loss, _ = model.parse_losses(model(**data, mode="loss"))
-        scaler.scale(loss).backward()
-        scaler.step(optimizer)
-        scaler.update()
-        optimizer.zero_grad()
-
-    step(batch(0))
+    monkeypatch.setattr(amp_optimizer_wrapper, "is_cuda_available", lambda: True)
+    wrapper = GuardedAmpOptimWrapper(optimizer=optimizer, dtype="bfloat16")
+    wrapper.loss_scaler = torch.amp.GradScaler("cpu")
+    assert wrapper.defer()
+    model.train_step(batch(0), wrapper)
     good = snapshot(model, optimizer)
-    step(batch(1, nan=True))
+    model.train_step(batch(1, nan=True), wrapper)
+    assert_same(snapshot(model, optimizer), good)
+    model.train_step(batch(2), wrapper)  # a finite step after the failure: its gradients are made NaN, skipped too
     assert_same(snapshot(model, optimizer), good)
     with pytest.raises(FloatingPointError, match="at iteration 2 "):
-        guard.check(wait=True)
+        wrapper.check(wait=True)
+
+
+def test_deferred_guard_under_bf16_amp_skips_through_found_inf(monkeypatch):
+    """``--amp bf16``: no loss scaler (disabled), so the fused optimiser skips through found_inf as without AMP; the
+    clipping norm is kept for the reader and found_inf does not outlive the step."""
+    torch.manual_seed(0)
+    model = tiny_mixpro()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2, fused=True)
+    monkeypatch.setattr(amp_optimizer_wrapper, "is_cuda_available", lambda: True)
+    wrapper = GuardedAmpOptimWrapper(optimizer=optimizer, dtype="bfloat16", loss_scale=dict(enabled=False),
+                                     clip_grad=dict(max_norm=5.0))
+    assert wrapper.defer()
+    model.train_step(batch(0), wrapper)
+    good = snapshot(model, optimizer)
+    assert set(wrapper.pop_grad_norm()) == {"grad_norm"} and wrapper.pop_grad_norm() == {}
+    for data in (batch(1, nan=True), batch(2)):
+        model.train_step(data, wrapper)
+        assert_same(snapshot(model, optimizer), good)
+    assert not hasattr(optimizer, "found_inf")
+    with pytest.raises(FloatingPointError, match="at iteration 2 "):
+        wrapper.check(wait=True)
 
 
 def test_a_guard_needs_an_optimiser_that_can_skip_on_the_device():
-    with pytest.raises(ValueError, match="fused=True"):
-        DeferredNonFiniteGuard(torch.optim.AdamW([torch.nn.Parameter(torch.zeros(2))]))
+    """Not fused and no loss scaler: the guard stays a host read before the optimiser step, even when deferred."""
+    torch.manual_seed(0)
+    model = tiny_mixpro()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    wrapper = GuardedOptimWrapper(optimizer)
+    assert not wrapper.defer() and not wrapper.deferred
+    model.train_step(batch(0), wrapper)
+    good = snapshot(model, optimizer)
+    with pytest.raises(FloatingPointError, match=r"at iteration 2 \(the model's mix_step\): stopping before"):
+        model.train_step(batch(1, nan=True), wrapper)
+    assert_same(snapshot(model, optimizer), good)
 
 
 class Loader(list):
@@ -109,7 +136,7 @@ class Loader(list):
 def fake_runner(model, optimizer, interval=3, iters_per_epoch=100):
     hub = MessageHub.get_instance(f"sync-free-{id(model)}")
     logger = SimpleNamespace(info=lambda msg: None)
-    return SimpleNamespace(model=model, optim_wrapper=OptimWrapper(optimizer), message_hub=hub, rank=0, iter=0,
+    return SimpleNamespace(model=model, optim_wrapper=GuardedOptimWrapper(optimizer), message_hub=hub, rank=0, iter=0,
                            epoch=0, logger=logger, hooks=[TrainingCurveHook(interval=interval)],
                            train_dataloader=Loader([None] * iters_per_epoch), max_iters=1000, max_epochs=10)
 
@@ -120,7 +147,7 @@ def test_the_hook_writes_one_value_per_iteration_at_the_flush_points():
     runner = fake_runner(model, torch.optim.AdamW(model.parameters(), lr=1e-3, fused=True), interval=3)
     hook = SyncFreeRuntimeInfoHook()
     hook.before_train(runner)
-    assert model._finite_guard is hook._guard is not None
+    assert runner.optim_wrapper.deferred
     losses = []
     for it in range(6):
         runner.iter = it
@@ -134,18 +161,19 @@ def test_the_hook_writes_one_value_per_iteration_at_the_flush_points():
         assert logged == pytest.approx(losses[:len(logged)], rel=1e-6)
     assert runner.message_hub.log_scalars["train/lr"].current() == pytest.approx(1e-3)
     hook.after_train(runner)
-    assert model._finite_guard is None
+    assert not runner.optim_wrapper.deferred
 
 
 def test_the_hook_logs_the_clipped_gradient_norm_without_reading_it_at_each_step():
     """clip_grad by norm: the hook's run clips exactly like mmengine's (same parameters after 4 steps) and logs the
-    same grad_norm values, one per update, but only at the flush points; mmengine's clip_func is restored after."""
+    same grad_norm values, one per update, but only at the flush points; mmengine's clip_func is never replaced."""
     def run(deferred):
         torch.manual_seed(0)
         model = tiny_mixpro()
         runner = fake_runner(model, torch.optim.AdamW(model.parameters(), lr=1e-2, fused=True), interval=3)
         runner.message_hub = MessageHub.get_instance(f"clip-{deferred}-{id(model)}")  # the wrapper's hub
-        runner.optim_wrapper = OptimWrapper(runner.optim_wrapper.optimizer, clip_grad=dict(max_norm=0.5))
+        wrapper = GuardedOptimWrapper if deferred else OptimWrapper  # the reference: mmengine's own
+        runner.optim_wrapper = wrapper(runner.optim_wrapper.optimizer, clip_grad=dict(max_norm=0.5))
         hook = SyncFreeRuntimeInfoHook()
         if deferred:
             hook.before_train(runner)
@@ -193,19 +221,18 @@ def test_the_hook_stops_the_run_before_a_checkpoint_after_a_non_finite_loss():
 def test_mixpro_training_steps_do_not_synchronise(amp):
     """Six MixPro steps (maskmix / cutmix / mixup drawn by the schedule) of the tiny ViT: zero synchronisations from
     the start of train_step (pinned CPU batch in) to the end of the optimiser step, with a fused AdamW and gradient
-    clipping by norm (its norm taken by SyncFreeRuntimeInfoHook, not read with float() as mmengine does), under fp32
-    and bf16 autocast (no loss scaler: a GradScaler's scale reads are synchronisations)."""
-    from mmengine.optim import AmpOptimWrapper
+    clipping by norm (the norm kept on the device for SyncFreeRuntimeInfoHook, not read with float() as mmengine
+    does), under fp32 and bf16 autocast (no loss scaler: a GradScaler's scale reads are synchronisations)."""
     torch.manual_seed(0)
     model = tiny_mixpro("cuda")
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, fused=True)
     clip = dict(max_norm=5.0)
-    wrapper = (OptimWrapper(optimizer, clip_grad=clip) if amp is None else
-               AmpOptimWrapper(optimizer=optimizer, dtype=amp, loss_scale=dict(enabled=False), clip_grad=clip))
+    wrapper = (GuardedOptimWrapper(optimizer, clip_grad=clip) if amp is None else
+               GuardedAmpOptimWrapper(optimizer=optimizer, dtype=amp, loss_scale=dict(enabled=False), clip_grad=clip))
     runner = fake_runner(model, optimizer)
     runner.optim_wrapper = wrapper
-    SyncFreeRuntimeInfoHook().before_train(runner)  # arms the deferred guard and takes over the grad norm
-    assert model._finite_guard is not None and wrapper.clip_func is not torch.nn.utils.clip_grad_norm_
+    SyncFreeRuntimeInfoHook().before_train(runner)  # defers the wrapper's guard and gradient norm
+    assert wrapper.deferred and wrapper.clip_func is torch.nn.utils.clip_grad_norm_
     data = [{k: v.pin_memory() for k, v in batch(i).items()} for i in range(8)]
     for d in data[:2]:  # warm-up: cuBLAS / allocator initialisation
         model.train_step(d, wrapper)

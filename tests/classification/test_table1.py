@@ -139,7 +139,7 @@ def test_ca_swin_t_mixpro_step_with_pal_on_the_cpu():
     assert attn.shape == (4, 4) and not attn.requires_grad
     assert bool(((attn > 0) & (attn.sum(-1, keepdim=True) <= 1 + 1e-6)).all())
     assert "pal_alpha" in losses and torch.isfinite(losses["loss"])
-    torch.testing.assert_close(losses["loss"], model.policy.loss(batch, logits, attn, y))
+    torch.testing.assert_close(losses["loss"], model.policy(batch, logits, attn, y).loss)
 
     losses["loss"].backward()
     class_attn = model.backbone.blocks_token_only[0]

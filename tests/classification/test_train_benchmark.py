@@ -79,10 +79,10 @@ def test_worker_default_leaves_two_cores():
 def test_launch_applies_worker_default_and_compile(tmp_path, monkeypatch):
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(4)))
     config = "configs/classification/deit-t_baseline_8xb128-300e_in1k.py"
-    cfg = launch.build_config(launch.parse_args([config, "--work-dir", str(tmp_path), "--compile"]))
+    cfg = launch.prepare_config(config, work_dir=str(tmp_path), compile=True)
     assert cfg.train_dataloader.num_workers == 2 and cfg.val_dataloader.num_workers == 2  # 8 configured, 4 cores
     assert dict(type="CompileBackboneHook") in cfg.custom_hooks
-    plain = launch.build_config(launch.parse_args([config, "--work-dir", str(tmp_path)]))
+    plain = launch.prepare_config(config, work_dir=str(tmp_path))
     assert all(h.get("type") != "CompileBackboneHook" for h in plain.custom_hooks)
 
 

@@ -15,7 +15,7 @@ import pytest
 import torch
 from mmengine.config import Config
 from mmengine.logging import MessageHub, MMLogger
-from mmengine.optim import AmpOptimWrapper, build_optim_wrapper
+from mmengine.optim import build_optim_wrapper
 from mmengine.optim.optimizer import amp_optimizer_wrapper
 from mmengine.registry import MODELS
 from mmengine.runner.checkpoint import CheckpointLoader, save_checkpoint
@@ -26,6 +26,7 @@ from classification.engine import launch
 from classification.engine.atomic import atomic_write, remove_stale_temporaries
 from classification.engine.checkpoints import load_checkpoint_file
 from classification.engine.errors import UserError
+from classification.engine.optim_wrapper import GuardedAmpOptimWrapper
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 MIXPRO = osp.join(ROOT, "configs/classification/tiny-vit_mixpro_1xb128-20e_fmnist.py")
@@ -39,8 +40,8 @@ def env(**extra):
 
 def train_config(tmp_path, config, *options, amp=None):
     """The config ``tools/train.py CONFIG [--amp AMP] --cfg-options OPTIONS`` trains with."""
-    argv = [config, "--work-dir", str(tmp_path / "work")] + (["--amp", amp] if amp else [])
-    return launch.build_config(launch.parse_args(argv + (["--cfg-options", *options] if options else [])))
+    overrides = launch.parse_args([config, "--cfg-options", *options]).cfg_options if options else None  # as parsed
+    return launch.prepare_config(config, work_dir=str(tmp_path / "work"), cfg_options=overrides, amp=amp)
 
 
 def batch(n, seed=0):
@@ -92,7 +93,7 @@ def check_clipping_sees_unscaled_gradients(model, wrapper, device):
 
 
 def test_amp_fp16_config_clips_unscaled_gradients_cpu(tmp_path, monkeypatch):
-    """CPU: the wrapper ``--amp fp16`` configures (AmpOptimWrapper, dynamic loss scale, the config's clip_grad),
+    """CPU: the wrapper ``--amp fp16`` configures (GuardedAmpOptimWrapper, dynamic loss scale, the config's clip_grad),
     driven through a real ``train_step``. Only what needs a GPU is replaced: the CUDA check that lets the wrapper be
     built, its loss scaler by torch's CPU GradScaler (the same algorithm), fp16 autocast by the CPU's bf16."""
     MMLogger.get_current_instance()  # mmengine's logger looks up the CUDA device when first made: not under the fake
@@ -100,7 +101,7 @@ def test_amp_fp16_config_clips_unscaled_gradients_cpu(tmp_path, monkeypatch):
         m.setattr(torch.cuda, "is_available", lambda: True)
         cfg = train_config(tmp_path, NONE, amp="fp16")
         small = train_config(tmp_path, NONE, "optim_wrapper.clip_grad.max_norm=0.05", amp="fp16")
-    assert cfg.optim_wrapper.type == "AmpOptimWrapper" and cfg.optim_wrapper.dtype == "float16"
+    assert cfg.optim_wrapper.type == "GuardedAmpOptimWrapper" and cfg.optim_wrapper.dtype == "float16"
     assert cfg.optim_wrapper.loss_scale == "dynamic" and cfg.optim_wrapper.clip_grad == dict(max_norm=5.0)
     with monkeypatch.context() as m:  # bf16: no loss scaling at all (a disabled scaler never reads the GPU)
         m.setattr(torch.cuda, "is_available", lambda: True)
@@ -111,7 +112,7 @@ def test_amp_fp16_config_clips_unscaled_gradients_cpu(tmp_path, monkeypatch):
     with monkeypatch.context() as m:
         m.setattr(amp_optimizer_wrapper, "is_cuda_available", lambda: True)
         wrapper = build_optim_wrapper(model, small.optim_wrapper)
-    assert type(wrapper) is AmpOptimWrapper and wrapper.clip_grad_kwargs == dict(max_norm=0.05)
+    assert type(wrapper) is GuardedAmpOptimWrapper and wrapper.clip_grad_kwargs == dict(max_norm=0.05)
     wrapper.loss_scaler = torch.amp.GradScaler("cpu", init_scale=2.0 ** 12)
     wrapper.cast_dtype = torch.bfloat16
     check_clipping_sees_unscaled_gradients(model, wrapper, "cpu")
@@ -126,7 +127,7 @@ def test_amp_fp16_clips_unscaled_gradients_on_the_gpu(tmp_path):
     torch.manual_seed(0)
     model = MODELS.build(cfg.model).cuda()
     wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
-    assert type(wrapper) is AmpOptimWrapper and wrapper.cast_dtype == torch.float16
+    assert type(wrapper) is GuardedAmpOptimWrapper and wrapper.cast_dtype == torch.float16
     check_clipping_sees_unscaled_gradients(model, wrapper, "cuda")
 
 

@@ -121,11 +121,11 @@ def test_the_zip_config_pairs_part_with_the_rank_local_sampler():
 
 def test_tools_train_refuses_part_cache_with_a_global_sampler():
     """The check runs where every training and evaluation config is built (classification.engine.launch)."""
-    from classification.engine.launch import build_config, build_test_config, parse_args, parse_test_args
+    from classification.engine.launch import prepare_config, prepare_test_config
     config = osp.join(ROOT, "configs/classification/deit-s_mixpro_8xb128-300e_in1k-zip.py")
-    build_config(parse_args([config]))
-    bad = ["--cfg-options", "train_dataloader.sampler.type=DefaultSampler"]
+    prepare_config(config)
+    bad = {"train_dataloader.sampler.type": "DefaultSampler"}
     with pytest.raises(ValueError, match="train_dataloader.*RankLocalSampler"):
-        build_config(parse_args([config, *bad]))
+        prepare_config(config, cfg_options=bad)
     with pytest.raises(ValueError, match="train_dataloader.*RankLocalSampler"):
-        build_test_config(parse_test_args([config, __file__, *bad]))
+        prepare_test_config(config, __file__, cfg_options=bad)

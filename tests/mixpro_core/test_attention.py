@@ -4,7 +4,8 @@ import timm
 import torch
 import torch.nn as nn
 
-from mixpro_core import cls_row_attention, forward_with_attention, has_cls_attention, register_attention_forward
+from mixpro_core import (ATTENTION_FORWARDS, attention_key, cls_row_attention, forward_with_attention,
+                         has_cls_attention)
 
 
 def slow_last_block_cls_attention(model, x):
@@ -65,12 +66,16 @@ def test_registered_family_and_own_method_take_precedence():
         def forward_with_attention(self, x):
             return self(x), torch.zeros(x.shape[0], 3)
 
-    @register_attention_forward(Family)
+    @ATTENTION_FORWARDS.register(attention_key(Family))
     def family_forward(model, x):
         return model(x), torch.ones(x.shape[0], 5)
 
+    class Member(Family):
+        pass
+
     x = torch.randn(2, 3, 4, 4)
     assert forward_with_attention(Family(), x)[1].shape == (2, 5)
+    assert forward_with_attention(Member(), x)[1].shape == (2, 5)
     assert forward_with_attention(Own(), x)[1].shape == (2, 3)
     with pytest.raises(TypeError, match="not a ViT-like model"):
         forward_with_attention(nn.Linear(3, 3), x)

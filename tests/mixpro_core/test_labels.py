@@ -142,21 +142,21 @@ def test_policies_implement_each_official_loss():
     def soft(lam):
         return soft_target_cross_entropy(LOGITS, mixed_targets(LABELS, torch.tensor([1, 0]), lam, 3, 0.1))
 
-    torch.testing.assert_close(area.loss(cutmix_batch, LOGITS, ATTN, LABELS), soft(cutmix_batch.lam_area))
-    torch.testing.assert_close(transmix.loss(cutmix_batch, LOGITS, ATTN, LABELS),
+    torch.testing.assert_close(area(cutmix_batch, LOGITS, ATTN, LABELS).loss, soft(cutmix_batch.lam_area))
+    torch.testing.assert_close(transmix(cutmix_batch, LOGITS, ATTN, LABELS).loss,
                                soft(transmix_lambda(cutmix_batch, ATTN)))
-    torch.testing.assert_close(transmix.loss(mixup_batch, LOGITS, ATTN, LABELS), soft(mixup_batch.lam_area))
+    torch.testing.assert_close(transmix(mixup_batch, LOGITS, ATTN, LABELS).loss, soft(mixup_batch.lam_area))
     # PAL: hard-label mixed CE without smoothing on MaskMix batches, soft-target CE (with smoothing) otherwise
     pal_lam = pal_lambda(maskmix_batch, LOGITS, ATTN, LABELS, 3)
-    torch.testing.assert_close(pal.loss(maskmix_batch, LOGITS, ATTN, LABELS),
+    torch.testing.assert_close(pal(maskmix_batch, LOGITS, ATTN, LABELS).loss,
                                mixed_cross_entropy(LOGITS, LABELS, torch.tensor([1, 0]), pal_lam))
-    torch.testing.assert_close(PALLabels(3, keep_smoothing=True).loss(maskmix_batch, LOGITS, ATTN, LABELS),
+    torch.testing.assert_close(PALLabels(3, keep_smoothing=True)(maskmix_batch, LOGITS, ATTN, LABELS).loss,
                                mixed_cross_entropy(LOGITS, LABELS, torch.tensor([1, 0]), pal_lam, 0.1))
-    torch.testing.assert_close(pal.loss(cutmix_batch, LOGITS, ATTN, LABELS), soft(cutmix_batch.lam_area))
+    torch.testing.assert_close(pal(cutmix_batch, LOGITS, ATTN, LABELS).loss, soft(cutmix_batch.lam_area))
     # α's gradient reaches the logits unless detached
     logits = LOGITS.clone().requires_grad_(True)
-    g_full, = torch.autograd.grad(pal.loss(maskmix_batch, logits, ATTN, LABELS), logits)
-    g_det, = torch.autograd.grad(PALLabels(3, detach_factor=True).loss(maskmix_batch, logits, ATTN, LABELS), logits)
+    g_full, = torch.autograd.grad(pal(maskmix_batch, logits, ATTN, LABELS).loss, logits)
+    g_det, = torch.autograd.grad(PALLabels(3, detach_factor=True)(maskmix_batch, logits, ATTN, LABELS).loss, logits)
     assert not torch.allclose(g_full, g_det)
     with pytest.raises(ValueError, match="num_classes"):
         PALLabels(1)
@@ -167,8 +167,8 @@ def test_pal_without_attention_is_exactly_the_area_label_loss():
     area-label loss, not the unsmoothed hard-label CE."""
     maskmix_batch = make_batch([0.75, 0.25], MASK, token_exact=True, kind="maskmix")
     for policy in (PALLabels(3), PALLabels(3, keep_smoothing=True), TransMixLabels(3)):
-        torch.testing.assert_close(policy.loss(maskmix_batch, LOGITS, None, LABELS),
-                                   AreaLabels(3).loss(maskmix_batch, LOGITS, None, LABELS), rtol=0, atol=0)
+        torch.testing.assert_close(policy(maskmix_batch, LOGITS, None, LABELS).loss,
+                                   AreaLabels(3)(maskmix_batch, LOGITS, None, LABELS).loss, rtol=0, atol=0)
 
 
 def test_attention_lambda_is_fp32_under_bf16_autocast():
@@ -225,15 +225,16 @@ def test_pal_ablation_switches_change_one_ingredient_each():
     for options, lam, s in [(dict(), lam_pal, 0.0), (dict(keep_smoothing=True), lam_pal, 0.1),
                             (dict(lam_source="area"), lam_area, 0.0),
                             (dict(lam_source="area", keep_smoothing=True), lam_area, 0.1)]:
-        policy = PALLabels(3, 0.1, **options)
-        torch.testing.assert_close(policy.lam(exact, LOGITS, ATTN, LABELS), lam)
-        torch.testing.assert_close(policy.loss(exact, LOGITS, ATTN, LABELS), ce(lam, s))
-    torch.testing.assert_close(PALLabels(3, 0.1, lam_source="area", keep_smoothing=True).loss(exact, LOGITS, ATTN, LABELS),
-                               AreaLabels(3, 0.1).loss(exact, LOGITS, ATTN, LABELS))
+        result = PALLabels(3, 0.1, **options)(exact, LOGITS, ATTN, LABELS)  # λ and loss from one call
+        torch.testing.assert_close(result.lam, lam)
+        torch.testing.assert_close(result.loss, ce(lam, s))
+    area_smoothed = PALLabels(3, 0.1, lam_source="area", keep_smoothing=True)
+    torch.testing.assert_close(area_smoothed(exact, LOGITS, ATTN, LABELS).loss,
+                               AreaLabels(3, 0.1)(exact, LOGITS, ATTN, LABELS).loss)
     cut = make_batch([0.5, 0.25], MASK, token_exact=False)  # CutMix: area labels, smoothed, for every variant
     for options in (dict(), dict(lam_source="area"), dict(keep_smoothing=True)):
-        torch.testing.assert_close(PALLabels(3, 0.1, **options).loss(cut, LOGITS, ATTN, LABELS),
-                                   AreaLabels(3, 0.1).loss(cut, LOGITS, ATTN, LABELS))
+        torch.testing.assert_close(PALLabels(3, 0.1, **options)(cut, LOGITS, ATTN, LABELS).loss,
+                                   AreaLabels(3, 0.1)(cut, LOGITS, ATTN, LABELS).loss)
     with pytest.raises(ValueError, match="lam_source must be one of"):
         PALLabels(3, lam_source="attention")
     assert "lam_source='area'" in repr(PALLabels(3, lam_source="area"))
@@ -249,7 +250,8 @@ def test_policy_statistics_by_hand():
     mix = make_batch([0.5, 0.25])  # Mixup: no token mask
     logits = LOGITS.clone().requires_grad_(True)
 
-    pal = PALLabels(3, 0.1).stats(exact, logits, ATTN, LABELS)
+    result = PALLabels(3, 0.1)(exact, logits, ATTN, LABELS)  # loss, λ and statistics from one call
+    pal = result.stats
     area_targets = mixed_targets(LABELS, exact.partner, exact.lam_area, 3, 0.1)
     alpha = F.cosine_similarity(LOGITS.softmax(1), area_targets, dim=1)
     lam = alpha * attention_lambda(exact.token_mask, ATTN) + (1 - alpha) * exact.lam_area
@@ -258,17 +260,18 @@ def test_policy_statistics_by_hand():
     torch.testing.assert_close(pal["pal_alpha"], alpha.mean())
     torch.testing.assert_close(pal["lam_gap"], (lam - exact.lam_area).abs().mean())
     assert all(v.dim() == 0 and not v.requires_grad for v in pal.values())
-    assert set(PALLabels(3).stats(cut, LOGITS, ATTN, LABELS)) == {"attn_entropy"}  # PAL does not apply to CutMix
-    area_variant = PALLabels(3, 0.1, lam_source="area").stats(exact, LOGITS, ATTN, LABELS)
+    torch.testing.assert_close(pal["lam_gap"], (result.lam - exact.lam_area).abs().mean().detach())  # the λ it used
+    assert set(PALLabels(3)(cut, LOGITS, ATTN, LABELS).stats) == {"attn_entropy"}  # PAL does not apply to CutMix
+    area_variant = PALLabels(3, 0.1, lam_source="area")(exact, LOGITS, ATTN, LABELS).stats
     assert set(area_variant) == {"attn_entropy", "pal_alpha", "pal_lam_gap"}  # its own gap is 0 by definition
     torch.testing.assert_close(area_variant["pal_lam_gap"], pal["lam_gap"])
     assert set(pal) | set(area_variant) == set(POLICY_STATS)  # the declared keys: what hooks and reports show
 
-    transmix = TransMixLabels(3).stats(cut, LOGITS, ATTN, LABELS)
+    transmix = TransMixLabels(3)(cut, LOGITS, ATTN, LABELS).stats
     torch.testing.assert_close(transmix["lam_gap"], (transmix_lambda(cut, ATTN) - cut.lam_area).abs().mean())
-    assert set(TransMixLabels(3).stats(mix, LOGITS, ATTN, LABELS)) == {"attn_entropy"}
-    assert PALLabels(3).stats(exact, LOGITS, None, LABELS) == {}
-    assert AreaLabels(3).stats(exact, LOGITS, ATTN, LABELS) == {}
+    assert set(TransMixLabels(3)(mix, LOGITS, ATTN, LABELS).stats) == {"attn_entropy"}
+    assert PALLabels(3)(exact, LOGITS, None, LABELS).stats == {}
+    assert AreaLabels(3)(exact, LOGITS, ATTN, LABELS).stats == {}
     uniform = torch.full((2, 16), 0.3)
-    torch.testing.assert_close(TransMixLabels(3).stats(mix, LOGITS, uniform, LABELS)["attn_entropy"],
+    torch.testing.assert_close(TransMixLabels(3)(mix, LOGITS, uniform, LABELS).stats["attn_entropy"],
                                torch.tensor(16.0).log())

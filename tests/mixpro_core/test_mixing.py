@@ -276,9 +276,9 @@ def test_resizemix_needs_no_change_to_schedule_or_policies():
     assert batch.kind == "resizemix" and batch.token_mask.shape == (4, 16)
     logits, attn = torch.randn(4, 5, generator=gen(2)), torch.rand(4, 16, generator=gen(3))
     lam_attn = (batch.token_mask * attn).sum(1) / attn.sum(1)
-    torch.testing.assert_close(TransMixLabels(5).lam(batch, logits, attn, labels), (batch.lam_area + lam_attn) / 2)
-    torch.testing.assert_close(PALLabels(5).loss(batch, logits, attn, labels),
-                               AreaLabels(5).loss(batch, logits, attn, labels))
+    torch.testing.assert_close(TransMixLabels(5)(batch, logits, attn, labels).lam, (batch.lam_area + lam_attn) / 2)
+    torch.testing.assert_close(PALLabels(5)(batch, logits, attn, labels).loss,
+                               AreaLabels(5)(batch, logits, attn, labels).loss)
 
 
 # ------------------------------------------------------------------------------------------------ registry, schedule

@@ -125,12 +125,12 @@ def test_pal_and_transmix_read_the_partner_label_of_partner_i():
     hard = -(lam_pal[0] * logp[0, 0] + (1 - lam_pal[0]) * logp[0, 1]
              + lam_pal[1] * logp[1, 1] + (1 - lam_pal[1]) * logp[1, 2]
              + lam_pal[2] * logp[2, 2] + (1 - lam_pal[2]) * logp[2, 0]) / 3
-    torch.testing.assert_close(PALLabels(3).loss(batch, LOGITS, attn, LABELS), hard)
+    torch.testing.assert_close(PALLabels(3)(batch, LOGITS, attn, LABELS).loss, hard)
     lam_tm = (LAM + lam_attn) / 2
     soft_targets = torch.stack([lam_tm[0] * torch.tensor([1., 0, 0]) + (1 - lam_tm[0]) * torch.tensor([0., 1, 0]),
                                 lam_tm[1] * torch.tensor([0., 1, 0]) + (1 - lam_tm[1]) * torch.tensor([0., 0, 1]),
                                 lam_tm[2] * torch.tensor([0., 0, 1]) + (1 - lam_tm[2]) * torch.tensor([1., 0, 0])])
     expected = -(soft_targets * 0.9 + 0.1 / 3).mul(logp).sum(1).mean()
-    torch.testing.assert_close(TransMixLabels(3).loss(batch, LOGITS, attn, LABELS), expected)
+    torch.testing.assert_close(TransMixLabels(3)(batch, LOGITS, attn, LABELS).loss, expected)
     area = -(area_targets * logp).sum(1).mean()
-    torch.testing.assert_close(AreaLabels(3).loss(batch, LOGITS, attn, LABELS), area)
+    torch.testing.assert_close(AreaLabels(3)(batch, LOGITS, attn, LABELS).loss, area)

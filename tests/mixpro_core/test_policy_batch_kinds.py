@@ -43,17 +43,17 @@ def area_loss(batch):
 def test_pal_changes_token_exact_batches_only(seed):
     pal = PALLabels(K)
     for kind, batch in batches(seed).items():
-        lam = pal.lam(batch, LOGITS, ATTN, LABELS)
+        lam = pal(batch, LOGITS, ATTN, LABELS).lam
         if kind in ("maskmix", "resizemix_aligned"):
             assert batch.token_exact
             gap = (attention_lambda(batch.token_mask, ATTN) - batch.lam_area).abs().max()
             assert gap > 0.1, f"{kind}: the attention does not separate the policies (gap {gap:.3f})"
             assert (lam - batch.lam_area).abs().max() > 0.05, kind
-            assert not torch.allclose(pal.loss(batch, LOGITS, ATTN, LABELS), area_loss(batch), atol=1e-3), kind
+            assert not torch.allclose(pal(batch, LOGITS, ATTN, LABELS).loss, area_loss(batch), atol=1e-3), kind
         else:
             assert not batch.token_exact
             assert torch.equal(lam, batch.lam_area), kind
-            torch.testing.assert_close(pal.loss(batch, LOGITS, ATTN, LABELS), area_loss(batch), rtol=0, atol=0)
+            torch.testing.assert_close(pal(batch, LOGITS, ATTN, LABELS).loss, area_loss(batch), rtol=0, atol=0)
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -61,10 +61,10 @@ def test_transmix_changes_every_batch_with_a_token_mask(seed):
     transmix = TransMixLabels(K)
     separated = 0
     for kind, batch in batches(seed).items():
-        lam = transmix.lam(batch, LOGITS, ATTN, LABELS)
+        lam = transmix(batch, LOGITS, ATTN, LABELS).lam
         if kind == "mixup":
             assert batch.token_mask is None and torch.equal(lam, batch.lam_area)
-            torch.testing.assert_close(transmix.loss(batch, LOGITS, ATTN, LABELS), area_loss(batch), rtol=0, atol=0)
+            torch.testing.assert_close(transmix(batch, LOGITS, ATTN, LABELS).loss, area_loss(batch), rtol=0, atol=0)
             continue
         lam_attn = attention_lambda(batch.token_mask, ATTN)
         torch.testing.assert_close(lam, (batch.lam_area + lam_attn) / 2)
@@ -77,5 +77,5 @@ def test_transmix_changes_every_batch_with_a_token_mask(seed):
 def test_area_labels_ignore_the_attention_on_every_kind():
     area = AreaLabels(K)
     for batch in batches(0).values():
-        torch.testing.assert_close(area.loss(batch, LOGITS, ATTN, LABELS), area_loss(batch), rtol=0, atol=0)
-        assert torch.equal(area.lam(batch, LOGITS, ATTN, LABELS), batch.lam_area)
+        torch.testing.assert_close(area(batch, LOGITS, ATTN, LABELS).loss, area_loss(batch), rtol=0, atol=0)
+        assert torch.equal(area(batch, LOGITS, ATTN, LABELS).lam, batch.lam_area)

@@ -8,8 +8,8 @@ import torch
 import torch.nn as nn
 from timm.models.vision_transformer import VisionTransformer
 
-from mixpro_core import (AreaLabels, HorizontalTokenMixup, MixBatch, TokenMixup, VerticalTokenMixup, build_token_mixup,
-                         horizontal_token_mixup, mixed_targets, no_mix)
+from mixpro_core import (TOKEN_MIXERS, AreaLabels, HorizontalTokenMixup, MixBatch, TokenMixup, VerticalTokenMixup,
+                         build_token_mixup, horizontal_token_mixup, mixed_targets, no_mix, soft_target_cross_entropy)
 from mixpro_core.tokenmixup import TokenMixupContext, assign_partners, block_saliency, saliency_from_qkv
 
 
@@ -160,9 +160,10 @@ def test_htm_mixes_only_easy_samples_and_keeps_the_batch_order(class_token):
     assert not torch.equal(context.targets[easy], start[easy])
     # ScoreNet loss: λ_sn · mean soft CE against the targets entering the layer
     assert len(context.scorenet_losses) == 1 and context.scorenet_losses[0].requires_grad
-    loss = tm.losses(context, AreaLabels(5, 0.0), batch, logits, None, labels)
-    assert set(loss) == {"loss", "scorenet", "htm_mixed"}
-    assert float(loss["htm_mixed"]) == pytest.approx(float(context.mixed.float().mean()))
+    result = tm.result(context)
+    assert result.targets is context.targets and result.scorenet.requires_grad
+    torch.testing.assert_close(result.scorenet, context.scorenet_losses[0])
+    assert float(result.mixed) == pytest.approx(float(context.mixed.float().mean())) and not result.mixed.requires_grad
 
 
 def test_htm_is_the_plain_block_in_eval_mode_and_outside_feed():
@@ -187,9 +188,10 @@ def test_htm_targets_start_from_the_area_targets_of_the_image_mixed_batch():
         logits = model(x)
     expected = mixed_targets(labels, batch.partner, batch.lam_area, 5, 0.1)
     assert torch.equal(context.targets, expected) and not context.mixed.any()
-    loss = tm.losses(context, AreaLabels(5, 0.1), batch, logits, None, labels)
-    area = AreaLabels(5, 0.1).loss(batch, logits, None, labels)
-    torch.testing.assert_close(loss["loss"], area + context.scorenet_losses[0])
+    result = tm.result(context)
+    area = AreaLabels(5, 0.1)(batch, logits, None, labels).loss
+    torch.testing.assert_close(soft_target_cross_entropy(logits, result.targets), area)
+    torch.testing.assert_close(result.scorenet, context.scorenet_losses[0])
 
 
 # ------------------------------------------------------------------------------------------------- VTM
@@ -260,16 +262,15 @@ def test_off_switch_and_config_errors():
     off = build_token_mixup(model, None, num_classes=5)
     assert not off.active
     x, labels = torch.randn(2, 1, 16, 16), torch.tensor([0, 1])
-    batch = no_mix(x)
-    with off.feed(batch, labels) as context:
-        logits = model(x)
-    assert context.targets is None
-    torch.testing.assert_close(off.losses(context, AreaLabels(5), batch, logits, None, labels)["loss"],
-                               AreaLabels(5).loss(batch, logits, None, labels))
+    plain = model(x)
+    with off.feed(no_mix(x), labels) as context:
+        assert torch.equal(model(x), plain)
+    assert context.targets is None and off.result(context) is None  # the label policy's loss holds
     with pytest.raises(ValueError, match="layer must be a block index"):
         build_token_mixup(model, dict(type="htm", layer=3), 5)
-    with pytest.raises(ValueError, match="'htm' or 'vtm'"):
+    with pytest.raises(ValueError, match=r"token_mixup type must be one of \['htm', 'vtm'\], got 'xtm'"):
         build_token_mixup(model, dict(type="xtm", layer=1), 5)
+    assert TOKEN_MIXERS.get("htm") is HorizontalTokenMixup and TOKEN_MIXERS.get("vtm") is VerticalTokenMixup
     with pytest.raises(ValueError, match=r"token_mixup \(htm\): unknown key\(s\) \['tua'\]"):
         build_token_mixup(model, dict(type="htm", layer=1, tua=0.2), 5)
     with pytest.raises(ValueError, match=r"unknown key\(s\) \['block'\]"):  # filled by the builder, not the config

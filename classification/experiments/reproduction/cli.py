@@ -1,42 +1,14 @@
 """The command line of ``tools/reproduce.py`` (and of one run in its own process: ``python -m
 classification.experiments.reproduction.cli run-one ...``).
 
-    python tools/reproduce.py [--set default|pal-ablation|tokens64] [--methods none,baseline,...|all] [--seeds 0,1,2] [--budget 0.3]
-                              [--out docs/results.md] [--plot docs/results.png] [--work-root work_dirs/reproduce]
-                              [--jobs N] [--force] [--keep-going] [--report-only] [--cfg-options key=value ...]
+    python tools/reproduce.py [--set default|pal-ablation|tokens64|downstream] [--methods none,baseline,...|all]
+                              [--seeds 0,1,2] [--budget 0.3] [--out docs/results.md] [--plot docs/results.png]
+                              [--work-root work_dirs/reproduce] [--jobs N] [--force] [--keep-going] [--report-only]
+                              [--cfg-options key=value ...]
 
-Methods are the configs ``configs/classification/tiny-vit_{METHOD}_1xb128-20e_fmnist.py``: by default none,
-baseline (Mixup + CutMix), transmix, maskmix (MaskMix alone, PAL off), mixpro (MaskMix + PAL) and the seed methods
-htm, vtm, rmix (TokenMixup, R-Mix); ``--methods all`` adds every other such config in name order. Every (method,
-seed) run trains like ``tools/train.py CONFIG`` with ``randomness.seed = model.mix_seed = seed`` and
-``max(1, round(20 · budget))`` epochs (warm-up kept, cosine to the new last epoch; default budget 0.3 → 6 epochs, the
-sets' 0.5 → 10), in its own process, in
-``WORK_ROOT/METHOD/seedSEED``; then the final model is tested on the 10k test set and under 50% patch drop (half of
-the 4×4 grid of token-sized patches zeroed before normalisation). A run leaves ``result.json`` in its work dir; a
-run that has one (for the same epochs) is not trained again, so a killed reproduction continues where it stopped
-(``--force`` retrains). ``--jobs N`` runs go at a time, each in its own process with usable cores // N intra-op
-threads; the default is one run per usable core, one thread each (the tiny ViT gains little from a second
-thread, and 1-thread runs do not depend on the machine's core count; ``--jobs 1``: one run after another with the
-threads ``tools/train.py`` would use). Time estimates (the wall time left, for N at a time) are made from the runs
-already timed in the work root.
-
-``--set NAME`` runs a named experiment set instead
-(:data:`classification.experiments.reproduction.runs.EXPERIMENT_SETS`): ``pal-ablation`` (MixPro's label space with each
-ingredient switched alone: {PAL λ, area λ} × {hard-label CE, smoothed CE} on the MaskMix batches, + α detached) and
-``tokens64`` (baseline, TransMix, MaskMix, MixPro on the 64-token tiny ViT, MaskMix cells of 8 and 4 px); each run is
-also tested under 50% drop on 4-, 8- and 16-px grids. A set's runs go to ``work_dirs/reproduce-NAME/LABEL/seedSEED`` and
-its report to ``docs/results-NAME.md`` (per-seed values, paired differences against the set's reference with a paired
-t-test, the label-policy statistics logged during training and their curves); ``--methods`` then picks labels of the
-set. ``docs/results.md`` ends with every set report found next to it and the hand-written findings
-``docs/results-findings.md``, refreshed by each invocation.
-
-``--set downstream`` (:mod:`.downstream`, report :mod:`.downstream_report`) fine-tunes the baseline / TransMix /
-MixPro backbones of the default set's runs and random initialisation on the composite set (``--heads``,
-``--pretrain-root``, ``--quick``) → ``docs/results-downstream.md``.
-
-The report (``--out``) has mean ± std (ddof=1) test top-1 and top-1 under 50% patch drop per method, the per-seed
-values, whether the paper's ranking MixPro > TransMix > baseline holds at this scale, and the wall time, machine,
-versions, budget, seeds and the exact command; ``--plot`` is a bar chart of both columns with the std as error bars.
+Trains and tests every (method, seed) pair of the set (:mod:`.runs`; ``--set downstream``: :mod:`.downstream`) for
+``max(1, round(20 · budget))`` epochs, ``--jobs`` at a time, skipping runs with a ``result.json``, and writes the
+report (:mod:`.report`). What each set runs and reports: README, "Method comparison and benchmarks".
 """
 from __future__ import annotations
 
@@ -217,6 +189,7 @@ def downstream_main(args: argparse.Namespace, argv, t_start: float) -> Dict[str,
     quick_pretrain = {f"{loader}.dataset.limit": 256 for loader in
                       ("train_dataloader", "val_dataloader", "test_dataloader")} if args.quick else None
     ran = 0
+    downstream.prepare_process()  # what every worker does first; with --jobs 1 the runs go in this process
     if not args.report_only:
         downstream.ensure_data(data_root, args.quick)
         plan = downstream.build_plan(seeds, inits, heads, args.work_root, args.pretrain_root, epochs, data_root,

@@ -21,11 +21,13 @@ import time
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence
 
+from classification.engine import lifecycle
 from classification.engine.atomic import atomic_write_text
 from classification.engine.checkpoints import install_safe_checkpoint_loading
-from classification.engine.distributed import release_dataloader_workers
+from classification.engine.config_check import load_config
 from classification.engine.host import ROOT
-from classification.engine.launch import filter_upstream_warnings, plain_metrics, write_metrics
+from classification.engine.launch import (filter_upstream_warnings, plain_metrics, prepare_config, prepare_test_config,
+                                          write_metrics)
 from classification.experiments.stages import Stage, run_stages
 from classification.transfer.downstream_data.composite import all_background_miou, make_composite
 
@@ -126,11 +128,12 @@ def pretrain(method: str, seed: int, epochs: int, work_dir: str, cfg_options: Op
         return runs.train_and_evaluate(method, runs.config_path(method), seed, epochs, work_dir, cfg_options)
 
 
-def _finetune_config(head: Head, work_dir: str, seed: int, data_root: str, backbone: Optional[str], quick: bool,
+def _finetune_config(head: Head, seed: int, data_root: str, backbone: Optional[str], quick: bool,
                      config: Optional[str] = None):
-    from mmengine.config import Config
-    cfg = Config.fromfile(osp.join(ROOT, config or head.config))
-    cfg.work_dir = work_dir
+    """``config`` (default: the head's) on ``data_root`` with ``randomness.seed = seed``, the backbone initialised
+    from ``backbone`` (None: random), no validation loop; ``quick``: a few iterations at batch 2. Not yet prepared
+    (:func:`classification.engine.launch.prepare_config` / ``prepare_test_config``)."""
+    cfg = load_config(osp.join(ROOT, config or head.config))
     cfg.randomness = dict(cfg.get("randomness") or {}, seed=seed)
     if backbone is not None:
         cfg.model.backbone.init_cfg = dict(type="Pretrained", checkpoint=backbone)
@@ -153,13 +156,9 @@ def _finetune_config(head: Head, work_dir: str, seed: int, data_root: str, backb
 
 
 def _test(cfg, checkpoint: str, test_dir: str, config: str) -> dict:
-    from classification.engine.runner import MixProRunner
-    cfg.load_from = checkpoint
-    cfg.work_dir = test_dir
     cfg.train_dataloader = cfg.train_cfg = cfg.optim_wrapper = cfg.param_scheduler = None
-    runner = MixProRunner.from_cfg(cfg)
-    metrics = plain_metrics(runner.test())
-    release_dataloader_workers(runner)
+    cfg = prepare_test_config(cfg, checkpoint, work_dir=test_dir)
+    metrics = plain_metrics(lifecycle.run(cfg, train=False, test=True).metrics)
     write_metrics(test_dir, config, checkpoint, metrics)
     return metrics
 
@@ -171,7 +170,6 @@ def finetune(head_key: str, init: str, seed: int, work_root: str, data_root: str
     ``result.json`` (metrics, seconds, threads). Output goes to ``run.log`` in the fine-tune's work dir."""
     import torch
     from classification.transfer.convert import convert_file
-    from classification.engine.runner import MixProRunner
     head = HEADS[head_key]
     name = stem(head_key, init, seed)
     work_dir = finetune_dir(work_root, head_key, init, seed)
@@ -182,20 +180,17 @@ def finetune(head_key: str, init: str, seed: int, work_root: str, data_root: str
         if pretrained is not None:
             backbone = osp.join(work_dir, "backbone.pth")
             print(convert_file(pretrained, backbone, "mmseg-vit", img_size=IMG_SIZE).format())
-        cfg = _finetune_config(head, work_dir, seed, data_root, backbone, quick)
-        runner = MixProRunner.from_cfg(cfg)
-        runner.train()
+        cfg = prepare_config(_finetune_config(head, seed, data_root, backbone, quick), work_dir=work_dir)
+        lifecycle.run(cfg)
         last = osp.join(work_dir, (f"iter_{cfg.train_cfg.max_iters}.pth" if head.task == "segmentation"
                                    else f"epoch_{cfg.train_cfg.max_epochs}.pth"))
-        release_dataloader_workers(runner)
-        del runner
         train_seconds = time.time() - t0
         tests = {"": head.config}
         if head.ms_config:
             tests["_ms"] = head.ms_config
         metrics = {}
         for suffix, config in tests.items():
-            test_cfg = _finetune_config(head, work_dir, seed, data_root, None, quick, config)
+            test_cfg = _finetune_config(head, seed, data_root, None, quick, config)
             metrics[suffix or "ss"] = _test(test_cfg, last, eval_dir(work_root, name + suffix), config)
     result = dict(head=head_key, init=init, seed=seed, pretrained=pretrained, checkpoint=last, metrics=metrics,
                   train_seconds=round(train_seconds, 1), run_seconds=round(time.time() - t0, 1),

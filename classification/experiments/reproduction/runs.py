@@ -1,15 +1,14 @@
 """Runs of the reproduction: the methods (``configs/classification/tiny-vit_{METHOD}_1xb128-20e_fmnist.py``), the
-epoch budget and the shortened schedule, one run (train, test, top-1 under 50% patch drop) in its own process, the
-``result.json`` that marks a finished run, and the loop over (method, seed) pairs.
+epoch budget, one run (train, test, top-1 under 50% patch drop; prepared and run as ``tools/train.py`` runs it) in its
+own process, the ``result.json`` that marks a finished run, and the loop over (method, seed) pairs.
 
 Time estimates come only from measured runs: the ``train_seconds`` / ``run_seconds`` that every ``result.json``
 records (see :func:`.estimates.estimate_run_seconds`); before the first run of a work root has finished there is none.
 
 ``jobs`` runs go at a time (:func:`run_all`), each its own process with its own seed: with ``jobs ≥ 2`` every run
-starts with ``OMP_NUM_THREADS`` = ``MKL_NUM_THREADS`` = usable cores // jobs (at least 1), the tiny ViT gaining
-almost nothing from a second intra-op thread; with ``jobs = 1`` a run sets its threads as ``tools/train.py`` does
-(:func:`classification.engine.host.configure_threads`). A run's result depends on its seed and its thread count (CPU
-float reductions), not on which runs go beside it.
+starts with ``OMP_NUM_THREADS`` = ``MKL_NUM_THREADS`` = usable cores // jobs (at least 1); with ``jobs = 1`` a run sets
+its threads as ``tools/train.py`` does (:func:`classification.engine.host.configure_threads`). A run's result depends
+on its seed and its thread count (CPU float reductions), not on which runs go beside it.
 """
 from __future__ import annotations
 
@@ -27,14 +26,11 @@ from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import List, Optional, Sequence, Tuple
 
-from mmengine.runner import Runner
-
-from classification.engine import launch
+from classification.engine import lifecycle
 from classification.engine.atomic import atomic_write_text
 from classification.engine.checkpoints import install_safe_checkpoint_loading
-from classification.engine.distributed import release_dataloader_workers
 from classification.engine.host import ROOT, USER_THREAD_VARIABLES, configure_threads, default_num_threads
-from classification.engine.launch import shorten_schedule
+from classification.engine.launch import prepare_config
 from classification.experiments.robustness.evaluate import evaluate_robustness
 
 from .estimates import estimate_plan_seconds, hms
@@ -256,27 +252,18 @@ def show_path(path: str) -> str:
 def train_and_evaluate(method: str, config: str, seed: int, epochs: int, work_dir: str,
                        cfg_options: Optional[dict] = None, occlusion_patches: Sequence[int] = ()) -> dict:
     """One run in this process: ``tools/train.py``'s config handling
-    (:func:`classification.engine.launch.build_config`), training with ``randomness.seed = model.mix_seed = seed`` for
-    ``epochs``, the Runner's test, then top-1 under 50% patch drop
+    (:func:`classification.engine.launch.prepare_config`), training with ``randomness.seed = model.mix_seed = seed``
+    for ``epochs`` (validation once, at the end), the Runner's test, then top-1 under 50% patch drop
     (:func:`classification.experiments.robustness.evaluate.evaluate_robustness`, suite ``occlusion``) with token-sized
     patches (``top1_drop50``) and, when given, on each grid of ``occlusion_patches`` px (``top1_drop50_by_patch``);
     writes and returns the result."""
     t0 = time.time()
     install_safe_checkpoint_loading()
-    args = launch.parse_args([config, "--work-dir", work_dir])
-    args.cfg_options = cfg_options
-    cfg = launch.build_config(args)
+    options = {**(cfg_options or {}), "model.mix_seed": seed, "train_cfg.val_interval": epochs}
+    cfg = prepare_config(config, work_dir=work_dir, cfg_options=options, epochs=epochs, seed=seed)
     threads = configure_threads(cfg)
-    cfg.randomness = dict(cfg.get("randomness") or {}, seed=seed)
-    cfg.model.mix_seed = seed
-    shorten_schedule(cfg, epochs)
-    runner = Runner.from_cfg(cfg)
-    t_train = time.time()
-    runner.train()
-    train_seconds = time.time() - t_train
-    metrics = runner.test()
-    release_dataloader_workers(runner)
-    del runner
+    finished = lifecycle.run(cfg, test=True)
+    metrics, train_seconds = finished.metrics, finished.train_seconds
     run_config = osp.join(work_dir, osp.basename(config))  # the config as the Runner dumped it (all overrides)
     checkpoint = osp.join(work_dir, f"epoch_{epochs}.pth")
     run_config = run_config if osp.isfile(run_config) else config

@@ -1,40 +1,13 @@
-"""Robustness benchmarks of a classifier checkpoint (docs/methods.md, "Robustness benchmarks"): occlusion, patch
-shuffle, FGSM / PGD, ImageNet-A/R/O.
+"""Robustness benchmarks of a classifier checkpoint, in [0, 1] pixel space (docs/methods.md, "Robustness benchmarks").
 
-Everything is measured in [0, 1] pixel space. The config's test dataset is built with its own resize / crop but
-*without* its ``Normalize`` step (:func:`split_normalize` takes it out of the transform), and the normalisation moves
-into the model (:class:`NormalizedModel`), so occlusion zeros, shuffled cells, the attack budget ε and the clamping
-to [0, 1] all refer to pixels, and attack gradients flow through the normalisation.
-
-Suites (keys of the result dict; accuracies are top-1 in percent):
-  - ``occlusion`` (``{"0.0": top1, ..., "0.9": top1}``): the image is cut into square patches and
-    ``floor(ratio · G)`` of the G patches (``k·G//10`` for ratio k/10) are set to 0 in pixel space; one random
-    patch set per batch, the same cells for every image of the batch (:func:`drop_patches`). Patch size: 16 px for
-    224-px inputs (a 14×14 grid, whatever the model's token size, so models are occluded alike),
-    otherwise the model's ``token_stride`` (one patch per token: the Fashion-MNIST tiny ViT's 4×4 tokens give G = 16,
-    and ratios 0.0 … 0.9 drop 0, 1, 3, 4, 6, 8, 9, 11, 12, 14 patches). Several patch sizes (e.g. 4, 8, 16 px at
-    32×32, so that a test grid need not coincide with the MaskMix cells): ``occlusion`` holds the first size and
-    ``occlusion_by_patch`` (``{"4": {"0.5": top1, ...}, "8": ..., "16": ...}``) every size.
-  - ``shuffle`` (``{"2x2": top1, ...}``): the image is cut into a g×g grid whose cells are permuted with one random
-    permutation per batch (:func:`shuffle_patches`). Grids: (2,4,8,14,16) where they divide the input side (all of
-    them at 224); for small inputs (side < 64 px) every divisor 2 ≤ g ≤ side/2 (28 px → 2, 4, 7, 14; 32 px → 2, 4,
-    8, 16).
-  - ``fgsm`` / ``pgd`` (``{"1/255": top1, "2/255": ..., "4/255": ...}``): L∞ attacks against the true labels
-    (:func:`fgsm`, :func:`pgd`: α = ε/4, 10 steps, uniform random start in the ε-ball, clamped to [0, 1] after every
-    step). Never under autocast.
-  - ``imagenet-a`` / ``imagenet-r``: top-1 on a folder dataset whose class folders are WordNet ids (200 of the
-    1000 ImageNet classes); the 1000-way logits are restricted to the classes present (:func:`class_subset_indices`).
-  - ``imagenet-o``: AUPR in percent (:func:`ood_aupr`, sklearn's ``average_precision_score``) of telling ImageNet-O
-    images (the positive class: anomalies) from ImageNet val images (``imagenet_val`` or else the config's test set),
-    with score ``-max softmax`` (a less confident prediction is more anomalous). Higher is better.
-``clean_top1`` (the config's test set, unchanged) is always reported.
-
-Randomness: each setting (e.g. occlusion 0.3, PGD 2/255) draws from its own CPU ``torch.Generator`` seeded from
-``(seed, setting)``, so a result does not depend on which other settings run; with the same batch size and sample
-order the numbers are reproducible. The test set is read once per checkpoint: every setting runs on each batch.
-
-In-process API: :func:`evaluate_robustness` (one checkpoint → its entry of ``robustness.json``);
-``tools/robustness.py`` is the CLI (several checkpoints, JSON / Markdown / plots).
+:func:`evaluate_robustness` (one config + checkpoint → its entry of ``robustness.json``; ``tools/robustness.py`` is
+the command line) returns ``clean_top1`` and, for each suite run, top-1 in percent per setting: ``occlusion``
+``{"0.0": top1, ..., "0.9": top1}`` by drop ratio (with several patch sizes also ``occlusion_by_patch``
+``{"4": {...}, "8": {...}}``), ``shuffle`` ``{"2x2": top1, ...}``, ``fgsm`` / ``pgd`` ``{"1/255": top1, ...}``,
+``imagenet-a`` / ``imagenet-r`` top-1; ``imagenet-o`` is an AUPR in percent. The test set is built without its
+``Normalize`` step, which moves into the model (:class:`~classification.experiments.robustness.suites.NormalizedModel`).
+Each setting draws from its own generator seeded from ``(seed, setting)``, so a result does not depend on which other
+settings run; the test set is read once per checkpoint.
 """
 from __future__ import annotations
 

@@ -1,12 +1,6 @@
 """The command line behind ``tools/robustness.py``: robustness benchmarks (docs/methods.md, "Robustness benchmarks")
 of one or several checkpoints of the same model config, written as JSON, a Markdown table and curves.
 
-    python tools/robustness.py CONFIG CHECKPOINT [--compare CKPT2 ...] [--names NAME1 NAME2 ...]
-        [--suite occlusion,shuffle,imagenet-a,imagenet-r,imagenet-o,fgsm,pgd] [--out-dir DIR] [--batch-size N]
-        [--max-samples N] [--attack-max-samples N] [--num-workers N] [--device cpu|cuda] [--amp] [--seed S]
-        [--pgd-steps 10] [--occlusion-patch P [P ...]] [--imagenet-a DIR] [--imagenet-r DIR] [--imagenet-o DIR]
-        [--imagenet-val DIR] [--quiet]
-
 Writes into --out-dir (default work_dirs/robustness/<config name>):
   robustness.json   {"config": CONFIG, "models": {NAME: {"checkpoint", "clean_top1", <suite>: ...}}}, top-1 in %,
                     ImageNet-O as AUPR in % (only the suites run are present)
@@ -14,7 +8,6 @@ Writes into --out-dir (default work_dirs/robustness/<config name>):
   occlusion.png, shuffle.png, fgsm.png, pgd.png   top-1 against drop ratio / shuffle grid / ε, one line per checkpoint
 NAME defaults to the checkpoint's parent folder. The default suite is occlusion, shuffle, fgsm and pgd on the config's
 test set, plus imagenet-a/-r/-o for each of those folders that exists (--imagenet-a etc., default data/imagenet-a ...).
-The protocol of each suite: :mod:`classification.experiments.robustness.evaluate`.
 """
 from __future__ import annotations
 

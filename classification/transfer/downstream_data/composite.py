@@ -1,44 +1,13 @@
 """Deterministic composite downstream dataset: Fashion-MNIST objects pasted on scikit-image's bundled photos.
 
-One generator writes both a semantic segmentation set (ADE20K-style folders, for mmsegmentation) and COCO
-instance annotations of the very same images (for mmdetection)::
-
-    <out>/
-      classes.txt                          11 lines: "background" then the 10 Fashion-MNIST classes
-      images/training/000000.jpg ...       RGB, size x size, PIL JPEG quality 90
-      images/validation/000000.jpg ...
-      annotations/training/000000.png ...  uint8 'L' label map (same stem as the image)
-      annotations/validation/000000.png ...
-      annotations/instances_train.json     COCO instances of images/training/
-      annotations/instances_val.json       COCO instances of images/validation/
-
-Label maps: 0 = background, ``k + 1`` = Fashion-MNIST class ``k`` (1..10); there is no ignore value (255 never
-occurs). Use mmseg with ``reduce_zero_label=False`` and 11 classes (``classes.txt`` order, background included),
-``img_suffix='.jpg'``, ``seg_map_suffix='.png'``.
-
-COCO json: categories 1..10 (Fashion-MNIST class + 1, so a category id equals its label value in the PNG), image
-ids from 1 in file order, annotation ids from 1 (pycocotools' COCOeval stores the matched ground-truth id in
-``dtm`` and treats 0 as "unmatched", so an annotation id 0 silently turns a true positive into a false positive),
-``file_name`` relative to ``<out>/images/<split>/``. One annotation per pasted object: ``segmentation`` is the
-compressed RLE (``pycocotools.mask.encode``) of the object's *visible* pixels (those not occluded by a later
-object), ``area`` and ``bbox`` ``[x, y, w, h]`` are computed from that RLE, ``iscrowd`` 0.
-
-Composition of one image (all randomness from ``numpy.random.default_rng`` generators seeded from ``seed``, one
-stream per split spawned with ``numpy.random.SeedSequence(seed).spawn(2)``, so the validation images do not depend
-on ``num_train``; draws happen in a fixed order, so a seed gives byte-identical files on a given software stack):
-  * background: a random square crop (side 40..100 % of the photo's short side, random flip) of one of the colour
-    photos shipped inside scikit-image's ``skimage/data`` folder, resized (bilinear) to size x size, multiplied by
-    ``background_brightness`` (default 1);
-  * 1..4 objects, from the Fashion-MNIST train split for training images and the test split for validation
-    images: side ``round(32*size/128)..round(80*size/128)`` px, a random position that keeps the object inside the
-    image, a random flip and a random tint colour (each RGB channel uniform in [``tint_min``, 255], default 0); the 28x28 image is resized (bilinear) and normalised by its
-    maximum, the object mask is ``alpha > 0.15`` and the object is alpha-composited inside that mask only;
-  * later objects occlude earlier ones; the label map holds whatever is on top. An object whose visible area is
-    below ``min_visible_area`` (30 px) gets no COCO annotation (its few visible pixels keep its label in the PNG).
-
-Command line (:func:`main`)::
-
-    python tools/make_downstream_data.py --out data/composite --num-train 300 --num-val 60 --size 128 --seed 0
+:func:`make_composite` (command line :func:`main`: ``tools/make_downstream_data.py --out DIR``) writes under ``<out>/``
+``classes.txt`` (``background`` then the 10 Fashion-MNIST classes), ``images/{training,validation}/000000.jpg ...``
+(RGB, size x size), ``annotations/{training,validation}/000000.png ...`` (uint8 label maps: 0 = background,
+``k + 1`` = class ``k``, no ignore value; for mmseg) and ``annotations/instances_{train,val}.json`` (COCO, for mmdet:
+category id = label value, image and annotation ids from 1, one RLE of its visible pixels per object of at least
+``min_visible_area`` px). A seed gives byte-identical files on one software stack, and the validation images do not
+depend on ``num_train``. Formats, mmseg / mmdet settings and how an image is composed: docs/methods.md, "Generated
+downstream data".
 """
 from __future__ import annotations
 

@@ -1,34 +1,13 @@
 """Segmentation and detection sets from the real photos of the Debian package ``labelme-examples``.
 
-Sources under ``root`` (default ``/usr/share/doc/labelme-examples/examples``; every file may also be
-``<name>.gz``, as Debian's dh_compress may leave documentation, and is then read through gzip):
-  * ``semantic_segmentation/data_dataset_voc/`` (falling back to ``instance_segmentation/data_dataset_voc/``):
-    ``JPEGImages/*.jpg`` (3 PASCAL VOC 2011 photos), ``class_names.txt`` (21 VOC names, ``_background_`` = 0) and
-    the class masks, read from the first of ``SegmentationClass/<stem>.npy`` (int32, -1 = unlabelled),
-    ``SegmentationClassPNG/<stem>.png`` (palette PNG, 255 = unlabelled) or ``SegmentationClass/<stem>.png``;
-  * ``instance_segmentation/data_dataset_coco/annotations.json`` with polygons for the same photos and its
-    ``JPEGImages/``.
-
-Output::
-
-    <out>/seg/classes.txt                       the VOC class names, line i = label value i (0 = _background_)
-    <out>/seg/images/{training,validation}/<stem>.jpg       the photos, copied byte for byte
-    <out>/seg/annotations/{training,validation}/<stem>.png  uint8 'L' masks, VOC indices 0..20, 255 = ignore
-    <out>/coco/instances.json                   COCO instances (polygons), file_name relative to <out>/coco/images/
-    <out>/coco/images/<stem>.jpg
-
-Segmentation: use mmseg with ``reduce_zero_label=False``, ``ignore_index=255``, 21 classes (``classes.txt``),
-``img_suffix='.jpg'``, ``seg_map_suffix='.png'``. With only 3 photos there is no meaningful split: *every* photo
-is written to both ``training`` and ``validation`` (a smoke-test set on real images, not a benchmark).
-
-Detection: the package's json with category 0 ``_background_`` (and any annotation of it) removed; categories
-1..20 keep their VOC ids, so a category id equals the seg label value. The package numbers images *and
-annotations* from 0. mmdet 3.3's CocoDataset keeps image id 0 (checked: all 3 images load, filter_empty_gt or
-not), but pycocotools' COCOeval records the matched ground-truth *annotation* id in ``dtm`` and counts a
-detection as a true positive only where that id is non-zero, so ground-truth annotation 0 can never be matched
-(evaluating the package's ground truth as detections gives bbox AP 0.949 instead of 1.0). Therefore both image
-ids and annotation ids are shifted to start at 1 when they start at 0 (image_id references follow).
-The same 3 images serve as train and val set.
+:func:`make_labelme` (command line :func:`main`: ``tools/make_labelme_data.py``) reads ``root`` (default
+:data:`LABELME_ROOT`; any file may also be ``<name>.gz``) and writes ``<out>/seg/``: ``classes.txt`` (21 VOC names, line
+i = label value i), ``images/{training,validation}/<stem>.jpg`` (the 3 photos, copied, in *both* splits: a smoke-test
+set, not a benchmark) and ``annotations/{training,validation}/<stem>.png`` (uint8 VOC indices 0..20, 255 = ignore);
+and ``<out>/coco/instances.json`` (polygons, ``file_name`` relative to ``<out>/coco/images/``; category 0
+``_background_`` removed, category id = VOC id = seg label value, image and annotation ids shifted to start at 1).
+Raises FileNotFoundError when the package is missing. Sources, mmseg / mmdet settings and why the ids start at 1:
+docs/methods.md, "Generated downstream data".
 """
 from __future__ import annotations
 
