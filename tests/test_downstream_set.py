@@ -4,6 +4,7 @@ import os
 import os.path as osp
 
 import pytest
+import torch
 
 from classification.experiments.reproduction import cli, downstream
 from classification.experiments.reproduction.downstream_report import markdown
@@ -73,10 +74,18 @@ def test_quick_set_runs_resumes_and_repeats_a_fine_tune_exactly(tmp_path, capsys
     assert result["pretrained"].endswith(osp.join("mixpro", "seed0", "epoch_1.pth")) and result["seed"] == 0
     text = open(tmp_path / "report.md").read()
     assert "| MixPro | " in text and "floor: all background" in text and osp.isfile(tmp_path / "report.png")
+    assert "from the first run's start to the last run's end" in text
 
     capsys.readouterr()
     cli.main(args)  # everything there: nothing runs again
     assert "0 runs to go" in capsys.readouterr().out
     first = read_metric(work, "linear_random_seed0", "mIoU")[0]
     cli.main([*common, "--methods", "random", "--heads", "linear", "--force"])
+    assert read_metric(work, "linear_random_seed0", "mIoU")[0] == first
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the workers' count, so that the run in this process (--jobs 1) repeats theirs
+    try:  # --jobs 1: the fine-tune runs in this process, which must read its own checkpoints weights-only too
+        cli.main([*common[:5], "--jobs", "1", *common[7:], "--methods", "random", "--heads", "linear", "--force"])
+    finally:
+        torch.set_num_threads(threads)
     assert read_metric(work, "linear_random_seed0", "mIoU")[0] == first

@@ -194,8 +194,10 @@ def downstream_main(args: argparse.Namespace, argv, t_start: float) -> Dict[str,
         downstream.ensure_data(data_root, args.quick)
         plan = downstream.build_plan(seeds, inits, heads, args.work_root, args.pretrain_root, epochs, data_root,
                                      args.quick, args.force, quick_pretrain)
-        print(f"reproduce --set downstream: {len(inits)} backbones ({', '.join(inits)}) × {len(heads)} heads "
-              f"({', '.join(heads)}) × {len(seeds)} seeds = {plan.finetunes} fine-tunes, {plan.finetune_done} done "
+        count = lambda n, word: f"{n} {word}{'s' if n != 1 else ''}"  # noqa: E731
+        print(f"reproduce --set downstream: {count(len(inits), 'backbone')} ({', '.join(inits)}) × "
+              f"{count(len(heads), 'head')} ({', '.join(heads)}) × {count(len(seeds), 'seed')} = "
+              f"{count(plan.finetunes, 'fine-tune')}, {plan.finetune_done} done "
               f"already; {len(plan.stages)} runs to go ({plan.pretrain_done} pretraining runs reused from "
               f"{runs.show_path(args.pretrain_root)}), {args.jobs} at a time", flush=True)
         try:

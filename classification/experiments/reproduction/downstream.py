@@ -278,8 +278,15 @@ def collect(work_root: str, pretrain_root: str, seeds: Sequence[int], inits: Seq
             epochs: int, quick: bool = False) -> dict:
     """Every finished fine-tune's metrics (read from its metrics.json files) and each backbone's Fashion-MNIST
     top-1: ``{"runs": [{head, init, seed, <column>: value, <column> +MS: value, run_seconds}], "pretrain":
-    {init: {seed: top1}}}``."""
-    rows = []
+    {init: {seed: top1}}, "span": seconds from the first run's start to the last run's end}`` (each run's end is
+    its result.json's modification time, its start that minus its ``run_seconds``; None without runs)."""
+    rows, times = [], []
+
+    def timed(path: str, result: dict) -> None:
+        if isinstance(result.get("run_seconds"), (int, float)) and osp.isfile(path):
+            end = osp.getmtime(path)
+            times.append((end - result["run_seconds"], end))
+
     for head in heads:
         spec = HEADS[head]
         for init in inits:
@@ -287,6 +294,7 @@ def collect(work_root: str, pretrain_root: str, seeds: Sequence[int], inits: Seq
                 result = load_finetune(work_root, head, init, seed, quick)
                 if result is None:
                     continue
+                timed(osp.join(finetune_dir(work_root, head, init, seed), FINETUNE_RESULT), result)
                 row = dict(head=head, init=init, seed=seed, run_seconds=result.get("run_seconds"),
                            threads=result.get("threads"))
                 for column, key in spec.columns:
@@ -301,7 +309,9 @@ def collect(work_root: str, pretrain_root: str, seeds: Sequence[int], inits: Seq
             result = None if init == "random" else runs.load_result(runs.run_dir(pretrain_root, init, seed), epochs)
             if result is not None:
                 pretrain_top1.setdefault(init, {})[seed] = result["top1"]
-    return dict(runs=rows, pretrain=pretrain_top1)
+                timed(osp.join(runs.run_dir(pretrain_root, init, seed), runs.RESULT_FILE), result)
+    span = max(e for _, e in times) - min(b for b, _ in times) if times else None
+    return dict(runs=rows, pretrain=pretrain_top1, span=span)
 
 
 def floor_miou(data_root: str) -> float:

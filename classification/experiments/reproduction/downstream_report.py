@@ -143,7 +143,9 @@ def markdown(collected: dict, inits: Sequence[str], heads: Sequence[str], seeds:
     machine += f", GPU {meta['gpu']}" if meta.get("gpu") else "; no GPU used"
     out += ["## Run", "", f"- command: `{meta['command']}`", machine,
             f"- stack: python {meta['python']}, torch {meta['torch']}, mmengine {meta['mmengine']}",
-            f"- wall time of this invocation: {hms(meta['wall_seconds'])} ({meta['ran']} runs); sum of the per-run "
+            f"- from the first run's start to the last run's end (result.json times, including any pause between "
+            f"invocations): {hms(collected.get('span'))}; wall time of this invocation: "
+            f"{hms(meta['wall_seconds'])} ({meta['ran']} runs); sum of the per-run "
             f"times of the {len(rows)} fine-tunes found: {hms(meta['sum_run_seconds'])}; runs at a time "
             f"(`--jobs`) {meta['jobs']}, threads per run {meta['threads']}; the machine may have been shared",
             f"- per-run logs, checkpoints and result.json: `{show_path(meta['work_root'])}/finetune/HEAD_INIT_seedS/`, "
