@@ -230,7 +230,7 @@ def maskmix_masks(batch_size: int, height: int, width: int, mask_size: int, patc
     """The MaskMix masks alone: (pixel_mask (B,1,H,W), token_mask (B,N)) float in {0,1}, 1 = own (see maskmix).
 
     ``own_cells`` (B,) long: the number of own cells of each sample instead of the batch's Beta draw (pictures at
-    chosen λ, ``classification/visualize.py``); the cells are still chosen at random."""
+    chosen λ, ``classification/experiments/visualize.py``); the cells are still chosen at random."""
     if mask_size <= 0 or patch_size <= 0:
         raise ValueError(f"mask_size and patch_size must be positive, got mask_size={mask_size}, "
                          f"patch_size={patch_size}")

@@ -4,11 +4,11 @@
 # restricted unpickler). 128 images per GPU. CCT / TokenMixup CIFAR augmentation (timm): RandomResizedCrop 32 with
 # scale (0.8, 1), random interpolation, flip, RandAugment rand-m9-mstd0.5-inc1, random erasing 0.25 (pixel mode),
 # CIFAR-100 mean/std; evaluation at 32×32 without resizing (crop_pct 1.0).
-# Training and validation read the in-memory path (classification/in_memory.py): the split is one uint8 tensor and a
+# Training and validation read the in-memory path (classification/data/in_memory.py): the split is one uint8 tensor and a
 # worker builds a whole batch per call (CIFARInMemory.__getitems__ + batch_collate); timm's RandAugment is not
 # batchable, so it still runs per image, with its RNGs seeded per batch from SeededSampler (reproducible, bit-exact
 # on resume, whatever the worker count) — the 8 workers stay to keep a GPU fed. The test loader keeps the per-sample
-# CIFAR dataset (tools that build it with their own DataLoader, e.g. classification/robustness.py, get items).
+# CIFAR dataset (tools that build it with their own DataLoader, e.g. classification/experiments/robustness/, get items).
 data_root = "data/cifar100"
 cifar100_mean, cifar100_std = (0.5071, 0.4867, 0.4408), (0.2675, 0.2565, 0.2761)
 train_dataloader = dict(
