@@ -124,6 +124,13 @@ def finetune_config(config: str, work_dir: str, data_root: str, backbone_ckpt: O
     _progress_hooks(cfg)
     if backbone_ckpt is not None:
         cfg.model.backbone.init_cfg.checkpoint = backbone_ckpt
+    on_composite(cfg, data_root, task, quick)
+    return prepare_config(cfg, work_dir=work_dir)
+
+
+def on_composite(cfg, data_root: str, task: str, quick: bool) -> None:
+    """Point a segmentation / detection config at the composite set in ``data_root`` (its test evaluator too), without
+    a validation loop (evaluated once, after training); ``quick``: batch 2, 4 iterations or 1 epoch."""
     for loader in (cfg.train_dataloader, cfg.test_dataloader):
         loader.dataset.data_root = data_root
     if task == "detection":
@@ -136,7 +143,6 @@ def finetune_config(config: str, work_dir: str, data_root: str, backbone_ckpt: O
             cfg.param_scheduler = [dict(type="ConstantLR", factor=1.0, by_epoch=False)]
         else:
             cfg.train_cfg.max_epochs = 1
-    return prepare_config(cfg, work_dir=work_dir)
 
 
 def finetune(config: str, work_dir: str, data_root: str, backbone_ckpt: Optional[str], quick: bool,

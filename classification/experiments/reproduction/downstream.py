@@ -23,11 +23,10 @@ from typing import Dict, List, Optional, Sequence
 
 from classification.engine import lifecycle
 from classification.engine.atomic import atomic_write_text
-from classification.engine.checkpoints import install_safe_checkpoint_loading
 from classification.engine.config_check import load_config
 from classification.engine.host import ROOT
-from classification.engine.launch import (filter_upstream_warnings, plain_metrics, prepare_config, prepare_test_config,
-                                          write_metrics)
+from classification.engine.launch import plain_metrics, prepare_config, prepare_test_config, write_metrics
+from classification.experiments.demo import on_composite, prepare_process
 from classification.experiments.stages import Stage, run_stages
 from classification.transfer.downstream_data.composite import all_background_miou, make_composite
 
@@ -116,11 +115,6 @@ def output_to(path: str):
                 os.close(fd)
 
 
-def prepare_process() -> None:
-    install_safe_checkpoint_loading()
-    filter_upstream_warnings()
-
-
 def pretrain(method: str, seed: int, epochs: int, work_dir: str, cfg_options: Optional[dict]) -> dict:
     """A reproduction run (:func:`.runs.train_and_evaluate`), its output in ``work_dir/reproduce.log``."""
     os.makedirs(work_dir, exist_ok=True)
@@ -137,21 +131,7 @@ def _finetune_config(head: Head, seed: int, data_root: str, backbone: Optional[s
     cfg.randomness = dict(cfg.get("randomness") or {}, seed=seed)
     if backbone is not None:
         cfg.model.backbone.init_cfg = dict(type="Pretrained", checkpoint=backbone)
-    for loader in (cfg.train_dataloader, cfg.test_dataloader):
-        loader.dataset.data_root = data_root
-    if head.task == "detection":
-        cfg.test_evaluator.ann_file = osp.join(data_root, "annotations", "instances_val.json")
-    cfg.val_dataloader = cfg.val_cfg = cfg.val_evaluator = None
-    if quick:
-        cfg.train_dataloader.batch_size = 2
-        if head.task == "segmentation":
-            cfg.train_cfg = dict(type="IterBasedTrainLoop", max_iters=4)
-            cfg.param_scheduler = [dict(type="ConstantLR", factor=1.0, by_epoch=False)]
-            cfg.default_hooks.checkpoint.interval = 4
-        else:
-            cfg.train_cfg = dict(type="EpochBasedTrainLoop", max_epochs=1)
-            cfg.param_scheduler = [dict(type="ConstantLR", factor=1.0, by_epoch=True)]
-            cfg.default_hooks.checkpoint.interval = 1
+    on_composite(cfg, data_root, head.task, quick)
     return cfg
 
 
