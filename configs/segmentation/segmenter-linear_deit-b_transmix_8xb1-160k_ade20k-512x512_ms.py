@@ -1,3 +1,4 @@
+# Extra, not the paper's table: Table 2 is Pascal Context, 60 classes (*_8xb2-80k_pascal-context-480x480.py).
 # Multi-scale (0.5–1.75) + flip test of segmenter-linear_deit-b_transmix_8xb1-160k_ade20k-512x512.py (mmseg's TTA; test only).
 _base_ = ["./segmenter-linear_deit-b_transmix_8xb1-160k_ade20k-512x512.py"]
 tta_model = dict(type="SegTTAModel")

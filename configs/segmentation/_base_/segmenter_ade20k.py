@@ -1,3 +1,4 @@
+# Extra, not the paper's table: Table 2 is Pascal Context, 60 classes (*_8xb2-80k_pascal-context-480x480.py).
 # Segmenter on ADE20K 512×512 (150 classes): mmseg's pipeline (random resize 0.5–2.0, crop 512, flip, photometric
 # distortion), 160k iterations, sliding-window inference 512/512.
 _base_ = ["./segmenter_common.py", "mmseg::_base_/datasets/ade20k.py"]

@@ -1,0 +1,7 @@
+# Segmenter, linear head (FCNHead without convs: a per-token linear classifier, as Segmenter's DecoderLinear, no
+# dropout), DeiT-B backbone, Pascal Context (60 classes).
+_base_ = ["./segmenter_pascal-context.py"]
+model = dict(backbone=dict(embed_dims=768, num_heads=12, num_layers=12, patch_size=16),
+             decode_head=dict(_delete_=True, type="FCNHead", in_channels=768, channels=768, num_convs=0,
+                              dropout_ratio=0.0, concat_input=False, num_classes=60,
+                              loss_decode=dict(type="CrossEntropyLoss", use_sigmoid=False, loss_weight=1.0)))
