@@ -26,11 +26,22 @@ def test_report_pairs_seeds_against_the_baseline_and_sets_the_paper_beside():
             for init, vs in values.items() for seed, v in enumerate(vs)]
     collected = dict(runs=rows, pretrain={"baseline": {0: 80.0, 1: 81.0, 2: 82.0}})
     text = markdown(collected, downstream.INITS, ["linear"], [0, 1, 2], _meta(), None)
-    # MixPro − baseline per seed: 1, 2, 0 → mean 1, std 1, t = √3, two-sided p (df 2) = 0.225; random − baseline:
-    # −2, −2, −5 → mean −3, std √3, t = −3, p = 0.095; TransMix − baseline: 0 everywhere (no t-test)
-    line = next(l for l in text.splitlines() if l.startswith("| Segmenter linear | mIoU |"))
-    assert line == ("| Segmenter linear | mIoU | -3.00 ± 1.73 (p=0.095) | +0.00 ± 0.00 | +1.00 ± 1.00 (p=0.225) | "
-                    "+0.6 | +1.2 | TransMix: no, MixPro: yes |")  # the paper's Table 2, linear: 49.1, 49.7, 50.3
+    # Paired by seed, t(0.975, 2) = 4.3027: MixPro − baseline 1, 2, 0 → mean 1, std 1, 95% interval 1 ± 4.3027/√3 =
+    # [−1.48, 3.48], t = √3, two-sided p = 0.225; random − baseline −2, −2, −5 → mean −3, std √3, interval −3 ± 4.3027
+    # = [−7.30, 1.30], t = −3, p = 0.095; TransMix − baseline 0 everywhere (an interval of zero width, no t-test).
+    # Holm over the 4 tests (+MS has the same differences): 4·0.0955 = 0.382 for both random rows, max(0.382,
+    # 2·0.2254) = 0.451 for both MixPro rows. Paper (Table 2, linear 49.1 / 49.7 / 50.3): MixPro − baseline +1.2, a
+    # difference of 1.2 std of the differences: 8 seeds for 80% power (noncentral t; G*Power gives the same).
+    lines = text.splitlines()
+    assert "| Segmenter linear | mIoU | random init | -2.00, -2.00, -5.00 | -3.00 [-7.30, +1.30] | 0.095 | 0.382 | " \
+           "— | — |" in lines
+    assert "| Segmenter linear | mIoU | TransMix | +0.00, +0.00, +0.00 | +0.00 [+0.00, +0.00] | — | — | +0.6 | — |" \
+           in lines
+    assert "| Segmenter linear | mIoU +MS | MixPro | +1.00, +2.00, +0.00 | +1.00 [-1.48, +3.48] | 0.225 | 0.451 | " \
+           "+1.3 | 7 |" in lines
+    assert "| Segmenter linear | mIoU | MixPro | +1.00, +2.00, +0.00 | +1.00 [-1.48, +3.48] | 0.225 | 0.451 | " \
+           "+1.2 | 8 |" in lines
+    assert "Holm over the 4 tests of this table" in text and "direction" not in text.lower()
     assert "| baseline | 81.00 ± 1.00 | 11.00 ± 1.00 | 12.00 ± 1.00 | 3 |" in text
     assert "| floor: all background | — | 7.50 | 7.50 | — |" in text
     assert "| paper: MixPro | — | 50.3 | 50.9 | — |" in text

@@ -126,26 +126,47 @@ def _stats(**means):
     return S.aggregate(results, list(means))
 
 
+def _per_seed(**values):
+    """method → top-1 of seeds 0, 1, 2 (top-1 under drop: 30 less)."""
+    results = [dict(method=m, seed=s, top1=v, top1_drop50=v - 30) for m, vs in values.items() for s, v in enumerate(vs)]
+    return S.aggregate(results, list(values))
+
+
 def test_ranking_sentence_when_it_holds():
-    text = S.ranking_sentence(_stats(baseline=88.0, transmix=88.5, mixpro=89.0))
-    assert "holds at this scale" in text and "does not" not in text
-    assert "MixPro 89.00 ± 0.10 > TransMix 88.50 ± 0.10 > baseline 88.00 ± 0.10" in text
-    assert "over 3 seeds" in text and "Both gaps are larger" in text
+    from scipy import stats as scipy_stats
+    stats = _per_seed(baseline=[88.0, 88.0, 88.0], transmix=[88.4, 88.5, 88.6], mixpro=[89.4, 89.0, 89.2])
+    text = S.ranking_sentence(stats, paper_gaps={("mixpro", "transmix"): 0.7})
+    assert "holds at this scale" in text and "does not" not in text and "over 3 seeds" in text
+    assert "MixPro 89.20 ± 0.20 > TransMix 88.50 ± 0.10 > baseline 88.00 ± 0.00" in text
+    # per seed: TransMix − baseline 0.4, 0.5, 0.6 (mean 0.5, std 0.1); MixPro − TransMix 1.0, 0.5, 0.6 (mean 0.7,
+    # std 0.265); 95% interval mean ± t(0.975, 2)·std/√3 with t = 4.3027: [0.25, 0.75] and [0.04, 1.36]
+    p_tb = scipy_stats.ttest_rel([88.4, 88.5, 88.6], [88.0] * 3).pvalue  # 0.013
+    p_mt = scipy_stats.ttest_rel([89.4, 89.0, 89.2], [88.4, 88.5, 88.6]).pvalue  # 0.045
+    holm_tb, holm_mt = 2 * p_tb, max(2 * p_tb, p_mt)  # Holm over the two gaps: the smaller p doubled, then max
+    assert f"MixPro − TransMix +0.70 [+0.04, +1.36] (Holm-adjusted p {holm_mt:.3f}, resolved)" in text
+    assert f"TransMix − baseline +0.50 [+0.25, +0.75] (Holm-adjusted p {holm_tb:.3f}, resolved)" in text
+    # the paper's +0.7 with std 0.265 (2.6 std): power 0.66 with 3 seeds, 0.93 with 4 (a simulation of 200k paired
+    # t-tests gives the same); no paper gap given for the other
+    assert "a gap of the paper's size (+0.7) with this spread needs 4 seeds for 80% power" in text
+    assert text.count("seeds for 80% power") == 1
 
 
 def test_ranking_sentence_when_it_does_not_hold():
     text = S.ranking_sentence(_stats(baseline=88.0, transmix=89.0, mixpro=88.5))
     assert "does not hold at this scale" in text
     assert text.index("TransMix 89.00") < text.index("MixPro 88.50") < text.index("baseline 88.00")
+    # the same spread in every method: every per-seed difference is the same, nothing to test
+    assert text.count("the same difference on every seed, no t-test") == 2
 
 
-def test_ranking_sentence_flags_gaps_within_the_spread_and_missing_methods():
-    text = S.ranking_sentence(_stats(baseline=88.0, transmix=88.05, mixpro=89.0))
-    assert "holds" in text and "TransMix − baseline = +0.05" in text and "not resolved" in text
+def test_ranking_sentence_flags_gaps_the_seeds_do_not_resolve_and_missing_methods():
+    stats = _per_seed(baseline=[88.0, 88.3, 87.7], transmix=[88.2, 88.0, 88.0], mixpro=[89.0, 89.1, 88.9])
+    text = S.ranking_sentence(stats)
+    assert "holds" in text and "TransMix − baseline +0.07 [" in text and "not resolved" in text
     assert "cannot be checked" in S.ranking_sentence(_stats(baseline=88.0, mixpro=89.0))
     single = S.aggregate([dict(method=m, seed=0, top1=v, top1_drop50=v) for m, v in
                           (("baseline", 1.0), ("transmix", 2.0), ("mixpro", 3.0))], list(S.PAPER_RANKING))
-    assert "single seed" in S.ranking_sentence(single)
+    assert "fewer than two paired seeds" in S.ranking_sentence(single)
     assert "top-1 under 50% patch drop" in S.ranking_sentence(_stats(baseline=1, transmix=2, mixpro=3), "drop")
 
 

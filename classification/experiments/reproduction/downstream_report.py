@@ -8,7 +8,8 @@ from .downstream import DATA, HEADS, REFERENCE, by_init, columns
 from .paper_tables import PAPER, METHODS
 from .estimates import hms
 from .runs import epochs_text as runs_text, show_path
-from .stats import display_name, format_mean_std, mean_std, paired_difference
+from .stats import (ALPHA, POWER, display_name, format_interval, format_mean_std, format_p, format_seeds, holm_family,
+                    mean_std, paired, seeds_needed)
 
 PAPER_ROWS = {"linear": ("2", "Linear"), "mask": ("2", "Segmenter mask head"), "mask-rcnn": ("3", "PVT-S")}
 HEAD_NAMES = {"linear": "Segmenter linear", "mask": "Segmenter mask", "mask-rcnn": "Mask R-CNN"}
@@ -53,32 +54,34 @@ def _main_table(head_group: Sequence[str], rows, inits, pretrain, with_top1: boo
 
 
 def _diff_table(rows, inits, heads) -> list:
-    others = [i for i in inits if i != REFERENCE]
-    header = ["head", "metric"] + [f"{_name(i)} − baseline (p)" for i in others] + \
-             ["paper: TransMix − baseline", "paper: MixPro − baseline", "direction as in the paper"]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    """Every backbone against the baseline backbone on every metric, paired by seed (:func:`.stats.paired`), one
+    Holm family, beside the paper's difference and the seeds that would resolve it with the observed spread."""
+    family = []
     for head in heads:
         for column in columns(head):
-            ref = by_init(rows, head, column).get(REFERENCE, {})
-            cells, same = [], []
-            for init in others:
-                mine = by_init(rows, head, column).get(init, {})
-                seeds = sorted(set(ref) & set(mine))
-                if not seeds:
-                    cells.append("—")
-                    continue
-                d = paired_difference([ref[s] for s in seeds], [mine[s] for s in seeds])
-                std = "" if d["std"] is None else f" ± {d['std']:.2f}"
-                p = "" if d["p"] is None else f" (p={d['p']:.3f})"
-                cells.append(f"{d['mean']:+.2f}{std}{p}")
-                paper = _paper(head, column, init)
-                base = _paper(head, column, REFERENCE)
-                if paper is not None and base is not None and d["mean"] is not None:
-                    same.append(f"{display_name(init)}: {'yes' if (d['mean'] > 0) == (paper > base) else 'no'}")
-            paper_diffs = [(_paper(head, column, m), _paper(head, column, REFERENCE)) for m in ("transmix", "mixpro")]
-            cells += [f"{a - b:+.1f}" if a is not None and b is not None else "—" for a, b in paper_diffs]
-            cells.append(", ".join(same) or "—")
-            lines.append(f"| {HEAD_NAMES[head]} | {column} | " + " | ".join(cells) + " |")
+            found = by_init(rows, head, column)
+            for init in (i for i in inits if i != REFERENCE):
+                c = paired(found.get(REFERENCE, {}), found.get(init, {}))
+                if c["n"]:
+                    family.append((head, column, init, c))
+    holm_family([c for *_, c in family])
+    tests = sum(c["p"] is not None for *_, c in family)
+    header = ["head", "metric", "backbone − baseline", "per-seed differences", "mean [95% interval]", "p", "Holm p",
+              "paper", "seeds for the paper's difference"]
+    intro = (f"Paired by seed (the same seed pretrains and fine-tunes): the per-seed differences, their mean with "
+             f"its {100 * (1 - ALPHA):g}% Student-t interval, the two-sided paired t-test (df = seeds − 1) and its p "
+             f"adjusted by Holm over the {tests} tests of this table. \"Paper\": the paper's difference "
+             f"for that column; the last column: the seeds a paired t-test (α {ALPHA:g}, power {POWER:g}) would need "
+             f"to resolve a difference of the paper's size with the standard deviation of our per-seed differences "
+             f"(the size only: the paper's numbers are on another scale).")
+    lines = [intro, "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for head, column, init, c in family:
+        mine, base = _paper(head, column, init), _paper(head, column, REFERENCE)
+        gap = None if mine is None or base is None else mine - base
+        need = format_seeds(seeds_needed(gap, c["std"]), gap, c["std"])
+        lines.append(f"| {HEAD_NAMES[head]} | {column} | {_name(init)} | {', '.join(f'{x:+.2f}' for x in c['diffs'])} "
+                     f"| {format_interval(c)} | {format_p(c['p'])} | {format_p(c['p_holm'])} | "
+                     f"{'—' if gap is None else f'{gap:+.1f}'} | {need} |")
     return lines
 
 
@@ -117,7 +120,7 @@ def markdown(collected: dict, inits: Sequence[str], heads: Sequence[str], seeds:
            f"Segmenter: 1500 iterations of 16 images, CE + Dice, AdamW; +MS = scales 0.5–1.75 and flips "
            f"(mmseg's SegTTAModel). Mask R-CNN: a simple feature pyramid on the ViT, 3 epochs of batch 8. "
            f"Mean ± sample std (ddof=1) over seeds; mIoU and AP in %. The paper's rows are its Tables 2–3 (DeiT-S on "
-           f"ADE20K, PVT-S on COCO): compare directions, not values."
+           f"Pascal Context, PVT-S on COCO): compare the differences between backbones, not the values."
            + (" **--quick: 4 iterations / 1 epoch per fine-tune, the numbers mean nothing.**" if meta.get("quick")
               else ""), ""]
     if seg:
@@ -129,10 +132,7 @@ def markdown(collected: dict, inits: Sequence[str], heads: Sequence[str], seeds:
             out += [f"## {HEAD_NAMES[head]} (the paper's Table 3)", ""]
             out += _main_table([head], rows, inits, pretrain, False, None)
             out += [""]
-    out += [f"## Paired differences against the {display_name(REFERENCE)} backbone", "",
-            "Seed by seed (the same seed pretrains and fine-tunes), mean ± std of the differences; p: two-sided paired "
-            "t-test (scipy). \"Direction as in the paper\": whether our mean difference has the sign of the paper's.",
-            ""]
+    out += [f"## Paired differences against the {display_name(REFERENCE)} backbone", ""]
     out += _diff_table(rows, inits, heads)
     if plot_rel:
         out += ["", f"![mean ± std over seeds per backbone]({plot_rel})"]

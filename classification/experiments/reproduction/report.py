@@ -3,13 +3,25 @@ from __future__ import annotations
 
 import os
 import os.path as osp
+import statistics
 from typing import Dict, List, Optional, Sequence
 
 from mixpro_core import POLICY_STATS
 
 from .estimates import hms
+from .paper_tables import METHODS as PAPER_METHODS, PAPER
 from .runs import BASE_EPOCHS, CONFIG_DIR, EXPERIMENT_SETS, describe, epochs_text, run_dir, show_path
-from .stats import display_name, format_mean_std, mean_std, paired_difference, ranking_sentence
+from .stats import (ALPHA, POWER, display_name, format_interval, format_mean_std, format_p, format_seeds,
+                    holm_family, mean_std, paired, ranking_comparisons, ranking_sentence, seeds_needed)
+
+
+def paper_gaps() -> dict:
+    """(a, b) → the median over the paper's Table 1 rows of its top-1 a − b, for MixPro − TransMix and TransMix −
+    baseline: the size of difference the default report's power statement asks about."""
+    rows = [v for (table, _, _), v in PAPER.items() if table == "1"]
+    index = {m: PAPER_METHODS.index(m) for m in PAPER_METHODS}
+    return {(a, b): statistics.median(v[index[a]] - v[index[b]] for v in rows)
+            for a, b in (("mixpro", "transmix"), ("transmix", "baseline"))}
 
 
 def markdown_report(stats: Dict[str, dict], meta: dict, config_dir: str = CONFIG_DIR,
@@ -34,9 +46,17 @@ def markdown_report(stats: Dict[str, dict], meta: dict, config_dir: str = CONFIG
         per_seed = "; ".join(f"s{seed}: {a:.2f} / {b:.2f}" for seed, a, b in zip(s["seeds"], s["top1"], s["drop"]))
         lines.append(f"| {method} | {describe(method, config_dir)} | {format_mean_std(s['top1'])} | "
                      f"{format_mean_std(s['drop'])} | {per_seed or '—'} | {s['n']} |")
-    drop_sentence = ranking_sentence(stats, "drop")
-    lines += ["", ranking_sentence(stats, "top1"), "",
-              "Under 50% patch drop: " + drop_sentence[:1].lower() + drop_sentence[1:]]
+    family = ranking_comparisons(stats)  # both gaps × both metrics, Holm-adjusted together
+    gaps, tests = paper_gaps(), sum(c["p"] is not None for c in family.values())
+    drop_sentence = ranking_sentence(stats, "drop", family)
+    lines += ["", ranking_sentence(stats, "top1", family, gaps), "",
+              "Under 50% patch drop: " + drop_sentence[:1].lower() + drop_sentence[1:], "",
+              f"Seed-level tests: paired by seed, two-sided paired t-test, {100 * (1 - ALPHA):g}% Student-t "
+              f"interval of the mean difference, p adjusted by Holm over the report's {tests} ranking tests "
+              f"(up to 2 gaps × 2 metrics). The paper's size of a gap is the median over its Table 1 rows "
+              f"(MixPro − TransMix {gaps[('mixpro', 'transmix')]:+.1f}, TransMix − baseline "
+              f"{gaps[('transmix', 'baseline')]:+.1f} top-1 points); the seeds needed are for a paired t-test at "
+              f"α {ALPHA:g} with power {POWER:g} and the standard deviation of the observed per-seed differences."]
     if meta.get("failed"):
         lines += ["", "**Failed runs** (not in the table): " + "; ".join(meta["failed"])]
     if plot_rel:
@@ -149,26 +169,7 @@ def set_report(exp_set, results: Sequence[dict], labels: Sequence[str], meta: di
         cells = [" / ".join(f"{f(by_seed[s]):.2f}" for _, f in metrics) if s in by_seed else "—"
                  for s in meta["seeds"]]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
-    ref = exp_set.reference
-    if ref in rows and rows[ref]:
-        lines += ["", f"Paired differences against **{ref}** (run − {ref}, seed by seed; paired t-test, two-sided, "
-                      f"df = seeds − 1):", "",
-                  "| run − " + ref + " | metric | per-seed differences | mean ± std | t (df) | p |",
-                  "|---|---|---|---|---|---|"]
-        ref_by_seed = {r["seed"]: r for r in rows[ref]}
-        for label in labels:
-            if label == ref:
-                continue
-            pairs = [(ref_by_seed[r["seed"]], r) for r in rows[label] if r["seed"] in ref_by_seed]
-            if not pairs:
-                continue
-            for header, f in metrics:
-                d = paired_difference([f(a) for a, _ in pairs], [f(b) for _, b in pairs])
-                t = "—" if d["t"] is None else f"{d['t']:+.2f} ({d['df']})"
-                p = "—" if d["p"] is None else f"{d['p']:.3f}"
-                spread = f"{d['mean']:+.2f}" + ("" if d["std"] is None else f" ± {d['std']:.2f}")
-                lines.append(f"| {label} | {header} | {', '.join(f'{x:+.2f}' for x in d['diffs'])} | {spread} | "
-                             f"{t} | {p} |")
+    lines += _paired_table(exp_set, rows, labels, metrics)
     if plot_rel:
         lines += ["", f"![{exp_set.name}: mean ± std over seeds]({plot_rel})"]
     if curve_stats:
@@ -195,6 +196,39 @@ def set_report(exp_set, results: Sequence[dict], labels: Sequence[str], meta: di
     if meta.get("cfg_options"):
         lines += ["", f"Config overrides in every run: `{' '.join(meta['cfg_options'])}`"]
     return "\n".join(lines) + "\n"
+
+
+def _paired_table(exp_set, rows: Dict[str, List[dict]], labels: Sequence[str], metrics: List[tuple]) -> list:
+    """Every label against the set's reference on every metric, paired by seed (:func:`.stats.paired`), one Holm
+    family; [] without reference runs."""
+    ref = exp_set.reference
+    if not rows.get(ref):
+        return []
+    family = []
+    for label in labels:
+        if label == ref or not rows[label]:
+            continue
+        for header, f in metrics:
+            c = paired({r["seed"]: f(r) for r in rows[ref]}, {r["seed"]: f(r) for r in rows[label]})
+            if c["n"]:
+                family.append((label, header, c))
+    holm_family([c for _, _, c in family])
+    tests = sum(c["p"] is not None for *_, c in family)
+    lines = ["", f"Paired differences against **{ref}** (run − {ref}, paired by seed; mean with its "
+                 f"{100 * (1 - ALPHA):g}% Student-t interval; two-sided paired t-test, df = seeds − 1; p adjusted by "
+                 f"Holm over the {tests} tests of this table; the last column: seeds a paired t-test "
+                 f"(α {ALPHA:g}, power {POWER:g}) would need to resolve a true difference of this mean with this "
+                 f"spread):", "",
+             "| run − " + ref + " | metric | per-seed differences | mean [95% interval] | std | t (df) | p | "
+             "Holm p | seeds for 80% power |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for label, header, c in family:
+        t = "—" if c["t"] is None else f"{c['t']:+.2f} ({c['df']})"
+        std = "—" if c["std"] is None else f"{c['std']:.2f}"
+        need = format_seeds(seeds_needed(c["mean"], c["std"]), c["mean"], c["std"])
+        lines.append(f"| {label} | {header} | {', '.join(f'{x:+.2f}' for x in c['diffs'])} | {format_interval(c)} | "
+                     f"{std} | {t} | {format_p(c['p'])} | {format_p(c['p_holm'])} | {need} |")
+    return lines
 
 
 def plot_set_results(exp_set, results: Sequence[dict], labels: Sequence[str], path: str, title: str) -> None:
