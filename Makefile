@@ -3,7 +3,7 @@ PY := .venv/bin/python
 PYTEST_ARGS ?=
 FMNIST_METHODS := baseline transmix mixpro
 
-.PHONY: setup demo test test-fast benchmark benchmark-all gpu-check reproduce reproduce-downstream robustness-demo clean
+.PHONY: setup demo test test-fast mutate benchmark benchmark-all gpu-check reproduce reproduce-downstream robustness-demo clean
 
 setup:
 	bash tools/setup.sh
@@ -16,6 +16,13 @@ test: setup
 
 test-fast: setup
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+
+# mutmut on MODULES (paths or folders, each against its paired tests) within BUDGET seconds in all; survivors per
+# module and a score (docs/development.md, "Mutation testing"). Verdicts persist in work_dirs/mutate/; FRESH=1 drops them.
+MODULES ?=
+BUDGET ?= 1200
+mutate: setup
+	$(PY) tools/mutate.py $(MODULES) --budget $(BUDGET) $(if $(filter 1,$(FRESH)),--fresh)
 
 benchmark: setup
 	$(PY) tools/benchmark.py mix
