@@ -151,3 +151,39 @@ def test_mergemix_batch_keeps_k_top_patches_of_each_image():
     assert torch.equal(batch.images, x * m + x[batch.partner] * (1 - m))
     assert torch.allclose(batch.lam_area, torch.full((4,), k / 49))
     assert not (batch.partner == torch.arange(4)).any()
+
+
+def explicit_tome_scores(model, images, schedule):
+    """Loop version of the ToMe pass for one image: tokens carry their set of original positions; a merged token is
+    the member-count-weighted mean of what it merges; patch p scores its token's head-summed attention to the CLS
+    in the last block."""
+    x = model.norm_pre(model._pos_embed(model.patch_embed(images)))[0]
+    members = [[i] for i in range(x.shape[0])]
+    for i, (block, r) in enumerate(zip(model.blocks, schedule)):
+        attn = block.attn
+        t = x.shape[0]
+        q, k, v = attn.qkv(block.norm1(x)).reshape(t, 3, attn.num_heads, -1).permute(1, 2, 0, 3)
+        a = ((q @ k.transpose(-2, -1)) * attn.scale).softmax(-1)
+        x = x + attn.proj((a @ v).transpose(0, 1).reshape(t, -1))
+        if i == len(schedule) - 1:
+            column = a[..., 0].sum(0)
+            owner = {p: g for g, ms in enumerate(members) for p in ms}
+            return torch.stack([column[owner[p]] for p in range(1, sum(map(len, members)))])
+        if r:
+            sizes = torch.tensor([float(len(m)) for m in members]).unsqueeze(1)
+            merged, new_index = explicit_merge(k.mean(0), x * sizes, r)
+            new_members = [[] for _ in range(merged.shape[0])]
+            for old, new in enumerate(new_index.tolist()):
+                new_members[new] += members[old]
+            members = new_members
+            x = merged / torch.tensor([float(len(m)) for m in members]).unsqueeze(1)
+        x = x + block.mlp(block.norm2(x))
+
+
+@torch.no_grad()
+def test_tome_pass_equals_the_explicit_loop_version_over_several_merges():
+    model, x = tiny_vit(depth=4), torch.randn(2, 1, 16, 16, generator=gen(9))
+    schedule = [3, 2, 2, 1]
+    scores = tome_attention_pass(model, x, schedule)
+    for s in range(2):
+        assert torch.allclose(scores[s], explicit_tome_scores(model, x[s:s + 1], schedule), atol=1e-5)
