@@ -24,6 +24,22 @@ def paper_gaps() -> dict:
             for a, b in (("mixpro", "transmix"), ("transmix", "baseline"))}
 
 
+def ranking_paragraphs(stats: Dict[str, dict]) -> List[str]:
+    """The default report's paragraphs on the paper's ranking (top-1, then under 50% patch drop; one Holm family of
+    both gaps on both metrics) and how they were tested, separated by empty strings."""
+    family = ranking_comparisons(stats)
+    gaps, tests = paper_gaps(), sum(c["p"] is not None for c in family.values())
+    drop_sentence = ranking_sentence(stats, "drop", family)
+    return [ranking_sentence(stats, "top1", family, gaps), "",
+            "Under 50% patch drop: " + drop_sentence[:1].lower() + drop_sentence[1:], "",
+            f"Seed-level tests: paired by seed, two-sided paired t-test, {100 * (1 - ALPHA):g}% Student-t interval of "
+            f"the mean difference, p adjusted by Holm over the report's {tests} ranking tests (up to 2 gaps × 2 "
+            f"metrics). The paper's size of a gap is the median over its Table 1 rows (MixPro − TransMix "
+            f"{gaps[('mixpro', 'transmix')]:+.1f}, TransMix − baseline {gaps[('transmix', 'baseline')]:+.1f} top-1 "
+            f"points); the seeds needed are for a paired t-test at α {ALPHA:g} with power {POWER:g} and the standard "
+            f"deviation of the observed per-seed differences."]
+
+
 def markdown_report(stats: Dict[str, dict], meta: dict, config_dir: str = CONFIG_DIR,
                     plot_rel: Optional[str] = None) -> str:
     """``stats`` from :func:`.stats.aggregate`; ``meta``: the environment (:func:`classification.engine.host.
@@ -46,17 +62,7 @@ def markdown_report(stats: Dict[str, dict], meta: dict, config_dir: str = CONFIG
         per_seed = "; ".join(f"s{seed}: {a:.2f} / {b:.2f}" for seed, a, b in zip(s["seeds"], s["top1"], s["drop"]))
         lines.append(f"| {method} | {describe(method, config_dir)} | {format_mean_std(s['top1'])} | "
                      f"{format_mean_std(s['drop'])} | {per_seed or '—'} | {s['n']} |")
-    family = ranking_comparisons(stats)  # both gaps × both metrics, Holm-adjusted together
-    gaps, tests = paper_gaps(), sum(c["p"] is not None for c in family.values())
-    drop_sentence = ranking_sentence(stats, "drop", family)
-    lines += ["", ranking_sentence(stats, "top1", family, gaps), "",
-              "Under 50% patch drop: " + drop_sentence[:1].lower() + drop_sentence[1:], "",
-              f"Seed-level tests: paired by seed, two-sided paired t-test, {100 * (1 - ALPHA):g}% Student-t "
-              f"interval of the mean difference, p adjusted by Holm over the report's {tests} ranking tests "
-              f"(up to 2 gaps × 2 metrics). The paper's size of a gap is the median over its Table 1 rows "
-              f"(MixPro − TransMix {gaps[('mixpro', 'transmix')]:+.1f}, TransMix − baseline "
-              f"{gaps[('transmix', 'baseline')]:+.1f} top-1 points); the seeds needed are for a paired t-test at "
-              f"α {ALPHA:g} with power {POWER:g} and the standard deviation of the observed per-seed differences."]
+    lines += [""] + ranking_paragraphs(stats)
     if meta.get("failed"):
         lines += ["", "**Failed runs** (not in the table): " + "; ".join(meta["failed"])]
     if plot_rel:
