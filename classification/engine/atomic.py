@@ -12,7 +12,8 @@ from typing import Callable
 from mmengine.fileio.backends import LocalBackend, register_backend
 
 
-def _process_exists(pid: int) -> bool:
+def process_exists(pid: int) -> bool:
+    """Whether a process with id ``pid`` runs on this host (another user's included)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -29,7 +30,7 @@ def remove_stale_temporaries(directory: str) -> list:
     removed = []
     for name in os.listdir(directory):
         parts = name.split("-", 2)
-        if name.startswith(".tmp-") and len(parts) == 3 and parts[1].isdigit() and not _process_exists(int(parts[1])):
+        if name.startswith(".tmp-") and len(parts) == 3 and parts[1].isdigit() and not process_exists(int(parts[1])):
             try:
                 os.unlink(osp.join(directory, name))
                 removed.append(osp.join(directory, name))

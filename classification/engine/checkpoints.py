@@ -33,6 +33,7 @@ from classification.engine.errors import MissingPathError, UserError
 
 __all__ = ["CheckpointMismatchError", "LoadReport", "StateDifferences", "compare_state_dicts", "checkpoint_state",
            "load_state_dict_strict", "load_checkpoint_strict", "load_init_checkpoint", "latest_checkpoint",
+           "in_work_dir", "own_checkpoint",
            "SAFE_CHECKPOINT_GLOBALS", "load_checkpoint_file", "load_from_local", "install_safe_checkpoint_loading"]
 
 _LISTED = 6  # keys named per kind in an error message (the rest are counted)
@@ -258,15 +259,41 @@ def load_init_checkpoint(module: torch.nn.Module, init_cfg: Mapping[str, Any],
     return load_state_dict_strict(module, state, path, init_cfg.get("partial") or (), hint)
 
 
+def in_work_dir(path: str, work_dir: str) -> bool:
+    """Whether ``path`` (relative: to ``work_dir``) is a file name directly inside ``work_dir`` (symlinks resolved)."""
+    path = osp.join(work_dir, path)
+    return osp.realpath(osp.dirname(osp.abspath(path))) == osp.realpath(work_dir)
+
+
+def own_checkpoint(path: Optional[str], work_dir: str, what: str) -> Optional[str]:
+    """``path`` as a file of ``work_dir``: itself when it lies there (relative names are read in ``work_dir``), else
+    the file of the same name in ``work_dir`` (a copied work dir's pointers still name the original's files), else
+    None; ``what`` names the entry in the warning logged when the name is redirected or dropped. A run reads, writes
+    and deletes only its own files through these names."""
+    if not path:
+        return None
+    if in_work_dir(path, work_dir):
+        return osp.join(work_dir, path)
+    own = osp.join(work_dir, osp.basename(path))
+    found = osp.isfile(own)
+    print_log(f"{what} names {path}, outside the work dir {work_dir} (a copied work dir?): "
+              + (f"using this work dir's {own}" if found else "this work dir has no such file; ignored"),
+              logger="current", level=logging.WARNING)
+    return own if found else None
+
+
 def latest_checkpoint(work_dir: str) -> Optional[str]:
     """The checkpoint ``--resume auto`` continues from: the one ``<work_dir>/last_checkpoint`` names, or, when that
     pointer is missing, empty or names a missing file, the newest ``epoch_*.pth`` / ``iter_*.pth`` /
     ``preempted.pth`` (modification time); None without any. mmengine's CheckpointHook rewrites the pointer with a
-    plain ``open(..., 'w')`` right after each (atomic) checkpoint save, so a kill -9 at that moment leaves it empty."""
+    plain ``open(..., 'w')`` right after each (atomic) checkpoint save, so a kill -9 at that moment leaves it empty.
+    The pointer holds an absolute path: one outside ``work_dir`` is read as the same name inside it
+    (:func:`own_checkpoint`)."""
     pointer = osp.join(work_dir, "last_checkpoint")
     named = open(pointer).read().strip() if osp.isfile(pointer) else ""
-    if named and osp.isfile(named):
-        return named
+    own = own_checkpoint(named, work_dir, pointer)
+    if own and osp.isfile(own):
+        return own
     found = [p for pattern in ("epoch_*.pth", "iter_*.pth", "preempted.pth")
              for p in glob.glob(osp.join(work_dir, pattern))]
     if not found:

@@ -22,7 +22,14 @@ from mmengine.runner import Runner
 from mmengine.runner.checkpoint import CheckpointLoader
 
 from classification.engine.checkpoint_sources import classifier_source
-from classification.engine.checkpoints import checkpoint_state, latest_checkpoint, load_state_dict_strict
+from classification.engine.checkpoints import (checkpoint_state, latest_checkpoint, load_state_dict_strict,
+                                               own_checkpoint)
+
+# message-hub entries of mmengine 0.10.7's CheckpointHook (hooks/checkpoint_hook.py) that it reads back after a
+# resume: 'best_ckpt' (or 'best_ckpt_<metric>' with several metrics) names the best checkpoint, which
+# _save_best_checkpoint deletes ("The previous best checkpoint ... is removed") when a better one comes. A resume
+# restores them as saved, absolute paths into the folder that wrote them. ('last_ckpt' is written, never read.)
+HUB_CHECKPOINT_PATHS = re.compile(r"best_ckpt(_.+)?")
 
 # how the records left out of the console begin (mmengine 0.10.7: Runner._log_env, Runner.__init__,
 # DefaultOptimWrapperConstructor.add_params)
@@ -67,6 +74,22 @@ class MixProRunner(Runner):
             print_log(f"resume: {self._load_from or 'no checkpoint in ' + self.work_dir + ', training from the start'}",
                       logger="current")
         super().load_or_resume()
+
+    def resume(self, filename: str, *args, **kwargs) -> None:
+        """mmengine's, then the checkpoint paths the restored message hub holds (:data:`HUB_CHECKPOINT_PATHS`) made
+        this work dir's: a checkpoint of another folder (a copied work dir, ``--resume`` of another run's file) names
+        that folder's best checkpoint, which CheckpointHook would delete when this run finds a better one; such a
+        name becomes the same file name here, or is dropped when this folder has none
+        (:func:`classification.engine.checkpoints.own_checkpoint`)."""
+        super().resume(filename, *args, **kwargs)
+        info = self.message_hub.runtime_info
+        for key in [k for k in info if HUB_CHECKPOINT_PATHS.fullmatch(k)]:
+            if isinstance(info[key], str):
+                own = own_checkpoint(info[key], self.work_dir, f"{filename}: message hub '{key}'")
+                if own is None:
+                    del info[key]
+                else:
+                    info[key] = own
 
     def load_checkpoint(self, filename: str, map_location="cpu", strict: bool = True,
                         revise_keys=((r"^module\.", ""),)):
