@@ -1,5 +1,5 @@
 """``tools/paper_tables.py {plan,collect,quick-data}``: the command line over :mod:`.paper_tables` (rows, paper numbers,
-collector) and :mod:`.paper_plan` (the jobs and their scripts).
+collector) and :mod:`.paper_plan` (the jobs, their recipes and scripts).
 """
 from __future__ import annotations
 
@@ -35,14 +35,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             if not osp.isdir(work_root):
                 raise FileNotFoundError(f"work root {work_root} does not exist")
             cells = paper_tables.collect(work_root)
-            text = paper_tables.markdown(cells, work_root)
+            quick = paper_tables.is_quick_root(work_root)
+            text = paper_tables.markdown(cells, work_root, quick)
             print(text, end="")
             if args.out:
                 with open(args.out, "w") as f:
                     f.write(text)
             if args.json:
                 with open(args.json, "w") as f:
-                    json.dump(dict(work_root=work_root, cells=cells), f, indent=1)
+                    json.dump(dict(work_root=work_root, quick=quick, cells=cells), f, indent=1)
     except (ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

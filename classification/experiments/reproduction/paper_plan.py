@@ -1,42 +1,50 @@
 """``tools/paper_tables.py plan``: the jobs behind the paper's tables — per method, pretrain → test the
-classifier → convert → fine-tune → test — as a one-node bash script (``tools/dist_train.sh`` / ``dist_test.sh``;
-a step whose output exists is skipped, training resumes) and as a slurm script (``sbatch --parsable``, each job
-``--dependency=afterok`` on the jobs it needs). Layout under the work root W, as ``collect`` reads it:
-``W/pretrain/<stem>/``, ``W/checkpoints/<stem>_<target>.pth``, ``W/finetune/<stem>/``,
+classifier → convert → fine-tune → test; the reference rows trained by mmseg's / mmdet's own configs, then tested —
+as a one-node bash script and a slurm script (:mod:`.paper_scripts`). Every training job keeps the paper's total
+batch and lr at any ``--gpus`` (:mod:`.paper_recipe`). Layout under the work root W, as ``collect`` reads it:
+``W/pretrain/<stem>/``, ``W/checkpoints/<stem>_<target>[-<size>].pth``, ``W/finetune/<stem>/``,
 ``W/test/<stem>/metrics.json`` (the ``_ms`` test configs under their own stem).
 
 ``--quick`` keeps the models (DeiT-S, PVT-S, their heads) and shrinks everything else so that the same script runs
 on a CPU: a first step writes tiny data sets into W/data (:func:`make_quick_data`), and every job gets
 ``--cfg-options`` for that data, 64-px inputs, batch 2–4, no loader workers, no validation while training and
-one epoch / :data:`QUICK_SEG_ITERS` iterations (:func:`quick_options`, :func:`quick_train_args`).
+one epoch / :data:`QUICK_SEG_ITERS` iterations (:func:`quick_options`, :func:`quick_train_args`); the reference rows
+(whose ImageNet ResNets are downloads) are left out of it.
 """
 from __future__ import annotations
 
 import argparse
+import copy
+import functools
 import json
 import os
 import os.path as osp
+import re
 import shlex
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from classification.engine.host import ROOT
 
-from .paper_tables import DEFAULT_ROWS, DOWNSTREAM, METHODS, METRICS_FILE, ROW_GROUPS, TABLE1_BY_MODEL, eval_dir
+from .paper_recipe import recipe_options
+from .paper_scripts import bash_script, slurm_script
+from .paper_tables import (DEFAULT_ROWS, DOWNSTREAM, METHODS, METRICS_FILE, P14_MODELS, QUICK_MARKER, REFERENCES,
+                           ROW_GROUPS, TABLE1_BY_MODEL, eval_dir, pretrain_dir)
 
-PY = "$PY"  # first word of a command run by the scripts' interpreter (".venv/bin/python" or $PYTHON)
-QUICK_MARKER = "quick-data.json"
 QUICK_SIZE = 64  # classification input side, segmentation crop, detection short side (px)
 QUICK_SEG_ITERS = 4
 QUICK_IMAGENET = dict(classes=2, train_per_class=6, val_per_class=2, min_side=72, max_side=96)
 QUICK_COMPOSITE = dict(num_train=8, num_val=4, size=QUICK_SIZE, seed=0)
+METHOD_NAME = re.compile(r"[a-z0-9][a-z0-9-]*")
 
 
 @dataclass(frozen=True)
 class Job:
     """One step: ``kind`` is data | pretrain | test | convert | finetune; ``args`` follow the tool
     (train: CONFIG ARGS...; test: CONFIG CHECKPOINT ARGS...; convert / data: the tool's arguments); the step is
-    done when ``output`` exists; ``needs``: names of the jobs that must finish first; ``gpus``: 0 = CPU only."""
+    done when ``output`` exists; ``needs``: names of the jobs that must finish first; ``gpus``: 0 = CPU only.
+    Training jobs of a full plan: ``total_batch`` and ``lr`` of the paper's recipe, ``recipe`` the sentence the
+    scripts print (:class:`.paper_recipe.Recipe`); 0 / None / '' otherwise."""
 
     name: str
     kind: str
@@ -44,33 +52,96 @@ class Job:
     output: str
     needs: Tuple[str, ...] = ()
     gpus: int = 0
+    total_batch: int = 0
+    lr: Optional[float] = None
+    recipe: str = ""
 
 
 # --------------------------------------------------------------------------------------------------- rows
-def resolve_rows(spec: Sequence[str]) -> Tuple[List[str], List[str]]:
-    """Row names and groups (table1, table2, table3, a Table 1 model such as deit-s, a downstream row such as
-    ade20k-mask) → (Table 1 models, downstream rows), each once, in the tables' order."""
+def resolve_rows(spec: Sequence[str]) -> Tuple[List[str], List[str], List[str]]:
+    """Row names and groups (table1, table2, table3, ade20k, references, a Table 1 model such as deit-s, a
+    downstream row such as pascal-context-mask, a reference row) → (Table 1 models, downstream rows, reference rows),
+    each once, in the tables' order."""
     chosen = set()
     for item in (s.strip() for part in spec for s in part.split(",")):
         if item in ROW_GROUPS:
             chosen.update(ROW_GROUPS[item])
-        elif item in TABLE1_BY_MODEL or item in DOWNSTREAM:
+        elif item in TABLE1_BY_MODEL or item in DOWNSTREAM or item in REFERENCES:
             chosen.add(item)
         elif item:
             raise ValueError(f"unknown row {item!r}: choose from {', '.join(ROW_GROUPS)}, "
-                             f"{', '.join(TABLE1_BY_MODEL)}, {', '.join(DOWNSTREAM)}")
+                             f"{', '.join(TABLE1_BY_MODEL)}, {', '.join(DOWNSTREAM)}, {', '.join(REFERENCES)}")
     if not chosen:
         raise ValueError("no rows chosen")
-    return [m for m in TABLE1_BY_MODEL if m in chosen], [k for k in DOWNSTREAM if k in chosen]
+    return ([m for m in TABLE1_BY_MODEL if m in chosen], [k for k in DOWNSTREAM if k in chosen],
+            [k for k in REFERENCES if k in chosen])
+
+
+def check_methods(methods: Sequence[str], rows: Sequence[str], deit_patch: int = 16) -> None:
+    """Any method whose configs exist for every chosen row (``configs/classification/<stem>.py`` of the Table 1 rows
+    and of the downstream rows' backbones, and the downstream rows' fine-tune configs); ValueError naming the
+    configs a method lacks. Reference rows take no method."""
+    if not methods or len(set(methods)) != len(methods) or not all(METHOD_NAME.fullmatch(m) for m in methods):
+        raise ValueError(f"--methods {','.join(methods)!r}: give distinct method names (lower case, digits, '-')")
+    table1, downstream, _ = resolve_rows(rows)
+    for method in methods:
+        wanted = [f"configs/classification/{TABLE1_BY_MODEL[m].stem(method, _patch(m, method, deit_patch))}.py"
+                  for m in table1]
+        for key in downstream:
+            row = DOWNSTREAM[key]
+            wanted += [f"configs/classification/{TABLE1_BY_MODEL[row.backbone].stem(method)}.py",
+                       f"configs/{row.folder}/{row.stem(method)}.py"]
+        missing = [p for p in dict.fromkeys(wanted) if not osp.isfile(osp.join(ROOT, p))]
+        if missing:
+            raise ValueError(f"method {method!r} has no config for the rows asked: {', '.join(missing)}")
+
+
+def _patch(model: str, method: str, deit_patch: int) -> int:
+    """The patch of ``model``'s Table 1 job: 14 for MixPro's DeiT rows under ``--deit-patch 14``, else 16."""
+    return 14 if deit_patch == 14 and method == "mixpro" and model in P14_MODELS else 16
+
+
+_LOADED: Dict[str, object] = {}  # absolute path → Config (configs do not change while a plan is written)
+
+
+@functools.lru_cache(maxsize=None)
+def _package_configs(package_path: str) -> Dict[str, str]:
+    """Config name → path of an installed OpenMMLab package's model zoo (its ``.mim/model-index.yml`` metafiles; the
+    first entry of a name wins), read once — what mmengine 0.10.7 re-reads for every ``mmseg::`` / ``mmdet::`` base."""
+    from mmengine.fileio import load
+    found: Dict[str, str] = {}
+    for meta in load(osp.join(package_path, ".mim", "model-index.yml"))["Import"]:
+        for model in load(osp.join(package_path, ".mim", meta))["Models"]:
+            if "Config" in model:
+                found.setdefault(model["Config"].partition("/")[-1], model["Config"])
+    return found
+
+
+def _external_cfg_path(package_path: str, cfg_file: str) -> str:
+    """mmengine's ``_get_external_cfg_path`` over :func:`_package_configs`: the model-zoo config's path, ValueError
+    for a name without an entry (a ``_base_`` file, which mmengine then takes from the package folder)."""
+    configs = _package_configs(package_path)
+    name = cfg_file.split(".")[0]
+    if name not in configs:
+        raise ValueError(f"{name} is not a model-zoo config of {package_path}")
+    return osp.join(package_path, configs[name])
 
 
 def load_config(path: str, what: str):
-    """The mmengine config at ``path`` (relative to the repository), without importing its custom modules."""
-    from mmengine.config import Config
+    """The mmengine config at ``path`` (relative to the repository), without importing its custom modules; a copy
+    of the one read first in this process. mmengine's look-ups of external bases are remembered meanwhile (they
+    took about 3 s per Segmenter config: every metafile read and pkg_resources reloaded for each base)."""
+    from unittest import mock
+
+    import mmengine.config.config as mm_config
     full = osp.join(ROOT, path)
     if not osp.isfile(full):
         raise FileNotFoundError(f"{what}: config {path} does not exist")
-    return Config.fromfile(full, import_custom_modules=False)
+    if full not in _LOADED:
+        with mock.patch.object(mm_config, "_get_external_cfg_path", _external_cfg_path), \
+                mock.patch.object(mm_config, "is_installed", functools.lru_cache(maxsize=None)(mm_config.is_installed)):
+            _LOADED[full] = mm_config.Config.fromfile(full, import_custom_modules=False)
+    return copy.deepcopy(_LOADED[full])
 
 
 def apply_options(cfg, options: Sequence[str]) -> None:
@@ -180,195 +251,134 @@ def _cfg_options(options: Sequence[str]) -> Tuple[str, ...]:
     return ("--cfg-options", *options) if options else ()
 
 
+def _training(name: str, kind: str, config: str, stem: str, cfg, work_dir: str, options: List[str],
+              extra_args: Tuple[str, ...], needs: Tuple[str, ...], gpus: int, quick: bool) -> Job:
+    """A pretrain / finetune job of ``cfg``: the paper's recipe at ``gpus`` (full plans) merged into ``cfg`` with
+    ``options``, output the checkpoint its training ends with."""
+    recipe = None
+    if not quick:
+        recipe, recipe_opts = recipe_options(cfg, stem, gpus)
+        options = recipe_opts + options
+    apply_options(cfg, options)
+    ckpt = osp.join(work_dir, final_checkpoint(cfg, config))
+    return Job(name, kind, (config, "--work-dir", work_dir, "--resume", "auto", *extra_args, *_cfg_options(options)),
+               ckpt, needs, recipe.gpus if recipe else gpus, recipe.total_batch if recipe else 0,
+               recipe.lr if recipe else None, recipe.describe() if recipe else "")
+
+
 def build_jobs(work_root: str, rows: Sequence[str], methods: Sequence[str] = METHODS, gpus: int = 8,
-               quick: bool = False, amp: Optional[str] = None) -> List[Job]:
+               quick: bool = False, amp: Optional[str] = None, deit_patch: int = 16) -> List[Job]:
     """The ordered jobs of ``rows`` (see :func:`resolve_rows`) for ``methods``: per method, per backbone config:
-    pretrain, test, then per downstream row on that backbone: convert (once per target), fine-tune, test(s)."""
-    table1, downstream = resolve_rows(rows)
+    pretrain, test, then per downstream row on that backbone: convert (once per target and size), fine-tune,
+    test(s); then the reference rows: train, test(s) (not in a ``quick`` plan). ``deit_patch`` 14: MixPro's Table 1
+    DeiT rows in the official code's patch-14 setting (the downstream rows keep their patch-16 backbones)."""
+    table1, downstream, references = resolve_rows(rows)
+    check_methods(methods, rows, deit_patch)
     w, data_dir = osp.abspath(work_root), osp.join(osp.abspath(work_root), "data")
     jobs: List[Job] = []
     data_need: Tuple[str, ...] = ()
     if quick:
         jobs.append(Job("data.quick", "data", (data_dir,), osp.join(data_dir, QUICK_MARKER)))
         data_need = ("data.quick",)
-    backbones = list(dict.fromkeys(table1 + [DOWNSTREAM[k].backbone for k in downstream]))
     for method in methods:
         converted: Dict[str, Tuple[str, ...]] = {}
-        for model in backbones:
+        backbones = [(m, _patch(m, method, deit_patch)) for m in table1]
+        backbones = list(dict.fromkeys(backbones + [(DOWNSTREAM[k].backbone, 16) for k in downstream]))
+        for model, patch in backbones:
             row = TABLE1_BY_MODEL[model]
-            stem = row.stem(method)
+            stem = row.stem(method, patch)
             config = f"configs/classification/{stem}.py"
             cfg = load_config(config, f"Table 1 row {row.name}, {method}")
             train_opts = quick_options(cfg, "classification", True, data_dir) if quick else []
-            apply_options(cfg, train_opts)
-            train_args = (quick_train_args(cfg) if quick else ()) + (("--amp", amp) if amp else ())
-            pre_dir = osp.join(w, "pretrain", stem)
-            ckpt = osp.join(pre_dir, final_checkpoint(cfg, config))
-            jobs.append(Job(f"pretrain.{stem}", "pretrain",
-                            (config, "--work-dir", pre_dir, "--resume", "auto", *train_args, *_cfg_options(train_opts)),
-                            ckpt, data_need, gpus))
+            args = (quick_train_args(cfg) if quick else ()) + (("--amp", amp) if amp else ())
+            pre = _training(f"pretrain.{stem}", "pretrain", config, stem, cfg, pretrain_dir(w, stem), train_opts,
+                            args, data_need, gpus, quick)
+            jobs.append(pre)
             test_opts = quick_options(cfg, "classification", False, data_dir) if quick else []
             jobs.append(Job(f"test.{stem}", "test",
-                            (config, ckpt, "--work-dir", eval_dir(w, stem), *_cfg_options(test_opts)),
-                            osp.join(eval_dir(w, stem), METRICS_FILE), (f"pretrain.{stem}",), gpus))
-            for key in (k for k in downstream if DOWNSTREAM[k].backbone == model):
-                jobs += _downstream_jobs(DOWNSTREAM[key], method, stem, ckpt, w, data_dir, data_need, gpus, quick,
-                                         converted)
+                            (config, pre.output, "--work-dir", eval_dir(w, stem), *_cfg_options(test_opts)),
+                            osp.join(eval_dir(w, stem), METRICS_FILE), (pre.name,), gpus))
+            for key in (k for k in downstream if DOWNSTREAM[k].backbone == model and patch == 16):
+                jobs += _downstream_jobs(DOWNSTREAM[key], method, stem, pre.output, w, data_dir, data_need, gpus,
+                                         quick, converted)
+    for key in ([] if quick else references):
+        jobs += _reference_jobs(REFERENCES[key], w, gpus)
+    return jobs
+
+
+def _tests(folder: str, stem: str, tests: Sequence[str], cfg, ckpt: str, w: str, needs: str, gpus: int,
+           what: str, quick_opts=None) -> List[Job]:
+    """The test jobs of a fine-tuned ``stem`` (one per suffix of ``tests``; ``quick_opts(cfg)``: their options)."""
+    jobs = []
+    for suffix in tests:
+        test_stem, test_config = stem + suffix, f"configs/{folder}/{stem}{suffix}.py"
+        test_cfg = load_config(test_config, f"{what}, test") if suffix else cfg
+        opts = quick_opts(test_cfg) if quick_opts else []
+        jobs.append(Job(f"test.{test_stem}", "test",
+                        (test_config, ckpt, "--work-dir", eval_dir(w, test_stem), *_cfg_options(opts)),
+                        osp.join(eval_dir(w, test_stem), METRICS_FILE), (needs,), gpus))
     return jobs
 
 
 def _downstream_jobs(row, method: str, backbone_stem: str, backbone_ckpt: str, w: str, data_dir: str,
                      data_need: Tuple[str, ...], gpus: int, quick: bool, converted: Dict[str, tuple]) -> List[Job]:
-    """Convert (unless this method's backbone was already converted to the row's target), fine-tune, test(s)."""
+    """Convert (unless this method's backbone was already converted to the row's target and size), fine-tune,
+    test(s)."""
     jobs = []
     stem = row.stem(method)
     config = f"configs/{row.folder}/{stem}.py"
     cfg = load_config(config, f"{row.key}, {method}")
-    dst = osp.join(w, "checkpoints", f"{backbone_stem}_{row.target}.pth")
-    convert = f"convert.{backbone_stem}_{row.target}"
-    convert_args = (backbone_ckpt, dst, "--to", row.target)
+    target = row.target
+    convert_args: Tuple[str, ...] = ()
     if row.target == "mmseg-vit":  # position grid resized for the fine-tune backbone's img_size
         size = cfg.model.backbone.img_size
-        convert_args += ("--img-size", *map(str, (size, size) if isinstance(size, int) else size))
+        size = (size, size) if isinstance(size, int) else tuple(size)
+        convert_args, target = ("--img-size", *map(str, size)), f"{row.target}-{size[0]}"
+    dst = osp.join(w, "checkpoints", f"{backbone_stem}_{target}.pth")
+    convert = f"convert.{backbone_stem}_{target}"
+    convert_args = (backbone_ckpt, dst, "--to", row.target, *convert_args)
     if convert not in converted:
         converted[convert] = convert_args
         jobs.append(Job(convert, "convert", convert_args, dst, (f"pretrain.{backbone_stem}",)))
-    elif converted[convert] != convert_args:
-        raise ValueError(f"{config}: needs {shlex.join(convert_args)}, another row {shlex.join(converted[convert])}")
     family = row.folder
     train_opts = [f"model.backbone.init_cfg.checkpoint={dst}"]
     train_opts += quick_options(cfg, family, True, data_dir) if quick else []
-    apply_options(cfg, train_opts)
-    train_args = quick_train_args(cfg) if quick else ()
-    ft_dir = osp.join(w, "finetune", stem)
-    ckpt = osp.join(ft_dir, final_checkpoint(cfg, config))
-    jobs.append(Job(f"finetune.{stem}", "finetune", (config, "--work-dir", ft_dir, "--resume", "auto", *train_args,
-                                                     *_cfg_options(train_opts)),
-                    ckpt, (convert, *data_need), gpus))
-    for suffix in row.tests:
-        test_stem, test_config = stem + suffix, f"configs/{row.folder}/{stem}{suffix}.py"
-        test_cfg = load_config(test_config, f"{row.key}, {method}, test") if suffix else cfg
-        opts = quick_options(test_cfg, family, False, data_dir) if quick else []
-        jobs.append(Job(f"test.{test_stem}", "test",
-                        (test_config, ckpt, "--work-dir", eval_dir(w, test_stem), *_cfg_options(opts)),
-                        osp.join(eval_dir(w, test_stem), METRICS_FILE), (f"finetune.{stem}",), gpus))
-    return jobs
+    args = quick_train_args(cfg) if quick else ()
+    fine = _training(f"finetune.{stem}", "finetune", config, stem, cfg, osp.join(w, "finetune", stem), train_opts,
+                     args, (convert, *data_need), gpus, quick)
+    jobs.append(fine)
+    quick_opts = (lambda c: quick_options(c, family, False, data_dir)) if quick else None
+    return jobs + _tests(row.folder, stem, row.tests, cfg, fine.output, w, fine.name, gpus, f"{row.key}, {method}",
+                         quick_opts)
 
 
-# --------------------------------------------------------------------------------------------------- scripts
-def _word(arg: str) -> str:
-    return '"$PY"' if arg == PY else shlex.quote(arg)
-
-
-def command(job: Job, slurm: bool = False, gpus_per_node: int = 8) -> List[str]:
-    """The command of ``job`` (words; ``$PY`` / ``$PARTITION`` expanded by the script). On slurm, training goes
-    through ``tools/slurm_train.sh`` (srun, requeue on preemption) and a test uses at most one node's GPUs."""
-    if job.kind in ("pretrain", "finetune"):
-        if slurm:
-            return ["tools/slurm_train.sh", "$PARTITION", job.name, job.args[0], str(job.gpus), *job.args[1:]]
-        return ["tools/dist_train.sh", job.args[0], str(job.gpus), *job.args[1:]]
-    if job.kind == "test":
-        n = min(job.gpus, gpus_per_node) if slurm else job.gpus
-        return ["tools/dist_test.sh", job.args[0], job.args[1], str(n), *job.args[2:]]
-    tool = "tools/convert_checkpoint.py" if job.kind == "convert" else "tools/paper_tables.py"
-    return [PY, tool, *(("quick-data",) if job.kind == "data" else ()), *job.args]
-
-
-def _render(words: Sequence[str]) -> str:
-    return " ".join('"$PARTITION"' if w == "$PARTITION" else _word(w) for w in words)
-
-
-def _header(jobs: Sequence[Job], invocation: str, what: str) -> List[str]:
-    return ["#!/usr/bin/env bash",
-            f"# MixPro paper tables: {len(jobs)} jobs {what}",
-            f"# Written by: {invocation}",
-            "# (rerun that command to change the plan; `python tools/paper_tables.py collect WORK_ROOT` prints the "
-            "tables)",
-            "set -euo pipefail",
-            f"ROOT={shlex.quote(ROOT)}",
-            'cd "$ROOT"',
-            'PY="${PYTHON:-$( [ -x "$ROOT/.venv/bin/python" ] && echo "$ROOT/.venv/bin/python" || echo python )}"',
-            'export PYTHON="$PY" PYTHONPATH="$ROOT:${PYTHONPATH:-}"',
-            f"TOTAL={len(jobs)}"]
-
-
-def bash_script(jobs: Sequence[Job], invocation: str) -> str:
-    """One node, one job after the other; a job whose output exists is skipped, so a rerun continues (training with
-    ``--resume auto`` picks up its last checkpoint); a job that ends without its output stops the script."""
-    lines = _header(jobs, invocation, "on one node, in order; run it again to continue after a failure or a kill")
-    lines += ["step() {  # N NAME OUTPUT COMMAND...: run COMMAND unless OUTPUT exists; COMMAND must leave OUTPUT",
-              '  local n=$1 name=$2 out=$3; shift 3',
-              '  if [ -e "$out" ]; then echo "[$n/$TOTAL] skip $name: $out exists"; return 0; fi',
-              '  echo "[$n/$TOTAL] $(date "+%F %T") start $name"',
-              '  "$@"',
-              '  if [ ! -e "$out" ]; then echo "[$n/$TOTAL] $name finished without $out" >&2; exit 1; fi',
-              '  echo "[$n/$TOTAL] $(date "+%F %T") done $name"',
-              "}"]
-    for i, job in enumerate(jobs, 1):
-        lines.append(f"step {i} {shlex.quote(job.name)} {shlex.quote(job.output)} {_render(command(job))}")
-    lines.append('echo "all $TOTAL jobs done"')
-    return "\n".join(lines) + "\n"
-
-
-def slurm_resources(job: Job, gpus_per_node: int = 8, cpus_per_gpu: int = 5) -> str:
-    """sbatch options of ``job``: training one task per GPU over as many nodes as needed (requeueable, for
-    ``tools/slurm_train.sh``), a test one node's GPUs under one task (torchrun), the rest one CPU task."""
-    if job.kind in ("pretrain", "finetune"):
-        per_node = min(job.gpus, gpus_per_node)
-        return (f"--nodes={-(-job.gpus // per_node)} --ntasks={job.gpus} --ntasks-per-node={per_node} "
-                f"--gres=gpu:{per_node} --cpus-per-task={cpus_per_gpu} --requeue --open-mode=append "
-                f"--export=ALL,GPUS_PER_NODE={per_node}")
-    if job.gpus:
-        n = min(job.gpus, gpus_per_node)
-        return f"--nodes=1 --ntasks=1 --gres=gpu:{n} --cpus-per-task={cpus_per_gpu * n}"
-    return "--nodes=1 --ntasks=1 --cpus-per-task=4"
-
-
-def slurm_script(jobs: Sequence[Job], invocation: str, work_root: str, gpus_per_node: int = 8,
-                 cpus_per_gpu: int = 5) -> str:
-    """sbatch per job (``--parsable``), each with ``--dependency=afterok:`` the ids of the jobs it needs; a job
-    whose output exists is not submitted and its dependents do not wait for it, so resubmitting submits only what
-    is missing. Training: ``tools/slurm_train.sh`` in a requeueable allocation (one task per GPU)."""
-    index = {job.name: i for i, job in enumerate(jobs, 1)}
-    logs = osp.join(osp.abspath(work_root), "logs")
-    lines = _header(jobs, invocation, "submitted with sbatch, each waiting (--dependency=afterok) for the jobs it "
-                                      "needs")
-    lines[4:4] = ["# Submit from a login node: PARTITION=<partition> bash THIS_SCRIPT; SBATCH_ARGS (e.g. "
-                  "\"--time=3-00:00:00 --account=X\")", f"# is added to every sbatch call. Logs: {logs}/<job>-<id>.out"]
-    lines += [': "${PARTITION:?set PARTITION to the slurm partition}"',
-              f"LOGS={shlex.quote(logs)}",
-              'mkdir -p "$LOGS"',
-              "submit() {  # N NAME OUTPUT SBATCH-OPTIONS NEEDED-JOB-IDS COMMAND...: prints the job id (none: skipped)",
-              '  local n=$1 name=$2 out=$3 res=() ids=() dep=() jid',
-              '  read -ra res <<< "$4"',
-              '  read -ra ids <<< "$5"',
-              '  shift 5',
-              '  if [ -e "$out" ]; then echo "[$n/$TOTAL] skip $name: $out exists" >&2; return 0; fi',
-              '  if [ ${#ids[@]} -gt 0 ]; then dep=("--dependency=afterok:$(IFS=:; echo "${ids[*]}")"); fi',
-              '  jid=$(sbatch --parsable --job-name="$name" --partition="$PARTITION" --output="$LOGS/%x-%j.out" \\',
-              '        "${res[@]}" "${dep[@]}" ${SBATCH_ARGS:-} --wrap "$(printf "%q " "$@")")',
-              '  jid=${jid%%;*}',
-              '  echo "[$n/$TOTAL] $name: job $jid ${dep[*]}" >&2',
-              '  echo "$jid"',
-              "}"]
-    for i, job in enumerate(jobs, 1):
-        needs = " ".join(f"$j{index[n]}" for n in job.needs)
-        lines.append(f'j{i}=$(submit {i} {shlex.quote(job.name)} {shlex.quote(job.output)} '
-                     f'"{slurm_resources(job, gpus_per_node, cpus_per_gpu)}" "{needs}" '
-                     f'{_render(command(job, slurm=True, gpus_per_node=gpus_per_node))})')
-    lines.append('echo "submitted; progress: squeue -u $(id -un)" >&2')
-    return "\n".join(lines) + "\n"
+def _reference_jobs(ref, w: str, gpus: int) -> List[Job]:
+    """Train the reference row's config (mmseg's / mmdet's own, ImageNet weights it downloads), test(s)."""
+    config = f"configs/{ref.folder}/{ref.stem}.py"
+    cfg = load_config(config, f"reference row {ref.name}")
+    train = _training(f"finetune.{ref.stem}", "finetune", config, ref.stem, cfg, osp.join(w, "finetune", ref.stem),
+                      [], (), (), gpus, False)
+    return [train] + _tests(ref.folder, ref.stem, ref.tests, cfg, train.output, w, train.name, gpus,
+                            f"reference row {ref.name}")
 
 
 # --------------------------------------------------------------------------------------------------- CLI
 def add_plan_parser(sub) -> None:
     p = sub.add_parser("plan", help="write the one-node and slurm scripts of the paper's runs")
     p.add_argument("--work-root", required=True, help="every run's work dir goes under it (see collect)")
-    p.add_argument("--gpus", type=int, required=True, help="GPUs per training / test job (1 on a CPU host: gloo)")
+    p.add_argument("--gpus", type=int, required=True,
+                   help="GPUs per job (1 on a CPU host: gloo); every training job keeps the paper's total batch and "
+                        "lr at any count (per-GPU batch, gradient accumulation)")
     p.add_argument("--rows", nargs="+", default=list(DEFAULT_ROWS),
                    help=f"rows or groups, comma- or space-separated: {', '.join(ROW_GROUPS)}, a Table 1 model "
-                        f"({', '.join(TABLE1_BY_MODEL)}), {', '.join(DOWNSTREAM)} (default: table2 table3)")
-    p.add_argument("--methods", default=",".join(METHODS), help="comma-separated subset of " + ",".join(METHODS))
+                        f"({', '.join(TABLE1_BY_MODEL)}), {', '.join(DOWNSTREAM)}, {', '.join(REFERENCES)} "
+                        f"(default: table2 table3, with their reference rows)")
+    p.add_argument("--methods", default=",".join(METHODS),
+                   help="comma-separated methods (default: the paper's " + ",".join(METHODS) + "); any method "
+                        "whose configs exist for the rows asked")
+    p.add_argument("--deit-patch", type=int, choices=(16, 14), default=16,
+                   help="14: MixPro's Table 1 DeiT rows in the official code's patch-14 setting (deit-*-p14 "
+                        "configs; docs/methods.md, 'Paper tables'); downstream rows keep patch 16")
     p.add_argument("--quick", action="store_true", help="tiny data, 64-px inputs, a few iterations: a CPU check")
     p.add_argument("--amp", choices=["bf16", "fp16"], help="mixed precision for the pretraining jobs (GPU)")
     p.add_argument("--gpus-per-node", type=int, default=8, help="slurm: GPUs of one node (default 8)")
@@ -378,17 +388,16 @@ def add_plan_parser(sub) -> None:
 def plan_main(args: argparse.Namespace) -> None:
     """Write ``one_node.sh``, ``slurm.sh`` and ``jobs.json`` (the jobs as data) into ``--out``."""
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    if not methods or any(m not in METHODS for m in methods) or len(set(methods)) != len(methods):
-        raise ValueError(f"--methods {args.methods!r}: choose distinct methods from {', '.join(METHODS)}")
     if args.gpus < 1 or args.gpus_per_node < 1:
         raise ValueError(f"--gpus and --gpus-per-node must be >= 1, got {args.gpus}, {args.gpus_per_node}")
     if args.quick and args.amp:
         raise ValueError("--amp needs GPUs; a --quick plan runs on the CPU")
-    jobs = build_jobs(args.work_root, args.rows, methods, args.gpus, args.quick, args.amp)
+    jobs = build_jobs(args.work_root, args.rows, methods, args.gpus, args.quick, args.amp, args.deit_patch)
     out = osp.abspath(args.out or osp.join(args.work_root, "plan"))
     os.makedirs(out, exist_ok=True)
     invocation = shlex.join(["tools/paper_tables.py", "plan", "--work-root", osp.abspath(args.work_root),
                              "--gpus", str(args.gpus), "--rows", *args.rows, "--methods", ",".join(methods)]
+                            + (["--deit-patch", "14"] if args.deit_patch == 14 else [])
                             + ["--quick"] * args.quick + (["--amp", args.amp] if args.amp else []))
     scripts = {"one_node.sh": bash_script(jobs, invocation),
                "slurm.sh": slurm_script(jobs, invocation, args.work_root, args.gpus_per_node)}
@@ -399,7 +408,9 @@ def plan_main(args: argparse.Namespace) -> None:
     with open(osp.join(out, "jobs.json"), "w") as f:
         json.dump([dict(vars(j)) for j in jobs], f, indent=1)
     kinds = {k: sum(j.kind == k for j in jobs) for k in ("pretrain", "convert", "finetune", "test")}
+    dropped = args.quick and resolve_rows(args.rows)[2]
     print(f"{len(jobs)} jobs ({', '.join(f'{n} {k}' for k, n in kinds.items())}) for methods {', '.join(methods)}\n"
-          f"one node: bash {osp.join(out, 'one_node.sh')}\n"
+          + (f"reference rows left out of a --quick plan: {', '.join(dropped)}\n" if dropped else "")
+          + f"one node: bash {osp.join(out, 'one_node.sh')}\n"
           f"slurm:    PARTITION=<partition> bash {osp.join(out, 'slurm.sh')}\n"
           f"tables:   python tools/paper_tables.py collect {osp.abspath(args.work_root)}")
