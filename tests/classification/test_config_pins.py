@@ -27,6 +27,10 @@ EXPECTED = {
     "baseline": dict(mix=[CUTMIX, MIXUP], label_policy=AREA, smoothing=0.1),
     # "TransMix": the baseline's schedule; (λ_area + λ_attn)/2 on batches with a token mask
     "transmix": dict(mix=[CUTMIX, MIXUP], label_policy=dict(type="TransMixLabels"), smoothing=0.1),
+    # "TransMix column recipe": TransMix's DeiT files (Beckschen/TransMix configs/deit_{s,b}_transmix.yaml) switch to
+    # CutMix with probability 0.8, Mixup 0.2
+    "transmix-deit": dict(mix=[dict(type="cutmix", prob=0.8, alpha=1.0), dict(type="mixup", prob=0.2, alpha=0.8)],
+                          label_policy=dict(type="TransMixLabels"), smoothing=0.1),
     # "PAL": detach_factor=False, keep_smoothing=False reproduce the authors' code; PAL switched on
     "mixpro": dict(mix=MIXPRO_SCHEDULE, label_policy=dict(type="PALLabels", detach_factor=False,
                                                           keep_smoothing=False), smoothing=0.1),
