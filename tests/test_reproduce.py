@@ -176,14 +176,18 @@ def fake_runs(monkeypatch, tmp_path):
     """Training replaced by a fake that writes result.json like the real worker; environment faked (no torch)."""
     calls = []
 
-    def fake_launch(method, config, seed, epochs, work_dir, cfg_options=(), threads=None, occlusion_patches=()):
+    def fake_launch(method, config, seed, epochs, work_dir, cfg_options=(), threads=None, occlusion_patches=(),
+                    shuffle_grids=()):
         calls.append((method, seed, epochs, tuple(cfg_options)))
         top1 = {"none": 85.0, "baseline": 87.0, "transmix": 87.5, "mixpro": 88.0}.get(method, 86.0) + seed / 10
         result = dict(method=method, seed=seed, epochs=epochs, top1=top1, top1_drop50=top1 - 30,
-                      train_seconds=1.0, run_seconds=2.0, threads=threads or 2)
+                      train_seconds=1.0, run_seconds=2.0, step_ms=50.0 + 10 * (method == "mergemix") + seed,
+                      threads=threads or 2)
         if occlusion_patches:  # drop on a p-px grid: top-1 − 30 − p/4 − 2·seed² (seed-dependent differences)
             result["top1_drop50_by_patch"] = {str(p): top1 - 30 - p / 4 - 2 * seed ** 2 * (method != "mixpro")
                                               for p in occlusion_patches}
+        if shuffle_grids:  # g×g shuffle: top-1 − 40 − g − seed
+            result["top1_shuffle"] = {f"{g}x{g}": top1 - 40 - g - seed for g in shuffle_grids}
         os.makedirs(work_dir, exist_ok=True)
         with open(osp.join(work_dir, runs.RESULT_FILE), "w") as f:
             json.dump(result, f)
@@ -251,7 +255,8 @@ def test_a_failed_run_stops_or_is_reported_with_keep_going(fake_runs, monkeypatc
     calls, base, work, out = fake_runs
     ok = runs.launch_run
 
-    def failing(method, config, seed, epochs, work_dir, cfg_options=(), threads=None, occlusion_patches=()):
+    def failing(method, config, seed, epochs, work_dir, cfg_options=(), threads=None, occlusion_patches=(),
+                shuffle_grids=()):
         if method == "transmix" and seed == 1:
             raise runs.RunFailed(method, seed, osp.join(work_dir, "reproduce.log"), "exit code 1")
         return ok(method, config, seed, epochs, work_dir, cfg_options, threads)
@@ -274,7 +279,8 @@ def _timed_launch(monkeypatch, spans, seconds):
     ``spans`` gets (method, seed, start, end)."""
     ok = runs.launch_run
 
-    def launch(method, config, seed, epochs, work_dir, cfg_options=(), threads=None, occlusion_patches=()):
+    def launch(method, config, seed, epochs, work_dir, cfg_options=(), threads=None, occlusion_patches=(),
+               shuffle_grids=()):
         start = time.monotonic()
         wait = seconds.get((method, seed), 0.3)
         time.sleep(abs(wait))
@@ -395,6 +401,23 @@ def test_experiment_set_report_paired_statistics_curves_and_results_md(fake_runs
         cli.main(base + ["--set", "tokens64", "--methods", "mixpro-smooth"])
 
 
+def test_vit_methods_set_reports_patch_shuffle_and_step_time_against_the_baseline(fake_runs):
+    calls, base, work, out = fake_runs
+    set_out = out.parent / "results-vit-methods.md"
+    cli.main(base + ["--set", "vit-methods", "--seeds", "0,1", "--out", str(set_out)])
+    labels = ["baseline", "mixpro", "transmix", "tlalign", "smmix", "tokenmix-area", "mergemix"]
+    assert [(m, s) for m, s, _, _ in calls] == [(m, s) for m in labels for s in (0, 1)]
+    assert all(runs.load_result(str(work / m / f"seed{s}"), 6, (), (4,)) for m in labels for s in (0, 1))
+    text = set_out.read_text()
+    assert "| run | what | top-1 | @50% drop, token grid | shuffled 4×4 | ms / step | n |" in text
+    assert "| baseline | Mixup 0.8 / CutMix 1.0 (switch 0.5), area labels | 87.05 ± 0.07 | 57.05 ± 0.07 | " \
+           "42.55 ± 0.64 | 50.50 ± 0.71 | 2 |" in text
+    step = next(line for line in text.splitlines() if line.startswith("| mergemix | ms / step |"))
+    assert "+10.00, +10.00" in step
+    shuffle = next(line for line in text.splitlines() if line.startswith("| mergemix | shuffled 4×4 |"))
+    assert "-1.00, -1.00" in shuffle
+
+
 def test_report_only_and_option_checks(fake_runs, capsys, monkeypatch):
     calls, base, work, out = fake_runs
     cli.main(base + ["--methods", "mixpro", "--seeds", "0", "--report-only"])
@@ -429,9 +452,16 @@ def test_one_run_sets_seeds_epochs_and_asks_robustness_for_50_percent_drop(monke
             seen["cfg"] = cfg
             return cls(cfg)
 
+        def register_hook(self, hook):
+            seen.setdefault("hooks", []).append(hook)
+
         def train(self):
             os.makedirs(self.cfg.work_dir, exist_ok=True)
             open(osp.join(self.cfg.work_dir, f"epoch_{self.cfg.train_cfg.max_epochs}.pth"), "w").close()
+            for i in range(12):  # twelve steps of 0, 2, 4, ... ms: the timer skips the first ten
+                seen["hooks"][-1].before_train_iter(self, i)
+                time.sleep(0.002 * i)
+                seen["hooks"][-1].after_train_iter(self, i)
 
         def test(self):
             return {"top1": 88.5, "top5": 99.0}
@@ -441,6 +471,9 @@ def test_one_run_sets_seeds_epochs_and_asks_robustness_for_50_percent_drop(monke
         seen.setdefault("patches", []).append(kw.get("occlusion_patch_size"))
         patches = kw.get("occlusion_patch_size") or []
         by_patch = {str(p): {"0.5": 60.0 + p} for p in patches} if len(patches) > 1 else {}
+        if "shuffle" in suites:
+            return {"checkpoint": checkpoint, "clean_top1": 88.5,
+                    "shuffle": {f"{g}x{g}": 70.0 + g for g in kw["shuffle_grids"]}}
         return {"checkpoint": checkpoint, "clean_top1": 88.5, "occlusion": {"0.5": 61.25},
                 **({"occlusion_by_patch": by_patch} if by_patch else {})}
 
@@ -465,6 +498,11 @@ def test_one_run_sets_seeds_epochs_and_asks_robustness_for_50_percent_drop(monke
     assert seen["patches"][-2:] == [None, [4, 8, 16]]  # the token grid, then the set's grids in one pass
     assert grids["top1_drop50"] == 61.25 and grids["top1_drop50_by_patch"] == {"4": 64.0, "8": 68.0, "16": 76.0}
     assert runs.load_result(work, 4, (4, 8, 16)) == grids
+    assert 20.0 <= grids["step_ms"] < 40.0  # the median of the two timed steps (20 and 22 ms asked)
+    shuffled = runs.train_and_evaluate("mixpro", runs.config_path("mixpro"), 3, 4, work, None, (), (4, 2))
+    assert seen["robustness"]["suites"] == ("shuffle",) and seen["robustness"]["shuffle_grids"] == [4, 2]
+    assert shuffled["top1_shuffle"] == {"4x4": 74.0, "2x2": 72.0}
+    assert runs.load_result(work, 4, (), (4,)) == shuffled and runs.load_result(work, 4, (), (8,)) is None
 
 
 # ------------------------------------------------------------------------------------------- end to end

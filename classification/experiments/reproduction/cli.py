@@ -105,10 +105,11 @@ def run_one_main(argv) -> None:
     parser.add_argument("--epochs", type=int, required=True)
     parser.add_argument("--work-dir", required=True)
     parser.add_argument("--occlusion-patches", type=int, nargs="+", default=[])
+    parser.add_argument("--shuffle-grids", type=int, nargs="+", default=[])
     parser.add_argument("--cfg-options", nargs="+", action=DictAction)
     args = parser.parse_args(argv)
     result = runs.train_and_evaluate(args.method, args.config, args.seed, args.epochs, args.work_dir,
-                                     args.cfg_options, args.occlusion_patches)
+                                     args.cfg_options, args.occlusion_patches, args.shuffle_grids)
     print("RESULT " + json.dumps(result))
 
 
@@ -132,7 +133,8 @@ def main(argv=None) -> Optional[Dict[str, dict]]:
     patches = exp_set.occlusion_patches if exp_set else ()
     outcome = runs.run_all(methods, seeds, epochs, args.work_root, args.config_dir, args.cfg_options,
                            force=args.force, keep_going=args.keep_going, report_only=args.report_only,
-                           jobs=args.jobs, configs=configs, occlusion_patches=patches)
+                           jobs=args.jobs, configs=configs, occlusion_patches=patches,
+                           shuffle_grids=exp_set.shuffle_grids if exp_set else ())
     results = outcome.results
     stats = aggregate(results, methods)
     meta = dict(environment(), command=shlex.join(["python", "tools/reproduce.py", *argv]), budget=args.budget,

@@ -138,10 +138,13 @@ FINDINGS = "results-findings.md"
 
 def _metrics(exp_set) -> List[tuple]:
     """(column header, function result → value) of a set's report: top-1, 50% drop on the token grid and on each
-    of the set's grids."""
+    of the set's grids, top-1 under each of its patch shuffles, and (``step_time``) the median training step."""
     columns = [("top-1", lambda r: r["top1"]), ("@50% drop, token grid", lambda r: r["top1_drop50"])]
     columns += [(f"@50% drop, {p}-px grid", lambda r, p=p: r["top1_drop50_by_patch"][str(p)])
                 for p in exp_set.occlusion_patches]
+    columns += [(f"shuffled {g}×{g}", lambda r, g=g: r["top1_shuffle"][f"{g}x{g}"]) for g in exp_set.shuffle_grids]
+    if exp_set.step_time:
+        columns.append(("ms / step", lambda r: r["step_ms"]))
     return columns
 
 

@@ -26,6 +26,8 @@ from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import List, Optional, Sequence, Tuple
 
+from mmengine.hooks import Hook
+
 from classification.engine import lifecycle
 from classification.engine.atomic import atomic_write_text
 from classification.engine.checkpoints import install_safe_checkpoint_loading
@@ -63,7 +65,9 @@ class ExperimentSet:
     name in ``configs/classification``); every run is also tested under 50% drop on the ``occlusion_patches`` grids
     (px; () → only the token-sized one); ``reference`` is the label the others are compared with, seed by seed
     (paired differences); ``curves`` the labels whose label-policy statistics (``curve.json``) are drawn; ``budget``
-    the set's default budget (``--budget`` replaces it)."""
+    the set's default budget (``--budget`` replaces it); ``shuffle_grids``: every run is also tested with its images
+    cut into g×g cells in random order, for each g; ``step_time``: the report shows each run's median training step
+    time."""
 
     name: str
     title: str
@@ -73,6 +77,8 @@ class ExperimentSet:
     reference: Optional[str] = None
     curves: Tuple[str, ...] = ()
     budget: float = 0.5
+    shuffle_grids: Tuple[int, ...] = ()
+    step_time: bool = False
 
     def configs(self, config_dir: str = CONFIG_DIR) -> dict:
         return {label: osp.join(config_dir, name) for label, name in self.runs}
@@ -109,6 +115,19 @@ EXPERIMENT_SETS = {
         descriptions=(("maskmix-c4", "MaskMix with 4-px cells (one token each), area labels"),
                       ("mixpro-c4", "MaskMix with 4-px cells (one token each) + PAL")),
         occlusion_patches=(4, 8, 16), reference="mixpro", curves=("transmix", "mixpro", "mixpro-c4")),
+    # docs/methods.md, "TL-Align" … "MergeMix": the ViT mixing methods against the baseline, MixPro and TransMix
+    "vit-methods": ExperimentSet(
+        name="vit-methods",
+        title="ViT mixing methods: TL-Align, SMMix, TokenMix (teacher-free), MergeMix against the baseline, MixPro "
+              "and TransMix (16 tokens)",
+        runs=tuple((m, _fmnist(CONFIG_PREFIX, m)) for m in
+                   ("baseline", "mixpro", "transmix", "tlalign", "smmix", "tokenmix-area", "mergemix")),
+        descriptions=(("tlalign", "TL-Align: token-grid CutMix, per-token labels propagated through the attention"),
+                      ("smmix", "SMMix 50% (attention-guided s×s window moved + region and consistency losses) / "
+                                "Mixup 50%"),
+                      ("tokenmix-area", "TokenMix block masks 50% / Mixup 50%, BCE, area weights (no teacher maps)"),
+                      ("mergemix", "MergeMix: top-λN patches by ToMe attention + an extra Mixup CE (2 forwards)")),
+        reference="baseline", budget=0.3, shuffle_grids=(4,), step_time=True),
 }
 
 
@@ -221,9 +240,10 @@ def write_result(work_dir: str, result: dict) -> None:
 
 
 def load_result(work_dir: str, epochs: Optional[int] = None,
-                occlusion_patches: Sequence[int] = ()) -> Optional[dict]:
+                occlusion_patches: Sequence[int] = (), shuffle_grids: Sequence[int] = ()) -> Optional[dict]:
     """The run's result.json, or None when it is missing, unreadable, incomplete, (``epochs`` given) for other
-    epochs, or without the top-1 under 50% drop on one of ``occlusion_patches``."""
+    epochs, or without the top-1 under 50% drop on one of ``occlusion_patches`` or under a shuffle of one of
+    ``shuffle_grids``."""
     try:
         with open(osp.join(work_dir, RESULT_FILE)) as f:
             result = json.load(f)
@@ -235,7 +255,14 @@ def load_result(work_dir: str, epochs: Optional[int] = None,
         return None
     if any(str(p) not in (result.get("top1_drop50_by_patch") or {}) for p in occlusion_patches):
         return None
+    if any(shuffle_key(g) not in (result.get("top1_shuffle") or {}) for g in shuffle_grids):
+        return None
     return result
+
+
+def shuffle_key(grid: int) -> str:
+    """The key of a g×g patch shuffle in ``result.json``'s ``top1_shuffle`` (the robustness suite's key)."""
+    return f"{grid}x{grid}"
 
 
 def epochs_text(n: int) -> str:
@@ -249,20 +276,42 @@ def show_path(path: str) -> str:
 
 
 # --------------------------------------------------------------------------------------------------- one run
+class StepTimer(Hook):
+    """Wall time of every training iteration (before_train_iter → after_train_iter: the forward and backward passes
+    and the optimiser step, not the loading); :attr:`median_ms` over all but the first ``skip`` iterations."""
+
+    def __init__(self, skip: int = 10):
+        self.skip, self.times, self._t0 = skip, [], 0.0
+
+    def before_train_iter(self, runner, batch_idx, data_batch=None) -> None:
+        self._t0 = time.perf_counter()
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
+        self.times.append(time.perf_counter() - self._t0)
+
+    @property
+    def median_ms(self) -> Optional[float]:
+        times = sorted(self.times[self.skip:] or self.times)
+        return 1000.0 * times[len(times) // 2] if times else None
+
+
 def train_and_evaluate(method: str, config: str, seed: int, epochs: int, work_dir: str,
-                       cfg_options: Optional[dict] = None, occlusion_patches: Sequence[int] = ()) -> dict:
+                       cfg_options: Optional[dict] = None, occlusion_patches: Sequence[int] = (),
+                       shuffle_grids: Sequence[int] = ()) -> dict:
     """One run in this process: ``tools/train.py``'s config handling
     (:func:`classification.engine.launch.prepare_config`), training with ``randomness.seed = model.mix_seed = seed``
     for ``epochs`` (validation once, at the end), the Runner's test, then top-1 under 50% patch drop
     (:func:`classification.experiments.robustness.evaluate.evaluate_robustness`, suite ``occlusion``) with token-sized
-    patches (``top1_drop50``) and, when given, on each grid of ``occlusion_patches`` px (``top1_drop50_by_patch``);
-    writes and returns the result."""
+    patches (``top1_drop50``) and, when given, on each grid of ``occlusion_patches`` px (``top1_drop50_by_patch``)
+    and with each image cut into g×g cells shuffled for each g of ``shuffle_grids`` (``top1_shuffle``, keyed
+    :func:`shuffle_key`); ``step_ms``: the median training step (:class:`StepTimer`); writes and returns the result."""
     t0 = time.time()
     install_safe_checkpoint_loading()
     options = {**(cfg_options or {}), "model.mix_seed": seed, "train_cfg.val_interval": epochs}
     cfg = prepare_config(config, work_dir=work_dir, cfg_options=options, epochs=epochs, seed=seed)
     threads = configure_threads(cfg)
-    finished = lifecycle.run(cfg, test=True)
+    timer = StepTimer()
+    finished = lifecycle.run(cfg, test=True, hooks=[timer])
     metrics, train_seconds = finished.metrics, finished.train_seconds
     run_config = osp.join(work_dir, osp.basename(config))  # the config as the Runner dumped it (all overrides)
     checkpoint = osp.join(work_dir, f"epoch_{epochs}.pth")
@@ -286,16 +335,20 @@ def train_and_evaluate(method: str, config: str, seed: int, epochs: int, work_di
     result = dict(method=method, seed=seed, epochs=epochs, top1=float(metrics["top1"]), top1_drop50=float(drop),
                   top5=float(metrics.get("top5", float("nan"))), clean_top1_robustness=clean,
                   train_seconds=round(train_seconds, 1), run_seconds=round(time.time() - t0, 1),
-                  threads=threads, config=show_path(config), checkpoint=checkpoint)
+                  step_ms=timer.median_ms, threads=threads, config=show_path(config), checkpoint=checkpoint)
     if by_patch:
         result["top1_drop50_by_patch"] = by_patch
+    if shuffle_grids:
+        shuffled = evaluate_robustness(run_config, checkpoint, suites=("shuffle",), shuffle_grids=list(shuffle_grids),
+                                       seed=seed, progress=False, name=f"{method} seed {seed}")["shuffle"]
+        result["top1_shuffle"] = {shuffle_key(g): float(shuffled[shuffle_key(g)]) for g in shuffle_grids}
     write_result(work_dir, result)
     return result
 
 
 def launch_run(method: str, config: str, seed: int, epochs: int, work_dir: str,
                cfg_options: Sequence[str] = (), threads: Optional[int] = None,
-               occlusion_patches: Sequence[int] = ()) -> dict:
+               occlusion_patches: Sequence[int] = (), shuffle_grids: Sequence[int] = ()) -> dict:
     """One run in a fresh process (``python -m classification.experiments.reproduction.cli run-one``), its output in
     ``WORK_DIR/reproduce.log``; ``threads`` given: ``OMP_NUM_THREADS`` and ``MKL_NUM_THREADS`` of that process.
     Adds the process's start and end (``started``, ``finished``: Unix seconds) to its ``result.json``. Raises
@@ -306,6 +359,8 @@ def launch_run(method: str, config: str, seed: int, epochs: int, work_dir: str,
            "--seed", str(seed), "--epochs", str(epochs), "--work-dir", work_dir]
     if occlusion_patches:
         cmd += ["--occlusion-patches", *map(str, occlusion_patches)]
+    if shuffle_grids:
+        cmd += ["--shuffle-grids", *map(str, shuffle_grids)]
     if cfg_options:
         cmd += ["--cfg-options", *cfg_options]
     env = dict(os.environ)
@@ -318,7 +373,7 @@ def launch_run(method: str, config: str, seed: int, epochs: int, work_dir: str,
         code = subprocess.run(cmd, cwd=ROOT, env=env, stdout=f, stderr=subprocess.STDOUT).returncode
     if code != 0:
         raise RunFailed(method, seed, log, f"exit code {code}")
-    result = load_result(work_dir, epochs, occlusion_patches)
+    result = load_result(work_dir, epochs, occlusion_patches, shuffle_grids)
     if result is None:
         raise RunFailed(method, seed, log, f"finished without a complete {RESULT_FILE}")
     result.update(started=round(started, 2), finished=round(time.time(), 2))
@@ -348,7 +403,8 @@ class Outcome:
 def run_all(methods: Sequence[str], seeds: Sequence[int], epochs: int, work_root: str,
             config_dir: str = CONFIG_DIR, cfg_options: Sequence[str] = (), force: bool = False,
             keep_going: bool = False, report_only: bool = False, jobs: int = 1,
-            configs: Optional[dict] = None, occlusion_patches: Sequence[int] = ()) -> Outcome:
+            configs: Optional[dict] = None, occlusion_patches: Sequence[int] = (),
+            shuffle_grids: Sequence[int] = ()) -> Outcome:
     """Train and evaluate every (method, seed) pair without a ``result.json`` for ``epochs`` (all with ``force``;
     none with ``report_only``), one process each, ``jobs`` at a time in plan order (threads: module docstring),
     printing a line when a run starts and ends with the elapsed time and the measured estimate of the wall time
@@ -356,7 +412,8 @@ def run_all(methods: Sequence[str], seeds: Sequence[int], epochs: int, work_root
     :class:`SystemExit` naming the run and its log, unless ``keep_going``: then it is recorded in
     :attr:`Outcome.failed` and the other runs go on. ``configs`` (label → config path) replaces the
     ``tiny-vit_{METHOD}`` configs of ``config_dir`` (an :class:`ExperimentSet`); ``occlusion_patches``: the extra
-    occlusion grids every run is tested on (a result without them is rerun)."""
+    occlusion grids every run is tested on, ``shuffle_grids`` its patch-shuffle grids (a result without them is
+    rerun)."""
     if int(jobs) < 1:
         raise ValueError(f"jobs must be a positive integer, got {jobs}")
     t_start = time.time()
@@ -367,7 +424,7 @@ def run_all(methods: Sequence[str], seeds: Sequence[int], epochs: int, work_root
         existing = load_result(run_dir(work_root, method, seed))
         if existing is not None:
             measured.append(existing)
-        complete = load_result(run_dir(work_root, method, seed), epochs, occlusion_patches) is not None
+        complete = load_result(run_dir(work_root, method, seed), epochs, occlusion_patches, shuffle_grids) is not None
         if complete and not force:
             out.results.append(existing)
         else:
@@ -403,7 +460,7 @@ def run_all(methods: Sequence[str], seeds: Sequence[int], epochs: int, work_root
                     os.remove(stale)
                 config = configs[method] if configs else config_path(method, config_dir)
                 future = pool.submit(launch_run, method, config, seed, epochs, work_dir, cfg_options, threads,
-                                     occlusion_patches)
+                                     occlusion_patches, shuffle_grids)
                 running[future] = (i, method, seed, time.time())
             finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
             for future in sorted(finished, key=lambda f: running[f][0]):
