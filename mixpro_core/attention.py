@@ -53,6 +53,29 @@ def cls_attention_from_qkv(qkv: torch.Tensor, num_heads: int, scale: float, num_
     return cls_row_attention(q[:, :, 0], k, scale)[:, num_prefix_tokens:]
 
 
+def received_attention_from_qkv(qkv: torch.Tensor, num_heads: int, scale: float, num_prefix_tokens: int = 1,
+                                q_norm: Optional[nn.Module] = None, k_norm: Optional[nn.Module] = None,
+                                max_elements: int = 1 << 25) -> torch.Tensor:
+    """From a fused qkv projection output (B,T,3·H·D) to the attention each patch token RECEIVES from the patch
+    queries, (B, T − num_prefix_tokens): softmax(q·kᵀ·scale)[:, :, prefix:, prefix:] averaged over heads and query
+    patches (SMMix's score; prefix rows and columns dropped after the softmax, no renormalisation). fp32, autocast off,
+    no grad; built in query chunks of at most ``max_elements`` scores, so memory stays O(chunk·T)."""
+    b, t, c3 = qkv.shape
+    q, k, _ = qkv.detach().float().reshape(b, t, 3, num_heads, c3 // (3 * num_heads)).permute(2, 0, 3, 1, 4).unbind(0)
+    with torch.no_grad(), torch.autocast(qkv.device.type, enabled=False):
+        if q_norm is not None:
+            q = q_norm(q)
+        if k_norm is not None:
+            k = k_norm(k)
+        q = q[:, :, num_prefix_tokens:] * scale
+        total = torch.zeros(b, num_heads, t - num_prefix_tokens, device=qkv.device)
+        chunk = max(1, max_elements // max(1, b * num_heads * t))
+        for start in range(0, q.shape[2], chunk):
+            rows = (q[:, :, start:start + chunk] @ k.transpose(-2, -1)).softmax(dim=-1)
+            total += rows[..., num_prefix_tokens:].sum(dim=2)
+        return total.mean(dim=1) / q.shape[2]
+
+
 def _has_cls_token(model: nn.Module) -> bool:
     return getattr(model, "cls_token", None) is not None and getattr(model, "global_pool", "token") == "token"
 

@@ -77,23 +77,32 @@ def attention_entropy(cls_attn: torch.Tensor) -> torch.Tensor:
 def pal_lambda(batch: MixBatch, logits: torch.Tensor, cls_attn: Optional[torch.Tensor], labels: torch.Tensor,
                num_classes: int, smoothing: float = 0.1, detach_factor: bool = False) -> torch.Tensor:
     """(B,) Progressive Attention Labeling: α·λ_attn + (1−α)·λ_area on token-exact batches (``batch.token_exact``:
-    MaskMix, aligned ResizeMix); λ_area elsewhere or without attention.
+    MaskMix, aligned ResizeMix); λ_area elsewhere or without attention (:func:`pal_factor_and_lambda`)."""
+    if not batch.token_exact or cls_attn is None:
+        return batch.lam_area
+    return pal_factor_and_lambda(batch, logits, cls_attn, labels, num_classes, smoothing, detach_factor)[1]
+
+
+def pal_factor_and_lambda(batch: MixBatch, logits: torch.Tensor, cls_attn: torch.Tensor, labels: torch.Tensor,
+                          num_classes: int, smoothing: float = 0.1,
+                          detach_factor: bool = False) -> Tuple[torch.Tensor, torch.Tensor]:
+    """(α (B,), PAL λ (B,) = α·λ_attn + (1−α)·λ_area) for a token-exact batch with attention — the one computation
+    of PAL's λ (:class:`PALLabels` and :func:`pal_lambda` call it).
 
     α = cos_sim(softmax(logits), λ_area·ŷ + (1−λ_area)·ŷ[partner]). As in the official code the softmax inside α
     keeps its gradient unless ``detach_factor``; the attention is detached by its producer.
     """
-    if not batch.token_exact or cls_attn is None:
-        return batch.lam_area
-    return _pal_factor_and_lambda(batch, logits.detach() if detach_factor else logits, cls_attn, labels, num_classes,
-                                  smoothing)[1]
-
-
-def _pal_factor_and_lambda(batch: MixBatch, logits: torch.Tensor, cls_attn: torch.Tensor, labels: torch.Tensor,
-                           num_classes: int, smoothing: float) -> Tuple[torch.Tensor, torch.Tensor]:
-    """(α (B,), PAL λ (B,) = α·λ_attn + (1−α)·λ_area) for a token-exact batch with attention."""
     area = mixed_targets(labels, batch.partner, batch.lam_area, num_classes, smoothing)
-    alpha = progressive_factor(logits, area)
+    alpha = progressive_factor(logits.detach() if detach_factor else logits, area)
     return alpha, alpha * attention_lambda(batch.token_mask, cls_attn) + (1 - alpha) * batch.lam_area
+
+
+def check_class_count(logits: torch.Tensor, num_classes: int, where: str) -> None:
+    """ValueError naming both counts when ``logits`` (B,K') do not have the ``num_classes`` K of ``where``."""
+    if logits.dim() != 2 or logits.shape[1] != num_classes:
+        raise ValueError(f"{where} has num_classes={num_classes} but the model's logits have "
+                         f"{logits.shape[-1] if logits.dim() else 0} classes (shape {tuple(logits.shape)}): "
+                         f"set the same class count in both")
 
 
 # ----------------------------------------------------------------------------------------------- losses
@@ -147,11 +156,27 @@ class LabelPolicy:
 
     def __call__(self, batch: MixBatch, logits: torch.Tensor, cls_attn: Optional[torch.Tensor],
                  labels: torch.Tensor) -> LabelResult:
-        """Soft-target CE (smoothed) against the targets of the policy's λ (:meth:`_lam`)."""
+        """The step's :class:`LabelResult`; ValueError when the logits' class count is not the policy's."""
+        check_class_count(logits, self.num_classes, repr(self))
+        lam, stats = self.lam_and_stats(batch, logits, cls_attn, labels)
+        return LabelResult(self._loss(batch, logits, cls_attn, labels, lam), lam, stats)
+
+    def lam(self, batch: MixBatch, logits: torch.Tensor, cls_attn: Optional[torch.Tensor],
+            labels: torch.Tensor) -> torch.Tensor:
+        """(B,) the λ this policy trains with on ``batch`` (e.g. for pictures of a trained model's labels)."""
+        return self.lam_and_stats(batch, logits, cls_attn, labels)[0]
+
+    def lam_and_stats(self, batch: MixBatch, logits: torch.Tensor, cls_attn: Optional[torch.Tensor],
+                      labels: torch.Tensor) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
+        """(λ (B,), :attr:`LabelResult.stats`): the one place each policy computes its λ."""
         lam = self._lam(batch, cls_attn)
-        loss = soft_target_cross_entropy(logits, mixed_targets(labels, batch.partner, lam, self.num_classes,
+        return lam, self._stats(batch, cls_attn, lam)
+
+    def _loss(self, batch: MixBatch, logits: torch.Tensor, cls_attn: Optional[torch.Tensor], labels: torch.Tensor,
+              lam: torch.Tensor) -> torch.Tensor:
+        """Soft-target CE (smoothed) against the targets of ``lam``."""
+        return soft_target_cross_entropy(logits, mixed_targets(labels, batch.partner, lam, self.num_classes,
                                                                self.smoothing))
-        return LabelResult(loss, lam, self._stats(batch, cls_attn, lam))
 
     def _lam(self, batch: MixBatch, cls_attn: Optional[torch.Tensor]) -> torch.Tensor:
         return area_lambda(batch)
@@ -213,18 +238,25 @@ class PALLabels(LabelPolicy):
             raise ValueError(f"PALLabels lam_source must be one of {self.LAM_SOURCES}, got {lam_source!r}")
         self.detach_factor, self.keep_smoothing, self.lam_source = detach_factor, keep_smoothing, lam_source
 
-    def __call__(self, batch, logits, cls_attn, labels):
-        if not batch.token_exact or cls_attn is None:
-            return super().__call__(batch, logits, cls_attn, labels)
-        alpha, pal = _pal_factor_and_lambda(batch, logits.detach() if self.detach_factor or self.lam_source == "area"
-                                            else logits, cls_attn, labels, self.num_classes, self.smoothing)
+    def _applies(self, batch: MixBatch, cls_attn: Optional[torch.Tensor]) -> bool:
+        return batch.token_exact and cls_attn is not None
+
+    def lam_and_stats(self, batch, logits, cls_attn, labels):
+        if not self._applies(batch, cls_attn):
+            return super().lam_and_stats(batch, logits, cls_attn, labels)
+        alpha, pal = pal_factor_and_lambda(batch, logits, cls_attn, labels, self.num_classes, self.smoothing,
+                                           self.detach_factor or self.lam_source == "area")
         lam = batch.lam_area if self.lam_source == "area" else pal
-        loss = mixed_cross_entropy(logits, labels, batch.partner, lam, self.smoothing if self.keep_smoothing else 0.0)
         with torch.no_grad():  # with lam_source='area' the used λ is λ_area: log the gap PAL's λ would have had
             stats = dict(attn_entropy=attention_entropy(cls_attn).mean(), pal_alpha=alpha.mean())
             gap = (pal.float() - batch.lam_area.float()).abs().mean()
             stats["pal_lam_gap" if self.lam_source == "area" else "lam_gap"] = gap
-        return LabelResult(loss, lam, stats)
+        return lam, stats
+
+    def _loss(self, batch, logits, cls_attn, labels, lam):
+        if not self._applies(batch, cls_attn):
+            return super()._loss(batch, logits, cls_attn, labels, lam)
+        return mixed_cross_entropy(logits, labels, batch.partner, lam, self.smoothing if self.keep_smoothing else 0.0)
 
     def __repr__(self) -> str:
         return (f"PALLabels(num_classes={self.num_classes}, smoothing={self.smoothing}, "

@@ -92,3 +92,6 @@ ATTENTION_FORWARDS = Registry("attention_forward")
 :func:`mixpro_core.attention.attention_key` (:func:`~mixpro_core.attention.forward_with_attention` looks them up)."""
 TOKEN_MIXERS = Registry("token_mixup")
 """TokenMixup's token-level methods, 'htm' and 'vtm' (:mod:`mixpro_core.tokenmixup` builds them)."""
+METHODS = Registry("method")
+"""Training methods, ``dict(type=name, **options)`` → a :class:`mixpro_core.method.Method` (:mod:`mixpro_core.method`
+builds them)."""

@@ -20,7 +20,7 @@ from classification.engine.checkpoints import install_safe_checkpoint_loading
 from classification.engine.config_check import load_config
 from classification.engine.errors import UserError
 from classification.experiments.robustness.evaluate import load_classifier
-from mixpro_core import MixBatch, attention_lambda, forward_with_attention, maskmix_masks, pal_lambda
+from mixpro_core import MixBatch, ScheduleMethod, attention_lambda, forward_with_attention, maskmix_masks
 
 
 @dataclass
@@ -64,17 +64,21 @@ def maskmix_range(images: torch.Tensor, partner: torch.Tensor, mask_size: int, p
 
 def maskmix_panels(model, images: torch.Tensor, labels: torch.Tensor, seed: int = 0) -> MaskMixGrid:
     """The grid's data for a :class:`~classification.models.mix_classifier.MixClassifier` ``model`` (eval mode): MaskMix
-    with the model's cell and patch sizes (:func:`maskmix_range`), the CLS attention and PAL's λ of the mixed
-    images."""
-    mixer = model.mixer.find("maskmix")
-    options = {**model.mix_defaults, **(getattr(mixer, "options", None) or {})}
+    with the model's cell and patch sizes (:func:`maskmix_range`), the CLS attention and the λ its label policy trains
+    with on the mixed images (PAL's for MixPro: ``LabelPolicy.lam``)."""
+    method = model.method
+    if not isinstance(method, ScheduleMethod):
+        raise UserError(f"the MaskMix grid shows a mixing schedule's labels; the model's method is "
+                        f"{type(method).__name__}")
+    mixer = method.mixer.find("maskmix")
+    options = {**method.mix_defaults, **(getattr(mixer, "options", None) or {})}
     if not options.get("mask_size") or not options.get("patch_size"):
         raise UserError(f"the model has no MaskMix cell size (model.mix_defaults.mask_size): {options}")
     batch = maskmix_range(images, other_class_partners(labels), options["mask_size"], options["patch_size"], seed)
     with torch.no_grad():
         logits, cls_attn = forward_with_attention(model.backbone, batch.images)
         lam_attn = attention_lambda(batch.token_mask, cls_attn) if cls_attn is not None else None
-        lam = pal_lambda(batch, logits, cls_attn, labels, model.num_classes, model.policy.smoothing)
+        lam = method.policy.lam(batch, logits, cls_attn, labels)
     return MaskMixGrid(images, labels, batch, lam_attn, lam)
 
 

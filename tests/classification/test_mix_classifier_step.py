@@ -39,7 +39,7 @@ def data(seed=0):
 def capture_batches(model):
     """The MixBatch of each ``loss`` call, taken from the schedule's output (the batch the step really trained on)."""
     seen = []
-    model.mixer.register_forward_hook(lambda _module, _inputs, batch: seen.append(batch))
+    model.method.mixer.register_forward_hook(lambda _module, _inputs, batch: seen.append(batch))
     return seen
 
 
@@ -99,7 +99,7 @@ def test_the_per_step_generators_draw_the_schedule_at_its_probabilities():
     picks = []
     for step in range(n):
         model._step = step
-        picks.append(model.mixer.choose(model._mix_generator()))
+        picks.append(model.method.mixer.choose(model._mix_generator()))
     for index, p in ((0, 0.6), (1, 0.3), (2, 0.1)):
         sigma = (p * (1 - p) / n) ** 0.5
         assert abs(picks.count(index) / n - p) < 5 * sigma, (index, picks.count(index) / n)
@@ -120,14 +120,14 @@ def peaked(model, factor=20.0):
 def spy_on_lambda(model):
     """Record the λ of every label call of ``model`` (``LabelResult.lam``)."""
     used = []
-    policy = model.policy
+    policy = model.method.policy
 
     def recording(batch, logits, cls_attn, labels):
         result = policy(batch, logits, cls_attn, labels)
         used.append(result.lam.detach())
         return result
 
-    model.policy = recording
+    model.method.policy = recording
     return used
 
 
@@ -146,7 +146,7 @@ def test_pal_labels_come_from_the_attention_of_the_mixed_batch():
     assert (expected - batch.lam_area).abs().max() > 0.05
     assert (expected - from_clean).abs().max() > 0.05
     torch.testing.assert_close(lam, expected, rtol=0, atol=1e-5)
-    torch.testing.assert_close(loss, model.policy(batch, logits, attn_mixed, y).loss, rtol=0, atol=1e-5)
+    torch.testing.assert_close(loss, model.method.policy(batch, logits, attn_mixed, y).loss, rtol=0, atol=1e-5)
 
 
 def test_transmix_labels_come_from_the_attention_of_the_mixed_batch():
@@ -166,7 +166,7 @@ def test_transmix_labels_come_from_the_attention_of_the_mixed_batch():
     assert (expected - batch.lam_area).abs().max() > 0.05
     assert (expected - transmix_lambda(batch, attn_clean)).abs().max() > 0.05
     torch.testing.assert_close(lam, expected, rtol=0, atol=1e-5)
-    torch.testing.assert_close(loss, model.policy(batch, logits, attn_mixed, y).loss, rtol=0, atol=1e-5)
+    torch.testing.assert_close(loss, model.method.policy(batch, logits, attn_mixed, y).loss, rtol=0, atol=1e-5)
 
 
 # ------------------------------------------------------------------------------------------------ non-finite guard

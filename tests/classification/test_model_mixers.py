@@ -33,11 +33,11 @@ def test_rmix_step_is_area_labels_on_the_rmix_batch():
 def test_htm_step_loss_and_parameters_live_beside_the_backbone():
     model = MODELS.build({**BASE, "token_mixup": dict(type="htm", layer=1, tau=10.0, rho=0.0, lambda_sn=0.5)})
     keys = [k for k in model.state_dict() if not k.startswith("backbone.") and k != "mix_step"]
-    assert keys and all(k.startswith("token_mixup.horizontal.0.") for k in keys)
+    assert keys and all(k.startswith("method.token_mixup.horizontal.0.") for k in keys)
     x, y = torch.randn(4, 1, 16, 16), torch.tensor([0, 1, 2, 3])
     seen = {}
-    result = model.token_mixup.result
-    model.token_mixup.result = lambda context: seen.setdefault("htm", result(context))
+    result = model.method.token_mixup.result
+    model.method.token_mixup.result = lambda context: seen.setdefault("htm", result(context))
     handle = model.backbone.register_forward_hook(lambda m, i, o: seen.update(logits=o))
     out = model(x, y, mode="loss")
     handle.remove()
@@ -46,9 +46,9 @@ def test_htm_step_loss_and_parameters_live_beside_the_backbone():
     htm = seen["htm"]
     torch.testing.assert_close(out["loss"], soft_target_cross_entropy(seen["logits"], htm.targets) + htm.scorenet)
     assert not torch.equal(htm.targets, mixed_targets(y, torch.arange(4), torch.ones(4), 10, 0.1))
-    del model.token_mixup.result
+    del model.method.token_mixup.result
     out["loss"].backward()
-    assert model.token_mixup.horizontal[0].fc.weight.grad is not None
+    assert model.method.token_mixup.horizontal[0].fc.weight.grad is not None
     assert all(p.grad is not None for p in model.backbone.parameters())
     # eval mode: HTM and the ScoreNet step aside, the loss is the plain soft-target CE
     model.eval()

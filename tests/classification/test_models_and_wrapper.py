@@ -19,7 +19,7 @@ from classification.engine.errors import UserError
 from classification.models import ca_swin, vits
 from classification.models.metrics import TopKAccuracy, topk_correct
 from classification.models.weights import load_pretrained
-from mixpro_core import forward_with_attention, maskmix
+from mixpro_core import METHODS, forward_with_attention, maskmix
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIGS = sorted(glob.glob(osp.join(ROOT, "configs/classification/*.py")))
@@ -111,15 +111,17 @@ def test_every_config_trains_one_step(path):
     model_cfg, size, chans = _tiny_overrides(cfg)
     model_cfg.num_classes = 10
     model = MODELS.build(model_cfg)
-    policy = type(model.policy).__name__
     method = osp.basename(path).split("_")[1]
-    expected = {"none": "AreaLabels", "baseline": "AreaLabels", "maskmix": "AreaLabels",
-                "transmix": "TransMixLabels", "mixpro": "PALLabels", "mixpro-smooth": "PALLabels",
-                "mixpro-arealam": "PALLabels", "mixpro-detach": "PALLabels",
-                "rmix": "AreaLabels", "rlmix": "AreaLabels", "htm": "AreaLabels", "vtm": "AreaLabels",
-                "resizemix": "AreaLabels"}[method]
-    assert policy == expected
-    assert (model.mixer.find("maskmix") is not None) == (method.split("-")[0] in ("mixpro", "maskmix"))
+    if model_cfg.get("method") is not None:  # a method of its own (TL-Align, SMMix, ...): the one it names
+        assert type(model.method) is METHODS.get(model_cfg.method["type"])
+    else:
+        expected = {"none": "AreaLabels", "baseline": "AreaLabels", "maskmix": "AreaLabels",
+                    "transmix": "TransMixLabels", "mixpro": "PALLabels", "mixpro-smooth": "PALLabels",
+                    "mixpro-arealam": "PALLabels", "mixpro-detach": "PALLabels",
+                    "rmix": "AreaLabels", "rlmix": "AreaLabels", "htm": "AreaLabels", "vtm": "AreaLabels",
+                    "resizemix": "AreaLabels"}[method]
+        assert type(model.method.policy).__name__ == expected
+        assert (model.method.mixer.find("maskmix") is not None) == (method.split("-")[0] in ("mixpro", "maskmix"))
     torch.manual_seed(0)
     x, y = torch.randn(4, chans, size, size), torch.randint(0, 10, (4,))
     loss = model(x, y, mode="loss")["loss"]
@@ -171,11 +173,11 @@ def test_wrapper_rejects_bad_method_config_and_falls_back_without_cls():
     bad_cells = MODELS.build({**base, "mix_defaults": dict(mask_size=6)})
     with pytest.raises(ValueError, match="mask_size=6 is not a multiple of patch_size=4"):
         bad_cells(torch.randn(2, 1, 28, 28), torch.tensor([0, 1]), mode="loss")
-    assert MODELS.build({**base, "label_policy": dict(type="PALLabels")}).use_attention
+    assert MODELS.build({**base, "label_policy": dict(type="PALLabels")}).method.use_attention
     no_cls = MODELS.build(dict(type="MixClassifier", num_classes=10, mix_defaults=dict(mask_size=16),
                                backbone=dict(type="deit_tiny", img_size=32, class_token=False, global_pool="avg"),
                                label_policy=dict(type="PALLabels")))
-    assert not no_cls.use_attention  # area labels only, said once in the log
+    assert not no_cls.method.use_attention  # area labels only, said once in the log
     assert torch.isfinite(no_cls(torch.randn(4, 3, 32, 32), torch.tensor([0, 1, 2, 3]), mode="loss")["loss"])
 
 
@@ -190,9 +192,9 @@ def test_pal_step_uses_attention_of_the_mixed_batch():
     x, y = torch.randn(6, 1, 28, 28), torch.randint(0, 10, (6,))
     generator = model._mix_generator()
     loss = model(x, y, mode="loss")["loss"]
-    batch = model.mixer(x, y, model.backbone, generator)
+    batch = model.method.mixer(x, y, model.backbone, generator)
     logits, attn = forward_with_attention(model.backbone, batch.images)
-    torch.testing.assert_close(loss, model.policy(batch, logits, attn, y).loss)
+    torch.testing.assert_close(loss, model.method.policy(batch, logits, attn, y).loss)
     assert batch.kind == "maskmix" and attn.shape == (6, 49)
 
 

@@ -228,9 +228,9 @@ def test_classification_leaves_recipe_and_one_step(leaf):
     cfg.model.backbone.depths = (1, 1, 1, 1)  # one step at the config's widths, kept fast
     cfg.model.num_classes = 10
     model = MODELS.build(cfg.model)
-    assert type(model.policy).__name__ == {"baseline": "AreaLabels", "mixpro": "PALLabels"}[method]
-    assert not model.use_attention  # no CLS token: area labels
-    maskmix = model.mixer.find("maskmix")
+    assert type(model.method.policy).__name__ == {"baseline": "AreaLabels", "mixpro": "PALLabels"}[method]
+    assert not model.method.use_attention  # no CLS token: area labels
+    maskmix = model.method.mixer.find("maskmix")
     assert (maskmix is not None) == (method == "mixpro")
     assert maskmix is None or maskmix.options == dict(mask_size=32, patch_size=32, alpha=1.0)
     torch.manual_seed(0)
@@ -249,7 +249,7 @@ def test_mixpro_without_cls_token_trains_maskmix_batches_with_the_area_label_los
     x, y = torch.randn(4, 3, 64, 64), torch.tensor([0, 1, 2, 3])
     generator = model._mix_generator()
     loss = model(x, y, mode="loss")["loss"]
-    batch = model.mixer(x, y, model.backbone, generator)
+    batch = model.method.mixer(x, y, model.backbone, generator)
     assert batch.token_exact
     expected = soft_target_cross_entropy(model.backbone(batch.images),
                                          mixed_targets(y, batch.partner, batch.lam_area, 10, 0.1))

@@ -125,7 +125,7 @@ def test_mixing_is_a_function_of_the_step():
     masks = []
     for step in (7, 7, 8):
         model.load_state_dict({**model.state_dict(), "mix_step": torch.tensor(step)})
-        masks.append(model.mixer(x, generator=model._mix_generator()).pixel_mask)
+        masks.append(model.method.mixer(x, generator=model._mix_generator()).pixel_mask)
     assert torch.equal(masks[0], masks[1]) and not torch.equal(masks[0], masks[2])
 
 

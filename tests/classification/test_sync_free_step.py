@@ -243,8 +243,8 @@ def test_mixpro_training_steps_do_not_synchronise(amp):
         torch.cuda.set_sync_debug_mode("warn")
         try:
             for i, d in enumerate(data[2:]):
-                index = model.mixer.choose(model._mix_generator())
-                kinds.add(model.mixer.mixers[index].name if index is not None else "none")
+                index = model.method.mixer.choose(model._mix_generator())
+                kinds.add(model.method.mixer.mixers[index].name if index is not None else "none")
                 model.train_step(d, wrapper)
         finally:
             torch.cuda.set_sync_debug_mode("default")

@@ -86,10 +86,10 @@ def test_row_configs_build_the_paper_model_and_differ_only_in_method(row, meta_b
     policies = {}
     for method, cfg in cfgs.items():
         model = MODELS.build(cfg.model)
-        policies[method] = type(model.policy).__name__
+        policies[method] = type(model.method.policy).__name__
         assert has_cls_attention(model.backbone), f"{row}: PAL / TransMix need the CLS attention"
-        assert model.use_attention == (method != "baseline")
-        assert model.mix_defaults["mask_size"] == 32 and 32 % model.token_stride == 0
+        assert model.method.use_attention == (method != "baseline")
+        assert model.method.mix_defaults["mask_size"] == 32 and 32 % model.token_stride == 0
     assert policies == dict(baseline="AreaLabels", transmix="TransMixLabels", mixpro="PALLabels")
     backbone = model.backbone
     ours = sum(p.numel() for p in backbone.parameters()) / 1e6
@@ -130,7 +130,7 @@ def test_ca_swin_t_mixpro_step_with_pal_on_the_cpu():
     x, y = torch.randn(4, 3, 64, 64), torch.tensor([0, 1, 2, 3])
     for seed in range(64):  # a mixing seed whose first step draws MaskMix (PAL's batches; 50% of the steps)
         model.mix_seed = seed
-        batch = model.mixer(x, y, model.backbone, model._mix_generator())
+        batch = model.method.mixer(x, y, model.backbone, model._mix_generator())
         if batch.kind == "maskmix":
             break
     assert batch.kind == "maskmix" and batch.token_mask.shape == (4, 4)
@@ -141,7 +141,7 @@ def test_ca_swin_t_mixpro_step_with_pal_on_the_cpu():
     assert attn.shape == (4, 4) and not attn.requires_grad
     assert bool(((attn > 0) & (attn.sum(-1, keepdim=True) <= 1 + 1e-6)).all())
     assert "pal_alpha" in losses and torch.isfinite(losses["loss"])
-    torch.testing.assert_close(losses["loss"], model.policy(batch, logits, attn, y).loss)
+    torch.testing.assert_close(losses["loss"], model.method.policy(batch, logits, attn, y).loss)
 
     losses["loss"].backward()
     class_attn = model.backbone.blocks_token_only[0]

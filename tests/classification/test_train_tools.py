@@ -79,10 +79,10 @@ def test_rlmix_policy_is_checkpointed_and_resumed(tmp_path):
              "model.mix.0.n_steps=128", "model.mix.0.batch_size=64"]
     log = run(train + ["train_cfg.max_epochs=1"])
     assert "rlmix_reward" in log and "rlmix_q" in log
-    first = load_checkpoint_file(osp.join(work, "epoch_1.pth"))["state_dict"]["mixer.mixers.0._extra_state"]
+    first = load_checkpoint_file(osp.join(work, "epoch_1.pth"))["state_dict"]["method.mixer.mixers.0._extra_state"]
     assert first["updates"] == 2
     run(train + ["train_cfg.max_epochs=2", "--resume"])
-    second = load_checkpoint_file(osp.join(work, "epoch_2.pth"))["state_dict"]["mixer.mixers.0._extra_state"]
+    second = load_checkpoint_file(osp.join(work, "epoch_2.pth"))["state_dict"]["method.mixer.mixers.0._extra_state"]
     assert second["updates"] == 4, "the policy did not continue from the checkpoint"
     moved = [k for k in first["policy"] if not (first["policy"][k] == second["policy"][k]).all()]
     assert moved, "the policy did not learn in the second epoch"

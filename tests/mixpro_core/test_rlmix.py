@@ -139,14 +139,14 @@ def test_policy_state_travels_in_the_classifier_checkpoint():
                backbone=dict(type="tiny_vit", img_size=16, patch_size=4, embed_dim=16, depth=2, num_heads=2))
     a = MODELS.build(cfg)
     b = MODELS.build({**cfg, "mix": [dict(type="rlmix", prob=1.0, seed=1)]})
-    ma, mb = a.mixer.find("rlmix"), b.mixer.find("rlmix")
+    ma, mb = a.method.mixer.find("rlmix"), b.method.mixer.find("rlmix")
     assert MIXERS.get("rlmix") is RLMixer and ma.num_classes == 10, "num_classes reaches it from the classifier"
     obs = torch.rand(32, 26)
     assert not torch.allclose(ma.action_probs(obs), mb.action_probs(obs))
-    assert not any(n.startswith("mixer") for n, _ in a.named_parameters())
+    assert not any(n.startswith("method.mixer") for n, _ in a.named_parameters())
     ma.updates = 3
     state = a.state_dict()
-    assert "mixer.mixers.0._extra_state" in state
+    assert "method.mixer.mixers.0._extra_state" in state
     b.load_state_dict(state)
     torch.testing.assert_close(ma.action_probs(obs), mb.action_probs(obs))
     assert mb.updates == 3
