@@ -33,6 +33,11 @@ def _vit():
                              num_heads=2, mlp_ratio=2.0, qkv_bias=True)
 
 
+def _vit_qk_norm():
+    return VisionTransformer(img_size=(32, 48), patch_size=8, in_chans=3, num_classes=5, embed_dim=32, depth=2,
+                             num_heads=2, mlp_ratio=2.0, qkv_bias=True, qk_norm=True)
+
+
 def _cait():
     return Cait(img_size=(32, 48), patch_size=8, num_classes=5, embed_dim=32, depth=2, num_heads=2, mlp_ratio=2.0,
                 depth_token_only=2)
@@ -67,6 +72,11 @@ FAMILIES = {
                 qk=lambda a: _split_qk(a.qkv.weight, a.qkv.bias, a.qkv.in_features),
                 cls_from=(lambda m: m.blocks[-1], lambda out: out[:, 0]), norm=lambda m: m.norm,
                 head=lambda m: m.head),
+    "vit_qk_norm": dict(build=_vit_qk_norm, image=(32, 48), grid=(4, 6),
+                        spatial=(lambda m: m.patch_embed.proj, "nchw"), attn=lambda m: m.blocks[-1].attn,
+                        qk=lambda a: _split_qk(a.qkv.weight, a.qkv.bias, a.qkv.in_features),
+                        cls_from=(lambda m: m.blocks[-1], lambda out: out[:, 0]), norm=lambda m: m.norm,
+                        head=lambda m: m.head),
     "cait": dict(build=_cait, image=(32, 48), grid=(4, 6), spatial=(lambda m: m.patch_embed.proj, "nchw"),
                  attn=lambda m: m.blocks_token_only[-1].attn,
                  qk=lambda a: (a.q.weight, a.q.bias, a.k.weight, a.k.bias),
@@ -120,9 +130,19 @@ def _attention_input(model, family: str, images: torch.Tensor) -> torch.Tensor:
     return seen["x"]
 
 
-def slow_cls_attention(x: torch.Tensor, wq, bq, wk, bk, num_heads: int, scale: float) -> torch.Tensor:
+def _layer_norm(v: torch.Tensor, norm) -> torch.Tensor:
+    """A LayerNorm written out on one vector (identity for ``nn.Identity``)."""
+    if not isinstance(norm, torch.nn.LayerNorm):
+        return v
+    centred = v - v.mean()
+    return centred / torch.sqrt((centred ** 2).mean() + norm.eps) * norm.weight.double() + norm.bias.double()
+
+
+def slow_cls_attention(x: torch.Tensor, wq, bq, wk, bk, num_heads: int, scale: float, q_norm=None,
+                       k_norm=None) -> torch.Tensor:
     """x (B,T,C), token 0 the CLS → (B, T−1): mean over heads of softmax_t(q_cls,h · k_t,h · scale), CLS column
-    dropped; head h owns channels h·D..(h+1)·D of q and k. Plain loops, no reshape/permute/einsum."""
+    dropped; head h owns channels h·D..(h+1)·D of q and k, ``q_norm`` / ``k_norm`` (timm's qk_norm) act on each
+    head's D channels. Plain loops, no reshape/permute/einsum."""
     b, t, c = x.shape
     d = c // num_heads
     out = torch.zeros(b, t - 1, dtype=torch.float64)
@@ -130,8 +150,8 @@ def slow_cls_attention(x: torch.Tensor, wq, bq, wk, bk, num_heads: int, scale: f
     for i in range(b):
         for h in range(num_heads):
             rows = slice(h * d, (h + 1) * d)
-            q = wq[rows] @ x[i, 0] + bq[rows]
-            logits = [float(q @ (wk[rows] @ x[i, j] + bk[rows])) * scale for j in range(t)]
+            q = _layer_norm(wq[rows] @ x[i, 0] + bq[rows], q_norm)
+            logits = [float(q @ _layer_norm(wk[rows] @ x[i, j] + bk[rows], k_norm)) * scale for j in range(t)]
             top = max(logits)
             weights = [math.exp(v - top) for v in logits]
             total = sum(weights)
@@ -148,7 +168,8 @@ def test_cls_attention_equals_a_slow_explicit_computation(family):
     _, cls_attn = forward_with_attention(model, images)
     attn = spec["attn"](model)
     x = _attention_input(model, family, images)
-    expected = slow_cls_attention(x, *spec["qk"](attn), attn.num_heads, attn.scale)
+    expected = slow_cls_attention(x, *spec["qk"](attn), attn.num_heads, attn.scale, getattr(attn, "q_norm", None),
+                                  getattr(attn, "k_norm", None))
     h, w = spec["grid"]
     assert cls_attn.shape == (2, h * w)
     torch.testing.assert_close(cls_attn.double(), expected, atol=1e-5, rtol=1e-4)
@@ -163,7 +184,8 @@ def _rewire_to_channel_0(attn, spec, strength: float) -> None:
         wk[:, 0] = strength
 
 
-@pytest.mark.parametrize("family", sorted(FAMILIES))
+# vit_qk_norm shares vit's geometry; its per-head norms would undo the rewiring (a constant q normalises to 0)
+@pytest.mark.parametrize("family", sorted(set(FAMILIES) - {"vit_qk_norm"}))
 def test_a_peak_planted_at_grid_cell_r_c_appears_at_r_times_w_plus_c(family):
     model, images = _model(family), _images(family, batch=1)
     spec = FAMILIES[family]
@@ -213,6 +235,22 @@ def test_logits_are_the_head_of_the_normed_final_cls(family):
     normed = (cls - mean) / torch.sqrt(var + norm.eps) * norm.weight.double() + norm.bias.double()
     expected = normed @ head.weight.double().T + head.bias.double()
     torch.testing.assert_close(logits.double(), expected, atol=1e-5, rtol=1e-4)
+
+
+def test_a_model_that_is_not_vit_like_is_refused_naming_its_class():
+    class NoAttention(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.blocks = torch.nn.ModuleList([torch.nn.Linear(2, 2)])
+
+    class NoQkv(NoAttention):
+        def __init__(self):
+            super().__init__()
+            self.blocks[-1].attn = torch.nn.Linear(2, 2)
+
+    for model in (NoAttention(), NoQkv()):
+        with pytest.raises(TypeError, match=rf"^{type(model).__name__} is not a ViT-like model"):
+            forward_with_attention(model, torch.zeros(1, 2))
 
 
 def test_the_registered_tiny_vit_is_the_timm_path_checked_above():
