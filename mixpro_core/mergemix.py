@@ -15,7 +15,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .mixing import MixBatch, _check_images, _draw_device, _to_device, random_partner
+from .labels import check_class_count, mixed_cross_entropy
+from .method import Method, MethodResult
+from .mixing import MixBatch, _check_images, _draw_device, _to_device, mixup, random_partner, sample_beta
+from .registry import METHODS
 
 
 def tome_schedule(num_layers: int, merge_num: int, inflect: float = -0.5) -> List[int]:
@@ -176,3 +179,44 @@ def mergemix_batch(images: torch.Tensor, scores: torch.Tensor, lam: float, patch
     mixed = torch.where(pixel_mask.bool(), images, images[partner])
     lam_area = torch.full((b,), k / (gh * gw), device=images.device)
     return MixBatch(mixed, partner, lam_area, pixel_mask, token_mask, "mergemix", token_exact=True)
+
+
+@METHODS.register("mergemix")
+class MergeMix(Method):
+    """MergeMix's step: λ ~ Beta(α,α); the ToMe pass scores the clean images' patches (:func:`tome_attention_pass`,
+    no gradients, the backbone's current mode); :func:`mergemix_batch` keeps each image's top int(λ·N) patches; loss =
+    smoothed CE of a Mixup(``mixup_alpha``) batch + smoothed CE of the MergeMix batch mixed by λ_a = k/N (two forwards
+    with gradients). ``merge_num`` tokens are merged over the blocks (default N // 4: 49 of DeiT's 196) with
+    :func:`tome_schedule`; ``official_last_merge`` reads the last block's attention as the official code does.
+
+    ``lam`` of the result: λ_a = k/N of the MergeMix batch; ``stats``: the two CE terms (``mixup_ce``,
+    ``mergemix_ce``)."""
+
+    def __init__(self, backbone: nn.Module, num_classes: int, smoothing: float = 0.1,
+                 patch_size: Optional[int] = None, alpha: float = 1.0, mixup_alpha: float = 0.8,
+                 merge_num: Optional[int] = None, official_last_merge: bool = False):
+        super().__init__(num_classes, smoothing)
+        blocks = getattr(backbone, "blocks", None)
+        num_patches = getattr(getattr(backbone, "patch_embed", None), "num_patches", None)
+        if blocks is None or num_patches is None or getattr(backbone, "cls_token", None) is None or not patch_size:
+            raise ValueError(f"mergemix needs a timm-style ViT with a CLS token (blocks, patch_embed.num_patches, "
+                             f"a token stride); got {type(backbone).__name__}")
+        merge_num = num_patches // 4 if merge_num is None else merge_num
+        if not 0 <= merge_num < num_patches:
+            raise ValueError(f"merge_num must be in 0..{num_patches - 1}, got {merge_num}")
+        self.schedule = tome_schedule(len(blocks), merge_num)
+        self.patch_size, self.alpha, self.mixup_alpha = patch_size, alpha, mixup_alpha
+        self.official_last_merge = official_last_merge
+
+    def forward(self, backbone, images, labels, generator=None) -> MethodResult:
+        lam = sample_beta(self.alpha, generator)
+        scores = tome_attention_pass(backbone, images, self.schedule, self.official_last_merge)
+        batch = mergemix_batch(images, scores, lam, self.patch_size, generator)
+        plain = mixup(images, self.mixup_alpha, generator)
+        mixup_logits = backbone(plain.images)
+        check_class_count(mixup_logits, self.num_classes, "mergemix")
+        mixup_ce = mixed_cross_entropy(mixup_logits, labels, plain.partner, plain.lam_area, self.smoothing)
+        mergemix_ce = mixed_cross_entropy(backbone(batch.images), labels, batch.partner, batch.lam_area,
+                                          self.smoothing)
+        return MethodResult(mixup_ce + mergemix_ce, batch.lam_area,
+                            dict(mixup_ce=mixup_ce.detach(), mergemix_ce=mergemix_ce.detach()))

@@ -15,7 +15,10 @@ from typing import Optional, Tuple
 import torch
 import torch.nn.functional as F
 
-from .mixing import MixBatch, _check_images, _randint, _to_device, _uniform
+from .labels import check_class_count, mixed_targets
+from .method import Method, MethodResult
+from .mixing import MixBatch, _check_images, _randint, _to_device, _uniform, sample_beta
+from .registry import METHODS
 
 
 def block_mask(grid_h: int, grid_w: int, num_tokens: int, generator: Optional[torch.Generator] = None,
@@ -133,3 +136,42 @@ def tokenmix_targets(token_maps: torch.Tensor, taken: torch.Tensor, labels: torc
 def bce_with_logits(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """Scalar mean over B×K of BCE with logits (timm's ``BinaryCrossEntropy`` on soft targets), fp32."""
     return F.binary_cross_entropy_with_logits(logits.float(), targets.float())
+
+
+@METHODS.register("tokenmix-area")
+class TokenMixArea(Method):
+    """TokenMix without a teacher: the official step (block-mask batches with probability ``switch_prob``, else
+    Mixup α ``mixup_alpha`` with the flipped partner; BCE with logits) with uniform token maps, so w_a is the kept
+    area 1 − |M|/N and w_b = |M|/N (the released NFNet-F6 label maps are what :func:`gt_token_maps` would read; this
+    variant has none). ``extra_tokens``: :func:`target_tokens`' addend (default the grid width).
+
+    ``lam`` of the result: w_a on block-mask steps, the Mixup λ otherwise."""
+
+    def __init__(self, num_classes: int, smoothing: float = 0.1, patch_size: Optional[int] = None,
+                 switch_prob: float = 0.5, mixup_alpha: float = 0.8, lam: float = 0.5,
+                 extra_tokens: Optional[int] = None, min_aspect: float = 0.3):
+        super().__init__(num_classes, smoothing)
+        if not patch_size:
+            raise ValueError("tokenmix-area needs the backbone's token stride (patch_size) for its token-grid masks")
+        if not 0.0 <= switch_prob <= 1.0:
+            raise ValueError(f"switch_prob must be in [0, 1], got {switch_prob}")
+        self.patch_size, self.switch_prob, self.mixup_alpha = patch_size, switch_prob, mixup_alpha
+        self.lam, self.extra_tokens, self.min_aspect = lam, extra_tokens, min_aspect
+
+    def forward(self, backbone, images, labels, generator=None) -> MethodResult:
+        if float(_uniform((), generator)) < self.switch_prob:
+            batch = tokenmix_batch(images, self.patch_size, self.lam, self.extra_tokens, generator, self.min_aspect)
+            own = batch.token_mask
+            uniform = torch.full_like(own, 1.0 / own.shape[1])
+            targets, lam = tokenmix_targets(uniform, 1.0 - own, labels, batch.partner, self.num_classes,
+                                            self.smoothing)
+        else:
+            b = images.shape[0]
+            partner = torch.arange(b - 1, -1, -1, device=images.device)
+            mix = sample_beta(self.mixup_alpha, generator)
+            batch = MixBatch(torch.lerp(images[partner], images, mix), partner,
+                             torch.full((b,), mix, device=images.device), None, None, "mixup")
+            targets, lam = mixed_targets(labels, partner, mix, self.num_classes, self.smoothing), batch.lam_area
+        logits = backbone(batch.images)
+        check_class_count(logits, self.num_classes, "tokenmix-area")
+        return MethodResult(bce_with_logits(logits, targets), lam, {})

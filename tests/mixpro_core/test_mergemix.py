@@ -187,3 +187,59 @@ def test_tome_pass_equals_the_explicit_loop_version_over_several_merges():
     scores = tome_attention_pass(model, x, schedule)
     for s in range(2):
         assert torch.allclose(scores[s], explicit_tome_scores(model, x[s:s + 1], schedule), atol=1e-5)
+
+
+def smoothed_ce(logits, targets):
+    return -(targets * torch.log_softmax(logits, 1)).sum(1).mean()
+
+
+@torch.no_grad()
+@pytest.mark.parametrize("official", [False, True])
+def test_mergemix_step_is_mixup_ce_plus_the_top_k_batch_ce(official):
+    from mixpro_core.mergemix import MergeMix
+
+    model, eps, k_cls = tiny_vit(depth=3), 0.1, 5
+    x = torch.randn(6, 1, 16, 16, generator=gen(10))
+    labels = torch.tensor([0, 1, 2, 3, 4, 0])
+    seen = []
+    model.register_forward_pre_hook(lambda m, args: seen.append(args[0].clone()))
+    method = MergeMix(model, num_classes=k_cls, smoothing=eps, patch_size=4, merge_num=6,
+                      official_last_merge=official)
+    assert method.schedule == [3, 2, 1]
+    result = method(model, x, labels, gen(11))
+    assert len(seen) == 2
+    soft = torch.nn.functional.one_hot(labels, k_cls).float() * (1 - eps) + eps / k_cls
+    # the MergeMix batch: each image keeps its k best-scored patches, the rest from one other image
+    scores = tome_attention_pass(model, x, [3, 2, 1], official_last_merge=official)
+    k = round(float(result.lam[0]) * 16)
+    patches = lambda t: t.view(-1, 4, 4, 4, 4).permute(0, 1, 3, 2, 4).reshape(t.shape[0], 16, 16)
+    mixed, clean = patches(seen[1]), patches(x)
+    partner = []
+    for i in range(6):
+        own = (mixed[i] == clean[i]).all(1)
+        assert torch.equal(own.float(), top_k_mask(scores[i:i + 1], k)[0])
+        j = [j for j in range(6) if j != i and (mixed[i][~own] == clean[j][~own]).all()]
+        assert len(j) == 1
+        partner.append(j[0])
+    lam_a = k / 16
+    mergemix_ce = smoothed_ce(model(seen[1]), lam_a * soft + (1 - lam_a) * soft[partner])
+    # the Mixup batch: one λ, partner a permutation without fixed points
+    d = seen[0] - x
+    mix_partner = [next(j for j in range(6) if j != i and torch.allclose(
+        d[i] / (x[j] - x[i]), (d[i] / (x[j] - x[i])).median().expand_as(d[i]), atol=1e-4)) for i in range(6)]
+    lam_m = 1 - float((d[0] / (x[mix_partner[0]] - x[0])).median())
+    mixup_ce = smoothed_ce(model(seen[0]), lam_m * soft + (1 - lam_m) * soft[mix_partner])
+    assert torch.allclose(result.stats["mergemix_ce"], mergemix_ce, atol=1e-5)
+    assert torch.allclose(result.stats["mixup_ce"], mixup_ce, atol=1e-4)
+    assert torch.allclose(result.loss, mixup_ce + mergemix_ce, atol=1e-4)
+    assert not any("loss" in name for name in result.stats)
+
+
+def test_mergemix_rejects_a_backbone_without_cls_token():
+    from mixpro_core.mergemix import MergeMix
+
+    model = timm.models.vision_transformer.VisionTransformer(img_size=16, patch_size=4, in_chans=1, num_classes=5,
+                                                             embed_dim=24, depth=2, num_heads=3, class_token=False,
+                                                             global_pool="avg")
+    with pytest.raises(ValueError, match="CLS token"):
+        MergeMix(model, num_classes=5, patch_size=4)

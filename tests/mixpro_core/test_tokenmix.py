@@ -137,3 +137,60 @@ def test_teacher_weights_follow_a_planted_region_through_the_mask():
 def test_tokenmix_batch_rejects_a_grid_that_does_not_divide_the_image():
     with pytest.raises(ValueError, match="multiple of patch_size"):
         tokenmix_batch(torch.zeros(2, 1, 30, 30), patch_size=4)
+
+
+class Recorder(torch.nn.Module):
+    """A linear classifier on the flattened image that keeps every input it sees."""
+
+    def __init__(self, pixels, num_classes):
+        super().__init__()
+        torch.manual_seed(0)
+        self.fc = torch.nn.Linear(pixels, num_classes)
+        self.seen = []
+
+    def forward(self, x):
+        self.seen.append(x.detach().clone())
+        return self.fc(x.flatten(1))
+
+
+def explicit_bce(z, t):
+    return -(t * torch.log(torch.sigmoid(z)) + (1 - t) * torch.log(1 - torch.sigmoid(z))).mean()
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_tokenmix_area_block_step_is_bce_against_the_area_weighted_targets(seed):
+    from mixpro_core.tokenmix import TokenMixArea
+
+    x = torch.randn(4, 1, 16, 16, generator=gen(seed))
+    labels = torch.tensor([0, 1, 2, 1])
+    model, eps, k = Recorder(256, 3), 0.1, 3
+    result = TokenMixArea(num_classes=k, smoothing=eps, patch_size=4, switch_prob=1.0)(model, x, labels,
+                                                                                        gen(100 + seed))
+    mixed = model.seen[0]
+    # tokens that differ from the image came from the flipped batch; the same tokens for every image
+    taken = (mixed != x).view(4, 1, 4, 4, 4, 4).any(dim=(1, 3, 5)).float()
+    assert torch.equal(taken[0], taken[1]) and int(taken[0].sum()) == 12  # int(0.5·16) + 4
+    own = 1 - taken[0].repeat_interleave(4, 0).repeat_interleave(4, 1)
+    assert torch.equal(mixed, x * own + x.flip(0) * (1 - own))
+    w_a = 1 - taken[0].mean()
+    targets = torch.full((4, k), eps / k)
+    for i in range(4):
+        targets[i, labels[i]] += w_a - eps / 2
+        targets[i, labels[3 - i]] += (1 - w_a) - eps / 2
+    assert torch.allclose(result.loss, explicit_bce(model.fc(mixed.flatten(1)), targets), atol=1e-6)
+    assert torch.allclose(result.lam, torch.full((4,), float(w_a)))
+
+
+def test_tokenmix_area_mixup_step_is_bce_against_the_mixup_targets():
+    from mixpro_core.tokenmix import TokenMixArea
+
+    x = torch.randn(4, 1, 16, 16, generator=gen(5))
+    labels = torch.tensor([0, 1, 2, 1])
+    model, eps, k = Recorder(256, 3), 0.1, 3
+    result = TokenMixArea(num_classes=k, smoothing=eps, patch_size=4, switch_prob=0.0)(model, x, labels, gen(6))
+    mixed, flip = model.seen[0], x.flip(0)
+    lam = float(result.lam[0])
+    assert torch.allclose(mixed, lam * x + (1 - lam) * flip, atol=1e-6)
+    soft = torch.nn.functional.one_hot(labels, k).float() * (1 - eps) + eps / k
+    targets = lam * soft + (1 - lam) * soft.flip(0)
+    assert torch.allclose(result.loss, explicit_bce(model.fc(mixed.flatten(1)), targets), atol=1e-6)
