@@ -98,11 +98,12 @@ def holm_family(comparisons: Sequence[dict]) -> None:
 def paired_power(effect: float, std: float, n: int, alpha: float = ALPHA) -> float:
     """Power of the two-sided paired t-test at level ``alpha`` with ``n`` pairs when the differences have true mean
     ``effect`` and standard deviation ``std``: P(|T| > t₁₋α/₂,ₙ₋₁) with T noncentral t (df n − 1, noncentrality
-    effect·√n/std)."""
+    δ = effect·√n/std), the lower tail written as the upper one at −δ (scipy's ``nct.cdf`` far in the lower tail of a
+    large δ gives NaN, its ``sf`` does not)."""
     from scipy import stats as scipy_stats
     df, nc = n - 1, effect * math.sqrt(n) / std
     crit = float(scipy_stats.t.ppf(1 - alpha / 2, df))
-    return float(scipy_stats.nct.sf(crit, df, nc) + scipy_stats.nct.cdf(-crit, df, nc))
+    return float(scipy_stats.nct.sf(crit, df, nc) + scipy_stats.nct.sf(crit, df, -nc))
 
 
 def seeds_needed(effect: Optional[float], std: Optional[float], alpha: float = ALPHA, power: float = POWER,
@@ -112,10 +113,16 @@ def seeds_needed(effect: Optional[float], std: Optional[float], alpha: float = A
     either is missing, ``std`` is 0, ``effect`` is 0, or more than ``limit`` seeds would be needed."""
     if effect is None or not std or not effect:
         return None
-    for n in range(2, limit + 1):
-        if paired_power(abs(effect), std, n, alpha) >= power:
-            return n
-    return None
+    enough = lambda n: paired_power(abs(effect), std, n, alpha) >= power  # noqa: E731 (increasing in n)
+    low, high = 1, 2  # not enough at low (one pair is no test); find an n that is enough, then bisect
+    while not enough(high):
+        if high >= limit:
+            return None
+        low, high = high, min(2 * high, limit)
+    while high - low > 1:
+        mid = (low + high) // 2
+        low, high = (low, mid) if enough(mid) else (mid, high)
+    return high
 
 
 # --------------------------------------------------------------------------------------------------- formatting
@@ -185,10 +192,10 @@ def ranking_sentence(stats: Dict[str, dict], key: str = "top1", comparisons: Opt
         gap = (paper_gaps or {}).get((a, b))
         if gap is not None and c["std"]:
             part += (f"; a gap of the paper's size ({gap:+.1f}) with this spread needs "
-                     f"{format_seeds(seeds_needed(gap, c['std']), gap, c['std'])} seeds for 80% power")
+                     f"{format_seeds(seeds_needed(gap, c['std']), gap, c['std'])} seeds for {POWER:.0%} power")
         parts.append(part)
-    return (sentence + f" Paired by seed over {gaps[0][2]['n']} seeds (mean difference with its 95% interval, "
-            f"α = {ALPHA:g}): " + "; ".join(parts) + ".")
+    return (sentence + f" Paired by seed over {gaps[0][2]['n']} seeds (mean difference with its {1 - ALPHA:.0%} "
+            f"interval, α = {ALPHA:g}): " + "; ".join(parts) + ".")
 
 
 def _value(s: dict, key: str) -> str:
