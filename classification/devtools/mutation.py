@@ -33,8 +33,9 @@ DEFAULT_BUDGET_S = 20 * 60
 PAIRED_TESTS: Dict[str, Tuple[str, ...]] = {
     "mixpro_core/mixing.py": ("tests/mixpro_core/test_mixing.py", "tests/mixpro_core/test_partner_direction.py"),
     "mixpro_core/labels.py": ("tests/mixpro_core/test_labels.py", "tests/mixpro_core/test_policy_batch_kinds.py"),
-    "mixpro_core/schedule.py": ("tests/mixpro_core/test_schedule_frequencies.py", "tests/mixpro_core/test_mixing.py"),
-    "mixpro_core/registry.py": ("tests/mixpro_core/test_schedule_frequencies.py", "tests/mixpro_core/test_mixing.py"),
+    "mixpro_core/schedule.py": ("tests/mixpro_core/test_schedule_values.py",
+                                "tests/mixpro_core/test_schedule_frequencies.py", "tests/mixpro_core/test_mixing.py"),
+    "mixpro_core/registry.py": ("tests/mixpro_core/test_schedule_values.py", "tests/mixpro_core/test_mixing.py"),
     "mixpro_core/attention.py": ("tests/mixpro_core/test_attention.py",
                                  "tests/classification/test_cls_attention_values.py"),
     "mixpro_core/rmix.py": ("tests/mixpro_core/test_rmix.py",),

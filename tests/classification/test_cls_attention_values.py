@@ -135,7 +135,8 @@ def _layer_norm(v: torch.Tensor, norm) -> torch.Tensor:
     if not isinstance(norm, torch.nn.LayerNorm):
         return v
     centred = v - v.mean()
-    return centred / torch.sqrt((centred ** 2).mean() + norm.eps) * norm.weight.double() + norm.bias.double()
+    weight, bias = norm.weight.detach().double(), norm.bias.detach().double()
+    return centred / torch.sqrt((centred ** 2).mean() + norm.eps) * weight + bias
 
 
 def slow_cls_attention(x: torch.Tensor, wq, bq, wk, bk, num_heads: int, scale: float, q_norm=None,
