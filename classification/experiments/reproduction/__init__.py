@@ -6,6 +6,6 @@ tiny ViT, several seeds, one epoch budget.
 - :mod:`.stats`: mean ± sample std over seeds and the check of the paper's ranking MixPro > TransMix > baseline;
 - :mod:`.report`: the Markdown report and the bar plot;
 - :mod:`.cli`: the command line;
-- :mod:`.paper_tables`, :mod:`.paper_plan`, :mod:`.paper_cli`: ``tools/paper_tables.py`` (the paper's tables at full
-  scale).
+- :mod:`.paper_tables`, :mod:`.paper_plan` (with :mod:`.paper_recipe`, :mod:`.paper_scripts`), :mod:`.paper_cli`:
+  ``tools/paper_tables.py`` (the paper's tables at full scale; docs/clusters.md).
 """
