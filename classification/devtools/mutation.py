@@ -3,13 +3,14 @@
 Every module runs in a scratch copy ``work_dirs/mutate/<module>/`` (links to the checkout and a pyproject.toml whose
 ``[tool.mutmut]`` is the project's plus ``only_mutate`` = the module and the test selection = its paired tests from
 :data:`PAIRED_TESTS`), so mutmut's ``mutants/`` never touches the working tree and a mutant runs seconds of tests, not
-the suite. The time budget is shared out over the modules; a run stopped by it keeps its verdicts, the next run
-continues (mutmut keeps verdicts while a function's code is unchanged) and re-checks earlier survivors against the
-current tests. Score = killed / (killed + survived + timeout); ``not checked`` = left by the budget. docs/development.md
-"Mutation testing" explains how to read survivors and mark an equivalent mutant.
+the suite; ``path.py::fn,Class.method`` mutates only those functions. The time budget is shared out over the modules;
+a run stopped by it keeps its verdicts, the next continues (mutmut keeps verdicts while a function's code is unchanged)
+and re-checks earlier survivors against the current tests. Score = killed / (killed + survived + timeout); ``not
+checked`` = left by the budget. How to read survivors and mark an equivalent mutant: docs/development.md.
 """
 from __future__ import annotations
 
+import fnmatch
 import json
 import os
 import re
@@ -54,11 +55,12 @@ PAIRED_TESTS: Dict[str, Tuple[str, ...]] = {
     "classification/experiments/reproduction/paper_plan.py": ("tests/test_paper_tables.py",),
     "classification/experiments/reproduction/paper_tables.py": ("tests/test_paper_tables.py",),
 }
-DEFAULT_MODULES = ("mixpro_core/", "classification/engine/checkpoints.py", "classification/transfer/",
-                   "classification/engine/launch.py", "classification/experiments/robustness/suites.py",
-                   "classification/experiments/reproduction/stats.py",
-                   "classification/experiments/reproduction/paper_plan.py",
-                   "classification/experiments/reproduction/paper_tables.py")
+# what `make mutate` checks without MODULES: issue #34's weak spots, the functions that hold them
+DEFAULT_MODULES = ("mixpro_core/attention.py", "mixpro_core/schedule.py",
+                   "classification/engine/checkpoints.py::compare_state_dicts,load_state_dict_strict,checkpoint_state",
+                   "classification/engine/launch.py::shorten_schedule,_schedule_length",
+                   "classification/experiments/robustness/suites.py::NormalizedModel.forward,split_normalize,"
+                   "drop_patches,shuffle_patches,num_patches_to_drop,patch_grid")
 
 STATUS = {1: "killed", 3: "killed", 0: "survived", 5: "no tests", 33: "no tests", 34: "skipped", 36: "timeout",
           24: "timeout", -24: "timeout", 152: "timeout", 255: "timeout", 2: "not checked", None: "not checked"}
@@ -67,7 +69,7 @@ STATUS = {1: "killed", 3: "killed", 0: "survived", 5: "no tests", 33: "no tests"
 @dataclass
 class ModuleResult:
     """Verdicts of one module's mutants: ``status`` name → mutant names, and the seconds this run spent on it."""
-    module: str
+    module: str  # the target as given: path, or path::functions
     by_status: Dict[str, List[str]] = field(default_factory=dict)
     seconds: float = 0.0
     stopped_by_budget: bool = False
@@ -86,21 +88,60 @@ class ModuleResult:
         return self.count("killed") / decided if decided else None
 
 
-def resolve_modules(entries: Sequence[str]) -> List[str]:
-    """Module paths from ``entries``: a paired module path, or a folder prefix (``mixpro_core/``) naming all paired
-    modules below it. Unknown entries are a :class:`UserError`."""
-    modules: List[str] = []
+@dataclass(frozen=True)
+class Target:
+    """A paired module and, optionally, the functions / methods (``Class.method``) to mutate in it (all if empty)."""
+    module: str
+    functions: Tuple[str, ...] = ()
+
+    def __str__(self) -> str:
+        return self.module + (f"::{','.join(self.functions)}" if self.functions else "")
+
+    def globs(self) -> List[str]:
+        """mutmut name patterns of the selected functions' mutants (empty: the whole module)."""
+        dotted = self.module.removesuffix(".py").replace("/", ".")
+        out = []
+        for name in self.functions:
+            cls, _, fn = name.rpartition(".")
+            out.append(f"{dotted}.xǁ{cls}ǁ{fn}__mutmut_*" if cls else f"{dotted}.x_{fn}__mutmut_*")
+        return out
+
+
+def resolve_modules(entries: Sequence[str]) -> List[Target]:
+    """Targets from ``entries``: a paired module path (``path.py``, or ``path.py::fn,Class.method`` for some of its
+    functions), or a folder prefix (``mixpro_core/``) naming all paired modules below it. Unknown entries are a
+    :class:`UserError`."""
+    targets: List[Target] = []
     for entry in entries:
         entry = entry.strip()
         if not entry:
             continue
-        prefix = entry.rstrip("/") + "/"
-        found = [entry] if entry in PAIRED_TESTS else [m for m in PAIRED_TESTS if m.startswith(prefix)]
-        if not found:
-            raise UserError(f"no tests are paired with {entry!r}: add it to PAIRED_TESTS in "
+        path, _, functions = entry.partition("::")
+        prefix = path.rstrip("/") + "/"
+        found = [path] if path in PAIRED_TESTS else [m for m in PAIRED_TESTS if m.startswith(prefix)]
+        if not found or (functions and found != [path]):
+            raise UserError(f"no tests are paired with {path!r}: add it to PAIRED_TESTS in "
                             f"classification/devtools/mutation.py (module path → its tests)")
-        modules += [m for m in found if m not in modules]
-    return modules
+        names = tuple(f for f in functions.split(",") if f)
+        missing = sorted(set(names) - _defined_functions(ROOT / path)) if names else []
+        if missing:
+            raise UserError(f"{path} defines no function or method {missing} (name functions as fn or Class.method)")
+        targets += [t for t in (Target(m, names) for m in found) if t not in targets]
+    return targets
+
+
+def _defined_functions(path: Path) -> set:
+    """Top-level function names and ``Class.method`` names of the Python file ``path``."""
+    import ast
+
+    names = set()
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            names.add(node.name)
+        elif isinstance(node, ast.ClassDef):
+            names |= {f"{node.name}.{f.name}" for f in node.body if isinstance(f, (ast.FunctionDef,
+                                                                                    ast.AsyncFunctionDef))}
+    return names
 
 
 def _toml_value(value) -> str:
@@ -177,25 +218,39 @@ def _mutmut(scratch: Path, args: Sequence[str], timeout: float, log) -> bool:
         return True
 
 
-def mutate_module(module: str, budget_s: float, fresh: bool = False) -> ModuleResult:
-    """Run mutmut on ``module`` for at most ``budget_s`` seconds: earlier survivors are re-checked first (the tests
-    may have changed since), then the mutants not checked yet. The log is ``work_dirs/mutate/<module>/mutmut.log``."""
-    scratch = prepare_scratch(module, fresh)
+def read_target(scratch: Path, target: Target) -> Dict[str, List[str]]:
+    """:func:`read_verdicts` restricted to ``target``'s functions."""
+    verdicts = read_verdicts(scratch, target.module)
+    globs = target.globs()
+    if not globs:
+        return verdicts
+    picked = {k: [n for n in v if any(fnmatch.fnmatchcase(n, g) for g in globs)] for k, v in verdicts.items()}
+    return {k: v for k, v in picked.items() if v}
+
+
+def mutate_module(target: Target, budget_s: float, fresh: bool = False) -> ModuleResult:
+    """Run mutmut on ``target`` for at most ``budget_s`` seconds: a whole module re-checks its earlier survivors
+    first (the tests may have changed since), then the mutants not checked yet; selected functions are re-checked
+    in full. The log is ``work_dirs/mutate/<module>/mutmut.log``."""
+    scratch = prepare_scratch(target.module, fresh)
     start = time.monotonic()
     stopped = False
     with open(scratch / "mutmut.log", "a") as log:
-        survivors = read_verdicts(scratch, module).get("survived", [])
-        if survivors:
-            stopped = _mutmut(scratch, ["run", "--max-children", "1", *survivors], budget_s, log)
-        left = budget_s - (time.monotonic() - start)
-        if not stopped and left > 0:
-            stopped = _mutmut(scratch, ["run", "--max-children", "1"], left, log)
-    return ModuleResult(module, read_verdicts(scratch, module), time.monotonic() - start, stopped)
+        if target.functions:
+            stopped = _mutmut(scratch, ["run", "--max-children", "1", *target.globs()], budget_s, log)
+        else:
+            survivors = read_verdicts(scratch, target.module).get("survived", [])
+            if survivors:
+                stopped = _mutmut(scratch, ["run", "--max-children", "1", *survivors], budget_s, log)
+            left = budget_s - (time.monotonic() - start)
+            if not stopped and left > 0:
+                stopped = _mutmut(scratch, ["run", "--max-children", "1"], left, log)
+    return ModuleResult(str(target), read_target(scratch, target), time.monotonic() - start, stopped)
 
 
 def show_mutant(module: str, name: str) -> str:
     """The diff of one mutant (``mutmut show``) from the module's scratch copy."""
-    scratch = ROOT / WORK / module.replace("/", "__").removesuffix(".py")
+    scratch = ROOT / WORK / module.partition("::")[0].replace("/", "__").removesuffix(".py")
     exe = Path(sys.executable).parent / "mutmut"
     return subprocess.run([str(exe), "show", name], cwd=scratch, capture_output=True, text=True).stdout
 
@@ -214,8 +269,8 @@ def format_result(result: ModuleResult, diffs: bool = False) -> str:
     return "\n".join(lines)
 
 
-def run(modules: Sequence[str], budget_s: float, fresh: bool = False, diffs: bool = False) -> List[ModuleResult]:
-    """Each module in turn with an equal share of what is left of ``budget_s``; prints each module's block as it ends
+def run(modules: Sequence[Target], budget_s: float, fresh: bool = False, diffs: bool = False) -> List[ModuleResult]:
+    """Each target in turn with an equal share of what is left of ``budget_s``; prints each module's block as it ends
     and a total line."""
     if budget_s <= 0:
         raise UserError(f"BUDGET must be a positive number of seconds, got {budget_s}")
@@ -241,7 +296,8 @@ def main(argv=None) -> None:
     import argparse
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("modules", nargs="*", help="module paths or folder prefixes (default: the documented list)")
+    parser.add_argument("modules", nargs="*", help="module paths (path.py or path.py::fn,Class.method) or folder "
+                                                   "prefixes (default: DEFAULT_MODULES)")
     parser.add_argument("--budget", type=float, default=DEFAULT_BUDGET_S, help="seconds for all modules together")
     parser.add_argument("--fresh", action="store_true", help="discard earlier verdicts")
     parser.add_argument("--diffs", action="store_true", help="print each survivor's diff")
