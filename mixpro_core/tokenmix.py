@@ -1,4 +1,5 @@
-"""TokenMix (Liu et al., ECCV 2022; official code Sense-X/TokenMix @0e17d5d, ``tokenmix.py``): docs/methods.md, "TokenMix".
+"""TokenMix (Liu et al., ECCV 2022; official code Sense-X/TokenMix @0e17d5d, ``tokenmix.py``): docs/methods.md,
+"TokenMix".
 
 A batch is mixed with one BEiT-style block mask M on the token grid (:func:`block_mask`, 1 = token taken from the
 partner): x̃ = x·(1−M) + x[partner]·M (:func:`tokenmix_batch`). Its targets (:func:`tokenmix_targets`) weigh each

@@ -1,0 +1,14 @@
+# TokenMix without a teacher (tokenmix-area), DeiT-S: TokenMix's DeiT-S recipe (Sense-X/TokenMix exp/deit_small/run.sh
+# and main.py defaults; docs/methods.md, "TokenMix") with
+# area-weighted targets: the official targets weigh the labels by the NFNet-F6 teacher's dense label maps, which this
+# variant does not have. Recipe: block masks of 112 of 196 tokens (50%) / Mixup 0.8 (50%), BCE, smoothing 0.1; AdamW
+# lr 1e-3 at batch 1024, weight decay 0.05, 5 warm-up epochs from 1e-6, cosine to 1e-5, no gradient clipping (the same
+# schedule values as schedules/adamw_300e_in1k_transmix-deit-b.py), drop path 0.1, RandAugment rand-m9-mstd0.5-inc1,
+# random erasing 0.25, no repeated augmentation, EMA 0.99996 (default_runtime_ema.py). Deviations: 300 epochs without
+# timm's 10 cool-down epochs at the minimum lr, the cosine stepped per iteration (timm: per epoch).
+_base_ = [
+    "./_base_/models/deit-s.py", "./_base_/datasets/imagenet_bs128.py",
+    "./_base_/schedules/adamw_300e_in1k_transmix-deit-b.py", "./_base_/default_runtime_ema.py",
+    "./_base_/methods/tokenmix-area.py",
+]
+model = dict(_base_.method)
