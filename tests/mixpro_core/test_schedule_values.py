@@ -82,3 +82,25 @@ def test_only_a_single_certain_entry_skips_the_uniform(registered):
     assert _draws(MixSchedule([(one, 1.0), (build_mixer(dict(type="test-recorder")), 0.0)]))
     assert not _draws(MixSchedule([]))
     assert MixSchedule([(one, 1.0)]).choose(None) == 0
+
+
+def test_a_class_mixer_taking_any_keyword_still_refuses_the_per_batch_names(registered):
+    class Open(torch.nn.Module):
+        def __init__(self, **options):
+            super().__init__()
+            self.options = options
+
+    MIXERS.register("test-open")(Open)
+    try:
+        assert build_mixer(dict(type="test-open", alpha=0.3), defaults=dict(patch_size=16)).options == dict(
+            alpha=0.3, patch_size=16)
+        with pytest.raises(ValueError, match=r"mixer \(test-open\): unknown key\(s\) \['labels'\]; allowed: any"):
+            build_mixer(dict(type="test-open", labels=None))
+    finally:
+        MIXERS._entries.pop("test-open")
+
+
+@pytest.mark.parametrize("cfg", ["mixup", dict(type="mixup", prob=1.0), 3])
+def test_a_schedule_that_is_not_a_list_is_refused_as_such(cfg):
+    with pytest.raises(ValueError, match="mix must be a list of mixer configs"):
+        build_schedule(cfg)
