@@ -1,7 +1,7 @@
 """``tools/reproduce.py --set downstream``: Fashion-MNIST backbones → Segmenter (linear, mask) and Mask R-CNN on
 the composite set, per pretraining method and seed (the small-scale Tables 2–3).
 
-Per seed S: the reproduction's baseline / TransMix / MixPro tiny ViTs (``PRETRAIN_ROOT/METHOD/seedS``, trained
+Per seed S: the tiny ViTs of each pretraining method of :data:`INITS` (``PRETRAIN_ROOT/METHOD/seedS``, trained
 when missing) and random initialisation, each fine-tuned with every head of :data:`HEADS` with
 ``randomness.seed = S``; segmentation is also tested multi-scale + flip. Work root W::
 
@@ -34,7 +34,9 @@ from . import runs
 from .estimates import hms
 from .paper_tables import eval_dir, read_metric
 
-INITS = ("random", "baseline", "transmix", "mixpro")
+# the paper's three methods and random initialisation, then the ViT mixing methods (docs/methods.md, "TL-Align" …
+# "MergeMix"): their tiny-ViT Fashion-MNIST configs pretrain the backbones as the paper's do
+INITS = ("random", "baseline", "transmix", "mixpro", "tlalign", "smmix", "tokenmix-area", "mergemix")
 REFERENCE = "baseline"
 DATA = dict(num_train=2000, num_val=300, size=64, seed=0, background_brightness=0.3, tint_min=128)
 DATA_ROOT = osp.join(ROOT, "data", "composite-dim-64")
