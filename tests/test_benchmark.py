@@ -66,13 +66,30 @@ def test_cpu_peak_memory_sees_a_known_allocation():
 
 
 def test_step(capsys):
-    result = B.main(["step", "--models", "tiny_vit", *TINY])
+    result = B.main(["step", "--models", "tiny_vit", "--methods", "cutmix", "tlalign", "smmix", *TINY])
     out = capsys.readouterr().out
     check_header(out, "step --models tiny_vit")
-    assert "| model | none | mixup | cutmix | transmix | mixpro |" in out
-    assert set(result["data"]["tiny_vit"]["ratio"]) == set(B.STEP_METHODS)
-    ms = result["data"]["tiny_vit"]["ms"]  # each method's step time over the step without mixing
-    assert result["data"]["tiny_vit"]["ratio"] == pytest.approx({m: t / ms["none"] for m, t in ms.items()})
+    assert "| method | tiny_vit: ms / step (× none) | tiny_vit: peak MiB (× none) |" in out
+    assert "TL-Align over plain CutMix (step time): tiny_vit" in out
+    data = result["data"]["tiny_vit"]
+    assert set(data["ratio"]) == set(data["peak_ratio"]) == {"none", "cutmix", "tlalign", "smmix"}
+    ms, peak = data["ms"], data["peak_bytes"]  # each method's step time and peak memory over the step without mixing
+    assert data["ratio"] == pytest.approx({m: t / ms["none"] for m, t in ms.items()})
+    assert data["peak_ratio"] == pytest.approx({m: v / peak["none"] for m, v in peak.items()})
+    assert peak["smmix"] > 0 and peak["none"] > 0
+    with pytest.raises(SystemExit, match="unknown"):
+        B.main(["step", "--models", "tiny_vit", "--methods", "tl-align", *TINY])
+
+
+def test_step_runs_every_method_of_the_registry():
+    """Every registered method has a step entry, pinned in STEP_METHODS or with its defaults."""
+    from mixpro_core import METHODS
+    methods = B.step_methods()
+    assert set(methods) >= set(B.STEP_METHODS)
+    for name in METHODS.names():
+        assert name == "schedule" or any(m.get("method", {}).get("type") == name for m in methods.values()), name
+    for name, keys in methods.items():  # each builds
+        assert B.build_classifier("tiny_vit", "cpu", **keys).method is not None, name
 
 
 def test_throughput(capsys):
@@ -110,4 +127,4 @@ def test_bf16_autocast_runs_on_the_cpu_too(capsys, monkeypatch):
     att = B.main(["attention", "--model", "tiny_vit", "--amp", "bf16", *TINY])
     assert "bf16 autocast" in capsys.readouterr().out and att["data"]["max_abs_diff"] < 1e-2
     step = B.main(["step", "--models", "tiny_vit", "--amp", "bf16", *TINY])
-    assert set(step["data"]["tiny_vit"]["ms"]) == set(B.STEP_METHODS)
+    assert set(step["data"]["tiny_vit"]["ms"]) == set(B.step_methods())

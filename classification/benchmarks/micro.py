@@ -7,7 +7,7 @@
     python tools/benchmark.py train      [--images N --iters 128 --workers W ... --compile --quick]
 
 mix: batched MaskMix vs a per-sample numpy reference; attention: CLS-row capture vs the materialised last-block
-attention; step: a training step per method vs none; throughput: our MixPro step vs timm's; train: end to end
+attention; step: a training step's time and peak memory per method vs none; throughput: our MixPro step vs timm's; train: end to end
 (:mod:`classification.benchmarks.train`). Each prints a Markdown table; what is compared: docs/benchmarks.md.
 """
 from __future__ import annotations
@@ -103,16 +103,16 @@ def build_backbone(name: str, device: str) -> torch.nn.Module:
     return MODELS.build(dict(STEP_MODELS[name][0], num_classes=NUM_CLASSES)).to(device)
 
 
-def build_classifier(name: str, mix: list, label_policy: dict, device: str, smoothing: float = 0.1):
-    """A MixClassifier on ``name``'s backbone with the schedule ``mix`` (a list of mixer configs) and the model's
-    MaskMix cell size as a mixer default."""
+def build_classifier(name: str, device: str, smoothing: float = 0.1, **method_keys):
+    """A MixClassifier on ``name``'s backbone with the method keys of a config (``mix`` / ``label_policy`` /
+    ``token_mixup``, or ``method``) and the model's MaskMix cell size as a mixer default."""
     import classification  # noqa: F401
     from mmengine.registry import MODELS
     backbone, _, mask_size = STEP_MODELS[name]
     torch.manual_seed(0)  # same initial weights for every method
     return MODELS.build(dict(type="MixClassifier", num_classes=NUM_CLASSES, backbone=dict(backbone),
-                             mix=list(mix), mix_defaults=dict(mask_size=mask_size), label_policy=dict(label_policy),
-                             smoothing=smoothing)).to(device)
+                             mix_defaults=dict(mask_size=mask_size), smoothing=smoothing,
+                             **method_keys)).to(device)
 
 
 def inputs(name: str, batch: int, device: str):
@@ -205,24 +205,47 @@ def bench_attention(args) -> dict:
 
 
 # ----------------------------------------------------------------------------------------------- step
-# method → (schedule, label policy) pinning the batch kind each method changes
-STEP_METHODS = {
-    "none": ([], "AreaLabels"),
-    "mixup": ([dict(type="mixup", prob=1.0)], "AreaLabels"),
-    "cutmix": ([dict(type="cutmix", prob=1.0)], "AreaLabels"),
-    "transmix": ([dict(type="cutmix", prob=1.0)], "TransMixLabels"),
-    "mixpro": ([dict(type="maskmix", prob=1.0)], "PALLabels"),
+CUTMIX_ALWAYS = [dict(type="cutmix", prob=1.0)]
+STEP_METHODS = {  # method → MixClassifier keys, each pinning the batch kind that the method changes
+    "none": dict(mix=[]),
+    "mixup": dict(mix=[dict(type="mixup", prob=1.0)]),
+    "cutmix": dict(mix=CUTMIX_ALWAYS),
+    "resizemix": dict(mix=[dict(type="resizemix", prob=1.0)]),
+    "transmix": dict(mix=CUTMIX_ALWAYS, label_policy=dict(type="TransMixLabels")),
+    "mixpro": dict(mix=[dict(type="maskmix", prob=1.0)], label_policy=dict(type="PALLabels")),
+    "rmix": dict(mix=[dict(type="rmix", prob=1.0)]),
+    "rlmix": dict(mix=[dict(type="rlmix", prob=1.0, learn=False)]),  # PPO updates (every 1024 images) left out
+    "htm": dict(mix=CUTMIX_ALWAYS, token_mixup=dict(type="htm", layer=2, tau=10.0, rho=0.0)),  # every sample mixed
+    "vtm": dict(mix=CUTMIX_ALWAYS, token_mixup=dict(type="vtm", layer=2, kappa=8)),
+    "tlalign": dict(method=dict(type="tlalign")),
+    "smmix": dict(method=dict(type="smmix", switch_prob=1.0)),  # the SMMix branch (its Mixup branch is 'mixup')
 }
+"""The step benchmark's methods; a method registered in ``mixpro_core.METHODS`` but not listed runs with its
+defaults (:func:`step_methods`)."""
+
+
+def step_methods() -> dict:
+    """:data:`STEP_METHODS` plus every other registered method (``dict(method=dict(type=name))``)."""
+    from mixpro_core import METHODS
+    extra = {name: dict(method=dict(type=name)) for name in METHODS.names()
+             if name != "schedule" and not any(m.get("method", {}).get("type") == name for m in STEP_METHODS.values())}
+    return {**STEP_METHODS, **extra}
 
 
 def bench_step(args) -> dict:
     device, batch = args.device, _default_batch(args)
-    rows, data = [], {}
+    methods = step_methods()
+    chosen = args.methods or list(methods)
+    unknown = sorted(set(chosen) - set(methods))
+    if unknown:
+        raise SystemExit(f"--methods: unknown {unknown}; known: {sorted(methods)}")
+    chosen = ["none"] + [m for m in chosen if m != "none"]
+    rows, data = {m: [m] for m in chosen}, {}
     for name in args.models:
         x, y = inputs(name, batch, device)
         steps = {}
-        for method, (mix, policy) in STEP_METHODS.items():
-            model = build_classifier(name, mix, dict(type=policy), device)
+        for method in chosen:
+            model = build_classifier(name, device=device, **methods[method])
             steps[method] = (model, torch.optim.AdamW(model.parameters(), lr=1e-4))
 
         def step(method):
@@ -234,15 +257,25 @@ def bench_step(args) -> dict:
             opt.step()
         samples = round_robin({m: (lambda m=m: step(m)) for m in steps}, args.repeats, args.warmup, device)
         times = {m: statistics.median(v) for m, v in samples.items()}
-        base = times["none"]
-        rows.append([name] + [f"{t:.0f} ms ({t / base:.2f}x)" if t >= 10 else f"{t:.1f} ms ({t / base:.2f}x)"
-                              for t in times.values()])
-        data[name] = dict(ms=times, ratio={m: t / base for m, t in times.items()})
+        peak = {m: peak_extra_bytes(lambda m=m: step(m), device) for m in steps}
+        for m in chosen:
+            t, r = times[m], times[m] / times["none"]
+            rows[m] += [f"{t:.0f} ({r:.2f}x)" if t >= 10 else f"{t:.1f} ({r:.2f}x)",
+                        f"{peak[m] / MIB:.0f} ({peak[m] / peak['none']:.2f}x)"]
+        data[name] = dict(ms=times, ratio={m: t / times["none"] for m, t in times.items()}, peak_bytes=peak,
+                          peak_ratio={m: v / peak["none"] for m, v in peak.items()})
+    notes = ["peak memory: the step's tensor allocations above those alive before it (forward, backward, AdamW; "
+             "common.peak_extra_bytes), one step after the timed ones."]
+    if {"tlalign", "cutmix"} <= set(chosen):
+        notes.append("TL-Align over plain CutMix (step time): " + ", ".join(
+            f"{n} {data[n]['ms']['tlalign'] / data[n]['ms']['cutmix']:.2f}x" for n in args.models))
     return report(args, dict(
         subcommand="step",
         settings=(f"step: B={batch}, AdamW, {_amp_label(args)}, device={device}, median of {args.repeats} steps "
                   f"taken round-robin across methods after {args.warmup} warm-up rounds"),
-        columns=["model"] + list(STEP_METHODS), rows=rows, data=data))
+        columns=["method"] + [f"{n}: {what}" for n in args.models for what in ("ms / step (× none)",
+                                                                              "peak MiB (× none)")],
+        rows=[rows[m] for m in chosen], notes=notes, data=data))
 
 
 # ----------------------------------------------------------------------------------------------- throughput
@@ -260,7 +293,8 @@ def bench_throughput(args) -> dict:
         raise SystemExit(f"--batch {batch}: timm's Mixup needs an even batch size")
     x, y = inputs(args.model, batch, device)
     method = mixpro_method()
-    ours = build_classifier(args.model, method["mix"], method["label_policy"], device, method["smoothing"])
+    ours = build_classifier(args.model, device, method["smoothing"], mix=method["mix"],
+                            label_policy=method["label_policy"])
     ours_opt = torch.optim.AdamW(ours.parameters(), lr=1e-4)
     plain = build_backbone(args.model, device)
     plain_opt = torch.optim.AdamW(plain.parameters(), lr=1e-4)
@@ -331,8 +365,9 @@ def main(argv=None) -> dict:
     att.add_argument("--model", default="deit_small", choices=sorted(STEP_MODELS))
     att.add_argument("--no-grad", action="store_true", help="inference forwards instead of training forwards")
     att.set_defaults(func=bench_attention)
-    step = common(sub.add_parser("step", help="training step per method, ratio to no mixing"))
+    step = common(sub.add_parser("step", help="training step time and peak memory per method, ratio to no mixing"))
     step.add_argument("--models", nargs="+", default=["deit_tiny", "deit_small"], choices=sorted(STEP_MODELS))
+    step.add_argument("--methods", nargs="+", help="methods to run (default: every one; 'none' always runs)")
     step.set_defaults(func=bench_step)
     thr = common(sub.add_parser("throughput", help="img/s: our MixPro step vs a timm Mixup step"))
     thr.add_argument("--model", default="deit_small", choices=sorted(STEP_MODELS))
