@@ -81,10 +81,12 @@ def test_step(capsys):
         B.main(["step", "--models", "tiny_vit", "--methods", "tl-align", *TINY])
 
 
-def test_step_runs_every_method_of_the_registry():
-    """Every registered method has a step entry, pinned in STEP_METHODS or with its defaults."""
+def test_step_runs_every_method_of_the_registry(monkeypatch):
+    """Every registered method has a step entry, pinned in STEP_METHODS or with its defaults (a new one too)."""
     from mixpro_core import METHODS
+    monkeypatch.setitem(METHODS._entries, "late-method", METHODS.get("tlalign"))
     methods = B.step_methods()
+    assert methods["late-method"] == dict(method=dict(type="late-method"))
     assert set(methods) >= set(B.STEP_METHODS)
     for name in METHODS.names():
         assert name == "schedule" or any(m.get("method", {}).get("type") == name for m in methods.values()), name

@@ -219,6 +219,8 @@ STEP_METHODS = {  # method → MixClassifier keys, each pinning the batch kind t
     "vtm": dict(mix=CUTMIX_ALWAYS, token_mixup=dict(type="vtm", layer=2, kappa=8)),
     "tlalign": dict(method=dict(type="tlalign")),
     "smmix": dict(method=dict(type="smmix", switch_prob=1.0)),  # the SMMix branch (its Mixup branch is 'mixup')
+    "tokenmix-area": dict(method=dict(type="tokenmix-area", switch_prob=1.0)),  # the block-mask branch
+    "mergemix": dict(method=dict(type="mergemix")),  # two forwards with grad + the ToMe pass on every batch
 }
 """The step benchmark's methods; a method registered in ``mixpro_core.METHODS`` but not listed runs with its
 defaults (:func:`step_methods`)."""
