@@ -37,7 +37,7 @@ PAIRED_TESTS: Dict[str, Tuple[str, ...]] = {
     "mixpro_core/schedule.py": ("tests/mixpro_core/test_schedule_values.py",
                                 "tests/mixpro_core/test_schedule_frequencies.py", "tests/mixpro_core/test_mixing.py"),
     "mixpro_core/registry.py": ("tests/mixpro_core/test_schedule_values.py", "tests/mixpro_core/test_mixing.py"),
-    "mixpro_core/attention.py": ("tests/mixpro_core/test_attention.py",
+    "mixpro_core/attention.py": ("tests/mixpro_core/test_attention.py", "tests/mixpro_core/test_smmix.py",
                                  "tests/classification/test_cls_attention_values.py"),
     "mixpro_core/rmix.py": ("tests/mixpro_core/test_rmix.py",),
     "mixpro_core/rlmix.py": ("tests/mixpro_core/test_rlmix.py",),
@@ -51,7 +51,7 @@ PAIRED_TESTS: Dict[str, Tuple[str, ...]] = {
                                                   "tests/test_checkpoint_sources.py"),
     "classification/experiments/robustness/suites.py": ("tests/classification/test_robustness.py",
                                                         "tests/classification/test_robustness_values.py"),
-    "classification/experiments/reproduction/stats.py": ("tests/test_reproduce.py",),
+    "classification/experiments/reproduction/stats.py": ("tests/test_statistics.py",),
     "classification/experiments/reproduction/paper_plan.py": ("tests/test_paper_tables.py",),
     "classification/experiments/reproduction/paper_tables.py": ("tests/test_paper_tables.py",),
 }
