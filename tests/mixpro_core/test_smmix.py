@@ -95,6 +95,8 @@ def explicit_received(model, images):
 
 def test_an_smmix_step_is_the_official_loss_with_lambda_exact(monkeypatch):
     model = vit()
+    with torch.no_grad():
+        model.head.weight *= 100  # logits that differ between images: mixing logits ≠ mixing probabilities
     method = SMMix(model, K, S, switch_prob=1.0, patch_size=4)
     seen = {}
 
@@ -132,6 +134,8 @@ def test_an_smmix_step_is_the_official_loss_with_lambda_exact(monkeypatch):
     expected = ce(logits, lam * y + (1 - lam) * y[flip]) + 0.5 * (ce(f_t, y) + ce(f_s, y[flip])) + kl
     torch.testing.assert_close(result.loss, expected, rtol=0, atol=1e-5)
     torch.testing.assert_close(result.stats["smmix_kl"], kl.detach(), rtol=0, atol=1e-5)
+    mixed_probabilities = lam * z.softmax(1) + (1 - lam) * z[flip].softmax(1)
+    assert (mixed_probabilities - (lam * z + (1 - lam) * z[flip]).softmax(1)).abs().max() > 0.05
 
 
 def test_the_clean_pass_is_eval_mode_fp32_and_without_grad():
@@ -181,3 +185,14 @@ def test_backbones_without_what_smmix_needs_are_refused():
                                class_token=False, global_pool="avg")
     with pytest.raises(ValueError, match="one CLS token"):
         SMMix(pooled, K, patch_size=4)
+
+
+def test_the_received_attention_is_the_same_in_query_chunks():
+    """The clean pass builds the (B,H,N,T) rows in chunks of queries; one row at a time gives the same means."""
+    from mixpro_core import received_attention_from_qkv
+    qkv = torch.randn(2, 17, 3 * 32, generator=torch.Generator().manual_seed(0)) * 3
+    whole = received_attention_from_qkv(qkv, 4, 0.35)
+    torch.testing.assert_close(received_attention_from_qkv(qkv, 4, 0.35, max_elements=1), whole, rtol=0, atol=1e-6)
+    q, k, _ = qkv.reshape(2, 17, 3, 4, 8).permute(2, 0, 3, 1, 4)
+    explicit = ((q * 0.35) @ k.transpose(-2, -1)).softmax(-1)[:, :, 1:, 1:].mean(dim=(1, 2))
+    torch.testing.assert_close(whole, explicit, rtol=0, atol=1e-6)
