@@ -74,9 +74,9 @@ def test_each_scale_is_tested_unflipped_and_mirrored(pipeline_json, sample):
     out = pipeline(dict(img_path=img_path, seg_map_path=seg_path, reduce_zero_label=False, seg_fields=[]))
     inputs, samples = out["inputs"], out["data_samples"]
     assert len(inputs) == len(samples) >= 2
-    by_shape = {}
-    for x, s in zip(inputs, samples):
-        by_shape.setdefault(tuple(x.shape), []).append((x, s))
+    by_shape = {}  # TestTimeAug's views come scale by scale, flips innermost: pairs in order (two scales may end
+    for i, (x, s) in enumerate(zip(inputs, samples)):  # at one shape: Segmenter's Pascal Context test upsamples
+        by_shape.setdefault((i // 2, tuple(x.shape)), []).append((x, s))  # the small ones to a short side of 480)
     for shape, variants in by_shape.items():
         flips = sorted(bool(s.metainfo["flip"]) for _, s in variants)
         assert flips == [False, True], (shape, flips, _by_pipeline()[pipeline_json])
