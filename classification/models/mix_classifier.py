@@ -42,11 +42,6 @@ class MixClassifier(BaseModel):
         backbone: config of a registered classifier factory (``classification.models``), e.g.
             ``dict(type='deit_small', drop_path_rate=0.1)``.
         num_classes: K.
-        method: the training method, ``dict(type=<name in mixpro_core.METHODS>, **options)``, e.g.
-            ``dict(type='tlalign', alpha=1.0)`` or ``dict(type='smmix')`` (docs/methods.md). When None it is
-            ``dict(type='schedule', mix=mix, label_policy=label_policy, token_mixup=token_mixup)``
-            (:class:`mixpro_core.ScheduleMethod`), built from the three keys below, which every image-mixing
-            config uses; they cannot be combined with ``method``.
         mix: the schedule, a list of registered mixers with their probabilities
             (:func:`mixpro_core.build_schedule`): e.g. MixPro's ``[dict(type='maskmix', prob=0.5, alpha=1.0),
             dict(type='cutmix', prob=0.25, alpha=1.0), dict(type='mixup', prob=0.25, alpha=0.8)]``; R-Mix is
@@ -62,6 +57,11 @@ class MixClassifier(BaseModel):
         token_mixup: TokenMixup inside the backbone (``mixpro_core.build_token_mixup``): one dict or a list of
             ``dict(type='htm', layer=2, tau=0.2, rho=0.005, lambda_sn=0.001, pool=None)`` /
             ``dict(type='vtm', layer=2, kappa=80)``; ``layer`` counts backbone blocks from 0; HTM needs AreaLabels.
+        method: the training method, ``dict(type=<name in mixpro_core.METHODS>, **options)``, e.g.
+            ``dict(type='tlalign', alpha=1.0)`` or ``dict(type='smmix')`` (docs/methods.md). When None it is
+            ``dict(type='schedule', mix=mix, label_policy=label_policy, token_mixup=token_mixup)``
+            (:class:`mixpro_core.ScheduleMethod`), built from the three keys above, which every image-mixing
+            config uses; they cannot be combined with ``method``.
 
     The method's parameters and state (SMMix's region head, HTM's ScoreNets, RL-Mix's policy) are children of this
     model under ``method.*``; a checkpoint saved before the method contract (``mixer.*``, ``token_mixup.*``) loads
