@@ -8,6 +8,7 @@ compared with the rule written out by hand from the config's unshortened numbers
 up to N. A warm-up scaled with the schedule, a cosine that keeps its old ``T_max`` or end, or one that starts
 elsewhere fails for every config here.
 """
+import logging
 import math
 import os.path as osp
 
@@ -83,3 +84,47 @@ def test_a_length_shorter_than_the_warm_up_drops_the_cosine():
     shorten_schedule(cfg, 20)
     assert [s["type"] for s in cfg.param_scheduler] == ["LinearLR"]
     assert cfg.param_scheduler[0]["end"] == 20
+
+
+def _epoch_cfg(**train_cfg):
+    return Config(dict(train_cfg=dict(by_epoch=True, max_epochs=300, val_interval=1, **train_cfg),
+                       param_scheduler=[dict(type="LinearLR", by_epoch=True, begin=0, end=20),
+                                        dict(type="CosineAnnealingLR", by_epoch=True, begin=20, end=300,
+                                             T_max=280)]))
+
+
+def test_epochs_is_refused_where_it_cannot_shorten_the_schedule():
+    from classification.engine.errors import UserError
+    from classification.engine.launch import _schedule_length
+
+    for bad in (0, -3, 2.5):
+        with pytest.raises(UserError, match=rf"--epochs must be at least 1, got {bad!r}"):
+            _schedule_length(_epoch_cfg(), bad, None)
+    iters = Config(dict(train_cfg=dict(type="IterBasedTrainLoop", by_epoch=False, max_iters=80)),
+                   cfg_text="# an iteration-based config", filename="seg.py")
+    with pytest.raises(UserError, match=r"--epochs: seg.py trains by iterations \(train_cfg.max_iters\)"):
+        _schedule_length(iters, 3, None)
+    with pytest.raises(UserError, match="--epochs and --cfg-options train_cfg.max_epochs both set the length"):
+        _schedule_length(_epoch_cfg(), 3, {"train_cfg.max_epochs": 3})
+    cfg = _epoch_cfg()
+    _schedule_length(cfg, 30, None)
+    assert cfg.train_cfg.max_epochs == 30 and cfg.train_cfg.val_interval == 1
+    assert [(s["begin"], s["end"], s.get("T_max")) for s in cfg.param_scheduler] == [(0, 20, None), (20, 30, 10)]
+
+
+def test_max_epochs_alone_warns_that_the_lr_schedule_runs_past_the_new_end(monkeypatch):
+    from classification.engine import launch
+
+    logged = []
+    monkeypatch.setattr(launch, "print_log", lambda msg, **kw: logged.append((msg, kw.get("level"))))
+    cfg = _epoch_cfg()
+    cfg.train_cfg.max_epochs = 30
+    launch._schedule_length(cfg, None, {"train_cfg.max_epochs": 30})
+    assert len(logged) == 1 and logged[0][1] == logging.WARNING
+    assert "train_cfg.max_epochs=30 shortens the run but not its lr schedule, which still ends at epoch 300" in \
+        logged[0][0] and "use --epochs 30" in logged[0][0]
+    for options, max_epochs in (({"train_cfg.max_epochs": 300}, 300), (None, 30)):  # schedule fits / not overridden
+        logged.clear()
+        cfg.train_cfg.max_epochs = max_epochs
+        launch._schedule_length(cfg, None, options)
+        assert logged == []
