@@ -259,3 +259,15 @@ def test_the_registered_tiny_vit_is_the_timm_path_checked_above():
     model = tiny_vit(img_size=28, patch_size=4, in_chans=1)
     assert isinstance(model, VisionTransformer) and has_cls_attention(model)
     assert model.token_stride == 4
+
+
+def test_cls_attention_from_qkv_drops_one_prefix_token_by_default():
+    """The public helper with its defaults: one prefix token (the CLS) dropped, no q/k norms."""
+    from mixpro_core import cls_attention_from_qkv
+
+    torch.manual_seed(0)
+    qkv = torch.randn(2, 7, 3 * 2 * 4)
+    wq = torch.eye(8)
+    expected = slow_cls_attention(qkv[..., :8], wq, torch.zeros(8), wq, torch.zeros(8), 2, 0.5)  # q, k = x
+    x = torch.cat([qkv[..., :8], qkv[..., :8], qkv[..., 16:]], -1)  # k := q's values, so q·k is checkable
+    torch.testing.assert_close(cls_attention_from_qkv(x, 2, 0.5).double(), expected, atol=1e-6, rtol=1e-5)
