@@ -6,7 +6,7 @@ import os.path as osp
 import pytest
 import torch
 
-from classification.experiments.reproduction import cli, downstream
+from classification.experiments.reproduction import cli, downstream, runs
 from classification.experiments.reproduction.downstream_report import markdown
 from classification.experiments.reproduction.paper_tables import read_metric
 
@@ -46,6 +46,13 @@ def test_report_pairs_seeds_against_the_baseline_and_sets_the_paper_beside():
     assert "| floor: all background | — | 7.50 | 7.50 | — |" in text
     assert "| paper: MixPro | — | 50.3 | 50.9 | — |" in text
     assert "| MixPro | 1 | 13.00 | 14.00 |" in text  # per seed
+
+
+def test_every_pretrained_backbone_has_its_tiny_vit_config_and_the_vit_methods_are_there():
+    pretrained = [init for init in downstream.INITS if init != "random"]
+    assert [m for m in pretrained if not osp.isfile(runs.config_path(m))] == []
+    assert {"tlalign", "smmix", "tokenmix-area", "mergemix"} <= set(pretrained)
+    assert sorted(label for label, _ in runs.EXPERIMENT_SETS["vit-methods"].runs) == sorted(pretrained)
 
 
 def test_options_of_other_sets_are_refused(capsys):
