@@ -10,6 +10,7 @@ import time
 import pytest
 
 from classification.engine import launch, lifecycle
+from classification.engine.errors import UserError, run_tool
 from classification.experiments.reproduction import cli, estimates, runs, stats as S
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -36,7 +37,7 @@ def test_discovery_puts_the_paper_methods_first_then_the_others_by_name(tmp_path
     assert runs.resolve_methods("mixpro, none", d) == ["mixpro", "none"]
     assert runs.resolve_methods(None, d) == ["none", "baseline", "transmix", "maskmix", "mixpro"]  # defaults present
     assert runs.resolve_methods("all", d) == runs.discover_methods(d)
-    with pytest.raises(SystemExit, match="no config for method"):
+    with pytest.raises(UserError, match="no config for method"):
         runs.resolve_methods("mixpro,cutmix", d)
     assert runs.describe("cutout", d) == "Cutout (2017): one square of each image zeroed."  # first sentence
     assert runs.describe("zmix", d) == ""
@@ -397,7 +398,7 @@ def test_experiment_set_report_paired_statistics_curves_and_results_md(fake_runs
     merged = out.read_text()
     assert merged.startswith("# the default report\n") and merged.count("## PAL ablation") == 1
     assert merged.index("## PAL ablation") < merged.index("written by hand")
-    with pytest.raises(SystemExit, match="choose distinct labels"):
+    with pytest.raises(UserError, match="choose distinct labels"):
         cli.main(base + ["--set", "tokens64", "--methods", "mixpro-smooth"])
 
 
@@ -423,8 +424,9 @@ def test_report_only_and_option_checks(fake_runs, capsys, monkeypatch):
     cli.main(base + ["--methods", "mixpro", "--seeds", "0", "--report-only"])
     assert calls == [] and "no result for: mixpro seed 0" in capsys.readouterr().out
     for bad in (["--cfg-options", "model.mix_seed=3"], ["--budget", "0"], ["--seeds", "0,0"], ["--jobs", "0"]):
-        with pytest.raises(SystemExit):
-            cli.main(base + bad)
+        with pytest.raises(SystemExit) as info:  # as tools/reproduce.py runs it
+            run_tool(lambda: cli.main(base + bad))
+        assert info.value.code == 2
     # default budget: 6 epochs for the default run, 10 for the experiment sets (their reports), --budget wins
     assert runs.epochs_for_budget(cli.parse_args([]).budget) == 6
     assert runs.epochs_for_budget(cli.parse_args(["--set", "pal-ablation"]).budget) == 10

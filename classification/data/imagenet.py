@@ -24,12 +24,20 @@ from torchvision.datasets import ImageFolder
 from torchvision.datasets.folder import IMG_EXTENSIONS, has_file_allowed_extension
 
 from classification.data.transforms import ClassMetainfo, TransformSpec, apply_transform, resolve_transform
+from classification.engine.errors import MissingPathError, UserError
 
 __all__ = ["CorruptImageError", "decode_rgb", "SkipCorruptMixin", "ImageNetFolder", "rank_shard", "ImageNetZip"]
 
 
-class CorruptImageError(ValueError):
-    """An image file that cannot be decoded; the message names the file."""
+class CorruptImageError(UserError):
+    """An image file that cannot be decoded; the message names the file (a user's data: one ``error:`` line). torch
+    raises a data-loader worker's error again in the main process with the worker's traceback as the message: only
+    the worker's own message is kept."""
+
+    def __init__(self, message: str):
+        if "Original Traceback" in message and "CorruptImageError: " in message:
+            message = message.rsplit("CorruptImageError: ", 1)[1].strip()
+        super().__init__(message)
 
 
 def decode_rgb(source, name: str) -> Image.Image:
@@ -83,17 +91,17 @@ class ImageNetFolder(ClassMetainfo, SkipCorruptMixin, Dataset):
     """ImageNet as ``root/split/<class>/<image>`` (torchvision ``ImageFolder``); images decoded to RGB.
 
     Labels are class-folder indices in sorted order; ``classes``, ``class_to_idx`` and ``samples`` come from
-    ImageFolder. Raises FileNotFoundError for a missing split folder and ValueError naming an empty class folder;
+    ImageFolder. Raises MissingPathError for a missing split folder and UserError naming an empty class folder;
     corrupt images: see :class:`SkipCorruptMixin`.
     """
 
     def __init__(self, root: str, split: str = "train", transform: TransformSpec = None, skip_corrupt: bool = False):
         folder = os.path.join(root, split)
         if not os.path.isdir(folder):
-            raise FileNotFoundError(f"ImageNet folder {folder} does not exist")
+            raise MissingPathError(f"ImageNet folder {folder} does not exist")
         for entry in sorted(os.scandir(folder), key=lambda e: e.name):
             if entry.is_dir() and not self._has_image(entry.path):
-                raise ValueError(f"class folder {entry.path} holds no image ({', '.join(IMG_EXTENSIONS)})")
+                raise UserError(f"class folder {entry.path} holds no image ({', '.join(IMG_EXTENSIONS)})")
         self.transform = resolve_transform(transform)
         self._folder = ImageFolder(folder)
         self.root, self.split = root, split

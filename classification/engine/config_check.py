@@ -6,13 +6,16 @@ lacks only where something will read it: a parameter of what the enclosing dict 
 ``type`` (in mmengine's registries under the config's ``default_scope``, or mixpro_core's), or for sections built
 without one, the Runner (top level), the train / val / test loop, ``OptimWrapper`` or ``DataLoader`` — where that
 constructor takes ``**kwargs``, or a ``type`` no registry knows, any key; overriding a top-level key the Runner never
-reads (a config-file variable, substituted when the file was read) is refused. :func:`check_training_options` catches
-wrong loop / optimiser values, :func:`check_data_roots` missing datasets, :func:`validate_training_config` a
-MixClassifier run that cannot mix, :func:`check_cache_sampler` a partly cached ImageNetZip read by a global sampler.
+reads (a config-file variable, substituted when the file was read) is refused, and a value replacing a number or a
+bool must be one. :func:`check_training_options` catches wrong loop / optimiser values and batch sizes,
+:func:`check_class_counts` more class folders than classes and a top-k of as many classes, :func:`check_data_roots`
+missing datasets, :func:`validate_training_config` a MixClassifier run that cannot mix, :func:`check_cache_sampler` a
+partly cached ImageNetZip read by a global sampler.
 """
 from __future__ import annotations
 
 import difflib
+import os
 import os.path as osp
 from typing import Any, Callable, Iterable, List, Mapping, Optional, Sequence, Set, Union
 
@@ -157,6 +160,25 @@ def check_cfg_options(cfg: Config, options: Mapping[str, Any]) -> None:
             else:
                 _check_new_key(cfg, option, node, path, part)
                 break
+        else:
+            _check_value_type(option, node, value)
+
+
+def _check_value_type(option: str, old: Any, new: Any) -> None:
+    """A value replacing a number must be a number, one replacing a bool a bool (``None`` replaces and is replaced
+    by anything; strings, lists and dicts are left to what reads them)."""
+    if old is None or new is None:
+        return
+    if isinstance(old, bool):
+        expected, ok = "True or False", isinstance(new, bool)
+    elif isinstance(old, int):
+        expected, ok = "an integer", isinstance(new, int) and not isinstance(new, bool)
+    elif isinstance(old, float):
+        expected, ok = "a number", isinstance(new, (int, float)) and not isinstance(new, bool)
+    else:
+        return
+    if not ok:
+        raise UserError(f"{option}: expected {expected}, like the value it replaces ({old!r})")
 
 
 def _dotted(path: Sequence[Union[str, int]]) -> str:
@@ -179,9 +201,11 @@ def _check_new_key(cfg: Config, option: str, node: Mapping, path: tuple, part: s
 
 
 def check_training_options(cfg: Config) -> None:
-    """The train loop's lengths and intervals are integers (at least 1; ``val_begin`` at least 0) and the optimiser
+    """The train / val batch sizes and the train loop's lengths and intervals are integers (at least 1; ``val_begin``
+    at least 0) and the optimiser
     config builds: a dry build on one dummy parameter catches unknown keywords and invalid values (lr < 0, betas
     outside [0, 1), ...) before the Runner is made."""
+    check_batch_sizes(cfg, ("train_dataloader", "val_dataloader"))
     loop = cfg.get("train_cfg") or {}
     for key in ("max_epochs", "max_iters", "val_interval", "val_begin"):
         value = loop.get(key)
@@ -201,6 +225,81 @@ def check_training_options(cfg: Config) -> None:
             raise UserError(f"optim_wrapper.optimizer={dict(optimizer)!r}: {err}") from err
         except RuntimeError:  # device-dependent (e.g. fused=True on a CPU tensor): the Runner's build decides
             pass
+
+
+def check_batch_sizes(cfg: Config, loaders: Sequence[str]) -> None:
+    """The ``batch_size`` of each of ``loaders`` that sets one is an integer of at least 1."""
+    for name in loaders:
+        loader = cfg.get(name)
+        if isinstance(loader, Mapping) and "batch_size" in loader:
+            value = loader["batch_size"]
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise UserError(f"{name}.batch_size={value!r}: must be an integer of at least 1")
+
+
+def model_num_classes(cfg: Config) -> Optional[int]:
+    """The class count the config's model is built with (``model.num_classes``, else the backbone's), None if it
+    sets none."""
+    model = cfg.get("model") or {}
+    for node in (model, model.get("backbone") or {}):
+        value = node.get("num_classes") if isinstance(node, Mapping) else None
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value
+    return None
+
+
+def _class_folders(dataset: Mapping) -> Optional[int]:
+    """The number of class folders an ImageNetFolder dataset config reads (None for other datasets or a missing
+    folder)."""
+    if dataset.get("type") not in ("ImageNetFolder", *filter(None, [_registered_dataset("ImageNetFolder")])):
+        return None
+    folder = osp.join(str(dataset.get("root", "")), str(dataset.get("split", "train")))
+    if not osp.isdir(folder):
+        return None
+    return sum(entry.is_dir() for entry in os.scandir(folder))
+
+
+def _registered_dataset(name: str):
+    from mmengine.registry import DATASETS
+    return DATASETS.get(name)
+
+
+def check_class_counts(cfg: Config, loaders: Sequence[str], evaluators: Sequence[str]) -> None:
+    """Before anything is built: an image-folder dataset of ``loaders`` with more class folders than the model has
+    classes (its labels would fall outside the logits), and a top-k of the ``evaluators`` (TopKAccuracy) with k at
+    least the class count (every prediction would be a hit: 100 without meaning). The class count is the dataset's
+    class folders where known, else the model's ``num_classes``."""
+    classes = model_num_classes(cfg)
+    for name in loaders:
+        loader = cfg.get(name)
+        dataset = loader.get("dataset") if isinstance(loader, Mapping) else None
+        found = _class_folders(dataset) if isinstance(dataset, Mapping) else None
+        if found is None:
+            continue
+        if classes is not None and found > classes:
+            raise UserError(f"{name}.dataset: {osp.join(dataset['root'], dataset.get('split', 'train'))} holds "
+                            f"{found} class folders but the model has num_classes={classes}: set model.num_classes="
+                            f"{found}")
+        classes = found if classes is None else min(classes, found)
+    if classes is None:
+        return
+    for name in evaluators:
+        entries = cfg.get(name)
+        for i, entry in enumerate(entries if isinstance(entries, (list, tuple)) else [entries]):
+            if not isinstance(entry, Mapping) or entry.get("type") not in ("TopKAccuracy", _metric("TopKAccuracy")):
+                continue
+            topk = entry.get("topk", (1, 5))
+            topk = [topk] if isinstance(topk, int) else list(topk)
+            too_large = [k for k in topk if k >= classes]
+            if too_large and classes > 1:
+                where = name if not isinstance(entries, (list, tuple)) else f"{name}.{i}"
+                raise UserError(f"{where}.topk={tuple(topk)}: top-{too_large[0]} of {classes} classes counts every "
+                                f"prediction as a hit; use k below {classes}, e.g. {where}.topk=(1,)")
+
+
+def _metric(name: str):
+    from mmengine.registry import METRICS
+    return METRICS.get(name)
 
 
 def check_data_roots(cfg: Config, loaders: Sequence[str]) -> None:
@@ -234,20 +333,20 @@ def validate_training_config(cfg) -> None:
         return
     mix = cfg.model.get("mix") or []
     if isinstance(mix, dict) or not isinstance(mix, (list, tuple)):
-        raise ValueError(f"model.mix must be a list of mixer configs dict(type=..., prob=..., **options), got {mix!r}")
+        raise UserError(f"model.mix must be a list of mixer configs dict(type=..., prob=..., **options), got {mix!r}")
     if not any(entry.get("prob", 0) > 0 for entry in mix):
         return
     loader = cfg.train_dataloader
     if loader.get("batch_size", 1) < 2:
-        raise ValueError(f"train_dataloader.batch_size={loader.get('batch_size', 1)}: mixing pairs samples within a "
+        raise UserError(f"train_dataloader.batch_size={loader.get('batch_size', 1)}: mixing pairs samples within a "
                          f"batch and needs at least 2 per process")
     if not loader.get("drop_last", False):
-        raise ValueError("train_dataloader.drop_last must be True when mixing: a last batch of one sample cannot be "
+        raise UserError("train_dataloader.drop_last must be True when mixing: a last batch of one sample cannot be "
                          "mixed")
 
 
 def check_cache_sampler(cfg) -> None:
-    """ValueError when a dataloader of the config ``cfg`` (train/val/test) reads an ImageNetZip with
+    """UserError when a dataloader of the config ``cfg`` (train/val/test) reads an ImageNetZip with
     ``cache_mode='part'`` through a sampler other than RankLocalSampler (either given by name or as the class, which
     is looked up in mmengine's root registries: the engine does not import the data package)."""
     from mmengine.registry import DATA_SAMPLERS, DATASETS
@@ -258,6 +357,6 @@ def check_cache_sampler(cfg) -> None:
         dataset, sampler = loader.get("dataset") or {}, (loader.get("sampler") or {}).get("type")
         if dataset.get("type") in zip_types and dataset.get("cache_mode") == "part" and \
                 sampler not in local_samplers:
-            raise ValueError(f"{key}: ImageNetZip(cache_mode='part') caches only each rank's own shard, but the "
+            raise UserError(f"{key}: ImageNetZip(cache_mode='part') caches only each rank's own shard, but the "
                              f"sampler {getattr(sampler, '__name__', sampler)!r} deals every rank other indices: use "
                              f"sampler=dict(type='RankLocalSampler') (or cache_mode 'full' / 'no')")

@@ -26,8 +26,9 @@ from mmengine.logging import print_log
 from classification.engine import lifecycle
 from classification.engine.atomic import atomic_write_text
 from classification.engine.checkpoints import install_safe_checkpoint_loading
-from classification.engine.config_check import (apply_cfg_options, check_cache_sampler, check_data_roots,
-                                                check_training_options, load_config, validate_training_config)
+from classification.engine.config_check import (apply_cfg_options, check_batch_sizes, check_cache_sampler,
+                                                check_class_counts, check_data_roots, check_training_options,
+                                                load_config, validate_training_config)
 from classification.engine.distributed import init_distributed
 from classification.engine.errors import MissingPathError, UserError
 from classification.engine.host import adapt_config_to_host, apply_default_num_workers, configure_threads
@@ -75,6 +76,9 @@ UPSTREAM_WARNINGS = [
      "mmseg.engine.hooks.visualization_hook"),
     # mmseg's LoadAnnotations warns whenever reduce_zero_label is given, as the reference pipelines (and ours) do
     ("`reduce_zero_label` will be deprecated", "mmseg.datasets.transforms.loading"),
+    # torch's DataLoader when a GPU config (pin_memory=True, e.g. the ImageNet folder configs) runs on a CPU-only
+    # host: pinning is skipped, nothing else changes
+    ("'pin_memory' argument is set as true but no accelerator is found", "torch.utils.data.dataloader"),
 ]
 
 
@@ -208,6 +212,7 @@ def prepare_config(config: Union[str, Config], *, work_dir: Optional[str] = None
     (:func:`classification.engine.config_check.check_data_roots`)."""
     cfg = _loaded(config, cfg_options)
     check_training_options(cfg)
+    check_class_counts(cfg, ("train_dataloader", "val_dataloader"), ("val_evaluator",))
     _schedule_length(cfg, epochs, cfg_options)
     cfg.launcher = launcher
     cfg.work_dir = work_dir or cfg.get("work_dir") or _default_work_dir(cfg)
@@ -292,6 +297,8 @@ def prepare_test_config(config: Union[str, Config], checkpoint: str, *, work_dir
     ``work_dirs/<config name>/test`` unless given, host adaptation, the loader-worker cap and the run-summary hook.
     MissingPathError for a missing checkpoint."""
     cfg = _loaded(config, cfg_options)
+    check_batch_sizes(cfg, ("test_dataloader",))
+    check_class_counts(cfg, ("test_dataloader",), ("test_evaluator",))
     if not osp.isfile(checkpoint):
         raise MissingPathError(f"checkpoint not found: {checkpoint}")
     cfg.launcher = launcher

@@ -5,7 +5,8 @@ and a console a person can read.
   shapes must fit; ``load_from_partial`` key patterns excuse keys of a ``load_from``, never of a resume). A classifier's
   ``load_from`` (and ``tools/test.py``) also reads bare classifier layouts
   (:mod:`classification.engine.checkpoint_sources`) into its ``backbone``. ``--resume auto`` finds its checkpoint with
-  :func:`latest_checkpoint`.
+  :func:`latest_checkpoint`; a resume reads and deletes only the work dir's own checkpoints (:meth:`MixProRunner.resume`).
+- A data loader without a single batch is one line (:meth:`MixProRunner.build_dataloader`).
 - The console leaves out what only a debugging reader needs (system environment, whole config, hook table, parameter
   group options) and known harmless upstream notices (:data:`CONSOLE_HIDDEN`); the log file
   ``<work_dir>/<timestamp>/<timestamp>.log`` keeps them; the config is written to ``<work_dir>/<config file name>``.
@@ -15,6 +16,7 @@ from __future__ import annotations
 import logging
 import re
 
+from mmengine.dist import get_world_size
 from mmengine.logging import print_log
 from mmengine.model import BaseTTAModel, is_model_wrapper
 from mmengine.registry import MODELS, RUNNERS
@@ -24,6 +26,7 @@ from mmengine.runner.checkpoint import CheckpointLoader
 from classification.engine.checkpoint_sources import classifier_source
 from classification.engine.checkpoints import (checkpoint_state, latest_checkpoint, load_state_dict_strict,
                                                own_checkpoint)
+from classification.engine.errors import UserError
 
 # message-hub entries of mmengine 0.10.7's CheckpointHook (hooks/checkpoint_hook.py) that it reads back after a
 # resume: 'best_ckpt' (or 'best_ckpt_<metric>' with several metrics) names the best checkpoint, which
@@ -64,6 +67,24 @@ class MixProRunner(Runner):
                 if not any(isinstance(f, HideStartupDetails) for f in handler.filters):
                     handler.addFilter(HideStartupDetails())
         return logger
+
+    @staticmethod
+    def build_dataloader(dataloader, seed=None, diff_rank_seed: bool = False):
+        """mmengine's; a loader without a single batch (a dataset smaller than the global batch with
+        ``drop_last=True``) is a UserError naming the sizes, before mmengine fails on an epoch of 0 iterations."""
+        built = Runner.build_dataloader(dataloader, seed=seed, diff_rank_seed=diff_rank_seed)
+        try:
+            empty = len(built) == 0
+        except TypeError:  # an iterable dataset without a length
+            empty = False
+        if empty:
+            dataset = built.dataset
+            size = built.batch_size or getattr(built.batch_sampler, "batch_size", None)
+            where = getattr(dataset, "root", None)
+            raise UserError(f"the data loader of {type(dataset).__name__}{f' ({where})' if where else ''} has no "
+                            f"batch: {len(dataset)} samples, fewer than one batch of {size} per process × "
+                            f"{get_world_size()} process(es) with drop_last=True; lower its batch_size or add samples")
+        return built
 
     def load_or_resume(self) -> None:
         """mmengine's, with the checkpoint of ``resume=True`` (no ``load_from``) found by :func:`latest_checkpoint`;

@@ -26,6 +26,7 @@ from classification.data.fashion_mnist import FASHION_MNIST_ROOT
 from classification.engine import lifecycle
 from classification.engine.checkpoints import install_safe_checkpoint_loading
 from classification.engine.config_check import load_config
+from classification.engine.errors import MissingPathError
 from classification.engine.host import ROOT, configure_threads, usable_cores
 from classification.engine.launch import filter_upstream_warnings, prepare_config
 from classification.experiments.stages import Stage, run_stages
@@ -66,8 +67,8 @@ def pretrain_config(config: str, epochs: int, work_dir: str, quick: bool = False
     images per split."""
     cfg = load_config(config)
     if not osp.isdir(cfg.train_dataloader.dataset.get("root", FASHION_MNIST_ROOT)):
-        raise SystemExit(f"Fashion-MNIST not found at {FASHION_MNIST_ROOT}: run `make setup` as root "
-                         f"(it installs the Debian package dataset-fashion-mnist)")
+        raise MissingPathError(f"Fashion-MNIST not found at {FASHION_MNIST_ROOT}: run `make setup` as root "
+                               f"(it installs the Debian package dataset-fashion-mnist)")
     _progress_hooks(cfg)
     cfg.default_hooks.logger.interval = 100
     cfg.train_cfg.val_interval = epochs
@@ -249,7 +250,7 @@ def main(argv=None) -> dict:
             if earlier:
                 results["pretrain"] = earlier
         if {"segmentation", "detection"} & set(stages) and not osp.isfile(ckpt):
-            raise SystemExit(f"{ckpt} not found: run the pretrain stage first (--stages pretrain)")
+            raise MissingPathError(f"{ckpt} not found: run the pretrain stage first (--stages pretrain)")
     downstream = [s for s in ("segmentation", "detection") if s in stages]
     if downstream:
         ensure_composite(data_root, args.quick)  # once, before any worker reads it

@@ -8,7 +8,8 @@ soon as its ``after`` stages have finished, with ``OMP_NUM_THREADS`` / ``MKL_NUM
 at usable cores // ``jobs`` (at least 1); ``local=True`` stages run in this process, with its threads, while no worker
 runs (measured trade-off: docs/benchmarks.md, "make demo in about 10 minutes"). A failing worker stops the run: the
 others are terminated and :class:`StageError` names the stage and carries its traceback (or the exit code of a worker
-that died without a result); a stage that raised ``SystemExit`` ends the run with that message.
+that died without a result); a stage that raised ``SystemExit`` ends the run with that message, one that raised a
+:class:`~classification.engine.errors.UserError` with that error (one line) naming the stage.
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import wait
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
+from classification.engine.errors import UserError
 from classification.engine.host import usable_cores
 
 __all__ = ["Stage", "StageRun", "StageError", "run_stages"]
@@ -76,7 +78,8 @@ def _check(stages: Sequence[Stage], jobs: int) -> None:
 
 
 def _worker(conn, fn: Callable, kwargs: dict, threads: int, initializer: Optional[Callable]) -> None:
-    """Entry point of a spawned worker: sends ``("ok", result)``, ``("exit", message)`` or ``("error", traceback)``."""
+    """Entry point of a spawned worker: sends ``("ok", result)``, ``("exit", message)``, ``("user", message)`` or
+    ``("error", traceback)``."""
     try:
         import torch
         torch.set_num_threads(threads)
@@ -85,6 +88,8 @@ def _worker(conn, fn: Callable, kwargs: dict, threads: int, initializer: Optiona
         message = ("ok", fn(**kwargs))
     except SystemExit as exc:
         message = ("exit", str(exc.code))
+    except UserError as exc:
+        message = ("user", str(exc))
     except BaseException:
         message = ("error", traceback.format_exc())
     try:
@@ -147,6 +152,8 @@ def run_stages(stages: Sequence[Stage], jobs: int = 1, initializer: Optional[Cal
                 process.join()
                 if kind == "exit":
                     raise SystemExit(f"stage {stage.name!r}: {payload}")
+                if kind == "user":
+                    raise UserError(f"stage {stage.name!r}: {payload}")
                 if kind == "error":
                     raise StageError(stage.name, payload)
                 runs[stage.name] = StageRun(payload, process.pid, started, time.time() - t0)

@@ -22,6 +22,7 @@ import sys
 import time
 from typing import Dict, Optional
 
+from classification.engine.errors import UserError, run_tool
 from classification.engine.host import ROOT, environment, usable_cores
 
 from . import downstream, runs
@@ -175,7 +176,7 @@ def _pick(spec: Optional[str], choices, what: str) -> list:
         return list(choices)
     chosen = [c.strip() for c in spec.split(",") if c.strip()]
     if not chosen or any(c not in choices for c in chosen) or len(set(chosen)) != len(chosen):
-        raise SystemExit(f"{what} {spec!r}: choose distinct names from {', '.join(choices)}")
+        raise UserError(f"{what} {spec!r}: choose distinct names from {', '.join(choices)}")
     return [c for c in choices if c in chosen]
 
 
@@ -204,6 +205,8 @@ def downstream_main(args: argparse.Namespace, argv, t_start: float) -> Dict[str,
               f"{runs.show_path(args.pretrain_root)}), {args.jobs} at a time", flush=True)
         try:
             downstream.run_plan(plan, args.jobs)
+        except UserError:  # a mistake (e.g. a work dir in use): one line as it is
+            raise
         except Exception as err:  # StageError: the finished runs keep their results
             raise SystemExit(f"{err}\nfinished runs keep their result.json: rerun the same command to continue")
         ran = len(plan.stages)
@@ -229,4 +232,4 @@ def downstream_main(args: argparse.Namespace, argv, t_start: float) -> Dict[str,
 
 
 if __name__ == "__main__":
-    main()
+    run_tool(main)

@@ -31,6 +31,7 @@ from mmengine.hooks import Hook
 from classification.engine import lifecycle
 from classification.engine.atomic import atomic_write_text
 from classification.engine.checkpoints import install_safe_checkpoint_loading
+from classification.engine.errors import UserError
 from classification.engine.host import ROOT, USER_THREAD_VARIABLES, configure_threads, default_num_threads
 from classification.engine.launch import prepare_config
 from classification.experiments.robustness.evaluate import evaluate_robustness
@@ -160,15 +161,15 @@ def resolve_methods(spec: Optional[str], config_dir: str = CONFIG_DIR) -> List[s
     if not spec or spec.strip() == "all":
         methods = default_methods(config_dir) if not spec else discover_methods(config_dir)
         if not methods:
-            raise SystemExit(f"no {CONFIG_PREFIX}*{CONFIG_SUFFIX} config in {config_dir}")
+            raise UserError(f"no {CONFIG_PREFIX}*{CONFIG_SUFFIX} config in {config_dir}")
         return methods
     methods = [m.strip() for m in spec.split(",") if m.strip()]
     missing = [m for m in methods if not osp.isfile(config_path(m, config_dir))]
     if missing:
-        raise SystemExit(f"no config for method(s) {missing}: expected "
-                         f"{config_path(missing[0], config_dir)}; available: {discover_methods(config_dir)}")
+        raise UserError(f"no config for method(s) {missing}: expected "
+                        f"{config_path(missing[0], config_dir)}; available: {discover_methods(config_dir)}")
     if len(set(methods)) != len(methods):
-        raise SystemExit(f"--methods names a method twice: {spec}")
+        raise UserError(f"--methods names a method twice: {spec}")
     return methods
 
 
@@ -180,7 +181,7 @@ def resolve_set_labels(exp_set: "ExperimentSet", spec: Optional[str]) -> List[st
     chosen = [m.strip() for m in spec.split(",") if m.strip()]
     unknown = [m for m in chosen if m not in labels]
     if unknown or len(set(chosen)) != len(chosen):
-        raise SystemExit(f"--methods {spec!r} for --set {exp_set.name}: choose distinct labels from {labels}")
+        raise UserError(f"--methods {spec!r} for --set {exp_set.name}: choose distinct labels from {labels}")
     return chosen
 
 
@@ -216,9 +217,9 @@ def parse_seeds(spec: str) -> List[int]:
     try:
         seeds = [int(s) for s in spec.split(",") if s.strip()]
     except ValueError:
-        raise SystemExit(f"--seeds takes comma-separated integers, got {spec!r}") from None
+        raise UserError(f"--seeds takes comma-separated integers, got {spec!r}") from None
     if not seeds or len(set(seeds)) != len(seeds):
-        raise SystemExit(f"--seeds needs distinct integers, got {spec!r}")
+        raise UserError(f"--seeds needs distinct integers, got {spec!r}")
     return seeds
 
 
