@@ -1,7 +1,7 @@
 """The command line of ``tools/reproduce.py`` (and of one run in its own process: ``python -m
 classification.experiments.reproduction.cli run-one ...``).
 
-    python tools/reproduce.py [--set default|pal-ablation|tokens64|downstream] [--methods none,baseline,...|all]
+    python tools/reproduce.py [--set default|pal-ablation|tokens64|vit-methods|downstream] [--methods none,...|all]
                               [--seeds 0,1,2] [--budget 0.3] [--out docs/results.md] [--plot docs/results.png]
                               [--work-root work_dirs/reproduce] [--jobs N] [--force] [--keep-going] [--report-only]
                               [--cfg-options key=value ...]
