@@ -95,3 +95,63 @@ def test_partial_loading_keeps_a_rearranged_tensor_at_its_initial_value():
     assert torch.equal(after["fc.weight"], before["fc.weight"])
     for k in ("fc.bias", "conv.weight", "conv.bias", "pos"):
         assert torch.equal(after[k], state[k]), k
+
+
+def test_missing_keys_named_in_partial_stay_initial_and_the_report_is_logged(monkeypatch):
+    """``partial`` as one string or a list excuses missing keys too; the report names the source and goes to the
+    current logger."""
+    from classification.engine import checkpoints
+
+    logged = []
+    monkeypatch.setattr(checkpoints, "print_log", lambda msg, **kw: logged.append((msg, kw)))
+    model = Net()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    state = {k: torch.randn_like(v) for k, v in before.items() if k != "pos"}
+    for partial in ("pos", ["pos"]):
+        report = load_state_dict_strict(model, state, "ckpt.pth", partial=partial)
+        assert (report.source, report.loaded, report.kept_initial, report.dropped) == ("ckpt.pth", 4, ["pos"], [])
+        assert torch.equal(model.pos, before["pos"]) and torch.equal(model.fc.weight, state["fc.weight"])
+        assert logged[-1] == ("loaded 4 tensors from ckpt.pth; partial loading kept 1 at their initial values: pos",
+                              dict(logger="current"))
+
+
+def test_the_error_advises_loading_a_fitting_checkpoint_unless_given_a_hint():
+    model = Net()
+    state = {k: torch.randn_like(v) for k, v in model.state_dict().items() if k != "pos"}
+    with pytest.raises(CheckpointMismatchError, match=r"ckpt.pth does not fit Net: 1 missing from the checkpoint: "
+                                                      r"pos\. Load a checkpoint of this model; to leave keys"):
+        load_state_dict_strict(model, state, "ckpt.pth")
+    with pytest.raises(CheckpointMismatchError, match=r"pos\. Convert it first; to leave keys"):
+        load_state_dict_strict(model, state, "ckpt.pth", hint="Convert it first")
+
+
+class Versioned(nn.Module):
+    """A module whose loading reads its state-dict version from ``_metadata`` (as BatchNorm does)."""
+    _version = 2
+
+    def __init__(self):
+        super().__init__()
+        self.w = nn.Parameter(torch.zeros(2))
+        self.seen_versions = []
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, *args):
+        self.seen_versions.append(local_metadata.get("version"))
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, *args)
+
+
+def test_the_checkpoints_module_versions_reach_the_modules(tmp_path):
+    """``_metadata`` (module versions) survives checkpoint_state and the strict load: a BatchNorm of an old version
+    is upgraded by its own ``_load_from_state_dict`` only if it sees the version the checkpoint was saved with."""
+    from classification.engine.checkpoints import checkpoint_state
+
+    saved = Versioned().state_dict()
+    saved._metadata[""]["version"] = 1  # written by an older release of the module
+    state = checkpoint_state({"state_dict": saved}, "old.pth")
+    assert state._metadata[""]["version"] == 1
+    model = Versioned()
+    load_state_dict_strict(model, state, "old.pth")
+    assert model.seen_versions == [1]
+    path = tmp_path / "old.pth"
+    torch.save({"state_dict": saved}, path)
+    load_checkpoint_strict(model, str(path))
+    assert model.seen_versions == [1, 1]
