@@ -65,6 +65,11 @@ EXPECTED = {
     "tlalign": dict(method=dict(type="tlalign", alpha=1.0), smoothing=0.1),
     "smmix": dict(method=dict(type="smmix", switch_prob=0.5, mixup_alpha=0.8, min_side_ratio=0.25,
                               max_side_ratio=0.75), smoothing=0.1),
+    # "TokenMix": block masks with λ0 = 0.5 / Mixup 0.8, switch 0.5, BCE; no teacher (area weights); "MergeMix":
+    # λ ~ Beta(1, 1), the extra Mixup 0.8 CE, the last block's attention read through its own patch map
+    "tokenmix-area": dict(method=dict(type="tokenmix-area", switch_prob=0.5, mixup_alpha=0.8, lam=0.5), smoothing=0.1),
+    "mergemix": dict(method=dict(type="mergemix", alpha=1.0, mixup_alpha=0.8, official_last_merge=False),
+                     smoothing=0.1),
 }
 
 # "MaskMix": 32-px cells for patch-16 models at 224 px (DeiT, PVT, CaiT, XCiT; the token stride of MS-MLP and of
