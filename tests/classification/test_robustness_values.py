@@ -71,8 +71,8 @@ def recorded(tmp_path_factory):
     spies = []
     real = evaluate.load_classifier
 
-    def spied(cfg, checkpoint):
-        spies.append(Spy(real(cfg, checkpoint)))
+    def spied(cfg, checkpoint, **options):
+        spies.append(Spy(real(cfg, checkpoint, **options)))
         return spies[-1]
 
     with pytest.MonkeyPatch.context() as patch:
@@ -114,3 +114,36 @@ def test_shuffled_images_are_a_permutation_of_whole_cells(recorded):
             assert bool(match[0].any(-1).all()) and sorted(perm.tolist()) == list(range(grid * grid)), grid
             assert torch.equal(shuffled[rows], clean[rows][:, perm]), grid
             assert perm.tolist() != list(range(grid * grid)), grid  # a draw that moves nothing would prove nothing
+
+
+def test_geometry_checks_refuse_each_bad_side_and_accept_the_smallest_cells():
+    """(survivors of make mutate on suites.py) one side that does not divide is enough to refuse; a size of 0 is a
+    ValueError, not a division by zero; 1-px patches and a 1×1 shuffle grid are legal."""
+    from classification.experiments.robustness.suites import drop_patches, patch_grid, shuffle_patches
+
+    for size in ((32, 30), (30, 32)):
+        with pytest.raises(ValueError, match=f"patch size 8 does not divide the {size[0]}x{size[1]} input"):
+            patch_grid(size, 8)
+        with pytest.raises(ValueError, match=f"a 4x4 grid does not divide the {size[0]}x{size[1]} input"):
+            shuffle_patches(torch.zeros(1, 1, *size), 4)
+    with pytest.raises(ValueError, match="patch size 0 does not divide"):
+        patch_grid((32, 32), 0)
+    with pytest.raises(ValueError, match="a 0x0 grid does not divide"):
+        shuffle_patches(torch.zeros(1, 1, 4, 4), 0)
+    assert patch_grid((4, 6), 1) == (4, 6)
+    x = torch.rand(2, 3, 4, 6)
+    assert torch.equal(shuffle_patches(x, 1), x)
+    assert int((drop_patches(x, 1, 5, torch.Generator().manual_seed(0))[0, 0] == 0).sum()) == 5
+
+
+def test_drop_patches_takes_every_count_up_to_the_whole_grid_and_keeps_the_dtype():
+    from classification.experiments.robustness.suites import drop_patches, num_patches_to_drop
+
+    x = torch.rand(2, 3, 16, 16) + 0.1
+    assert torch.equal(drop_patches(x, 4, 16), torch.zeros_like(x))  # ratio 1.0: all 16 cells
+    with pytest.raises(ValueError, match=r"num_drop=17 outside 0\.\.16 \(a 4x4 grid of 4-px patches\)"):
+        drop_patches(x, 4, 17)
+    for dtype in (torch.bfloat16, torch.float16, torch.float64):
+        assert drop_patches(x.to(dtype), 4, 3).dtype == dtype
+    with pytest.raises(ValueError, match=r"drop ratio must be in \[0, 1\], got 1.5"):
+        num_patches_to_drop(16, 1.5)
