@@ -147,3 +147,25 @@ def test_drop_patches_takes_every_count_up_to_the_whole_grid_and_keeps_the_dtype
         assert drop_patches(x.to(dtype), 4, 3).dtype == dtype
     with pytest.raises(ValueError, match=r"drop ratio must be in \[0, 1\], got 1.5"):
         num_patches_to_drop(16, 1.5)
+
+
+def test_split_normalize_takes_out_exactly_the_one_normalisation():
+    """(survivors of make mutate on suites.py) a bare Normalize, a Compose without one (identity: mean 0, std 1),
+    and the refusals: two Normalize steps, a nested Compose, a transform that is no Compose."""
+    from torchvision import transforms as T
+
+    from classification.experiments.robustness.suites import split_normalize
+
+    norm = T.Normalize((0.5, 0.4, 0.3), (0.2, 0.25, 0.3))
+    assert split_normalize(norm) == (None, (0.5, 0.4, 0.3), (0.2, 0.25, 0.3))
+    rest, mean, std = split_normalize(T.Compose([T.ToTensor()]))
+    assert (mean, std) == ((0.0,), (1.0,)) and [type(t) for t in rest.transforms] == [T.ToTensor]
+    assert split_normalize(None) == (None, (0.0,), (1.0,))
+    twice = T.Compose([T.ToTensor(), norm, norm])
+    with pytest.raises(ValueError, match=r"normalises 2 times; expected at most once"):
+        split_normalize(twice)
+    with pytest.raises(ValueError, match="nests a Compose; cannot locate its normalisation"):
+        split_normalize(T.Compose([T.Compose([T.ToTensor()]), norm]))
+    with pytest.raises(ValueError, match="cannot take the normalisation out of transform .*: expected a torchvision "
+                                         "Compose"):
+        split_normalize(lambda img: img)
