@@ -228,15 +228,17 @@ def read_target(scratch: Path, target: Target) -> Dict[str, List[str]]:
 
 
 def mutate_module(target: Target, budget_s: float, fresh: bool = False) -> ModuleResult:
-    """Run mutmut on ``target`` for at most ``budget_s`` seconds: a whole module re-checks its earlier survivors
-    first (the tests may have changed since), then the mutants not checked yet; selected functions are re-checked
-    in full. The log is ``work_dirs/mutate/<module>/mutmut.log``."""
+    """Run mutmut on ``target`` for at most ``budget_s`` seconds: earlier survivors are re-checked first (the tests
+    may have changed since), then the mutants not checked yet. The log is ``work_dirs/mutate/<module>/mutmut.log``."""
     scratch = prepare_scratch(target.module, fresh)
     start = time.monotonic()
     stopped = False
     with open(scratch / "mutmut.log", "a") as log:
-        if target.functions:
-            stopped = _mutmut(scratch, ["run", "--max-children", "1", *target.globs()], budget_s, log)
+        if target.functions:  # named mutants always run again: after the first run, name the open ones only
+            verdicts = read_target(scratch, target)
+            names = verdicts.get("survived", []) + verdicts.get("not checked", []) if verdicts else target.globs()
+            if names:
+                stopped = _mutmut(scratch, ["run", "--max-children", "1", *names], budget_s, log)
         else:
             survivors = read_verdicts(scratch, target.module).get("survived", [])
             if survivors:
