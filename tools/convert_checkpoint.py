@@ -3,6 +3,7 @@
 downstream backbone.
 
     python tools/convert_checkpoint.py SRC DST --to {mmseg-vit,mmdet-pvt,timm,safetensors} [--img-size H W] [--ema]
+                                      [--keep-head]
 
 Targets, key mapping and the report: :mod:`classification.transfer.convert`.
 """

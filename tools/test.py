@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Evaluate a checkpoint with a config's test set and evaluator (classification: top-1/top-5).
 
-    python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--show-config] [--cfg-options ...]
+    python tools/test.py CONFIG CHECKPOINT [--ema] [--work-dir DIR] [--show-config] [--cfg-options ...]
                          [--launcher {none,pytorch,slurm}]
 
 Prints the metrics and writes them to <work-dir>/metrics.json. The options and the run are defined in

@@ -2,7 +2,7 @@
 """A PNG grid of training images mixed by MaskMix across a range of λ, each with its labels, λ_area, λ_attn and the
 PAL λ, from a trained classifier.
 
-    python tools/visualize.py CONFIG CHECKPOINT [--out maskmix_grid.png] [--num 16] [--seed 0]
+    python tools/visualize.py CONFIG CHECKPOINT [--out maskmix_grid.png] [--num 16] [--seed 0] [--ema]
 
 The grid and its options: :mod:`classification.experiments.visualize`.
 """

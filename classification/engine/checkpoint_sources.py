@@ -6,7 +6,9 @@ checkpoint (``state_dict``, EMA weights in ``state_dict_ema``); timm's hub file 
 ``{'model': ...}`` releases (DeiT, the official MixPro code — its DeiT configs use patch 14 — and PVT v1; EMA in
 ``model_ema``); ``{'module': ...}``; a bare state dict. Names: timm's ViT names and the official PVT v1 names are
 this suite's own (``classification/models``), so no renaming is needed; :func:`detect_architecture` says which.
-``ema=True`` reads the EMA entry (an error naming the file when there is none). Reading is weights-only
+``ema=True`` reads the EMA entry (an error naming the file when there is none); mmengine's EMAHook saves the averaged
+weights as ``state_dict`` (the raw ones in ``ema_state_dict``), so there ``state_dict`` is the EMA copy. A file whose
+EMA copy is not read says so (:func:`ema_note`). Reading is weights-only
 (:func:`classification.engine.checkpoints.load_checkpoint_file`).
 """
 from __future__ import annotations
@@ -21,6 +23,7 @@ from classification.engine.errors import UserError
 
 PLAIN_ENTRIES = ("state_dict", "model", "module")
 EMA_ENTRIES = ("state_dict_ema", "model_ema")
+MMENGINE_EMA = "ema_state_dict"  # EMAHook: the raw weights; 'state_dict' holds the averaged ones
 _WRAPPER_PREFIXES = ("module.", "model.")  # DDP / EMA wrappers, stripped first
 _CONTAINERS = {"state_dict": "timm train checkpoint / mmengine checkpoint ('state_dict')",
                "state_dict_ema": "timm train checkpoint, EMA weights ('state_dict_ema')",
@@ -74,7 +77,7 @@ def classifier_source(checkpoint: Any, path: str, ema: bool = False) -> Checkpoi
     """The classifier state inside a loaded ``checkpoint`` (see the module docstring); ``path`` names it in errors."""
     if not isinstance(checkpoint, dict):
         raise UserError(f"{path} holds no state dict of tensors")
-    entries = EMA_ENTRIES if ema else PLAIN_ENTRIES
+    entries = EMA_ENTRIES if ema and not is_mmengine_ema(checkpoint) else PLAIN_ENTRIES
     entry = next((e for e in entries if isinstance(checkpoint.get(e), dict)), None)
     if ema and entry is None:
         raise UserError(f"{path} has no EMA weights (no {' / '.join(map(repr, EMA_ENTRIES))} entry; it holds "
@@ -96,11 +99,26 @@ def classifier_source(checkpoint: Any, path: str, ema: bool = False) -> Checkpoi
         container = "safetensors (timm hub format)"
     else:
         container = _CONTAINERS[entry]
-    notes = []
-    other = [e for e in EMA_ENTRIES if not ema and isinstance(checkpoint.get(e), dict)]
-    if other:
-        notes.append(f"the file also holds EMA weights ('{other[0]}'); --ema (pretrained: ema=True) reads those")
-    return CheckpointSource(path, f"{container}, {_names(state)}", state, dropped, notes)
+    note = ema_note(checkpoint, path, ema)
+    return CheckpointSource(path, f"{container}, {_names(state)}", state, dropped, [note] if note else [])
+
+
+def is_mmengine_ema(checkpoint: Any) -> bool:
+    """Whether ``checkpoint`` was saved with mmengine's EMAHook (``state_dict`` = the averaged weights)."""
+    return isinstance(checkpoint, dict) and isinstance(checkpoint.get(MMENGINE_EMA), dict)
+
+
+def ema_note(checkpoint: Any, path: str, ema: bool) -> Optional[str]:
+    """One line when a weight copy of ``checkpoint`` goes unused: its EMA weights (timm's ``state_dict_ema``,
+    DeiT's ``model_ema``) when ``ema`` is off, or, for an EMAHook checkpoint, which copy its ``state_dict`` is."""
+    if is_mmengine_ema(checkpoint):
+        return (f"{path} was saved with EMAHook: its state_dict holds the EMA (averaged) weights, which are used; the "
+                f"raw weights ('{MMENGINE_EMA}') are not")
+    other = [e for e in EMA_ENTRIES if isinstance(checkpoint, dict) and isinstance(checkpoint.get(e), dict)]
+    if other and not ema:
+        return (f"{path} also holds EMA weights ('{other[0]}'), which are not used: --ema (pretrained: ema=True) "
+                f"reads those")
+    return None
 
 
 def read_checkpoint_source(path: str, ema: bool = False) -> CheckpointSource:

@@ -26,7 +26,7 @@ from classification.engine.errors import MissingPathError, UserError
 
 # keys mmengine or we read besides the Runner's parameters (Runner.from_cfg / Runner / classification.engine.host)
 ROOT_EXTRAS = {"custom_imports", "model_wrapper_cfg", "runner_type", "compile", "activation_checkpointing",
-               "efficient_conv_bn_eval", "load_from_partial"}
+               "efficient_conv_bn_eval", "load_from_partial", "load_from_ema"}
 # keys the builders take out of a section before calling its constructor
 SECTION_EXTRAS = {"optim_wrapper": {"constructor", "paramwise_cfg"}, "param_scheduler": {"convert_to_iter_based"},
                   "default_hooks": {"priority"}, "custom_hooks": {"priority"}, "train_cfg": {"by_epoch"}}

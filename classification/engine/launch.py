@@ -49,11 +49,12 @@ the distributed launch uses gloo.
 
 TEST_USAGE = """Evaluate a checkpoint with a config's test set and evaluator (classification: top-1/top-5).
 
-    python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--show-config] [--cfg-options ...]
+    python tools/test.py CONFIG CHECKPOINT [--ema] [--work-dir DIR] [--show-config] [--cfg-options ...]
                          [--launcher {none,pytorch,slurm}]
 
-Prints the metrics and writes them to <work-dir>/metrics.json (default work dir: work_dirs/<config name>/test);
-mmengine also logs them to <work-dir>/<timestamp>/<timestamp>.log and <timestamp>.json.
+--ema evaluates the checkpoint's EMA weights. Prints the metrics and writes them to <work-dir>/metrics.json (default
+work dir: work_dirs/<config name>/test); mmengine also logs them to <work-dir>/<timestamp>/<timestamp>.log and
+<timestamp>.json.
 """
 
 METRICS_FILE = "metrics.json"
@@ -286,14 +287,18 @@ def parse_test_args(argv=None) -> argparse.Namespace:
     parser.add_argument("config")
     parser.add_argument("checkpoint")
     parser.add_argument("--work-dir")
+    parser.add_argument("--ema", action="store_true",
+                        help="evaluate the checkpoint's EMA weights (timm's 'state_dict_ema', DeiT's 'model_ema'; an "
+                             "EMAHook checkpoint's state_dict already holds them)")
     _add_common_options(parser)
     return parser.parse_args(argv)
 
 
 def prepare_test_config(config: Union[str, Config], checkpoint: str, *, work_dir: Optional[str] = None,
-                        cfg_options: Optional[Mapping] = None, launcher: str = "none") -> Config:
+                        cfg_options: Optional[Mapping] = None, launcher: str = "none", ema: bool = False) -> Config:
     """The evaluation config ``tools/test.py`` runs: ``config`` (a file, or a Config changed in place) with
-    ``cfg_options`` (checked), ``load_from`` the checkpoint (strictly: no partial loading), no resume, work dir
+    ``cfg_options`` (checked), ``load_from`` the checkpoint (strictly: no partial loading; ``ema``: its EMA weights,
+    ``load_from_ema``), no resume, work dir
     ``work_dirs/<config name>/test`` unless given, host adaptation, the loader-worker cap and the run-summary hook.
     MissingPathError for a missing checkpoint."""
     cfg = _loaded(config, cfg_options)
@@ -305,6 +310,7 @@ def prepare_test_config(config: Union[str, Config], checkpoint: str, *, work_dir
     cfg.work_dir = work_dir or _default_work_dir(cfg, "test")
     cfg.load_from, cfg.resume = checkpoint, False
     cfg.pop("load_from_partial", None)
+    cfg.load_from_ema = bool(ema)
     adapt_config_to_host(cfg, launcher)
     apply_default_num_workers(cfg)
     _add_summary_hook(cfg)
@@ -339,7 +345,7 @@ def run_test(argv=None) -> dict:
     args = parse_test_args(argv)
     _start(args)
     cfg = prepare_test_config(args.config, args.checkpoint, work_dir=args.work_dir, cfg_options=args.cfg_options,
-                              launcher=args.launcher)
+                              launcher=args.launcher, ema=args.ema)
     check_data_roots(cfg, ("test_dataloader",))
     _show(cfg, args)
     finished = lifecycle.run(cfg, train=False, test=True)

@@ -23,7 +23,7 @@ from mmengine.registry import MODELS, RUNNERS
 from mmengine.runner import Runner
 from mmengine.runner.checkpoint import CheckpointLoader
 
-from classification.engine.checkpoint_sources import classifier_source
+from classification.engine.checkpoint_sources import classifier_source, ema_note, is_mmengine_ema
 from classification.engine.checkpoints import (checkpoint_state, latest_checkpoint, load_state_dict_strict,
                                                own_checkpoint)
 from classification.engine.errors import UserError
@@ -116,7 +116,9 @@ class MixProRunner(Runner):
                         revise_keys=((r"^module\.", ""),)):
         """mmengine's ``load_checkpoint`` (``after_load_checkpoint`` hooks, then the weights), always strict: see
         :func:`classification.engine.checkpoints.load_state_dict_strict`; ``strict`` is ignored. ``load_from_partial``
-        applies to ``load_from``, never to a resume."""
+        applies to ``load_from``, never to a resume; ``load_from_ema`` (``tools/test.py --ema``) reads a
+        ``load_from``'s EMA weights (:mod:`classification.engine.checkpoint_sources`), and a ``load_from`` whose EMA
+        copy goes unused says so in one line."""
         checkpoint = CheckpointLoader.load_checkpoint(filename, map_location=map_location)
         self.call_hook("after_load_checkpoint", checkpoint=checkpoint)
         model = self.model
@@ -124,15 +126,23 @@ class MixProRunner(Runner):
             model = model.module
         state = checkpoint_state(checkpoint, filename, revise_keys)
         partial = () if self._resume else list(self.cfg.get("load_from_partial") or ())
+        ema = not self._resume and bool(self.cfg.get("load_from_ema"))
         classifier = MODELS.get("MixClassifier")  # (classification.models registers it; the engine does not import it)
-        if classifier is not None and isinstance(model, classifier) and not self._resume and \
-                not any(k.startswith("backbone.") for k in state):
-            # a bare classifier (timm, a release): its tensors are the backbone's; the wrapper's own state (mix step,
-            # mixer) starts from its initial values
-            source = classifier_source(checkpoint, filename)
-            print_log(f"{filename}: {source.layout}; read into the classifier's backbone", logger="current")
-            state = {f"backbone.{k}": v for k, v in source.state.items()}
-            partial += [k for k in model.state_dict() if not k.startswith("backbone.")]
+        into_backbone = classifier is not None and isinstance(model, classifier)
+        bare = not any(k.startswith("backbone.") for k in state)
+        if not self._resume and ((ema and not is_mmengine_ema(checkpoint)) or (into_backbone and bare)):
+            # a bare classifier (timm, a release) or an EMA copy: its tensors are the backbone's; the wrapper's own
+            # state (mix step, method) starts from its initial values
+            source = classifier_source(checkpoint, filename, ema)
+            print_log(f"{filename}: {source.layout}" + ("; read into the classifier's backbone" if into_backbone
+                                                         else ""), logger="current")
+            for note in source.notes:
+                print_log(note, logger="current", level=logging.WARNING)
+            state = {f"backbone.{k}": v for k, v in source.state.items()} if into_backbone else source.state
+            if into_backbone:
+                partial += [k for k in model.state_dict() if not k.startswith("backbone.")]
+        elif not self._resume and ema_note(checkpoint, filename, ema):
+            print_log(ema_note(checkpoint, filename, ema), logger="current", level=logging.WARNING)
         load_state_dict_strict(model, state, filename, partial)
         self._has_loaded = True
         return checkpoint

@@ -1,10 +1,11 @@
 """MaskMix grid: training images mixed by MaskMix across a range of λ, each panel with its labels, λ_area, λ_attn and
 the PAL λ, from a trained classifier (``tools/visualize.py``, ``make demo``).
 
-Every panel is mixed: panel i keeps k_i of the G mask cells of its own image, k_i spread evenly over 1 … G−1
-(λ_area from about 1/G to 1 − 1/G), the cells chosen at random (``seed``); its partner is the next image of another
-class.
-The partner's cells are tinted in the picture.
+The panels are training images drawn across the classes (:func:`pick_across_classes`: a seeded draw, classes taken
+in turn), each mixed with the next panel of another class. Every panel is mixed: panel i keeps k_i of the G mask
+cells of its own image, k_i spread evenly over 1 … G−1 (λ_area from about 1/G to 1 − 1/G), the cells chosen at random
+(``seed``). The pictures are the mixed images themselves; the partner's cells are hatched and outlined (visible on
+grey and colour images alike).
 """
 from __future__ import annotations
 
@@ -82,16 +83,48 @@ def maskmix_panels(model, images: torch.Tensor, labels: torch.Tensor, seed: int 
     return MaskMixGrid(images, labels, batch, lam_attn, lam)
 
 
-def maskmix_grid(config: str, checkpoint: str, out: str, num: int = 16, seed: int = 0) -> MaskMixGrid:
-    """Write a PNG grid of the first ``num`` training images of ``config`` mixed by MaskMix (:func:`maskmix_panels`)
-    and return its data. The images are shown with the validation transform (no random augmentation); the checkpoint
-    is loaded strictly (:func:`classification.experiments.robustness.evaluate.load_classifier`)."""
+def dataset_labels(dataset) -> Optional[torch.Tensor]:
+    """(N,) every sample's label, read without decoding images where the dataset keeps them (``targets``, or
+    ImageNetFolder's ``samples``); None otherwise."""
+    if getattr(dataset, "targets", None) is not None:
+        return torch.as_tensor(dataset.targets).long().flatten()
+    samples = getattr(dataset, "samples", None)
+    if samples is not None:
+        return torch.tensor([int(label) for _, label in samples])
+    return None
+
+
+def pick_across_classes(labels: torch.Tensor, num: int, seed: int = 0) -> torch.Tensor:
+    """(num,) indices into ``labels`` (N,): a seeded shuffle, grouped by class, then the classes taken in turn
+    (class order of first appearance in the shuffle), so that consecutive picks are of different classes while
+    classes last; fewer than ``num`` when N < num."""
+    order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed))
+    queues: dict = {}
+    for i in order.tolist():
+        queues.setdefault(int(labels[i]), []).append(i)
+    picked = []
+    while len(picked) < num and any(queues.values()):
+        for queue in queues.values():
+            if queue and len(picked) < num:
+                picked.append(queue.pop(0))
+    return torch.tensor(picked)
+
+
+def maskmix_grid(config: str, checkpoint: str, out: str, num: int = 16, seed: int = 0,
+                 ema: bool = False) -> MaskMixGrid:
+    """Write a PNG grid of ``num`` training images of ``config`` (:func:`pick_across_classes`) mixed by MaskMix
+    (:func:`maskmix_panels`) and return its data. The images are shown with the validation transform (no random
+    augmentation); the checkpoint (``ema``: its EMA weights) is loaded strictly
+    (:func:`classification.experiments.robustness.evaluate.load_classifier`)."""
     if num < 2:
         raise UserError(f"--num must be at least 2 (MaskMix pairs images), got {num}")
     cfg = load_config(config)
-    model = load_classifier(cfg, checkpoint)
+    model = load_classifier(cfg, checkpoint, ema=ema)
     dataset = DATASETS.build(dict(cfg.train_dataloader.dataset, transform=cfg.val_dataloader.dataset.transform))
-    items = [dataset[i] for i in range(num)]
+    labels = dataset_labels(dataset)
+    if labels is None:  # labels only by loading: the first 8·num samples are the pool
+        labels = torch.tensor([dataset[i]["data_samples"] for i in range(min(len(dataset), 8 * num))])
+    items = [dataset[int(i)] for i in pick_across_classes(labels, num, seed)]
     images = torch.stack([it["inputs"] for it in items])
     labels = torch.tensor([it["data_samples"] for it in items])
     if images.dtype == torch.uint8:  # a uint8 transform: normalise as the config's data preprocessor does
@@ -101,8 +134,16 @@ def maskmix_grid(config: str, checkpoint: str, out: str, num: int = 16, seed: in
     return grid
 
 
+def panel_picture(image: torch.Tensor) -> torch.Tensor:
+    """A panel's picture: the (C,H,W) image scaled to [0, 1] by its own min and max, as (H,W) for one channel or
+    (H,W,C)."""
+    image = (image - image.min()) / (image.max() - image.min() + 1e-8)
+    return image.permute(1, 2, 0).squeeze(-1)
+
+
 def plot_grid(grid: MaskMixGrid, class_names: Optional[Sequence[str]], out: str) -> None:
-    """The panels, 8 per row, each titled ``own / partner class`` and ``λa λt λ``; the partner's cells tinted."""
+    """The panels, 8 per row: each mixed image (:func:`panel_picture`), titled ``own / partner class`` and ``λa λt
+    λ``, the partner's cells hatched and outlined in black and yellow."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -116,19 +157,17 @@ def plot_grid(grid: MaskMixGrid, class_names: Optional[Sequence[str]], out: str)
         ax.axis("off")
         if i >= n:
             continue
-        img = batch.images[i]
-        img = (img - img.min()) / (img.max() - img.min() + 1e-8)
-        ax.imshow(img.permute(1, 2, 0).squeeze(-1).numpy(), cmap="gray" if img.shape[0] == 1 else None,
-                  vmin=0, vmax=1)
-        partner_cells = torch.zeros(*img.shape[1:], 4)
-        partner_cells[..., :3] = torch.tensor([1.0, 0.5, 0.0])
-        partner_cells[..., 3] = 0.3 * (1 - batch.pixel_mask[i, 0])
-        ax.imshow(partner_cells.numpy())  # the partner's cells tinted orange
+        picture = panel_picture(batch.images[i])
+        ax.imshow(picture.numpy(), cmap="gray" if picture.dim() == 2 else None, vmin=0, vmax=1)
+        partner_cells = (1 - batch.pixel_mask[i, 0]).numpy()
+        ax.contourf(partner_cells, levels=[0.5, 1.5], colors="none", hatches=["////"])
+        for width, colour in ((2.2, "black"), (1.0, "yellow")):  # an outline that shows on any image
+            ax.contour(partner_cells, levels=[0.5], colors=colour, linewidths=width)
         own, other = int(grid.labels[i]), int(grid.labels[batch.partner[i]])
         attn = f"{float(grid.lam_attn[i]):.2f}" if grid.lam_attn is not None else "-"
         ax.set_title(f"{name(own)} / {name(other)}\nλa {float(batch.lam_area[i]):.2f} λt {attn} "
                      f"λ {float(grid.lam[i]):.2f}", fontsize=7)
-    fig.suptitle("MaskMix at λ_area from low to high: own / partner class (the partner's cells tinted orange); "
+    fig.suptitle("MaskMix at λ_area from low to high: own / partner class (the partner's cells hatched, outlined); "
                  "λ_area (λa), λ_attn (λt), PAL λ", fontsize=9)
     fig.tight_layout()
     fig.savefig(out, dpi=110)
@@ -141,12 +180,15 @@ def main(argv=None) -> MaskMixGrid:
     parser.add_argument("config")
     parser.add_argument("checkpoint")
     parser.add_argument("--out", default=None, help="PNG path (default: maskmix_grid.png next to the checkpoint)")
-    parser.add_argument("--num", type=int, default=16, help="panels: the first N training images (at least 2)")
-    parser.add_argument("--seed", type=int, default=0, help="which cells are mixed (λ is fixed per panel)")
+    parser.add_argument("--num", type=int, default=16,
+                        help="panels: N training images drawn across the classes (at least 2)")
+    parser.add_argument("--seed", type=int, default=0, help="which images and cells (λ is fixed per panel)")
+    parser.add_argument("--ema", action="store_true",
+                        help="the checkpoint's EMA weights (timm's 'state_dict_ema', DeiT's 'model_ema')")
     args = parser.parse_args(argv)
     install_safe_checkpoint_loading()
     out = args.out or osp.join(osp.dirname(osp.abspath(args.checkpoint)), "maskmix_grid.png")
-    grid = maskmix_grid(args.config, args.checkpoint, out, args.num, args.seed)
+    grid = maskmix_grid(args.config, args.checkpoint, out, args.num, args.seed, args.ema)
     print(f"wrote {out} ({len(grid.labels)} panels, λ_area {float(grid.batch.lam_area.min()):.2f} to "
           f"{float(grid.batch.lam_area.max()):.2f})")
     return grid

@@ -1,12 +1,13 @@
 """Convert a classification checkpoint into a downstream backbone's format (``tools/convert_checkpoint.py SRC DST
---to {mmseg-vit,mmdet-pvt,timm,safetensors} [--img-size H W] [--ema]``). SRC: any layout of
+--to {mmseg-vit,mmdet-pvt,timm,safetensors} [--img-size H W] [--ema] [--keep-head]``). SRC: any layout of
 :mod:`classification.engine.checkpoint_sources` (ours, timm's, DeiT / official MixPro / PVT v1 releases), named in the
 report.
 
 - mmseg-vit: timm ViT -> mmseg ``VisionTransformer`` names; build it with ``patch_bias=True``, ``final_norm=True``,
   LN eps 1e-6. ``--img-size H W`` resizes the position grid bicubically (logged): our configs load strictly.
 - mmdet-pvt: PVT v1 -> mmdet names through mmdet's ``pvt_convert`` (``head``, ``norm``, ``cls_token`` and the CLS
-  entry of ``pos_embed4`` dropped). timm / safetensors: the headless backbone state. CA-Swin: timm / safetensors only.
+  entry of ``pos_embed4`` dropped). timm / safetensors: the headless backbone state (``--keep-head``: with the
+  classifier head, e.g. to score converted EMA weights with tools/test.py). CA-Swin: timm / safetensors only.
 Keys outside our wrapper's ``backbone.`` are dropped; DST is written atomically; the report lists converted, dropped,
 missing, unexpected and mismatched keys. Errors print one ``error: ...`` line and exit with status 2.
 """
@@ -191,23 +192,25 @@ def convert_to_mmdet_pvt(state: StateDict) -> Tuple[StateDict, ConversionReport]
 
 
 # ------------------------------------------------------------------------------------ timm / safetensors
-def convert_to_timm(state: StateDict) -> Tuple[StateDict, ConversionReport]:
-    """The bare backbone state dict (classifier head dropped), contiguous tensors."""
+def convert_to_timm(state: StateDict, keep_head: bool = False) -> Tuple[StateDict, ConversionReport]:
+    """The bare backbone state dict (classifier head dropped unless ``keep_head``), contiguous tensors."""
     arch = detect_architecture(state)
-    kept, dropped = split_head(state)
+    kept, dropped = (OrderedDict(state), []) if keep_head else split_head(state)
     report = ConversionReport(target="timm", architecture=arch, converted=len(kept), dropped=dropped)
     return OrderedDict((k, v.contiguous()) for k, v in kept.items()), report
 
 
-def export_safetensors(state: StateDict, path: str, source: Optional[str] = None) -> ConversionReport:
-    """Write the backbone tensors of ``state`` (head dropped) to ``path`` as safetensors, atomically.
+def export_safetensors(state: StateDict, path: str, source: Optional[str] = None,
+                       keep_head: bool = False) -> ConversionReport:
+    """Write the backbone tensors of ``state`` (head dropped unless ``keep_head``) to ``path`` as safetensors,
+    atomically.
 
     Metadata: ``{"format": "pt", "source": source}``. Tensors are made contiguous; tensors sharing storage are
     copied (safetensors refuses shared storage).
     """
     from safetensors.torch import save_file
 
-    tensors, report = convert_to_timm(state)
+    tensors, report = convert_to_timm(state, keep_head)
     report.target = "safetensors"
     seen = set()
     for k, v in tensors.items():
@@ -234,13 +237,17 @@ def check_against(model: torch.nn.Module, new_state: StateDict, report: Conversi
 
 # -------------------------------------------------------------------------------------------------- CLI
 def convert_file(src: str, dst: str, to: str, img_size: Optional[Sequence[int]] = None,
-                 check: bool = True, ema: bool = False) -> ConversionReport:
-    """Read ``src`` (its EMA weights with ``ema``), convert to ``to``, check against the target model (when
-    ``check``), write ``dst``."""
+                 check: bool = True, ema: bool = False, keep_head: bool = False) -> ConversionReport:
+    """Read ``src`` (its EMA weights with ``ema``), convert to ``to`` (timm / safetensors: with the classifier head
+    when ``keep_head``, a file tools/test.py and a classifier's ``pretrained=`` read), check against the target model
+    (when ``check``), write ``dst``."""
     if to not in TARGETS:
         raise ValueError(f"unknown target {to!r}; choose from {', '.join(TARGETS)}")
     if img_size is not None and to != "mmseg-vit":
         raise ValueError("--img-size is only supported with --to mmseg-vit")
+    if keep_head and to not in ("timm", "safetensors"):
+        raise ValueError("--keep-head applies to --to timm / safetensors (the downstream backbones have no "
+                         "classifier head)")
     source = read_checkpoint_source(src, ema)
     state, outside = source.state, source.dropped
     try:
@@ -260,9 +267,12 @@ def convert_file(src: str, dst: str, to: str, img_size: Optional[Sequence[int]] 
         build = (lambda: build_mmdet_pvt(state), "mmdet PyramidVisionTransformer")
         payload = {"state_dict": new_state, "meta": meta}
     else:
-        new_state, report = convert_to_timm(state)
+        new_state, report = convert_to_timm(state, keep_head)
         report.target = to
-        build = (lambda: build_timm_backbone(state), f"headless {report.architecture} classifier backbone")
+        classes = _head_classes(state, src) if keep_head else 0
+        build = (lambda: build_timm_backbone(state, classes),
+                 f"{_type_name(report.architecture)} classifier with its {classes}-class head" if keep_head
+                 else f"headless {report.architecture} classifier backbone")
         payload = new_state
     report.layout = source.layout
     report.notes = source.notes + report.notes
@@ -279,10 +289,23 @@ def convert_file(src: str, dst: str, to: str, img_size: Optional[Sequence[int]] 
             check_against(model, new_state, report, build[1])
 
     if to == "safetensors":
-        export_safetensors(new_state, dst, source=src)
+        export_safetensors(new_state, dst, source=src, keep_head=keep_head)
     else:
         atomic_write(dst, lambda tmp: _torch_save(payload, tmp))
     return report
+
+
+def _head_classes(state: StateDict, src: str) -> int:
+    """The class count of the classifier head in ``state`` (``head.weight``: (classes, features))."""
+    head = state.get("head.weight")
+    if head is None:
+        raise ValueError(f"{src}: --keep-head, but the checkpoint has no classifier head ('head.weight')")
+    return int(head.shape[0])
+
+
+def _type_name(architecture: str) -> str:
+    return {"vit": "VisionTransformer", "pvt": "PyramidVisionTransformerV1", "ca-swin": "CASwinTransformer"}[
+        architecture]
 
 
 def _torch_save(obj, path: str) -> None:
@@ -308,11 +331,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         help="mmseg-vit only: resize the position grid for a backbone built with this img_size")
     parser.add_argument("--ema", action="store_true",
                         help="read the EMA weights (timm's 'state_dict_ema', DeiT's 'model_ema')")
+    parser.add_argument("--keep-head", action="store_true",
+                        help="timm / safetensors: keep the classifier head (a file tools/test.py can score)")
     parser.add_argument("--no-check", action="store_true", help="skip building the target model")
     args = parser.parse_args(argv)
     try:
         report = convert_file(args.src, args.dst, args.to, img_size=args.img_size, check=not args.no_check,
-                              ema=args.ema)
+                              ema=args.ema, keep_head=args.keep_head)
     except (ValueError, FileNotFoundError, OSError) as err:
         msg = _one_line(err)
         if args.src not in msg and isinstance(err, ValueError):

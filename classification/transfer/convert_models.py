@@ -81,8 +81,9 @@ def build_mmdet_pvt(state: StateDict):
         mlp_ratios=mlp, qkv_bias="block1.0.attn.q.bias" in state)
 
 
-def build_timm_backbone(state: StateDict):
-    """A headless model of our classifier family (timm ViT, our PVT v1 or CA-Swin) fitting ``state``."""
+def build_timm_backbone(state: StateDict, num_classes: int = 0):
+    """A model of our classifier family (timm ViT, our PVT v1 or CA-Swin) fitting ``state``: headless, or with a
+    ``num_classes`` head."""
     arch = detect_architecture(state)
     if arch == "ca-swin":
         from classification.models.ca_swin import CASwinTransformer
@@ -93,7 +94,7 @@ def build_timm_backbone(state: StateDict):
         class_attn = _count_blocks(state, "blocks_token_only.")
         proj = state["patch_embed.proj.weight"]
         return CASwinTransformer(
-            in_chans=proj.shape[1], patch_size=proj.shape[-1], embed_dim=proj.shape[0], num_classes=0,
+            in_chans=proj.shape[1], patch_size=proj.shape[-1], embed_dim=proj.shape[0], num_classes=num_classes,
             depths=(*swin[:-1], swin[-1] + class_attn), class_attn_depth=class_attn,
             window_size=[7 if t is None else (math.isqrt(t.shape[0]) + 1) // 2 for t in tables],
             num_heads=[1 if t is None else t.shape[1] for t in tables])
@@ -105,7 +106,7 @@ def build_timm_backbone(state: StateDict):
         sr = [state[f"block{i}.0.attn.sr.weight"].shape[-1] if f"block{i}.0.attn.sr.weight" in state else 1
               for i in range(1, 5)]
         return PyramidVisionTransformerV1(
-            img_size=grid[0] * 4, in_chans=state["patch_embed1.proj.weight"].shape[1], num_classes=0,
+            img_size=grid[0] * 4, in_chans=state["patch_embed1.proj.weight"].shape[1], num_classes=num_classes,
             embed_dims=dims, num_heads=[1] * 4,
             mlp_ratios=[state[f"block{i}.0.mlp.fc1.weight"].shape[0] / d for i, d in enumerate(dims, 1)],
             sr_ratios=sr, depths=[_count_blocks(state, f"block{i}.") for i in range(1, 5)],
@@ -118,7 +119,7 @@ def build_timm_backbone(state: StateDict):
     grid = square_grid(state["pos_embed"].shape[1] - int(has_cls), "pos_embed")
     ls = state.get("blocks.0.ls1.gamma")
     return VisionTransformer(
-        img_size=grid[0] * patch, patch_size=patch, in_chans=proj.shape[1], num_classes=0, embed_dim=embed,
+        img_size=grid[0] * patch, patch_size=patch, in_chans=proj.shape[1], num_classes=num_classes, embed_dim=embed,
         depth=_count_blocks(state, "blocks."), num_heads=1,
         mlp_ratio=state["blocks.0.mlp.fc1.weight"].shape[0] / embed, qkv_bias="blocks.0.attn.qkv.bias" in state,
         class_token=has_cls, global_pool="token" if has_cls else "avg", fc_norm=False,

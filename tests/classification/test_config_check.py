@@ -39,7 +39,7 @@ def test_unknown_cfg_options_keys_are_refused_before_anything_is_built(option, m
 
 @pytest.mark.parametrize("option", ["train_cfg.max_epochs", "model.grad_checkpointing",
                                     "optim_wrapper.accumulative_counts", "env_cfg.num_threads",
-                                    "train_dataloader.prefetch_factor", "param_scheduler.1.convert_to_iter_based",
+                                    "train_dataloader.prefetch_factor", "param_scheduler.1.last_step",
                                     "default_hooks.checkpoint.priority", "randomness.diff_rank_seed",
                                     "model.mix.0.alpha", "load_from_partial", "visualizer"])
 def test_new_keys_that_something_reads_are_accepted(option):
@@ -61,10 +61,13 @@ def test_downstream_configs_check_against_their_scope():
 
 
 def test_loop_and_optimiser_values_are_checked():
-    for value in ("abc", 0, 1.5):
-        cfg = load_config(CONFIG, {"train_cfg.max_epochs": value})
-        with pytest.raises(UserError, match=rf"train_cfg\.max_epochs={value!r}: must be an integer of at least 1"):
-            check_training_options(cfg)
+    for value in ("abc", 1.5):  # not the type of the value they replace: refused when merged
+        with pytest.raises(UserError, match=rf"train_cfg\.max_epochs={value!r}: expected an integer, like the value "
+                                            rf"it replaces \(20\)"):
+            load_config(CONFIG, {"train_cfg.max_epochs": value})
+    cfg = load_config(CONFIG, {"train_cfg.max_epochs": 0})
+    with pytest.raises(UserError, match=r"train_cfg\.max_epochs=0: must be an integer of at least 1"):
+        check_training_options(cfg)
     with pytest.raises(UserError, match=r"optim_wrapper\.optimizer=.*Invalid learning rate: -1"):
         check_training_options(load_config(CONFIG, {"optim_wrapper.optimizer.lr": -1}))
     with pytest.raises(UserError, match=r"optim_wrapper\.optimizer=.*is not in the .*optimizer registry"):

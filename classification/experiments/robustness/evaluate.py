@@ -11,6 +11,7 @@ settings run; the test set is read once per checkpoint.
 """
 from __future__ import annotations
 
+import logging
 import os.path as osp
 import sys
 import zlib
@@ -36,19 +37,23 @@ __all__ = ["load_classifier", "evaluate_robustness", "ratio_key", "grid_key", "e
 
 
 # ------------------------------------------------------------------------------------------------------- loading
-def load_classifier(cfg, checkpoint: str) -> nn.Module:
-    """The config's model with the checkpoint's weights, in eval mode, on the CPU.
+def load_classifier(cfg, checkpoint: str, ema: bool = False) -> nn.Module:
+    """The config's model with the checkpoint's weights (``ema``: its EMA weights), in eval mode, on the CPU.
 
-    The checkpoint is read weights-only (:func:`classification.models.weights.read_backbone_state`: mmengine
-    checkpoints, ``{'model': ...}`` or bare state dicts, DDP/EMA prefixes stripped) and loaded strictly into the
-    backbone (:func:`classification.engine.checkpoints.load_state_dict_strict`): a checkpoint of another architecture is
-    a CheckpointMismatchError naming the keys and shapes."""
+    The checkpoint is read weights-only (:func:`classification.engine.checkpoint_sources.read_checkpoint_source`:
+    mmengine checkpoints, timm / ``{'model': ...}`` releases or bare state dicts, DDP/EMA prefixes stripped; a
+    file whose EMA copy goes unused says so in one line) and loaded strictly into the backbone
+    (:func:`classification.engine.checkpoints.load_state_dict_strict`): a checkpoint of another architecture is a
+    CheckpointMismatchError naming the keys and shapes."""
+    from mmengine.logging import print_log
     from mmengine.registry import MODELS
+    from classification.engine.checkpoint_sources import read_checkpoint_source
     from classification.engine.checkpoints import load_state_dict_strict
-    from classification.models.weights import read_backbone_state
     model = MODELS.build(cfg.model)
-    state, _ = read_backbone_state(checkpoint)
-    load_state_dict_strict(getattr(model, "backbone", model), state, checkpoint)
+    source = read_checkpoint_source(checkpoint, ema)
+    for note in source.notes:
+        print_log(note, logger="current", level=logging.WARNING)
+    load_state_dict_strict(getattr(model, "backbone", model), source.state, checkpoint)
     return model.eval()
 
 
@@ -259,8 +264,9 @@ def evaluate_robustness(config_path: str, checkpoint: str, suites: Iterable[str]
                         shuffle_grids: Optional[Sequence[int]] = None, epsilons: Sequence[float] = DEFAULT_EPSILONS, pgd_steps: int = 10,
                         imagenet_a: Optional[str] = None, imagenet_r: Optional[str] = None,
                         imagenet_o: Optional[str] = None, imagenet_val: Optional[str] = None,
-                        progress: bool = True, name: Optional[str] = None) -> dict:
-    """Robustness of one checkpoint of ``config_path``'s model → its entry of ``robustness.json``:
+                        progress: bool = True, name: Optional[str] = None, ema: bool = False) -> dict:
+    """Robustness of one checkpoint of ``config_path``'s model (``ema``: its EMA weights) → its entry of
+    ``robustness.json``:
     ``{"checkpoint", "clean_top1", <suite>: ...}`` with only the requested suites (see the module docstring).
 
     ``batch_size`` / ``num_workers`` default to the config's test loader; ``max_samples`` keeps the first N samples
@@ -297,7 +303,7 @@ def evaluate_robustness(config_path: str, checkpoint: str, suites: Iterable[str]
         if num_classes != 1000:
             raise UserError(f"{wanted} need a 1000-class ImageNet model; the config's model has {num_classes}")
 
-    classifier = load_classifier(cfg, checkpoint)
+    classifier = load_classifier(cfg, checkpoint, ema=ema)
     token_stride = getattr(classifier, "token_stride", None) or getattr(
         getattr(classifier, "backbone", None), "token_stride", None)
     loader_cfg = _test_dataset_cfg(cfg)

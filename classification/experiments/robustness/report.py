@@ -59,6 +59,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                             help=f"class folders named by WordNet id (default {folder})")
     parser.add_argument("--imagenet-val", metavar="DIR",
                         help="in-distribution set of the ImageNet-O AUPR (default: the config's test set)")
+    parser.add_argument("--ema", action="store_true",
+                        help="evaluate the checkpoints' EMA weights (timm's 'state_dict_ema', DeiT's 'model_ema')")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser.parse_args(argv)
 
@@ -211,7 +213,8 @@ def main(argv=None) -> dict:
             attack_max_samples=args.attack_max_samples,
             num_workers=args.num_workers, amp=args.amp, seed=args.seed, occlusion_patch_size=args.patch_size,
             pgd_steps=args.pgd_steps, imagenet_a=folders["imagenet-a"], imagenet_r=folders["imagenet-r"],
-            imagenet_o=folders["imagenet-o"], imagenet_val=args.imagenet_val, progress=not args.quiet, name=name)
+            imagenet_o=folders["imagenet-o"], imagenet_val=args.imagenet_val, progress=not args.quiet, name=name,
+            ema=args.ema)
         print(f"{name}: clean top-1 {result['models'][name]['clean_top1']:.2f}% "
               f"({time.perf_counter() - start:.0f} s)", file=sys.stderr)
     notes = [f"evaluated on the first {args.max_samples} samples of each dataset"] if args.max_samples else []
