@@ -169,3 +169,15 @@ def test_split_normalize_takes_out_exactly_the_one_normalisation():
     with pytest.raises(ValueError, match="cannot take the normalisation out of transform .*: expected a torchvision "
                                          "Compose"):
         split_normalize(lambda img: img)
+
+
+@pytest.mark.gpu
+def test_perturbations_of_cuda_images_stay_on_the_gpu_and_match_the_cpu():
+    """The masks and permutations are drawn on the CPU generator and moved to the images' device."""
+    from classification.experiments.robustness.suites import drop_patches, shuffle_patches
+
+    x = torch.rand(2, 3, 16, 16)
+    for fn, arg in ((drop_patches, dict(patch_size=4, num_drop=5)), (shuffle_patches, dict(grid=4))):
+        cpu = fn(x, **arg, generator=torch.Generator().manual_seed(1))
+        gpu = fn(x.cuda(), **arg, generator=torch.Generator().manual_seed(1))
+        assert gpu.is_cuda and torch.equal(gpu.cpu(), cpu)
