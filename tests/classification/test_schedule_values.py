@@ -128,3 +128,67 @@ def test_max_epochs_alone_warns_that_the_lr_schedule_runs_past_the_new_end(monke
         cfg.train_cfg.max_epochs = max_epochs
         launch._schedule_length(cfg, None, options)
         assert logged == []
+
+
+def _shortened(schedulers, epochs, original=300, **kw):
+    from classification.engine.launch import shorten_schedule
+
+    cfg = Config(dict(train_cfg=dict(by_epoch=True, max_epochs=original, val_interval=1),
+                      param_scheduler=schedulers))
+    shorten_schedule(cfg, epochs, **kw)
+    return cfg
+
+
+def test_shorten_schedule_rules_on_hand_made_schedules():
+    """(survivors of make mutate on launch.py) the rule on the shapes configs take: a single scheduler dict,
+    schedulers without ``by_epoch`` (mmengine's default: True) or ``begin`` (0), iteration-based ones (left alone),
+    a dropped scheduler before a kept one, a longer N (the schedule then ends at N too), the default val interval."""
+    cos = dict(type="CosineAnnealingLR", begin=20, end=300, T_max=280)
+    cfg = _shortened(dict(cos, by_epoch=True), 30)
+    assert cfg.param_scheduler == [dict(cos, by_epoch=True, end=30, T_max=10)]
+    assert cfg.train_cfg.max_epochs == 30 and cfg.train_cfg.val_interval == 30  # validation once, at the end
+    assert _shortened([cos], 30, keep_val_interval=True).train_cfg.val_interval == 1
+    assert _shortened([dict(type="ConstantLR", end=300)], 30).param_scheduler == [dict(type="ConstantLR", end=30)]
+    no_begin = _shortened([dict(type="CosineAnnealingLR", end=300, T_max=300)], 30).param_scheduler
+    assert no_begin == [dict(type="CosineAnnealingLR", end=30, T_max=30)]
+    iters = dict(type="LinearLR", by_epoch=False, begin=0, end=1500)
+    assert _shortened([iters, cos], 30).param_scheduler == [iters, dict(cos, end=30, T_max=10)]
+    warm = dict(type="LinearLR", begin=0, end=20)
+    assert _shortened([cos, warm], 10).param_scheduler == [dict(warm, end=10)]  # the cosine dropped, not the rest
+    assert _shortened([warm, cos], 400).param_scheduler == [warm, dict(cos, end=400, T_max=380)]
+    assert _shortened([warm, dict(cos, end=250, T_max=230)], 400).param_scheduler == [warm, dict(cos, end=250,
+                                                                                                   T_max=230)]
+
+
+def test_schedule_length_accepts_one_epoch_and_epoch_loops_without_by_epoch():
+    from classification.engine.errors import UserError
+    from classification.engine.launch import _schedule_length
+
+    cfg = _epoch_cfg()
+    _schedule_length(cfg, 1, None)
+    assert cfg.train_cfg.max_epochs == 1
+    plain = Config(dict(train_cfg=dict(max_epochs=300), param_scheduler=[]))  # by_epoch left to mmengine: True
+    _schedule_length(plain, 5, None)
+    assert plain.train_cfg.max_epochs == 5
+    odd = Config(dict(train_cfg=dict(by_epoch=False, max_epochs=3)), cfg_text="#", filename="odd.py")
+    with pytest.raises(UserError, match="--epochs: odd.py trains by iterations"):
+        _schedule_length(odd, 2, None)
+    with pytest.raises(UserError, match=r"^--epochs and --cfg-options train_cfg.max_epochs both set the length: use "
+                                        r"--epochs, which also shortens the lr schedule$"):
+        _schedule_length(_epoch_cfg(), 3, {"train_cfg.max_epochs": 3})
+
+
+def test_the_max_epochs_warning_counts_epoch_schedulers_only(monkeypatch):
+    from classification.engine import launch
+
+    logged = []
+    monkeypatch.setattr(launch, "print_log", lambda msg, **kw: logged.append((msg, kw)))
+    for schedulers, warns in ((dict(type="ConstantLR", end=300), True),  # a single dict, by_epoch by default
+                              ([dict(type="LinearLR", by_epoch=False, begin=0, end=1500)], False),  # iterations
+                              ([dict(type="LinearLR", end=20)], False)):
+        logged.clear()
+        cfg = Config(dict(train_cfg=dict(by_epoch=True, max_epochs=30), param_scheduler=schedulers))
+        launch._schedule_length(cfg, None, {"train_cfg.max_epochs": 30})
+        assert len(logged) == warns, schedulers
+        if warns:
+            assert logged[0][1] == dict(logger="current", level=logging.WARNING)
