@@ -10,6 +10,7 @@ runs on a host without CUDA, start a gloo process group (:func:`classification.e
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import logging
 import numbers
@@ -37,12 +38,13 @@ from classification.engine.preemption import add_preemption_hook
 TRAIN_USAGE = """Train any MixPro config (classification, segmentation, detection) with mmengine's Runner.
 
     python tools/train.py CONFIG [--work-dir DIR] [--epochs N] [--resume [auto|CKPT]] [--amp {fp16,bf16}]
-                          [--compile] [--partial-load PATTERN ...] [--show-config] [--cfg-options key=value ...]
-                          [--launcher {none,pytorch,slurm}]
+                          [--compile] [--partial-load PATTERN ...] [--vis {tensorboard,wandb} ...] [--show-config]
+                          [--cfg-options key=value ...] [--launcher {none,pytorch,slurm}]
 
 Writes into the work dir (default work_dirs/<config name>): the full config (<config name>.py), checkpoints
 (epoch_N.pth, best_*.pth, last_checkpoint; preempted.pth after a SIGTERM/SIGUSR1/Ctrl-C stop), curve.png and
-curve.json, and <timestamp>/<timestamp>.log (the whole log) with <timestamp>/vis_data/scalars.json.
+curve.json, and <timestamp>/<timestamp>.log (the whole log) with <timestamp>/vis_data/scalars.json (every logged value,
+label-policy statistics included; --vis tensorboard adds TensorBoard event files there, --vis wandb a W&B run).
 Multi-GPU / multi-process: tools/dist_train.sh CONFIG GPUS (torchrun), tools/slurm_train.sh. On a host without CUDA
 the distributed launch uses gloo.
 """
@@ -114,6 +116,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--amp", choices=["fp16", "bf16"], help="automatic mixed precision")
     parser.add_argument("--compile", action="store_true",
                         help="torch.compile the backbone (classification.engine.compile); slow first iterations")
+    parser.add_argument("--vis", nargs="+", choices=sorted(VIS_BACKENDS), default=[],
+                        help="also log every logged value (loss, lr, label-policy statistics, validation) to "
+                             "TensorBoard (event files in <work-dir>/<timestamp>/vis_data) and / or Weights & Biases")
     parser.add_argument("--partial-load", nargs="+", metavar="PATTERN",
                         help="with load_from (--cfg-options load_from=CKPT): model keys that may keep their initial "
                              "values, e.g. backbone.head for a head of other classes (sets load_from_partial)")
@@ -176,6 +181,41 @@ def _schedule_length(cfg, epochs: Optional[int], cfg_options: Optional[Mapping])
                   f"{loop.max_epochs} to shorten the whole schedule", logger="current", level=logging.WARNING)
 
 
+# --vis NAME: mmengine's visualisation backend and the package it needs
+VIS_BACKENDS = {"tensorboard": ("TensorboardVisBackend", "tensorboard"), "wandb": ("WandbVisBackend", "wandb")}
+
+
+def add_vis_backends(cfg, names: Sequence[str]) -> None:
+    """Add mmengine's visualisation backends ``names`` (keys of :data:`VIS_BACKENDS`) to ``cfg.visualizer``, next
+    to the ones it has (mmengine's default: ``LocalVisBackend``, the ``scalars.json`` file). The LoggerHook hands them
+    every value it logs, the label-policy statistics among them; a W&B run is named after the work dir, in project
+    'mixpro'."""
+    if not names:
+        return
+    visualizer = dict(cfg.get("visualizer") or dict(type="Visualizer"))
+    backends = [dict(b) for b in visualizer.get("vis_backends") or [dict(type="LocalVisBackend")]]
+    for name in names:
+        if name not in VIS_BACKENDS:
+            raise UserError(f"--vis {name}: choose from {', '.join(sorted(VIS_BACKENDS))}")
+        kind = VIS_BACKENDS[name][0]
+        if not any(b.get("type") == kind for b in backends):
+            backend = dict(type=kind)
+            if name == "wandb":
+                backend["init_kwargs"] = dict(project="mixpro", name=osp.basename(osp.normpath(cfg.work_dir)))
+            backends.append(backend)
+    visualizer["vis_backends"] = backends
+    cfg.visualizer = visualizer
+
+
+def check_vis_packages(names: Sequence[str]) -> None:
+    """UserError naming the package a ``--vis`` backend needs when it is not installed."""
+    for name in names:
+        package = VIS_BACKENDS.get(name, (None, None))[1]
+        if package and importlib.util.find_spec(package) is None:
+            raise UserError(f"--vis {name} needs the '{package}' package, which is not installed: pip install "
+                            f"{package}")
+
+
 def _partial_load(cfg, patterns: Optional[Sequence[str]]) -> None:
     if patterns:
         cfg.load_from_partial = list(patterns)
@@ -201,13 +241,14 @@ def _default_work_dir(cfg, *parts: str) -> str:
 def prepare_config(config: Union[str, Config], *, work_dir: Optional[str] = None,
                    cfg_options: Optional[Mapping] = None, epochs: Optional[int] = None, amp: Optional[str] = None,
                    resume: Optional[str] = None, compile: bool = False, partial_load: Optional[Sequence[str]] = None,
-                   launcher: str = "none", seed: Optional[int] = None) -> Config:
+                   launcher: str = "none", seed: Optional[int] = None, vis: Sequence[str] = ()) -> Config:
     """The training config ``tools/train.py`` runs (:func:`classification.engine.lifecycle.run`). ``config``: a file,
     or a Config the caller edited (changed in place). Applied: ``cfg_options`` (checked), ``epochs`` (the whole
     schedule shortened to end there, val interval kept; epoch-based configs), ``work_dir`` (default: the config's,
     else ``work_dirs/<config name>``), ``seed`` (``randomness.seed``), ``amp`` ('fp16' | 'bf16': mmengine's AMP
     optimiser wrapper, CUDA only), ``resume`` ('auto' or a checkpoint), ``partial_load`` (key patterns a
-    ``load_from`` may miss), ``compile`` (the backbone compiled), ``launcher`` (CPU-only DDP), the loader-worker cap,
+    ``load_from`` may miss), ``compile`` (the backbone compiled), ``launcher`` (CPU-only DDP), ``vis`` (TensorBoard /
+    W&B backends, :func:`add_vis_backends`), the loader-worker cap,
     the preemption and run-summary hooks; then validated (loop / optimiser values, a MixClassifier that cannot mix).
     Raises UserError / MissingPathError / ValueError. Data folders are checked by :func:`main`
     (:func:`classification.engine.config_check.check_data_roots`)."""
@@ -217,6 +258,8 @@ def prepare_config(config: Union[str, Config], *, work_dir: Optional[str] = None
     _schedule_length(cfg, epochs, cfg_options)
     cfg.launcher = launcher
     cfg.work_dir = work_dir or cfg.get("work_dir") or _default_work_dir(cfg)
+    check_vis_packages(vis)
+    add_vis_backends(cfg, vis)
     if seed is not None:
         cfg.randomness = dict(cfg.get("randomness") or {}, seed=seed)
     if amp:
@@ -274,7 +317,7 @@ def main(argv=None) -> None:
     _start(args)
     cfg = prepare_config(args.config, work_dir=args.work_dir, cfg_options=args.cfg_options, epochs=args.epochs,
                          amp=args.amp, resume=args.resume, compile=args.compile, partial_load=args.partial_load,
-                         launcher=args.launcher)
+                         launcher=args.launcher, vis=args.vis)
     check_data_roots(cfg, ("train_dataloader", "val_dataloader"))
     _show(cfg, args)
     configure_threads(cfg)
