@@ -50,7 +50,7 @@ PAIRED_TESTS: Dict[str, Tuple[str, ...]] = {
                                                   "tests/test_checkpoint_sources.py"),
     "classification/experiments/robustness/suites.py": ("tests/classification/test_robustness.py",
                                                         "tests/classification/test_robustness_values.py"),
-    "classification/experiments/reproduction/stats.py": ("tests/test_statistics.py",),
+    "classification/experiments/reproduction/stats.py": ("tests/test_statistics.py", "tests/test_statistics_values.py"),
     "classification/experiments/reproduction/paper_plan.py": ("tests/test_paper_tables.py",),
     "classification/experiments/reproduction/paper_tables.py": ("tests/test_paper_tables.py",),
 }
