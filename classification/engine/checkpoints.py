@@ -266,18 +266,18 @@ def in_work_dir(path: str, work_dir: str) -> bool:
 
 
 def own_checkpoint(path: Optional[str], work_dir: str, what: str) -> Optional[str]:
-    """``path`` as a file of ``work_dir``: itself when it lies there (relative names are read in ``work_dir``), else
-    the file of the same name in ``work_dir`` (a copied work dir's pointers still name the original's files), else
-    None; ``what`` names the entry in the warning logged when the name is redirected or dropped. A run reads, writes
-    and deletes only its own files through these names."""
+    """``path`` as a file of ``work_dir`` (a run's checkpoint folder): itself when it lies there (relative names are
+    read in ``work_dir``), else the file of the same name in ``work_dir`` (a copied work dir's pointers still name the
+    original's files), else None; ``what`` names the entry in the warning logged when the name is redirected or
+    dropped. A run reads, writes and deletes only its own files through these names."""
     if not path:
         return None
     if in_work_dir(path, work_dir):
         return osp.join(work_dir, path)
     own = osp.join(work_dir, osp.basename(path))
     found = osp.isfile(own)
-    print_log(f"{what} names {path}, outside the work dir {work_dir} (a copied work dir?): "
-              + (f"using this work dir's {own}" if found else "this work dir has no such file; ignored"),
+    print_log(f"{what} names {path}, outside {work_dir} (a copied work dir?): "
+              + (f"using {own}" if found else f"{work_dir} has no {osp.basename(path)}; ignored"),
               logger="current", level=logging.WARNING)
     return own if found else None
 

@@ -13,9 +13,9 @@ anything) for the run's life; a second live run into the same folder stops with 
 from __future__ import annotations
 
 import errno
-import logging
 import fcntl
 import json
+import logging
 import os
 import os.path as osp
 import socket

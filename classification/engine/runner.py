@@ -14,9 +14,11 @@ and a console a person can read.
 from __future__ import annotations
 
 import logging
+import os.path as osp
 import re
 
 from mmengine.dist import get_world_size
+from mmengine.hooks import CheckpointHook
 from mmengine.logging import print_log
 from mmengine.model import BaseTTAModel, is_model_wrapper
 from mmengine.registry import MODELS, RUNNERS
@@ -101,12 +103,19 @@ class MixProRunner(Runner):
         this work dir's: a checkpoint of another folder (a copied work dir, ``--resume`` of another run's file) names
         that folder's best checkpoint, which CheckpointHook would delete when this run finds a better one; such a
         name becomes the same file name here, or is dropped when this folder has none
-        (:func:`classification.engine.checkpoints.own_checkpoint`)."""
+        (:func:`classification.engine.checkpoints.own_checkpoint`). "Here" is the CheckpointHook's folder: the work
+        dir, or ``<out_dir>/<work dir name>`` when the hook sets ``out_dir`` (a remote one is left alone)."""
         super().resume(filename, *args, **kwargs)
+        folder = self.work_dir
+        hook = next((h for h in self.hooks if isinstance(h, CheckpointHook)), None)
+        if hook is not None and hook.out_dir not in (None, self.work_dir):
+            if "://" in str(hook.out_dir):
+                return
+            folder = osp.join(hook.out_dir, osp.basename(self.work_dir.rstrip(osp.sep)))
         info = self.message_hub.runtime_info
         for key in [k for k in info if HUB_CHECKPOINT_PATHS.fullmatch(k)]:
             if isinstance(info[key], str):
-                own = own_checkpoint(info[key], self.work_dir, f"{filename}: message hub '{key}'")
+                own = own_checkpoint(info[key], folder, f"{filename}: message hub '{key}'")
                 if own is None:
                     del info[key]
                 else:
