@@ -53,12 +53,14 @@ BASE_PINS=(
 )
 # Needed by the tests, the robustness tools (scikit-learn), the composite data (scikit-image), the optional RL-Mix
 # extra .[rlmix] (stable-baselines3 and its requirements), the GPU-decode extra .[dali] (NVIDIA DALI, whose CPU
-# pipeline the tests run) and a fast mmcv build (ninja). Offline (MIXPRO_WHEELHOUSE), those the wheelhouse lacks are
+# pipeline the tests run), the curves of `tools/train.py --vis tensorboard` (tensorboard), `make mutate` (mutmut, the
+# extra .[dev]) and a fast mmcv build (ninja). Offline (MIXPRO_WHEELHOUSE), those the wheelhouse lacks are
 # reported and left out; online they are required like the rest.
 OPTIONAL_PINS=(
   "scikit-learn==1.7.2" "scikit-image==0.25.2" "pytest" "pytest-timeout" "ninja"
   "gymnasium==1.4.0" "cloudpickle" "pandas"             # stable-baselines3's requirements
   "nvidia-dali-cuda130==2.4.0"                          # the extra .[dali] (GPU JPEG decoding; ~200 MB wheel)
+  "tensorboard==2.21.0" "mutmut==3.8.1"
 )
 TORCH_DEPENDENT_PINS=("timm==1.0.31" "stable-baselines3==2.9.2")
 MM_PINS=(mmengine==0.10.7 mmsegmentation==1.2.2 mmdet==3.3.0)
