@@ -8,7 +8,7 @@
     python -m classification.benchmarks.gpu_check report R      --out report.md
 
 Each item trains a config a few steps on random batches, then evaluates once; ``--out`` gets the JSON (name, status
-pass / fail / skipped, seconds, details) after every item. What each task runs: README.md, "Clusters and GPUs".
+pass / fail / skipped, seconds, details) after every item. What each task runs: docs/clusters.md, "GPU check".
 """
 from __future__ import annotations
 

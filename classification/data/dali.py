@@ -8,7 +8,7 @@ crop_pct``, centre crop. ``dataset[indices]`` is one batch ``dict(inputs=(B,3,H,
 for :class:`~classification.data.preprocessor.ImageNetPreprocessor`, on the GPU (``device='cpu'``: same pipeline on
 the CPU). The config's sampler deals the indices; ``num_workers`` must be 0. One pipeline seed per rank, from ``seed``
 and the rank (``seed=None``: one drawn by ``mmengine.dist.sync_random_seed``). A corrupt image raises
-:class:`~classification.data.imagenet.CorruptImageError`. Configs: README.md, "GPU JPEG decoding (DALI)".
+:class:`~classification.data.imagenet.CorruptImageError`. Configs: docs/clusters.md, "GPU JPEG decoding (DALI)".
 """
 from __future__ import annotations
 

@@ -1,1 +1,2 @@
-"""Development tooling that is not part of a training or evaluation run: mutation testing (:mod:`.mutation`)."""
+"""Development tooling that is not part of a training or evaluation run: mutation testing (:mod:`.mutation`) and the
+README's method × backbone matrix (:mod:`.support_matrix`)."""

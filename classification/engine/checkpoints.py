@@ -150,7 +150,7 @@ class CheckpointMismatchError(UserError):
         self.source, self.target, self.differences = source, target, differences
         advice = hint or "Load a checkpoint of this model"
         super().__init__(f"{source} does not fit {target}: {differences.describe()}. {advice}; to leave keys at their "
-                         f"initial values on purpose, name them (partial loading, README \"Checkpoints\")")
+                         f"initial values on purpose, name them (partial loading, docs/training.md \"Checkpoints\")")
 
 
 @dataclass

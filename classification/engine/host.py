@@ -3,7 +3,7 @@
 :func:`configure_threads` keeps the runnable threads at most the usable cores (:func:`usable_cores`:
 ``os.sched_getaffinity``, which honours taskset, cpusets and container pinning): their share among the
 ``LOCAL_WORLD_SIZE`` ranks of the host minus the training loader's workers, at least one. It leaves OpenMP's wait
-policy alone (on a shared machine export ``OMP_WAIT_POLICY=PASSIVE``: README.md, "Training and evaluation"; measured
+policy alone (on a shared machine export ``OMP_WAIT_POLICY=PASSIVE``: docs/training.md, "Training and evaluation"; measured
 in docs/benchmarks.md, "OpenMP wait policy"). :func:`default_num_workers` caps a configured worker count at that
 share minus :data:`RESERVED_CORES`, so the main process keeps a core to collate, copy and launch kernels (16 cores,
 one GPU: at most 14 workers), never below one, 0 kept; ``tools/train.py`` and ``tools/test.py`` apply it to every

@@ -8,7 +8,7 @@ unfinished epoch, ``iter`` = iterations done) and points ``last_checkpoint`` at 
 :class:`TrainingPreempted`, a ``SystemExit`` with :data:`PREEMPTED_EXIT_CODE` (75, ``EX_TEMPFAIL``) or, after Ctrl-C,
 :data:`INTERRUPTED_EXIT_CODE` (130; a second Ctrl-C raises ``KeyboardInterrupt``; under torchrun Ctrl-C is left to
 torchrun). ``--resume auto`` then skips, by index, the batches of the unfinished epoch already trained (epoch-based
-loops; iteration-based ones skip them themselves). Usage with slurm / torchrun: README.md, "Clusters and GPUs".
+loops; iteration-based ones skip them themselves). Usage with slurm / torchrun: docs/clusters.md, "Preemption and requeue".
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The demo behind ``tools/demo.py`` (``make demo``; README, "The two commands"), on CPU: MixPro pretraining of the tiny
+"""The demo behind ``tools/demo.py`` (``make demo``; docs/get-started.md), on CPU: MixPro pretraining of the tiny
 ViT on Fashion-MNIST for ``--epochs`` (default 15: the config's schedule shortened to end there) → conversion to mmseg
 ViT key names at the downstream ``img_size`` (those backbones load strictly) → Segmenter and Mask R-CNN on the
 composite set, each from random init and from the MixPro checkpoint, trained then evaluated once (no validation loop).

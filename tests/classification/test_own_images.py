@@ -1,5 +1,5 @@
-"""README "Train on your own images", replayed as a new user would: the folder layout it shows, its config and its
-commands taken from README.md itself (so the README cannot drift), one epoch of training, then the test."""
+"""docs/get-started.md "Train on your own images", replayed as a new user would: the folder layout it shows, its config
+and its commands taken from the page itself (so it cannot drift), one epoch of training, then the test."""
 import json
 import os
 import os.path as osp
@@ -15,9 +15,9 @@ from PIL import Image
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
-def readme_blocks(section: str) -> dict:
-    """The fenced code blocks of README.md's ``## section``, by language (the first of each)."""
-    text = open(osp.join(ROOT, "README.md"), encoding="utf-8").read()
+def page_blocks(section: str) -> dict:
+    """The fenced code blocks of docs/get-started.md's ``## section``, by language (the first of each)."""
+    text = open(osp.join(ROOT, "docs", "get-started.md"), encoding="utf-8").read()
     body = text.split(f"\n## {section}\n", 1)[1].split("\n## ", 1)[0]
     blocks = {}
     for language, code in re.findall(r"```(\w*)\n(.*?)```", body, flags=re.S):
@@ -27,10 +27,10 @@ def readme_blocks(section: str) -> dict:
 
 @pytest.mark.slow
 def test_the_readme_recipe_trains_one_epoch_on_an_image_folder(tmp_path):
-    blocks = readme_blocks("Train on your own images")
+    blocks = page_blocks("Train on your own images")
     config_text, commands = blocks["python"], blocks["bash"]
     train_cmd, test_cmd = [shlex.split(line.split("#")[0]) for line in commands.strip().splitlines()]
-    config_path = train_cmd[2]  # where the README saves it, relative to the repository
+    config_path = train_cmd[2]  # where the page saves it, relative to the repository
     data_root = re.search(r'data_root = "([^"]+)"', config_text).group(1)
     # the user's checkout: the shipped configs next to the new one, the images under the data root
     shipped = osp.join(ROOT, osp.dirname(config_path))

@@ -8,7 +8,7 @@ classification.experiments.reproduction.cli run-one ...``).
 
 Trains and tests every (method, seed) pair of the set (:mod:`.runs`; ``--set downstream``: :mod:`.downstream`) for
 ``max(1, round(20 · budget))`` epochs, ``--jobs`` at a time, skipping runs with a ``result.json``, and writes the
-report (:mod:`.report`). What each set runs and reports: README, "Method comparison and benchmarks".
+report (:mod:`.report`). What each set runs and reports: docs/reproduction.md.
 """
 from __future__ import annotations
 

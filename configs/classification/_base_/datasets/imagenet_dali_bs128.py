@@ -1,6 +1,6 @@
 # ImageNet-1k folder tree (data/imagenet/{train,val}/<wnid>/*.JPEG) decoded on the GPU by NVIDIA DALI (optional
 # extra: pip install .[dali]); 128 images per GPU. Same recipe as imagenet_bs128.py: bicubic random resized crop
-# (0.08-1, 3/4-4/3), flip, RandAugment rand-m9-mstd0.5-inc1 (DALI ops; differences: README.md, "GPU JPEG decoding
+# (0.08-1, 3/4-4/3), flip, RandAugment rand-m9-mstd0.5-inc1 (DALI ops; differences: docs/clusters.md, "GPU JPEG decoding
 # (DALI)"), eval resize 256 -> centre crop 224. The loader hands uint8 (B,3,H,W) batches, already on the GPU, to
 # the same ImageNetPreprocessor (normalisation + random erasing p 0.25 on the device). The sampler deals the indices
 # (sharding across ranks, epoch order); DALI's threads do the host work, so num_workers=0. Switch a config to it by

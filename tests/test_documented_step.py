@@ -1,5 +1,5 @@
-"""The README's plain-PyTorch training step ("A training step with any method ...") runs as written: taken from
-README.md and executed in a fresh namespace; its loss is the label policy's loss of the mixed batch, recomputed here
+"""docs/development.md's plain-PyTorch training step ("A training step with any method ...") runs as written: taken
+from the page and executed in a fresh namespace; its loss is the label policy's loss of the mixed batch, recomputed here
 from the block's own objects, and the backward pass reaches the model."""
 import os.path as osp
 import re
@@ -9,16 +9,16 @@ import torch
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 
-def readme_step_block() -> str:
-    text = open(osp.join(ROOT, "README.md"), encoding="utf-8").read()
+def step_block() -> str:
+    text = open(osp.join(ROOT, "docs", "development.md"), encoding="utf-8").read()
     after = text.split("A training step with any method", 1)[1]
     return re.search(r"```python\n(.*?)```", after, flags=re.S).group(1)
 
 
-def test_the_readme_training_step_runs_as_written():
-    code = readme_step_block()
+def test_the_documented_training_step_runs_as_written():
+    code = step_block()
     namespace = {}
-    exec(compile(code, "README.md (training step)", "exec"), namespace)  # nothing defined beforehand
+    exec(compile(code, "docs/development.md (training step)", "exec"), namespace)  # nothing defined beforehand
     model, batch, loss, policy = (namespace[k] for k in ("model", "batch", "loss", "policy"))
     images, labels = namespace["images"], namespace["labels"]
     assert loss.dim() == 0 and torch.isfinite(loss)
