@@ -3,9 +3,11 @@ releases (:mod:`classification.engine.checkpoint_sources`) or plain state dicts,
 (:mod:`classification.engine.checkpoints`)."""
 from __future__ import annotations
 
+import logging
 from typing import Callable, List, Mapping, Optional, Tuple, Union
 
 import torch
+from mmengine.logging import print_log
 
 from classification.engine.checkpoint_sources import read_checkpoint_source
 from classification.engine.checkpoints import LoadReport, load_state_dict_strict
@@ -40,7 +42,8 @@ def load_pretrained(model: torch.nn.Module, pretrained: Union[str, Mapping],
     ``pretrained``: a checkpoint path (any layout of :mod:`classification.engine.checkpoint_sources`), or
     ``dict(checkpoint=PATH, partial=[patterns], ema=False)``: ``partial`` leaves the matching model keys at their
     initial values (e.g. ``partial=['head']`` for a head of another number of classes), ``ema=True`` reads the
-    file's EMA weights (timm's ``state_dict_ema``, DeiT's ``model_ema``). ``convert``
+    file's EMA weights (timm's ``state_dict_ema``, DeiT's ``model_ema``; an EMA copy left unused is said in one line).
+    ``convert``
     renames the read state dict first (e.g. another code base's parameter names to ours).
     """
     if isinstance(pretrained, Mapping):
@@ -51,7 +54,8 @@ def load_pretrained(model: torch.nn.Module, pretrained: Union[str, Mapping],
         path, partial, ema = pretrained["checkpoint"], pretrained.get("partial") or (), bool(pretrained.get("ema"))
     else:
         path, partial, ema = pretrained, (), False
-    state = read_state_dict(path, ema)
-    if convert is not None:
-        state = convert(state)
+    source = read_checkpoint_source(path, ema)
+    for note in source.notes:  # e.g. an EMA copy that goes unused
+        print_log(note, logger="current", level=logging.WARNING)
+    state = convert(source.state) if convert is not None else source.state
     return load_state_dict_strict(model, state, path, partial)

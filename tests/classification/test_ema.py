@@ -138,3 +138,16 @@ def test_robustness_and_the_grid_read_the_ema_copy(tmp_path, weights, timm_check
         expected = visualize.maskmix_panels(model, grid.originals, grid.labels, seed=0)
         torch.testing.assert_close(grid.lam, expected.lam, rtol=0, atol=0)
     assert not torch.equal(grids[False].lam, grids[True].lam)
+
+
+def test_a_pretrained_backbone_reads_the_ema_copy_when_asked_and_says_when_not(weights, timm_checkpoint, monkeypatch):
+    from classification.models import weights as loading
+    notes = []
+    monkeypatch.setattr(loading, "print_log", lambda msg, **kw: notes.append(msg))
+    for pretrained, name in ((timm_checkpoint, "raw"), (dict(checkpoint=timm_checkpoint, ema=True), "ema")):
+        cfg = Config.fromfile(CONFIG)
+        cfg.model.backbone.pretrained = pretrained
+        backbone = MODELS.build(cfg.model).backbone
+        assert all(torch.equal(backbone.state_dict()[k], v) for k, v in weights[name][0].items()), name
+    assert notes == [f"{timm_checkpoint} also holds EMA weights ('state_dict_ema'), which are not used: --ema "
+                     f"(pretrained: ema=True) reads those"]
