@@ -162,17 +162,17 @@ class TokenMixArea(Method):
     def forward(self, backbone, images, labels, generator=None) -> MethodResult:
         if float(_uniform((), generator)) < self.switch_prob:
             batch = tokenmix_batch(images, self.patch_size, self.lam, self.extra_tokens, generator, self.min_aspect)
-            own = batch.token_mask
+            own, mixed = batch.token_mask, batch.images
             uniform = torch.full_like(own, 1.0 / own.shape[1])
             targets, lam = tokenmix_targets(uniform, 1.0 - own, labels, batch.partner, self.num_classes,
                                             self.smoothing)
-        else:
+        else:  # Mixup with the flipped batch: λx + (1−λ)x_flip, targets λ·s(y) + (1−λ)·s(y_flip)
             b = images.shape[0]
             partner = torch.arange(b - 1, -1, -1, device=images.device)
             mix = sample_beta(self.mixup_alpha, generator)
-            batch = MixBatch(torch.lerp(images[partner], images, mix), partner,
-                             torch.full((b,), mix, device=images.device), None, None, "mixup")
-            targets, lam = mixed_targets(labels, partner, mix, self.num_classes, self.smoothing), batch.lam_area
-        logits = backbone(batch.images)
+            mixed = torch.lerp(images[partner], images, mix)
+            targets = mixed_targets(labels, partner, mix, self.num_classes, self.smoothing)
+            lam = torch.full((b,), mix, device=images.device)
+        logits = backbone(mixed)
         check_class_count(logits, self.num_classes, "tokenmix-area")
         return MethodResult(bce_with_logits(logits, targets), lam, {})
