@@ -151,9 +151,9 @@ def top_k_mask(scores: torch.Tensor, k: int) -> torch.Tensor:
 
 def derangement(batch_size: int, generator: Optional[torch.Generator] = None, device="cpu",
                 tries: int = 10) -> torch.Tensor:
-    """(B,) long permutation without a fixed point: a uniform permutation redrawn up to ``tries`` times while it has
-    one (the official shuffle), else a random single cycle (:func:`~mixpro_core.mixing.random_partner`), so no image
-    is ever its own partner (the official code keeps the last draw then)."""
+    """(B,) long permutation without a fixed point: the first of up to ``tries`` uniform permutations that has none
+    (the official shuffle checks 10 draws), else a random single cycle (:func:`~mixpro_core.mixing.random_partner`),
+    so no image is ever its own partner (the official code then returns one more, unchecked draw)."""
     if batch_size < 2:
         raise ValueError(f"mixing needs a batch of at least 2 samples, got batch size {batch_size}")
     for _ in range(tries):
