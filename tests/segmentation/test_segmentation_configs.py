@@ -15,6 +15,13 @@ ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIGS = sorted(glob.glob(osp.join(ROOT, "configs/segmentation/segmenter*.py")))  # UPerNet: test_msmlp.py
 
 
+def _config(path: str) -> Config:
+    """The config at ``path`` through the plan's memoised loader (mmengine's own re-reads every mmseg metafile for
+    each ``mmseg::`` base, about 3 s per config)."""
+    from classification.experiments.reproduction.paper_plan import load_config
+    return load_config(osp.relpath(path, ROOT), "test")
+
+
 def two_iterations_on(data_root) -> list:
     """--cfg-options for a composite-data Segmenter: ``data_root``, batch 2, no loader workers, 2 iterations."""
     return [f"train_dataloader.dataset.data_root={data_root}", f"val_dataloader.dataset.data_root={data_root}",
@@ -23,9 +30,13 @@ def two_iterations_on(data_root) -> list:
             "val_dataloader.persistent_workers=False", "train_cfg.max_iters=2", "train_cfg.val_interval=2"]
 
 
+def _family(name: str) -> str:
+    return next(f for f in ("ade20k", "pascal-context-59", "pascal-context-480x480") if f in name)
+
+
 @pytest.mark.parametrize("path", CONFIGS, ids=[osp.basename(p) for p in CONFIGS])
 def test_config_parses_with_the_recipe(path):
-    cfg = Config.fromfile(path)
+    cfg = _config(path)
     name = osp.basename(path)
     model = cfg.model.module if cfg.model.type == "SegTTAModel" else cfg.model
     if "composite" in name:
@@ -35,17 +46,49 @@ def test_config_parses_with_the_recipe(path):
     assert cfg.param_scheduler[0].eta_min == 1e-5 and cfg.param_scheduler[0].power == 0.9
     assert model.backbone.drop_path_rate == 0.1 and model.backbone.patch_bias
     assert model.data_preprocessor.mean == [123.675, 116.28, 103.53]
-    size = 512 if "ade20k" in name else 480
-    assert model.test_cfg == dict(mode="slide", crop_size=(size, size), stride=(size, size))
-    assert model.decode_head.num_classes == (150 if "ade20k" in name else 59)
+    # ADE20K and Pascal Context 59 (extras): mmseg's Segmenter recipe; Pascal Context 60 (Table 2): Segmenter's own
+    size, stride, classes = {"ade20k": (512, 512, 150), "pascal-context-59": (480, 480, 59),
+                             "pascal-context-480x480": (480, 320, 60)}[_family(name)]
+    assert model.test_cfg == dict(mode="slide", crop_size=(size, size), stride=(stride, stride))
+    assert model.decode_head.num_classes == classes
     if "_mask_" in name or name.startswith("segmenter-mask"):
         assert model.decode_head.num_layers == 2
+        if classes == 60:  # Segmenter's mask decoder: dropout 0.1, no drop path
+            head = model.decode_head
+            assert (head.drop_rate, head.attn_drop_rate, head.drop_path_rate) == (0.1, 0.1, 0.0)
     method = name.split("_")[2]
     assert model.backbone.type == "StrictVisionTransformer"
     converted_for = "" if "ade20k" in name else "-480"  # converted with --img-size 512 / 480: one file per size
     assert model.backbone.init_cfg.checkpoint.endswith(f"_{method}_8xb128-300e_in1k_mmseg-vit{converted_for}.pth")
     if name.endswith("_ms.py"):
         assert cfg.test_dataloader.dataset.pipeline[1].type == "TestTimeAug"
+    if _family(name) == "ade20k" or "59" in _family(name):  # the extras say so in their first line
+        assert open(path).readline().startswith("# Extra, not the paper's table")
+
+
+def test_pascal_context_tables_follow_segmenters_scales_and_the_reference_row_is_mmsegs_config():
+    """Segmenter's Pascal Context scales: training short side 520 × [0.5, 2], test short side 520, multi-scale
+    ratios 0.5–1.75 of it with images below the 480 window upsampled to a short side of 480 (Segmenter's inference);
+    the reference row is mmseg's DeepLabv3+ R-101 40k config (its published 47.30 / 48.47)."""
+    stem = "configs/segmentation/segmenter-linear_deit-s_baseline_8xb2-80k_pascal-context-480x480"
+    cfg = _config(osp.join(ROOT, stem + ".py"))
+    resize = cfg.train_dataloader.dataset.pipeline[2]
+    assert (resize.type, resize.scale, resize.ratio_range, resize.keep_ratio) == ("RandomResize", (4160, 520),
+                                                                                  (0.5, 2.0), True)
+    assert cfg.test_dataloader.dataset.pipeline[1] == dict(type="Resize", scale=(4160, 520), keep_ratio=True)
+    assert cfg.train_dataloader.dataset.type == "PascalContextDataset" and cfg.train_dataloader.batch_size == 2
+    ms = _config(osp.join(ROOT, stem + "_ms.py")).test_dataloader.dataset.pipeline[1].transforms
+    shorts = []
+    for t in ms[0]:  # the short side each view ends with
+        steps = t.transforms if t.type == "Compose" else [t]
+        shorts.append(max(min(s.scale) for s in steps))
+    assert shorts == [max(480, int(520 * r)) for r in (0.5, 0.75, 1.0, 1.25, 1.5, 1.75)]
+    assert [t.prob for t in ms[1]] == [0.0, 1.0]
+    ref = _config(osp.join(ROOT, "configs/segmentation",
+                           "deeplabv3plus_r101-d8_4xb4-40k_pascal-context-480x480.py"))
+    assert ref.model.backbone.depth == 101 and ref.model.decode_head.num_classes == 60
+    assert ref.train_dataloader.dataset.type == "PascalContextDataset" and ref.train_cfg.max_iters == 40000
+    assert ref.train_dataloader.batch_size * 4 == 16 and ref.optim_wrapper.optimizer.lr == 0.004
 
 
 FAMILIES = [p for p in CONFIGS if "_baseline_" in p and not p.endswith("_ms.py")]
@@ -56,7 +99,7 @@ def test_one_model_per_family_builds_and_segments(path):
     from mmengine.registry import init_default_scope
     from mmseg.registry import MODELS
     import segmentation  # noqa: F401
-    cfg = Config.fromfile(path)
+    cfg = _config(path)
     init_default_scope("mmseg")
     cfg.model.backbone.init_cfg = None
     small = 32  # a forward at a small size is enough to check the wiring (pos_embed is resized by mmseg)
