@@ -32,7 +32,8 @@ DEFAULT_BUDGET_S = 20 * 60
 
 # module (repository path) → the tests that cover it; a mutant runs only those of them that call the mutated function
 PAIRED_TESTS: Dict[str, Tuple[str, ...]] = {
-    "mixpro_core/mixing.py": ("tests/mixpro_core/test_mixing.py", "tests/mixpro_core/test_partner_direction.py"),
+    "mixpro_core/mixing.py": ("tests/mixpro_core/test_mixing_values.py", "tests/mixpro_core/test_mixing.py",
+                              "tests/mixpro_core/test_partner_direction.py"),
     "mixpro_core/labels.py": ("tests/mixpro_core/test_labels_values.py", "tests/mixpro_core/test_labels.py",
                               "tests/mixpro_core/test_policy_batch_kinds.py"),
     "mixpro_core/schedule.py": ("tests/mixpro_core/test_schedule_values.py",
