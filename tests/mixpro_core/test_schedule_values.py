@@ -104,3 +104,10 @@ def test_a_class_mixer_taking_any_keyword_still_refuses_the_per_batch_names(regi
 def test_a_schedule_that_is_not_a_list_is_refused_as_such(cfg):
     with pytest.raises(ValueError, match="mix must be a list of mixer configs"):
         build_schedule(cfg)
+
+
+def test_find_returns_the_first_mixer_of_a_name(registered):
+    schedule = build_schedule([dict(type="test-model-user", prob=0.3, strength=0.1),
+                               dict(type="mixup", prob=0.3), dict(type="test-model-user", prob=0.3, strength=0.9)])
+    assert schedule.find("test-model-user") is schedule.mixers[0] and schedule.find("mixup") is schedule.mixers[1]
+    assert schedule.find("cutmix") is None
