@@ -379,7 +379,13 @@ def test_quick_options_shrink_the_real_configs_where_their_pipelines_put_the_sca
     types = {t["type"]: t for t in cfg.train_dataloader.dataset.pipeline}
     assert types["RandomCrop"]["crop_size"] == (64, 64) and types["RandomResize"]["scale"] == (256, 64)
     assert cfg.val_dataloader is None and cfg.train_cfg.max_iters == P.QUICK_SEG_ITERS
-    assert cfg.train_dataloader.dataset.data_root == "/d/composite" and cfg.model.data_preprocessor.size == (64, 64)
+    assert cfg.train_dataloader.dataset.data_root == "/d/pascal_context/VOCdevkit/VOC2010"
+    assert cfg.model.data_preprocessor.size == (64, 64)
+    ms = P.load_config(f"configs/segmentation/{SEG.format(head='mask', m='mixpro')}_ms.py", "t")
+    P.apply_options(ms, P.quick_options(ms, "segmentation", False, "/d"))
+    views = ms.test_dataloader.dataset.pipeline[1].transforms[0]  # Segmenter's absolute scales, every one at 64 px
+    assert [[s.scale for s in (v.transforms if v.type == "Compose" else [v])] for v in views] == \
+        [[(256, 64)] * 2] * 2 + [[(256, 64)]] * 4
     det = P.load_config("configs/detection/mask-rcnn_pvt-s_mixpro_fpn_8xb2-1x_coco.py", "t")
     P.apply_options(det, P.quick_options(det, "detection", False, "/d"))
     resize = next(t for t in det.test_dataloader.dataset.pipeline if t["type"] == "Resize")

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from classification.engine.host import ROOT
+from classification.transfer.downstream_data.pascal_context import VOC
 
 from .paper_recipe import recipe_options
 from .paper_scripts import bash_script, slurm_script
@@ -35,6 +36,7 @@ QUICK_SIZE = 64  # classification input side, segmentation crop, detection short
 QUICK_SEG_ITERS = 4
 QUICK_IMAGENET = dict(classes=2, train_per_class=6, val_per_class=2, min_side=72, max_side=96)
 QUICK_COMPOSITE = dict(num_train=8, num_val=4, size=QUICK_SIZE, seed=0)
+QUICK_PASCAL_CONTEXT = dict(num_train=8, num_val=4, height=QUICK_SIZE, width=QUICK_SIZE, seed=0)
 METHOD_NAME = re.compile(r"[a-z0-9][a-z0-9-]*")
 
 
@@ -165,7 +167,8 @@ def final_checkpoint(cfg, path: str) -> str:
 
 # --------------------------------------------------------------------------------------------------- quick
 def _pipeline_options(pipeline, prefix: str) -> List[str]:
-    """Shrink the image scales of a top-level pipeline (mmseg/mmdet RandomResize, RandomCrop, Resize)."""
+    """Shrink the image scales of a pipeline (mmseg/mmdet RandomResize, RandomCrop, Resize), also the absolute Resize
+    scales among a TestTimeAug's alternatives (Segmenter's Pascal Context multi-scale test: every view at 64 px)."""
     options, s = [], QUICK_SIZE
     for i, t in enumerate(pipeline or []):
         if t.get("type") == "RandomResize":
@@ -174,6 +177,12 @@ def _pipeline_options(pipeline, prefix: str) -> List[str]:
             options.append(f"{prefix}.{i}.crop_size=({s},{s})")
         elif t.get("type") == "Resize" and "scale" in t:
             options.append(f"{prefix}.{i}.scale=({4 * s},{s})")
+        elif t.get("type") == "TestTimeAug":
+            for j, alt in enumerate(t["transforms"][0]):
+                key = f"{prefix}.{i}.transforms.0.{j}"
+                steps = ([(f"{key}.transforms.{k}", a) for k, a in enumerate(alt["transforms"])]
+                         if alt.get("type") == "Compose" else [(key, alt)])
+                options += [f"{k}.scale=({4 * s},{s})" for k, a in steps if a.get("type") == "Resize" and "scale" in a]
     return options
 
 
@@ -191,8 +200,11 @@ def quick_options(cfg, family: str, training: bool, data_dir: str) -> List[str]:
                     f"{name}.batch_size={(4 if family == 'classification' else 2) if train else 1}"]
         if family == "classification":
             options += [f"{ds}.root={data_dir}/imagenet", f"{ds}.transform.input_size={QUICK_SIZE}"]
+            if not train:  # top-5 of the quick set's 2 classes would count every prediction
+                options.append("test_evaluator.topk=(1,)")
         elif family == "segmentation":
-            options.append(f"{ds}.data_root={data_dir}/composite")
+            pascal = cfg[name].dataset.get("type") == "PascalContextDataset"  # Table 2: the converter's layout
+            options.append(f"{ds}.data_root={data_dir}/" + (f"pascal_context/{VOC}" if pascal else "composite"))
         else:
             split, folder = ("train", "training") if train else ("val", "validation")
             options += [f"{ds}.data_root={data_dir}/composite/", f"{ds}.ann_file=annotations/instances_{split}.json",
@@ -220,8 +232,9 @@ def quick_train_args(cfg) -> Tuple[str, ...]:
 
 
 def make_quick_data(out_dir: str) -> None:
-    """The data of a ``--quick`` plan: a synthetic ImageNet folder (``imagenet/``, 2 classes) and the composite
-    downstream set (``composite/``: ADE20K-style folders and COCO json of 64-px images). Its COCO json lists COCO's
+    """The data of a ``--quick`` plan: a synthetic ImageNet folder (``imagenet/``, 2 classes), a tiny Pascal Context
+    (``pascal_context/``, the converter's layout) and the composite downstream set (``composite/``: ADE20K-style
+    folders and COCO json of 64-px images). Its COCO json lists COCO's
     80 categories (ids 1..80 in mmdet's class order; the composite's ten objects are 1..10), so mmdet's CocoDataset
     and CocoMetric with the real configs' COCO metainfo read it. ``quick-data.json`` is written last (the step's
     output)."""
@@ -229,7 +242,9 @@ def make_quick_data(out_dir: str) -> None:
 
     from classification.benchmarks.synthetic_imagenet import make_synthetic_imagenet
     from classification.transfer.downstream_data.composite import make_composite
+    from classification.transfer.downstream_data.pascal_context import make_pascal_context
     make_synthetic_imagenet(osp.join(out_dir, "imagenet"), processes=1, **QUICK_IMAGENET)
+    make_pascal_context(osp.join(out_dir, "pascal_context"), **QUICK_PASCAL_CONTEXT)
     info = make_composite(osp.join(out_dir, "composite"), verbose=False, **QUICK_COMPOSITE)
     categories = [dict(id=i, name=name, supercategory="coco") for i, name in
                   enumerate(CocoDataset.METAINFO["classes"], 1)]
@@ -242,7 +257,7 @@ def make_quick_data(out_dir: str) -> None:
         with open(split["coco_json"], "w") as f:
             json.dump(coco, f)
     with open(osp.join(out_dir, QUICK_MARKER), "w") as f:
-        json.dump(dict(imagenet=QUICK_IMAGENET, composite=QUICK_COMPOSITE), f)
+        json.dump(dict(imagenet=QUICK_IMAGENET, pascal_context=QUICK_PASCAL_CONTEXT, composite=QUICK_COMPOSITE), f)
     print(f"quick data written to {out_dir}")
 
 
