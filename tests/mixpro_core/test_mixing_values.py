@@ -29,3 +29,10 @@ def test_own_cells_outside_the_grid_or_of_another_shape_are_refused(own):
 def test_one_side_that_is_not_whole_tokens_is_refused(size):
     with pytest.raises(ValueError, match=rf"image size {size[0]}x{size[1]} is not a multiple of patch_size=8"):
         maskmix_masks(2, *size, mask_size=16, patch_size=8)
+
+
+@pytest.mark.parametrize("mask_size,patch_size", [(0, 8), (16, 0), (-16, 8), (16, -8)])
+def test_sizes_that_are_not_positive_are_refused(mask_size, patch_size):
+    with pytest.raises(ValueError, match=rf"mask_size and patch_size must be positive, got mask_size={mask_size}, "
+                                         rf"patch_size={patch_size}"):
+        maskmix_masks(2, 32, 32, mask_size=mask_size, patch_size=patch_size)
