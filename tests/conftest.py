@@ -11,6 +11,7 @@ dependencies (timm, mmcv, mmseg, mmdet, stable-baselines3, scipy, ...) are plain
 """
 import os
 import os.path as osp
+import sys
 
 import pytest
 
@@ -35,6 +36,31 @@ def pytest_runtest_setup(item):
         if missing:
             pytest.skip(f"missing data: {', '.join(missing)} (installed by `make setup`: apt packages "
                         f"dataset-fashion-mnist, labelme-examples)")
+
+
+def _managed_classes(manager):
+    """Every class of mmengine's ManagerMixin family (each keeps its own ``_instance_dict``)."""
+    todo, seen = [manager.ManagerMixin], []
+    while todo:
+        cls = todo.pop()
+        seen.append(cls)
+        todo.extend(c for c in cls.__subclasses__() if c not in seen)
+    return seen
+
+
+@pytest.fixture(autouse=True)
+def _mmengine_globals_per_test():
+    """A test leaves mmengine's global instances (default registry scope, loggers, message hubs, visualizers) as it
+    found them, as each run of the tools is a new process: otherwise a later test inherits an earlier one's default
+    scope (a segmentation test leaves 'mmseg' current) and a logger that writes to that test's closed capture stream
+    ('--- Logging error ---' in the next one's stderr)."""
+    manager = sys.modules.get("mmengine.utils.manager")
+    before = {cls: dict(cls._instance_dict) for cls in _managed_classes(manager)} if manager else {}
+    yield
+    manager = sys.modules.get("mmengine.utils.manager")
+    for cls in _managed_classes(manager) if manager else ():
+        cls._instance_dict.clear()
+        cls._instance_dict.update(before.get(cls, {}))
 
 
 def _assert_pvt_stages_match(classifier, backbone, x):
