@@ -521,7 +521,8 @@ def test_quick_plan_runs_end_to_end_on_the_cpu_and_collect_reads_it(tmp_path):
     print(f"quick plan, 15 jobs: {seconds:.0f} s")
     again = subprocess.run(["bash", script], capture_output=True, text=True, env=ENV, timeout=60)
     assert again.returncode == 0 and again.stdout.count(" skip ") == 15
-    cells = {(c["table"], c["row"], c["column"], c["method"]): c for c in T.collect(work)}
+    # the patch-16 cells (collect also lists MixPro's patch-14 DeiT cells, which a default plan does not run)
+    cells = {(c["table"], c["row"], c["column"], c["method"]): c for c in T.collect(work) if c.get("patch") != 14}
     with open(osp.join(work, "test", "deit-s_mixpro_8xb128-300e_in1k", "metrics.json")) as f:
         top1 = json.load(f)["metrics"]["top1"]
     assert cells[("1", "DeiT-S", "top-1", "mixpro")]["ours"] == top1

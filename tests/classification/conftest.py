@@ -1,9 +1,11 @@
-"""The small deterministic Fashion-MNIST training run shared by the interrupt-and-resume tests (kill -9, preemption).
+"""The small deterministic Fashion-MNIST training run shared by the interrupt-and-resume tests (kill -9, preemption),
+and the ``tool`` fixture of the one-line-error tests.
 
 Tests that use the ``fmnist_run`` fixture mark themselves ``@pytest.mark.needs_data(FMNIST)``."""
 import os
 import os.path as osp
 import sys
+import warnings
 from types import SimpleNamespace
 
 import pytest
@@ -36,3 +38,26 @@ def env(**extra: str) -> dict:
 def fmnist_run():
     """``train_cmd``, ``dist_train_cmd``, ``env`` and ``ROOT`` (the working directory for the commands)."""
     return SimpleNamespace(ROOT=ROOT, train_cmd=train_cmd, dist_train_cmd=dist_train_cmd, env=env)
+
+
+@pytest.fixture
+def tool(monkeypatch, capsys):
+    """``tool(main, argv) -> the error line``: runs ``main(argv)`` as ``tools/*.py`` do (``run_tool``) and checks the
+    exit: status 2, exactly one ``error:`` line on stderr. The process-wide settings the tools make (weights-only
+    loader, warning filters) are undone after the test."""
+    from mmengine.runner.checkpoint import CheckpointLoader
+
+    from classification.engine.errors import USER_ERROR_EXIT, run_tool
+
+    monkeypatch.setattr(CheckpointLoader, "_schemes", dict(CheckpointLoader._schemes))
+
+    def call(main, argv):
+        with pytest.raises(SystemExit) as info:
+            run_tool(lambda: main(argv))
+        err = capsys.readouterr().err
+        assert info.value.code == USER_ERROR_EXIT, err
+        lines = err.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: "), err
+        return lines[0]
+    with warnings.catch_warnings():
+        yield call

@@ -7,20 +7,18 @@ import os
 import os.path as osp
 import subprocess
 import sys
-import warnings
 
 import numpy as np
 import pytest
 import torch
 from mmengine.config import Config
 from mmengine.registry import MODELS
-from mmengine.runner.checkpoint import CheckpointLoader
 from PIL import Image
 
 import classification  # noqa: F401  (registration)
 from classification.engine import launch
 from classification.engine.config_check import validate_training_config
-from classification.engine.errors import USER_ERROR_EXIT, UserError, run_tool
+from classification.engine.errors import USER_ERROR_EXIT, UserError
 from classification.experiments import demo
 from classification.experiments.reproduction import cli
 
@@ -29,24 +27,6 @@ CONFIG = osp.join(ROOT, "configs/classification/tiny-vit_mixpro_1xb128-20e_fmnis
 DEIT = osp.join(ROOT, "configs/classification/deit-t_mixpro_8xb128-300e_in1k.py")
 FMNIST = "/usr/share/datasets/fashion-mnist"
 needs_fmnist = pytest.mark.needs_data(FMNIST)
-
-
-@pytest.fixture
-def tool(monkeypatch, capsys):
-    """``tool(main, argv) -> the error line``: ``main(argv)`` run as ``tools/*.py`` do (``run_tool``); asserts status 2
-    and exactly one ``error:`` line on stderr."""
-    monkeypatch.setattr(CheckpointLoader, "_schemes", dict(CheckpointLoader._schemes))
-
-    def call(main, argv):
-        with pytest.raises(SystemExit) as info:
-            run_tool(lambda: main(argv))
-        err = capsys.readouterr().err
-        assert info.value.code == USER_ERROR_EXIT, err
-        lines = err.strip().splitlines()
-        assert len(lines) == 1 and lines[0].startswith("error: "), err
-        return lines[0]
-    with warnings.catch_warnings():
-        yield call
 
 
 def run_script(*args):

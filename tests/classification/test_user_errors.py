@@ -6,13 +6,11 @@ import os
 import os.path as osp
 import subprocess
 import sys
-import warnings
 
 import pytest
 import torch
 from mmengine.config import Config
 from mmengine.registry import MODELS
-from mmengine.runner.checkpoint import CheckpointLoader
 
 import classification  # noqa: F401  (registration)
 from classification.engine import launch
@@ -24,25 +22,6 @@ CONFIG = osp.join(ROOT, "configs/classification/tiny-vit_mixpro_1xb128-20e_fmnis
 P4_CONFIG = osp.join(ROOT, "configs/classification/tiny-vit-p4_mixpro_1xb128-20e_fmnist.py")
 FMNIST = "/usr/share/datasets/fashion-mnist"
 needs_fmnist = pytest.mark.needs_data(FMNIST)
-
-
-@pytest.fixture
-def tool(monkeypatch, capsys):
-    """``tool(main, argv) -> the error line``: runs ``main(argv)`` as ``tools/*.py`` do (``run_tool``) and checks the
-    exit: status 2, exactly one ``error:`` line on stderr. The process-wide settings the tools make (weights-only
-    loader, warning filters) are undone after the test."""
-    monkeypatch.setattr(CheckpointLoader, "_schemes", dict(CheckpointLoader._schemes))
-
-    def call(main, argv):
-        with pytest.raises(SystemExit) as info:
-            run_tool(lambda: main(argv))
-        err = capsys.readouterr().err
-        assert info.value.code == USER_ERROR_EXIT, err
-        lines = err.strip().splitlines()
-        assert len(lines) == 1 and lines[0].startswith("error: "), err
-        return lines[0]
-    with warnings.catch_warnings():
-        yield call
 
 
 @pytest.fixture
