@@ -23,6 +23,7 @@ The config selects it as ``model = dict(method=dict(type='mymethod', alpha=1.0),
 """
 from __future__ import annotations
 
+import abc
 import warnings
 from dataclasses import dataclass
 from typing import Any, Dict, Mapping, Optional
@@ -57,8 +58,9 @@ class MethodResult:
     stats: Dict[str, torch.Tensor]
 
 
-class Method(nn.Module):
-    """Base of every training method (see the module docstring). ``num_classes`` K, ``smoothing`` s of the targets."""
+class Method(nn.Module, abc.ABC):
+    """Base of every training method (see the module docstring). ``num_classes`` K, ``smoothing`` s of the targets.
+    A subclass without ``forward`` cannot be built (abstract)."""
 
     def __init__(self, num_classes: int, smoothing: float = 0.1):
         super().__init__()
@@ -66,10 +68,10 @@ class Method(nn.Module):
             raise ValueError(f"num_classes must be >= 2, got {num_classes}")
         self.num_classes, self.smoothing = num_classes, smoothing
 
+    @abc.abstractmethod
     def forward(self, backbone: nn.Module, images: torch.Tensor, labels: torch.Tensor,
                 generator: Optional[torch.Generator] = None) -> MethodResult:
-        raise NotImplementedError(f"{type(self).__name__} must implement forward(backbone, images, labels, "
-                                  f"generator) -> MethodResult")
+        """One training step of the method on ``images`` (B,C,H,W) with integer ``labels`` (B,)."""
 
 
 @METHODS.register("schedule")

@@ -21,10 +21,10 @@ from classification.devtools import support_matrix
 DOCS = ["README.md"] + sorted(osp.relpath(p, ROOT) for p in glob.glob(osp.join(ROOT, "docs", "*.md")))
 FRAGMENT = "<!-- fragment -->"
 BLOCK = re.compile(r"(?P<before>[^\n]*)\n```python\n(?P<code>.*?)\n```", re.S)
-# a repository path in backticks or as a link target; spans with placeholders ({a,b}, *, …, <x>, CAPS) are patterns
+# a repository path in backticks or as a link target; spans with pattern characters ({a,b}, *, …, <x>, CAPS) name no single file
 PATH = re.compile(r"(?:`|\]\()((?:configs|tools|classification|mixpro_core|segmentation|detection|docs|tests)/[^`)\s]*)"
                   r"(?=[`)])")
-PLACEHOLDER = re.compile(r"[{}*…<>]|\b[A-Z]{3,}\b")
+PATTERN_SPAN = re.compile(r"[{}*…<>]|\b[A-Z]{3,}\b")
 # paths the docs name that are not ours to ship: files of other projects' repositories cited as sources
 # (docs/methods.md), and the file the reader creates (docs/get-started.md, "Train on your own images")
 FOREIGN = {"configs/deit", "configs/swin", "configs/deit_s_transmix.yaml", "configs/deit_b_transmix.yaml",
@@ -66,7 +66,7 @@ def test_named_paths_exist():
     for doc in DOCS:
         for m in PATH.finditer(_read(doc)):
             path = m.group(1).split("#")[0].rstrip(".,:;")
-            if path in FOREIGN or PLACEHOLDER.search(path):
+            if path in FOREIGN or PATTERN_SPAN.search(path):
                 continue
             if not osp.exists(osp.join(ROOT, path)):
                 missing.append(f"{doc}: {path}")
