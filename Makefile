@@ -11,10 +11,13 @@ setup:
 demo: setup
 	$(PY) tools/demo.py
 
+# the layering check first (no module imports above its layer: docs/development.md), then the suite
 test: setup
+	$(PY) tools/check_layers.py
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 test-fast: setup
+	$(PY) tools/check_layers.py
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
 # mutmut on MODULES (paths or folders, each against its paired tests) within BUDGET seconds in all; survivors per

@@ -1,9 +1,12 @@
-"""Classification pretraining: classifiers, the mmengine model wrapper, datasets, metrics and hooks.
+"""Classification pretraining and what the three tasks share, in layers (each imports only those below it; checked by
+``tools/check_layers.py``):
 
-Importing the package registers everything in mmengine's registries (configs say
-``custom_imports = dict(imports=['classification'])``).
+- ``foundation``: errors, atomic writes, strict checkpoint loading, checkpoint sources, host settings;
+- ``data``, ``models``, ``evaluation``: datasets and transforms; classifiers and the mmengine model; metrics;
+- ``engine``: running a config (launch, lifecycle, config checks, runner, hooks, optimiser wrappers);
+- ``transfer``: checkpoints to the downstream tasks, generated downstream sets;
+- ``benchmarks``, ``experiments``: measurements; demo, robustness, reproduction.
+
+Importing this package (or any sub-package) registers nothing: :mod:`classification.register_all` imports every module
+that registers in mmengine's registries, and the configs name it (``custom_imports``).
 """
-from . import engine, models  # noqa: F401  (registration: the atomic_local backend; the classifiers)
-from .data import cifar, dali, fashion_mnist, imagenet, in_memory, preprocessor, sampler, transforms  # noqa: F401
-from .engine import compile, hooks, optim_wrapper, runner  # noqa: F401
-from .models import metrics, mix_classifier  # noqa: F401

@@ -1,5 +1,5 @@
 """``StrictPyramidVisionTransformer``: mmdet's PVT whose ``init_cfg=dict(type='Pretrained', checkpoint=...)`` loads
-strictly (:func:`classification.engine.checkpoints.load_init_checkpoint`), used by the PVT configs here. mmdet's own
+strictly (:func:`classification.foundation.checkpoints.load_init_checkpoint`), used by the PVT configs here. mmdet's own
 loading only warns on a size mismatch, leaving those weights random; here a checkpoint of another patch size,
 position grid (``pretrain_img_size``) or depth stops the run before training, naming each key and both shapes.
 ``convert_weights=True`` applies mmdet's ``pvt_convert`` first (official PVT v1 names, e.g. a PVT release as is).
@@ -7,7 +7,7 @@ position grid (``pretrain_img_size``) or depth stops the run before training, na
 from mmdet.models.backbones.pvt import PyramidVisionTransformer, pvt_convert
 from mmdet.registry import MODELS
 
-from classification.engine.checkpoints import load_init_checkpoint
+from classification.foundation.checkpoints import load_init_checkpoint
 
 
 @MODELS.register_module()

@@ -1,5 +1,5 @@
 """``StrictVisionTransformer``: mmseg's ``VisionTransformer`` whose ``init_cfg=dict(type='Pretrained',
-checkpoint=...)`` loads strictly (:func:`classification.engine.checkpoints.load_init_checkpoint`), used by every ViT
+checkpoint=...)`` loads strictly (:func:`classification.foundation.checkpoints.load_init_checkpoint`), used by every ViT
 config here. mmseg's own loading only warns on a size mismatch and resizes ``pos_embed`` silently; here a checkpoint of
 another patch size, position grid (image size) or depth stops the run before training, naming each key and both
 shapes. A checkpoint trained at another image size is resized explicitly and logged, when it is converted:
@@ -8,7 +8,7 @@ shapes. A checkpoint trained at another image size is resized explicitly and log
 from mmseg.models.backbones import VisionTransformer
 from mmseg.registry import MODELS
 
-from classification.engine.checkpoints import load_init_checkpoint
+from classification.foundation.checkpoints import load_init_checkpoint
 
 
 @MODELS.register_module()

@@ -1,4 +1,4 @@
-"""Checkpoint layouts users have (classification.engine.checkpoint_sources) → our classifiers and, converted, the strict
+"""Checkpoint layouts users have (classification.foundation.checkpoint_sources) → our classifiers and, converted, the strict
 downstream backbones (segmentation.backbones, detection.backbones).
 
 Every source checkpoint has every tensor random (torch.randn under a fixed generator, not a fresh initialisation
@@ -16,8 +16,8 @@ import torch
 from safetensors.torch import save_file
 
 import classification.transfer.convert as cc
-from classification.engine.checkpoint_sources import read_checkpoint_source
-from classification.engine.checkpoints import CheckpointMismatchError
+from classification.foundation.checkpoint_sources import read_checkpoint_source
+from classification.foundation.checkpoints import CheckpointMismatchError
 from classification.models.pvt import pvt_tiny
 from classification.models.vits import deit_tiny, deit_tiny_patch14, tiny_vit
 from classification.models.weights import load_pretrained

@@ -15,7 +15,7 @@ import sys
 
 import pytest
 
-from classification.engine.host import ROOT
+from classification.foundation.host import ROOT
 from classification.devtools import support_matrix
 
 DOCS = ["README.md"] + sorted(osp.relpath(p, ROOT) for p in glob.glob(osp.join(ROOT, "docs", "*.md")))

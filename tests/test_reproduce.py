@@ -10,7 +10,7 @@ import time
 import pytest
 
 from classification.engine import launch, lifecycle
-from classification.engine.errors import UserError, run_tool
+from classification.foundation.errors import UserError, run_tool
 from classification.experiments.reproduction import cli, estimates, runs, stats as S
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -300,7 +300,7 @@ def _most_at_once(spans) -> int:
 
 def test_two_jobs_run_side_by_side_and_give_the_results_and_report_of_one_job(fake_runs, monkeypatch, tmp_path,
                                                                              capsys):
-    from classification.engine.host import usable_cores
+    from classification.foundation.host import usable_cores
     calls, base, work, out = fake_runs
     spans = []
     _timed_launch(monkeypatch, spans, {})
@@ -514,7 +514,7 @@ def test_end_to_end_two_methods_two_seeds_two_at_a_time_on_a_tiny_subset(tmp_pat
     """Four real runs, two at a time: overlapping processes, the report; a run alone (--jobs 1, same thread
     count) gives the same result as beside another."""
     import subprocess
-    from classification.engine.host import usable_cores
+    from classification.foundation.host import usable_cores
     small = []
     for loader in ("train_dataloader", "val_dataloader", "test_dataloader"):
         small += [f"{loader}.num_workers=0", f"{loader}.persistent_workers=False"]
@@ -553,7 +553,7 @@ def test_end_to_end_two_methods_two_seeds_two_at_a_time_on_a_tiny_subset(tmp_pat
     keys = ("top1", "top1_drop50", "top5", "clean_top1_robustness", "threads")
     assert {k: result[k] for k in keys} == {k: results["mixpro", 1][k] for k in keys}
     import torch
-    from classification.engine.checkpoints import load_checkpoint_file
+    from classification.foundation.checkpoints import load_checkpoint_file
     beside = load_checkpoint_file(results["mixpro", 1]["checkpoint"])["state_dict"]
     alone_weights = load_checkpoint_file(result["checkpoint"])["state_dict"]
     assert beside.keys() == alone_weights.keys()

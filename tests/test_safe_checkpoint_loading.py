@@ -1,5 +1,5 @@
 """Importing the packages changes no global behaviour of mmengine: the weights-only checkpoint loader is installed
-only by ``classification.engine.checkpoints.install_safe_checkpoint_loading()`` (which the tools call), and from then on
+only by ``classification.foundation.checkpoints.install_safe_checkpoint_loading()`` (which the tools call), and from then on
 an mmengine Runner checkpoint (HistoryBuffers, numpy scalars) loads through ``CheckpointLoader`` while a pickle with
 any other object is refused (a one-line ``UserError`` naming the file). Each check runs in a fresh interpreter, so
 nothing installed by other tests counts."""
@@ -18,7 +18,8 @@ def run_python(code: str, tmp_path) -> list:
     return [line.split(" ", 1)[1] for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
 
 
-@pytest.mark.parametrize("packages", [["classification"], ["classification", "segmentation", "detection"]],
+@pytest.mark.parametrize("packages", [["classification.register_all"],
+                                      ["classification.register_all", "segmentation", "detection"]],
                          ids=["classification", "all-packages"])
 def test_importing_the_packages_leaves_mmengine_local_loader_alone(packages, tmp_path):
     out = run_python(f"""
@@ -42,8 +43,8 @@ def test_install_makes_runner_checkpoints_load_weights_only(tmp_path):
         import torch
         from mmengine.logging import HistoryBuffer
         from mmengine.runner.checkpoint import CheckpointLoader
-        from classification.engine.checkpoints import install_safe_checkpoint_loading, load_from_local
-        from classification.engine.errors import UserError
+        from classification.foundation.checkpoints import install_safe_checkpoint_loading, load_from_local
+        from classification.foundation.errors import UserError
 
         buffer = HistoryBuffer()
         buffer.update(1.5)

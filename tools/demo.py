@@ -5,7 +5,7 @@
 
 The stages and the table: :mod:`classification.experiments.demo`.
 """
-from classification.engine.errors import run_tool
+from classification.foundation.errors import run_tool
 from classification.experiments.demo import main
 
 if __name__ == "__main__":

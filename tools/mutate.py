@@ -6,7 +6,7 @@
 Module list, pairing, scratch copies and the score: :mod:`classification.devtools.mutation`; docs/development.md.
 """
 from classification.devtools.mutation import main
-from classification.engine.errors import run_tool
+from classification.foundation.errors import run_tool
 
 if __name__ == "__main__":
     run_tool(main)

@@ -7,7 +7,7 @@
 
 Runs, cache, statistics and report: :mod:`classification.experiments.reproduction`.
 """
-from classification.engine.errors import run_tool
+from classification.foundation.errors import run_tool
 from classification.experiments.reproduction.cli import main
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ benchmarks").
 Outputs and options: :mod:`classification.experiments.robustness.report`; the suites:
 :mod:`classification.experiments.robustness.evaluate`.
 """
-from classification.engine.errors import run_tool
+from classification.foundation.errors import run_tool
 from classification.experiments.robustness.report import main
 
 if __name__ == "__main__":

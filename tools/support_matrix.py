@@ -6,7 +6,7 @@
 
 :mod:`classification.devtools.support_matrix`.
 """
-from classification.engine.errors import run_tool
+from classification.foundation.errors import run_tool
 from classification.devtools.support_matrix import main
 
 if __name__ == "__main__":

@@ -6,9 +6,9 @@
 
 Prints the metrics and writes them to <work-dir>/metrics.json. The options and the run are defined in
 :mod:`classification.engine.launch`; a mistake is one ``error:`` line and exit status 2
-(:mod:`classification.engine.errors`).
+(:mod:`classification.foundation.errors`).
 """
-from classification.engine.errors import run_tool
+from classification.foundation.errors import run_tool
 from classification.engine.launch import run_test
 
 if __name__ == "__main__":

@@ -6,9 +6,9 @@
                           [--cfg-options key=value ...] [--launcher {none,pytorch,slurm}]
 
 The options, the outputs and the run are defined in :mod:`classification.engine.launch`; a mistake in the command or the
-config is one ``error:`` line and exit status 2 (:mod:`classification.engine.errors`).
+config is one ``error:`` line and exit status 2 (:mod:`classification.foundation.errors`).
 """
-from classification.engine.errors import run_tool
+from classification.foundation.errors import run_tool
 from classification.engine.launch import main
 
 if __name__ == "__main__":

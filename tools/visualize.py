@@ -6,7 +6,7 @@ PAL λ, from a trained classifier.
 
 The grid and its options: :mod:`classification.experiments.visualize`.
 """
-from classification.engine.errors import run_tool
+from classification.foundation.errors import run_tool
 from classification.experiments.visualize import main
 
 if __name__ == "__main__":

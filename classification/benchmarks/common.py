@@ -17,7 +17,7 @@ from typing import Callable, Dict, Iterator, List, Optional
 
 import torch
 
-from classification.engine.host import environment
+from classification.foundation.host import environment
 
 MIB = 2 ** 20
 
@@ -163,7 +163,7 @@ def free_memory(device: str) -> None:
 
 # ----------------------------------------------------------------------------------------------- reporting
 def machine_info(device: str) -> dict:
-    """:func:`classification.engine.host.environment` plus torch's thread count and the device measured on (the GPU
+    """:func:`classification.foundation.host.environment` plus torch's thread count and the device measured on (the GPU
     only when the device is one)."""
     info = environment()
     if not str(device).startswith("cuda"):

@@ -27,7 +27,7 @@ from typing import Callable, Dict, List, Optional
 import torch
 
 from classification.benchmarks.common import sync
-from classification.engine.host import ROOT
+from classification.foundation.host import ROOT
 
 SEGMENTERS = ["segmenter-mask_deit-t_mixpro_8xb1-160k_ade20k-512x512.py",
               "segmenter-linear_deit-t_mixpro_8xb1-160k_ade20k-512x512.py"]
@@ -137,7 +137,6 @@ def classification_configs(quick: bool) -> List[str]:
 def classification_item(path: str, device: str, amp: Optional[str], steps: int, batch: int) -> dict:
     from mmengine.config import Config
     from mmengine.registry import MODELS
-    import classification  # noqa: F401  (registration)
     cfg = Config.fromfile(path)
     model_cfg = cfg.model
     if cfg.get("data_preprocessor") is not None:
@@ -199,7 +198,6 @@ def segmentation_item(path: str, device: str, amp: Optional[str], iters: int, ba
     from mmengine.config import Config
     from mmseg.evaluation import IoUMetric
     from mmseg.registry import MODELS
-    import segmentation  # noqa: F401  (registration)
     cfg = Config.fromfile(path)
     cfg.model.backbone.init_cfg = None  # no pretrained checkpoint: random weights
     cfg.model.data_preprocessor.size = (size, size)
@@ -265,7 +263,6 @@ def _det_batch(batch: int, height: int, width: int, classes: int, gen: torch.Gen
 def detection_item(path: str, device: str, amp: Optional[str], iters: int, batch: int, size: int) -> dict:
     from mmdet.registry import MODELS
     from mmengine.config import Config
-    import detection  # noqa: F401  (registration)
     cfg = Config.fromfile(path)
     cfg.model.backbone.init_cfg = None
     height, width = size, size * 4 // 3 // 32 * 32  # an 800-px short side, 4:3 (COCO-like)

@@ -24,7 +24,7 @@ import torch
 
 from classification.benchmarks.common import MIB, autocast, peak_extra_bytes, report, round_robin, timed
 from classification.benchmarks.train import add_train_arguments, bench_train
-from classification.engine.host import ROOT
+from classification.foundation.host import ROOT
 from mixpro_core import cutmix, forward_with_attention, maskmix, maskmix_masks, mixup
 
 
@@ -97,7 +97,7 @@ NUM_CLASSES = 10
 
 
 def build_backbone(name: str, device: str) -> torch.nn.Module:
-    import classification  # noqa: F401  (registers the models)
+    import classification.register_all  # noqa: F401  (registration)
     from mmengine.registry import MODELS
     torch.manual_seed(0)
     return MODELS.build(dict(STEP_MODELS[name][0], num_classes=NUM_CLASSES)).to(device)
@@ -106,7 +106,7 @@ def build_backbone(name: str, device: str) -> torch.nn.Module:
 def build_classifier(name: str, device: str, smoothing: float = 0.1, **method_keys):
     """A MixClassifier on ``name``'s backbone with the method keys of a config (``mix`` / ``label_policy`` /
     ``token_mixup``, or ``method``) and the model's MaskMix cell size as a mixer default."""
-    import classification  # noqa: F401
+    import classification.register_all  # noqa: F401  (registration)
     from mmengine.registry import MODELS
     backbone, _, mask_size = STEP_MODELS[name]
     torch.manual_seed(0)  # same initial weights for every method

@@ -27,11 +27,11 @@ from mmengine.config import Config
 from mmengine.hooks import Hook
 
 from classification.benchmarks.common import WindowTimer, forever, free_memory, report, timed_loop
-from classification.benchmarks.synthetic_imagenet import make_synthetic_imagenet
+from classification.data.synthetic_imagenet import make_synthetic_imagenet
 from classification.benchmarks.train_timm import run_timm, run_timm_data, timm_model_name
 from classification.engine import lifecycle
 from classification.engine.distributed import release_loader_workers
-from classification.engine.host import ROOT, configure_threads, default_num_workers
+from classification.foundation.host import ROOT, configure_threads, default_num_workers
 from classification.engine.launch import prepare_config
 
 __all__ = ["add_train_arguments", "bench_train"]
@@ -191,7 +191,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--warmup", type=int, help="discarded iterations first (default 10 + 2 per worker; --quick: 1)")
     p.add_argument("--workers", type=int, nargs="+", help="loader workers; several values: every pipeline at each "
                                                           "(default: the config's, capped by "
-                                                          "classification.engine.host)")
+                                                          "classification.foundation.host)")
     p.add_argument("--batch", type=int, help="batch size (default 128; --quick: 8)")
     p.add_argument("--input-size", type=int, help="input side (default 224; --quick: 64)")
     p.add_argument("--amp", choices=["bf16"], help="bf16 autocast in every pipeline (default on CUDA)")

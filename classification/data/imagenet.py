@@ -24,7 +24,7 @@ from torchvision.datasets import ImageFolder
 from torchvision.datasets.folder import IMG_EXTENSIONS, has_file_allowed_extension
 
 from classification.data.transforms import ClassMetainfo, TransformSpec, apply_transform, resolve_transform
-from classification.engine.errors import MissingPathError, UserError
+from classification.foundation.errors import MissingPathError, UserError
 
 __all__ = ["CorruptImageError", "decode_rgb", "SkipCorruptMixin", "ImageNetFolder", "rank_shard", "ImageNetZip"]
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from classification.engine.errors import UserError
+from classification.foundation.errors import UserError
 
 ROOT = Path(__file__).resolve().parents[2]
 WORK = Path("work_dirs") / "mutate"
@@ -44,7 +44,7 @@ PAIRED_TESTS: Dict[str, Tuple[str, ...]] = {
     "mixpro_core/rmix.py": ("tests/mixpro_core/test_rmix.py",),
     "mixpro_core/rlmix.py": ("tests/mixpro_core/test_rlmix.py",),
     "mixpro_core/tokenmixup.py": ("tests/mixpro_core/test_tokenmixup.py",),
-    "classification/engine/checkpoints.py": ("tests/classification/test_checkpoints.py",
+    "classification/foundation/checkpoints.py": ("tests/classification/test_checkpoints.py",
                                              "tests/classification/test_strict_loader_values.py"),
     "classification/engine/launch.py": ("tests/classification/test_schedule_values.py",),
     "classification/transfer/convert.py": ("tests/test_convert_checkpoint.py",),
@@ -59,7 +59,7 @@ PAIRED_TESTS: Dict[str, Tuple[str, ...]] = {
 }
 # what `make mutate` checks without MODULES: issue #34's weak spots, the functions that hold them
 DEFAULT_MODULES = ("mixpro_core/attention.py", "mixpro_core/schedule.py",
-                   "classification/engine/checkpoints.py::compare_state_dicts,load_state_dict_strict,checkpoint_state",
+                   "classification/foundation/checkpoints.py::compare_state_dicts,load_state_dict_strict,checkpoint_state",
                    "classification/engine/launch.py::shorten_schedule,_schedule_length",
                    "classification/experiments/robustness/suites.py::NormalizedModel.forward,split_normalize,"
                    "drop_patches,shuffle_patches,num_patches_to_drop,patch_grid")

@@ -135,9 +135,9 @@ def main(argv=None) -> None:
     """``tools/support_matrix.py [--check]``: rewrite README.md's matrix, or exit with status 1 when it is stale."""
     import argparse
 
-    from classification.engine.atomic import atomic_write_text
-    from classification.engine.errors import UserError
-    from classification.engine.host import ROOT
+    from classification.foundation.atomic import atomic_write_text
+    from classification.foundation.errors import UserError
+    from classification.foundation.host import ROOT
 
     parser = argparse.ArgumentParser(description="Regenerate (or --check) README.md's method × backbone matrix.")
     parser.add_argument("--check", action="store_true", help="exit 1 if README.md's matrix differs from the configs")

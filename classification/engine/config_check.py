@@ -1,5 +1,5 @@
 """Checks of a config and its ``--cfg-options`` before anything is built, each failure a one-line
-:class:`~classification.engine.errors.UserError` naming the file, key or value.
+:class:`~classification.foundation.errors.UserError` naming the file, key or value.
 
 mmengine merges ``--cfg-options`` silently, new keys included. :func:`check_cfg_options` allows a key that the config
 lacks only where something will read it: a parameter of what the enclosing dict is built into — its registered
@@ -22,9 +22,9 @@ from typing import Any, Callable, Iterable, List, Mapping, Optional, Sequence, S
 from mmengine.config import Config
 from mmengine.runner import Runner
 
-from classification.engine.errors import MissingPathError, UserError
+from classification.foundation.errors import MissingPathError, UserError
 
-# keys mmengine or we read besides the Runner's parameters (Runner.from_cfg / Runner / classification.engine.host)
+# keys mmengine or we read besides the Runner's parameters (Runner.from_cfg / Runner / classification.foundation.host)
 ROOT_EXTRAS = {"custom_imports", "model_wrapper_cfg", "runner_type", "compile", "activation_checkpointing",
                "efficient_conv_bn_eval", "load_from_partial", "load_from_ema"}
 # keys the builders take out of a section before calling its constructor

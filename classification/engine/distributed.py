@@ -1,6 +1,6 @@
 """Distributed runs on any host: mmengine's ``init_dist`` calls ``torch.cuda.set_device`` and its DDP wrapper passes
 ``device_ids=[local_rank]``; on a host without CUDA we initialise the gloo process group first (the Runner then skips
-its own init) and wrap with ``device_ids=None`` (:func:`classification.engine.host.adapt_config_to_host`). Also the
+its own init) and wrap with ``device_ids=None`` (:func:`classification.foundation.host.adapt_config_to_host`). Also the
 clean end of a run: data-loader workers and the process group shut down while the interpreter is fully alive.
 """
 from __future__ import annotations

@@ -19,7 +19,7 @@ from mmengine.model import is_model_wrapper
 from mmengine.registry import HOOKS
 from mmengine.runner import EpochBasedTrainLoop
 
-from classification.engine.checkpoints import latest_checkpoint
+from classification.foundation.checkpoints import latest_checkpoint
 from classification.engine.optim_wrapper import DeferredReadback, GuardedOptimWrapper
 from mixpro_core import POLICY_STATS
 

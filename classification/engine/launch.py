@@ -2,7 +2,7 @@
 
 :func:`prepare_config` (training) and :func:`prepare_test_config` (evaluation) take a config file or an edited Config
 and keyword options (the tools' flags), check overrides and values before anything is built (mistakes are one-line
-:class:`~classification.engine.errors.UserError`) and return the Config that
+:class:`~classification.foundation.errors.UserError`) and return the Config that
 :func:`classification.engine.lifecycle.run` builds, runs and ends cleanly. ``main`` / ``run_test`` (the only users of
 argparse) also install the weights-only checkpoint loader, filter :data:`UPSTREAM_WARNINGS` and, for multi-process
 runs on a host without CUDA, start a gloo process group (:func:`classification.engine.distributed.init_distributed`).
@@ -25,14 +25,14 @@ from mmengine.config import Config, DictAction
 from mmengine.logging import print_log
 
 from classification.engine import lifecycle
-from classification.engine.atomic import atomic_write_text
-from classification.engine.checkpoints import install_safe_checkpoint_loading
+from classification.foundation.atomic import atomic_write_text
+from classification.foundation.checkpoints import install_safe_checkpoint_loading
 from classification.engine.config_check import (apply_cfg_options, check_batch_sizes, check_cache_sampler,
                                                 check_class_counts, check_data_roots, check_training_options,
                                                 load_config, validate_training_config)
 from classification.engine.distributed import init_distributed
-from classification.engine.errors import MissingPathError, UserError
-from classification.engine.host import adapt_config_to_host, apply_default_num_workers, configure_threads
+from classification.foundation.errors import MissingPathError, UserError
+from classification.foundation.host import adapt_config_to_host, apply_default_num_workers, configure_threads
 from classification.engine.preemption import add_preemption_hook
 
 TRAIN_USAGE = """Train any MixPro config (classification, segmentation, detection) with mmengine's Runner.
@@ -284,7 +284,7 @@ def prepare_config(config: Union[str, Config], *, work_dir: Optional[str] = None
     if compile:
         cfg.custom_hooks = list(cfg.get("custom_hooks") or []) + [dict(type="CompileBackboneHook")]
     adapt_config_to_host(cfg, launcher)
-    apply_default_num_workers(cfg)  # leave cores to this process (classification.engine.host)
+    apply_default_num_workers(cfg)  # leave cores to this process (classification.foundation.host)
     add_preemption_hook(cfg)  # SIGTERM/SIGUSR1 (and Ctrl-C): checkpoint, exit 75 / 130 (engine.preemption)
     _add_summary_hook(cfg)
     validate_training_config(cfg)

@@ -27,9 +27,9 @@ from typing import Iterator, Optional, Sequence
 
 from mmengine.logging import print_log
 
-from classification.engine.atomic import process_exists
+from classification.foundation.atomic import process_exists
 from classification.engine.distributed import finish_distributed, release_dataloader_workers
-from classification.engine.errors import UserError
+from classification.foundation.errors import UserError
 from classification.engine.preemption import TrainingPreempted
 from classification.engine.runner import MixProRunner
 

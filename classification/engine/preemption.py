@@ -27,7 +27,7 @@ from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
 from mmengine.runner import EpochBasedTrainLoop
 
-from classification.engine.atomic import atomic_write_text
+from classification.foundation.atomic import atomic_write_text
 
 PREEMPTED_EXIT_CODE = 75  # os.EX_TEMPFAIL
 INTERRUPTED_EXIT_CODE = 130  # 128 + SIGINT: stopped by the user (Ctrl-C)

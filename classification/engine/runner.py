@@ -1,10 +1,10 @@
 """The Runner of every run (:func:`classification.engine.lifecycle.run`): mmengine's, with checkpoints loaded strictly
 and a console a person can read.
 
-- ``load_from`` and ``resume`` go through :func:`classification.engine.checkpoints.load_state_dict_strict` (keys and
+- ``load_from`` and ``resume`` go through :func:`classification.foundation.checkpoints.load_state_dict_strict` (keys and
   shapes must fit; ``load_from_partial`` key patterns excuse keys of a ``load_from``, never of a resume). A classifier's
   ``load_from`` (and ``tools/test.py``) also reads bare classifier layouts
-  (:mod:`classification.engine.checkpoint_sources`) into its ``backbone``. ``--resume auto`` finds its checkpoint with
+  (:mod:`classification.foundation.checkpoint_sources`) into its ``backbone``. ``--resume auto`` finds its checkpoint with
   :func:`latest_checkpoint`; a resume reads and deletes only the work dir's own checkpoints (:meth:`MixProRunner.resume`).
 - A data loader without a single batch is one line (:meth:`MixProRunner.build_dataloader`).
 - The console leaves out what only a debugging reader needs (system environment, whole config, hook table, parameter
@@ -25,10 +25,10 @@ from mmengine.registry import MODELS, RUNNERS
 from mmengine.runner import Runner
 from mmengine.runner.checkpoint import CheckpointLoader
 
-from classification.engine.checkpoint_sources import classifier_source, ema_note, is_mmengine_ema
-from classification.engine.checkpoints import (checkpoint_state, latest_checkpoint, load_state_dict_strict,
+from classification.foundation.checkpoint_sources import classifier_source, ema_note, is_mmengine_ema
+from classification.foundation.checkpoints import (checkpoint_state, latest_checkpoint, load_state_dict_strict,
                                                own_checkpoint)
-from classification.engine.errors import UserError
+from classification.foundation.errors import UserError
 
 # message-hub entries of mmengine 0.10.7's CheckpointHook (hooks/checkpoint_hook.py) that it reads back after a
 # resume: 'best_ckpt' (or 'best_ckpt_<metric>' with several metrics) names the best checkpoint, which
@@ -103,7 +103,7 @@ class MixProRunner(Runner):
         this work dir's: a checkpoint of another folder (a copied work dir, ``--resume`` of another run's file) names
         that folder's best checkpoint, which CheckpointHook would delete when this run finds a better one; such a
         name becomes the same file name here, or is dropped when this folder has none
-        (:func:`classification.engine.checkpoints.own_checkpoint`). "Here" is the CheckpointHook's folder: the work
+        (:func:`classification.foundation.checkpoints.own_checkpoint`). "Here" is the CheckpointHook's folder: the work
         dir, or ``<out_dir>/<work dir name>`` when the hook sets ``out_dir`` (a remote one is left alone)."""
         super().resume(filename, *args, **kwargs)
         folder = self.work_dir
@@ -124,9 +124,9 @@ class MixProRunner(Runner):
     def load_checkpoint(self, filename: str, map_location="cpu", strict: bool = True,
                         revise_keys=((r"^module\.", ""),)):
         """mmengine's ``load_checkpoint`` (``after_load_checkpoint`` hooks, then the weights), always strict: see
-        :func:`classification.engine.checkpoints.load_state_dict_strict`; ``strict`` is ignored. ``load_from_partial``
+        :func:`classification.foundation.checkpoints.load_state_dict_strict`; ``strict`` is ignored. ``load_from_partial``
         applies to ``load_from``, never to a resume; ``load_from_ema`` (``tools/test.py --ema``) reads a
-        ``load_from``'s EMA weights (:mod:`classification.engine.checkpoint_sources`), and a ``load_from`` whose EMA
+        ``load_from``'s EMA weights (:mod:`classification.foundation.checkpoint_sources`), and a ``load_from`` whose EMA
         copy goes unused says so in one line."""
         checkpoint = CheckpointLoader.load_checkpoint(filename, map_location=map_location)
         self.call_hook("after_load_checkpoint", checkpoint=checkpoint)

@@ -24,10 +24,10 @@ from mmengine.config import Config
 
 from classification.data.fashion_mnist import FASHION_MNIST_ROOT
 from classification.engine import lifecycle
-from classification.engine.checkpoints import install_safe_checkpoint_loading
+from classification.foundation.checkpoints import install_safe_checkpoint_loading
 from classification.engine.config_check import load_config
-from classification.engine.errors import MissingPathError
-from classification.engine.host import ROOT, configure_threads, usable_cores
+from classification.foundation.errors import MissingPathError
+from classification.foundation.host import ROOT, configure_threads, usable_cores
 from classification.engine.launch import filter_upstream_warnings, prepare_config
 from classification.experiments.stages import Stage, run_stages
 from classification.experiments.visualize import maskmix_grid

@@ -9,7 +9,7 @@ at usable cores // ``jobs`` (at least 1); ``local=True`` stages run in this proc
 runs (measured trade-off: docs/benchmarks.md, "make demo in about 10 minutes"). A failing worker stops the run: the
 others are terminated and :class:`StageError` names the stage and carries its traceback (or the exit code of a worker
 that died without a result); a stage that raised ``SystemExit`` ends the run with that message, one that raised a
-:class:`~classification.engine.errors.UserError` with that error (one line) naming the stage.
+:class:`~classification.foundation.errors.UserError` with that error (one line) naming the stage.
 """
 from __future__ import annotations
 
@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import wait
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
-from classification.engine.errors import UserError
-from classification.engine.host import usable_cores
+from classification.foundation.errors import UserError
+from classification.foundation.host import usable_cores
 
 __all__ = ["Stage", "StageRun", "StageError", "run_stages"]
 

@@ -17,9 +17,9 @@ from typing import Optional, Sequence
 import torch
 from mmengine.registry import DATASETS, MODELS
 
-from classification.engine.checkpoints import install_safe_checkpoint_loading
+from classification.foundation.checkpoints import install_safe_checkpoint_loading
 from classification.engine.config_check import load_config
-from classification.engine.errors import UserError
+from classification.foundation.errors import UserError
 from classification.experiments.robustness.evaluate import load_classifier
 from mixpro_core import MixBatch, ScheduleMethod, attention_lambda, forward_with_attention, maskmix_masks
 

@@ -21,7 +21,7 @@ from mmengine.registry import MODELS
 from timm.layers import DropPath, LayerNorm2d, Mlp
 from torch.utils.checkpoint import checkpoint
 
-from classification.engine.checkpoints import load_state_dict_strict
+from classification.foundation.checkpoints import load_state_dict_strict
 
 from .weight_init import init_transformer_weights
 from .weights import load_pretrained, read_backbone_state
@@ -230,7 +230,7 @@ class MSMLPBackbone(MSMLP):
     def load_classifier_checkpoint(self, path: str) -> Tuple[list, list]:
         """Load the MS-MLP classifier weights at ``path``; returns ``(missing, dropped)`` key lists.
 
-        Strict (:func:`classification.engine.checkpoints.load_state_dict_strict`) with the backbone's own
+        Strict (:func:`classification.foundation.checkpoints.load_state_dict_strict`) with the backbone's own
         ``out_norms.*`` as the only keys that may be absent (they are new: ``missing``); ``dropped`` holds the
         checkpoint keys not used (the classifier's ``norm``/``head`` and non-backbone keys of a Runner checkpoint).
         Anything else that does not fit raises CheckpointMismatchError naming the keys and shapes.

@@ -1,6 +1,6 @@
 """Loading a local checkpoint into a classifier (no downloads): our own checkpoints, timm / DeiT / MixPro / PVT
-releases (:mod:`classification.engine.checkpoint_sources`) or plain state dicts, strictly
-(:mod:`classification.engine.checkpoints`)."""
+releases (:mod:`classification.foundation.checkpoint_sources`) or plain state dicts, strictly
+(:mod:`classification.foundation.checkpoints`)."""
 from __future__ import annotations
 
 import logging
@@ -9,15 +9,15 @@ from typing import Callable, List, Mapping, Optional, Tuple, Union
 import torch
 from mmengine.logging import print_log
 
-from classification.engine.checkpoint_sources import read_checkpoint_source
-from classification.engine.checkpoints import LoadReport, load_state_dict_strict
-from classification.engine.errors import UserError
+from classification.foundation.checkpoint_sources import read_checkpoint_source
+from classification.foundation.checkpoints import LoadReport, load_state_dict_strict
+from classification.foundation.errors import UserError
 
 
 def read_backbone_state(path: str, ema: bool = False) -> Tuple[dict, List[str]]:
     """``(state, dropped)``: the backbone tensors of the checkpoint at ``path`` and the keys left out.
 
-    Any layout of :mod:`classification.engine.checkpoint_sources` (our mmengine checkpoint, timm's ``state_dict`` /
+    Any layout of :mod:`classification.foundation.checkpoint_sources` (our mmengine checkpoint, timm's ``state_dict`` /
     ``state_dict_ema`` and safetensors, ``{'model': ...}`` releases, a bare state dict), read weights-only;
     ``module.``/``model.`` prefixes are stripped; when keys carry our wrapper's ``backbone.`` prefix, only those are
     kept (prefix stripped) and the others are returned in ``dropped``, as are non-tensor entries (modules' extra
@@ -36,10 +36,10 @@ def read_state_dict(path: str, ema: bool = False) -> dict:
 def load_pretrained(model: torch.nn.Module, pretrained: Union[str, Mapping],
                     convert: Optional[Callable[[dict], dict]] = None) -> LoadReport:
     """Load a classifier's ``pretrained=`` weights into ``model``, strictly
-    (:func:`classification.engine.checkpoints.load_state_dict_strict`): a key missing, left over or of another shape is
-    a :class:`~classification.engine.checkpoints.CheckpointMismatchError` naming it and both shapes.
+    (:func:`classification.foundation.checkpoints.load_state_dict_strict`): a key missing, left over or of another shape is
+    a :class:`~classification.foundation.checkpoints.CheckpointMismatchError` naming it and both shapes.
 
-    ``pretrained``: a checkpoint path (any layout of :mod:`classification.engine.checkpoint_sources`), or
+    ``pretrained``: a checkpoint path (any layout of :mod:`classification.foundation.checkpoint_sources`), or
     ``dict(checkpoint=PATH, partial=[patterns], ema=False)``: ``partial`` leaves the matching model keys at their
     initial values (e.g. ``partial=['head']`` for a head of another number of classes), ``ema=True`` reads the
     file's EMA weights (timm's ``state_dict_ema``, DeiT's ``model_ema``; an EMA copy left unused is said in one line).

@@ -1,6 +1,6 @@
 """Convert a classification checkpoint into a downstream backbone's format (``tools/convert_checkpoint.py SRC DST
 --to {mmseg-vit,mmdet-pvt,timm,safetensors} [--img-size H W] [--ema] [--keep-head]``). SRC: any layout of
-:mod:`classification.engine.checkpoint_sources` (ours, timm's, DeiT / official MixPro / PVT v1 releases), named in the
+:mod:`classification.foundation.checkpoint_sources` (ours, timm's, DeiT / official MixPro / PVT v1 releases), named in the
 report.
 
 - mmseg-vit: timm ViT -> mmseg ``VisionTransformer`` names; build it with ``patch_bias=True``, ``final_norm=True``,
@@ -24,9 +24,9 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 import torch
 from timm.layers import resample_abs_pos_embed
 
-from classification.engine.atomic import atomic_write
-from classification.engine.checkpoint_sources import detect_architecture, read_checkpoint_source
-from classification.engine.checkpoints import compare_state_dicts, install_safe_checkpoint_loading
+from classification.foundation.atomic import atomic_write
+from classification.foundation.checkpoint_sources import detect_architecture, read_checkpoint_source
+from classification.foundation.checkpoints import compare_state_dicts, install_safe_checkpoint_loading
 from classification.transfer.convert_models import (build_mmdet_pvt, build_mmseg_vit, build_timm_backbone, pair,
                                                     square_grid)
 
@@ -228,7 +228,7 @@ def export_safetensors(state: StateDict, path: str, source: Optional[str] = None
 # --------------------------------------------------------------------------------- target model checks
 def check_against(model: torch.nn.Module, new_state: StateDict, report: ConversionReport, name: str) -> None:
     """Fill the report's key lists: how ``new_state`` differs from ``model``'s state dict
-    (:func:`classification.engine.checkpoints.compare_state_dicts`, the comparison of the strict loader)."""
+    (:func:`classification.foundation.checkpoints.compare_state_dicts`, the comparison of the strict loader)."""
     differences = compare_state_dicts(model.state_dict(), new_state)
     report.checked_with = name
     report.missing, report.unexpected = differences.missing, differences.unexpected

@@ -8,7 +8,7 @@ from typing import Optional, Sequence, Tuple, Union
 
 import torch
 
-from classification.engine.checkpoint_sources import detect_architecture
+from classification.foundation.checkpoint_sources import detect_architecture
 
 StateDict = dict
 

@@ -47,7 +47,7 @@ def tool(monkeypatch, capsys):
     loader, warning filters) are undone after the test."""
     from mmengine.runner.checkpoint import CheckpointLoader
 
-    from classification.engine.errors import USER_ERROR_EXIT, run_tool
+    from classification.foundation.errors import USER_ERROR_EXIT, run_tool
 
     monkeypatch.setattr(CheckpointLoader, "_schemes", dict(CheckpointLoader._schemes))
 

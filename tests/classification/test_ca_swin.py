@@ -12,7 +12,7 @@ from mmengine.config import Config
 from mmengine.registry import MODELS
 from PIL import Image
 
-import classification  # noqa: F401  (registration)
+import classification.register_all  # noqa: F401  (registration)
 from classification.experiments.robustness.evaluate import evaluate_robustness
 from classification.experiments.robustness.suites import imagenet_wnids
 from classification.models.ca_swin import ca_swin_small, ca_swin_tiny

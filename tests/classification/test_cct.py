@@ -6,7 +6,7 @@ import torch
 from mmengine.config import Config
 from mmengine.registry import MODELS
 
-import classification  # noqa: F401  (registration)
+import classification.register_all  # noqa: F401  (registration)
 from classification.models.cct import CCT, cct_7_3x1
 from mixpro_core import build_token_mixup, forward_with_attention, has_cls_attention, no_mix
 

@@ -1,4 +1,4 @@
-"""Strict checkpoint loading (classification.engine.checkpoints, classification.engine.runner.MixProRunner): a missing,
+"""Strict checkpoint loading (classification.foundation.checkpoints, classification.engine.runner.MixProRunner): a missing,
 unexpected or differently-shaped key is an error naming the key and both shapes, nothing is loaded then; partial loading
 only where patterns name the keys; a file that is not a checkpoint is one line naming it."""
 import logging
@@ -9,10 +9,10 @@ import torch
 from mmengine.runner.checkpoint import CheckpointLoader
 from torch import nn
 
-from classification.engine.checkpoints import (CheckpointMismatchError, checkpoint_state,
+from classification.foundation.checkpoints import (CheckpointMismatchError, checkpoint_state,
                                                install_safe_checkpoint_loading, load_checkpoint_strict,
                                                load_state_dict_strict)
-from classification.engine.errors import UserError
+from classification.foundation.errors import UserError
 from classification.engine.runner import HideStartupDetails, MixProRunner
 
 
@@ -157,7 +157,7 @@ def test_resume_finds_the_newest_checkpoint_when_the_pointer_is_unusable(tmp_pat
     """mmengine rewrites ``last_checkpoint`` non-atomically after each save: a kill -9 there leaves it empty. The
     pointer wins when it names a file; otherwise the newest epoch/iter/preempted checkpoint; none → None."""
     import os
-    from classification.engine.checkpoints import latest_checkpoint
+    from classification.foundation.checkpoints import latest_checkpoint
     work = str(tmp_path)
     assert latest_checkpoint(work) is None
     (tmp_path / "last_checkpoint").write_text("")

@@ -21,7 +21,7 @@ from timm.models.cait import Cait
 from timm.models.vision_transformer import VisionTransformer
 from timm.models.xcit import Xcit
 
-import classification  # noqa: F401  (registration of the attention forwards)
+import classification.register_all  # noqa: F401  (registration)
 from classification.models.ca_swin import CASwinTransformer
 from classification.models.pvt import PyramidVisionTransformerV1
 from classification.models.vits import tiny_vit

@@ -11,7 +11,7 @@ from mmengine.config import Config
 
 from classification.engine import launch
 from classification.engine.config_check import check_data_roots, check_training_options, load_config
-from classification.engine.errors import MissingPathError, UserError
+from classification.foundation.errors import MissingPathError, UserError
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIG = osp.join(ROOT, "configs/classification/tiny-vit_mixpro_1xb128-20e_fmnist.py")

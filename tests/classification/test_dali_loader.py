@@ -15,7 +15,7 @@ from PIL import Image
 from timm.data.auto_augment import LEVEL_TO_ARG
 from torch.utils.data import DataLoader
 
-import classification  # noqa: F401  (registers DALIImageNet, batch_collate, ImageNetPreprocessor)
+import classification.register_all  # noqa: F401  (registration)
 from classification.data.dali import (DALIImageNet, parse_rand_augment, rand_augment_levels, rand_augment_suite,
                                       timm_rand_augment)
 from classification.data.imagenet import CorruptImageError

@@ -11,9 +11,9 @@ from mmengine.config import Config
 from mmengine.registry import DATASETS, MODELS
 from mmengine.runner.checkpoint import CheckpointLoader
 
-import classification  # noqa: F401  (registration)
+import classification.register_all  # noqa: F401  (registration)
 from classification.engine import launch
-from classification.engine.errors import USER_ERROR_EXIT, run_tool
+from classification.foundation.errors import USER_ERROR_EXIT, run_tool
 from classification.experiments import visualize
 from classification.experiments.robustness import report as robustness
 from classification.transfer import convert

@@ -1,5 +1,5 @@
 """The in-memory batched data path (classification/data/in_memory.py) and the thread settings
-(classification/engine/host.py).
+(classification/foundation/host.py).
 
 The kill -9 / resume test of the in-memory path is tests/classification/test_reliability.py's
 test_kill_9_then_resume_matches_an_uninterrupted_run (its default config is the in-memory one; it is parametrised
@@ -17,11 +17,11 @@ from mmengine.runner import Runner
 from torchvision import transforms as T
 from torchvision.transforms import functional as TF
 
-import classification  # noqa: F401  (registration)
+import classification.register_all  # noqa: F401  (registration)
 from classification.data.in_memory import (BatchedImageTransform, CIFARInMemory, FashionMNISTInMemory, SampleKey,
                                            SeededSampler, batch_collate)
 from classification.data.transforms import build_fashion_mnist_transform
-from classification.engine.host import configure_threads, default_num_threads, usable_cores
+from classification.foundation.host import configure_threads, default_num_threads, usable_cores
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 FMNIST = "/usr/share/datasets/fashion-mnist"

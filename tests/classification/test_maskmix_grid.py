@@ -13,7 +13,7 @@ from mmengine.config import Config
 from mmengine.registry import MODELS
 from PIL import Image
 
-import classification  # noqa: F401  (registration)
+import classification.register_all  # noqa: F401  (registration)
 from classification.experiments.visualize import maskmix_grid, pick_across_classes
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -89,7 +89,7 @@ def test_colour_image_folder_grid(tmp_path, drawn):
     config = tmp_path / "colour.py"
     transform = 'dict(type="timm", is_train=False, input_size=32)'
     config.write_text(
-        'custom_imports = dict(imports=["classification"], allow_failed_imports=False)\n'
+        'custom_imports = dict(imports=["classification.register_all"], allow_failed_imports=False)\n'
         'model = dict(type="MixClassifier", num_classes=3, mix_defaults=dict(mask_size=8), '
         'mix=[dict(type="maskmix", prob=1.0)], label_policy=dict(type="PALLabels"), backbone=dict(type="tiny_vit", '
         'img_size=32, patch_size=8, in_chans=3, embed_dim=16, depth=1, num_heads=1))\n'

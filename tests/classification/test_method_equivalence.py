@@ -23,7 +23,7 @@ import torch
 from mmengine.config import Config
 from mmengine.registry import MODELS
 
-import classification  # noqa: F401  (registration)
+import classification.register_all  # noqa: F401  (registration)
 from mixpro_core import mixed_targets, soft_target_cross_entropy
 
 HERE = osp.dirname(osp.abspath(__file__))

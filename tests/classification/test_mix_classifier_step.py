@@ -13,7 +13,7 @@ import pytest
 import torch
 from mmengine.registry import MODELS
 
-import classification  # noqa: F401  (registration)
+import classification.register_all  # noqa: F401  (registration)
 import classification.engine.optim_wrapper as optim_wrapper
 import classification.models.mix_classifier as mix_classifier
 from classification.engine.optim_wrapper import GuardedOptimWrapper

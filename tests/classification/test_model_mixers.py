@@ -7,7 +7,7 @@ import torch
 from mmengine.config import Config
 from mmengine.registry import MODELS
 
-import classification  # noqa: F401  (registration)
+import classification.register_all  # noqa: F401  (registration)
 from classification.data.cifar import CIFAR
 from classification.engine.config_check import validate_training_config
 from mixpro_core import AreaLabels, mixed_targets, rmix, soft_target_cross_entropy

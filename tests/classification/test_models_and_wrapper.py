@@ -12,10 +12,10 @@ import torch
 from mmengine.config import Config
 from mmengine.registry import MODELS
 
-import classification  # noqa: F401  (registration)
-from classification.engine.atomic import AtomicLocalBackend
-from classification.engine.checkpoints import CheckpointMismatchError, load_checkpoint_file
-from classification.engine.errors import UserError
+import classification.register_all  # noqa: F401  (registration)
+from classification.foundation.atomic import AtomicLocalBackend
+from classification.foundation.checkpoints import CheckpointMismatchError, load_checkpoint_file
+from classification.foundation.errors import UserError
 from classification.models import ca_swin, vits
 from classification.models.metrics import TopKAccuracy, topk_correct
 from classification.models.weights import load_pretrained

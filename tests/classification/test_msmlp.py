@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from mmengine.config import Config
 from mmengine.registry import MODELS, init_default_scope
 
-import classification  # noqa: F401  (registration)
+import classification.register_all  # noqa: F401  (registration)
 from classification.models.msmlp import (KERNELS, MSBlock, MSMLP, MSMLPBackbone, from_official_state_dict, group_sizes,
                                          ms_mlp_base, ms_mlp_small, ms_mlp_tiny)
 from mixpro_core import forward_with_attention, has_cls_attention, mixed_targets, soft_target_cross_entropy

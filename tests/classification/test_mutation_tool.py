@@ -9,7 +9,7 @@ import tomllib
 import pytest
 
 from classification.devtools import mutation
-from classification.engine.errors import UserError
+from classification.foundation.errors import UserError
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 

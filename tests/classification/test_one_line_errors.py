@@ -15,10 +15,10 @@ from mmengine.config import Config
 from mmengine.registry import MODELS
 from PIL import Image
 
-import classification  # noqa: F401  (registration)
+import classification.register_all  # noqa: F401  (registration)
 from classification.engine import launch
 from classification.engine.config_check import validate_training_config
-from classification.engine.errors import USER_ERROR_EXIT, UserError
+from classification.foundation.errors import USER_ERROR_EXIT, UserError
 from classification.experiments import demo
 from classification.experiments.reproduction import cli
 

@@ -15,7 +15,7 @@ import torch
 from mmengine.config import Config
 from torch.utils.data import BatchSampler, DataLoader, SequentialSampler
 
-from classification.engine.checkpoints import load_checkpoint_file
+from classification.foundation.checkpoints import load_checkpoint_file
 from classification.engine.preemption import (INTERRUPTED_EXIT_CODE, PREEMPTED_EXIT_CODE, PreemptionHook,
                                               SkipFirstBatches, TrainingPreempted, add_preemption_hook)
 

@@ -20,9 +20,9 @@ from mmengine.registry import MODELS
 from PIL import Image
 from torch.utils.data import DataLoader
 
-import classification  # noqa: F401
+import classification.register_all  # noqa: F401  (registration)
 from classification.data.imagenet import CorruptImageError, ImageNetFolder, ImageNetZip
-from classification.engine.checkpoints import load_checkpoint_file
+from classification.foundation.checkpoints import load_checkpoint_file
 from classification.engine.config_check import validate_training_config
 from classification.engine.hooks import AmpSkippedStepsHook
 from classification.engine.optim_wrapper import GuardedOptimWrapper
@@ -185,7 +185,7 @@ def test_kill_9_then_resume_matches_an_uninterrupted_run(tmp_path, data_path, fm
     for k, v in a["state_dict"].items():
         torch.testing.assert_close(b["state_dict"][k], v, rtol=0, atol=0, msg=k)
     # every checkpoint under a real name is whole; a temporary file the kill may have left (had it landed inside a
-    # save) is removed by the resumed run's first save (classification.engine.atomic.remove_stale_temporaries)
+    # save) is removed by the resumed run's first save (classification.foundation.atomic.remove_stale_temporaries)
     for name in os.listdir(killed):
         if name.endswith(".pth"):
             load_checkpoint_file(osp.join(killed, name))

@@ -230,7 +230,7 @@ def test_imagenet_suites_end_to_end(tmp_path):
             write_images(tmp_path / "data" / root / wnid, count)
     config = tmp_path / "tiny_in1k.py"
     config.write_text(
-        'custom_imports = dict(imports=["classification"], allow_failed_imports=False)\n'
+        'custom_imports = dict(imports=["classification.register_all"], allow_failed_imports=False)\n'
         'model = dict(type="MixClassifier", num_classes=1000, backbone=dict(type="tiny_vit", img_size=32, '
         'patch_size=8, in_chans=3, embed_dim=16, depth=1, num_heads=1, drop_path_rate=0.0), '
         'mix=[])\n'
@@ -272,7 +272,7 @@ def test_cli_bad_paths(tmp_path):
 def test_cli_end_to_end_on_fashion_mnist(tmp_path):
     from mmengine.config import Config
     from mmengine.registry import MODELS
-    import classification  # noqa: F401
+    import classification.register_all  # noqa: F401  (registration)
     cfg = Config.fromfile(CONFIG)
     checkpoints = []
     for seed, method in enumerate(("mixpro", "baseline")):

@@ -60,7 +60,7 @@ def recorded(tmp_path_factory):
         Image.fromarray(rng.integers(0, 256, (SIZE, SIZE, 3), dtype=np.uint8)).save(folder / f"{i}.png")
     config = tmp_path / "tiny.py"
     config.write_text(
-        'custom_imports = dict(imports=["classification"], allow_failed_imports=False)\n'
+        'custom_imports = dict(imports=["classification.register_all"], allow_failed_imports=False)\n'
         'model = dict(type="MixClassifier", num_classes=1000, backbone=dict(type="tiny_vit", img_size=32, '
         'patch_size=8, in_chans=3, embed_dim=16, depth=1, num_heads=1, drop_path_rate=0.0), mix=[])\n'
         f'test_dataloader = dict(batch_size=4, num_workers=0, dataset=dict(type="ImageNetFolder", '

@@ -18,7 +18,7 @@ from mmengine.config import Config
 from mmengine.optim import OptimWrapper
 from mmengine.registry import PARAM_SCHEDULERS
 
-import classification  # noqa: F401  (registration)
+import classification.register_all  # noqa: F401  (registration)
 from classification.engine.launch import prepare_config
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -94,7 +94,7 @@ def _epoch_cfg(**train_cfg):
 
 
 def test_epochs_is_refused_where_it_cannot_shorten_the_schedule():
-    from classification.engine.errors import UserError
+    from classification.foundation.errors import UserError
     from classification.engine.launch import _schedule_length
 
     for bad in (0, -3, 2.5):
@@ -161,7 +161,7 @@ def test_shorten_schedule_rules_on_hand_made_schedules():
 
 
 def test_schedule_length_accepts_one_epoch_and_epoch_loops_without_by_epoch():
-    from classification.engine.errors import UserError
+    from classification.foundation.errors import UserError
     from classification.engine.launch import _schedule_length
 
     cfg = _epoch_cfg()

@@ -1,4 +1,4 @@
-"""The strict loader (classification/engine/checkpoints.py) against tensors of the right size in the wrong shape.
+"""The strict loader (classification/foundation/checkpoints.py) against tensors of the right size in the wrong shape.
 
 A transposed or reshaped tensor has the model tensor's element count: a check on sizes (numel), on the set of
 dimensions or on the leading dimension only would load it silently, scrambling the weights. Every variant here must be
@@ -11,7 +11,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from classification.engine.checkpoints import (CheckpointMismatchError, load_checkpoint_strict, load_init_checkpoint,
+from classification.foundation.checkpoints import (CheckpointMismatchError, load_checkpoint_strict, load_init_checkpoint,
                                                load_state_dict_strict)
 
 
@@ -100,7 +100,7 @@ def test_partial_loading_keeps_a_rearranged_tensor_at_its_initial_value():
 def test_missing_keys_named_in_partial_stay_initial_and_the_report_is_logged(monkeypatch):
     """``partial`` as one string or a list excuses missing keys too; the report names the source and goes to the
     current logger."""
-    from classification.engine import checkpoints
+    from classification.foundation import checkpoints
 
     logged = []
     monkeypatch.setattr(checkpoints, "print_log", lambda msg, **kw: logged.append((msg, kw)))
@@ -142,7 +142,7 @@ class Versioned(nn.Module):
 def test_the_checkpoints_module_versions_reach_the_modules(tmp_path):
     """``_metadata`` (module versions) survives checkpoint_state and the strict load: a BatchNorm of an old version
     is upgraded by its own ``_load_from_state_dict`` only if it sees the version the checkpoint was saved with."""
-    from classification.engine.checkpoints import checkpoint_state
+    from classification.foundation.checkpoints import checkpoint_state
 
     saved = Versioned().state_dict()
     saved._metadata[""]["version"] = 1  # written by an older release of the module

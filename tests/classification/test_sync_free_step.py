@@ -22,7 +22,7 @@ from mmengine.optim import OptimWrapper
 from mmengine.optim.optimizer import amp_optimizer_wrapper
 from mmengine.registry import MODELS
 
-import classification  # noqa: F401  (registration)
+import classification.register_all  # noqa: F401  (registration)
 from classification.engine.hooks import SyncFreeRuntimeInfoHook, TrainingCurveHook
 from classification.engine.optim_wrapper import GuardedAmpOptimWrapper, GuardedOptimWrapper
 

@@ -15,7 +15,7 @@ from mmengine.config import Config
 from mmengine.registry import MODELS
 from torch.utils.flop_counter import FlopCounterMode
 
-import classification  # noqa: F401  (registration)
+import classification.register_all  # noqa: F401  (registration)
 from classification.models import mix_classifier
 from mixpro_core import forward_with_attention, has_cls_attention
 

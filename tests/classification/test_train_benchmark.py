@@ -9,14 +9,14 @@ from mmengine.config import Config
 from PIL import Image
 from timm.data import auto_augment
 
-import classification  # noqa: F401  (registers hooks, models, datasets)
+import classification.register_all  # noqa: F401  (registration)
 from classification.benchmarks.micro import main as benchmark_main
-from classification.benchmarks.synthetic_imagenet import make_synthetic_imagenet, synthetic_image
+from classification.data.synthetic_imagenet import make_synthetic_imagenet, synthetic_image
 from classification.data.augment_compat import patch_posterize, posterize_zero_bits_black
 from classification.data.transforms import build_transform
 from classification.engine import launch
 from classification.engine.compile import compile_backbone
-from classification.engine.host import apply_default_num_workers, default_num_workers
+from classification.foundation.host import apply_default_num_workers, default_num_workers
 
 
 def test_quick_train_benchmark_reports_every_pipeline(tmp_path):

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from classification.engine.checkpoints import load_checkpoint_file
+from classification.foundation.checkpoints import load_checkpoint_file
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIG = osp.join(ROOT, "configs/classification/tiny-vit_mixpro_1xb128-20e_fmnist.py")

@@ -20,12 +20,12 @@ from mmengine.optim.optimizer import amp_optimizer_wrapper
 from mmengine.registry import MODELS
 from mmengine.runner.checkpoint import CheckpointLoader, save_checkpoint
 
-import classification  # noqa: F401  (registration)
+import classification.register_all  # noqa: F401  (registration)
 from classification.data.fashion_mnist import FashionMNIST
 from classification.engine import launch
-from classification.engine.atomic import atomic_write, remove_stale_temporaries
-from classification.engine.checkpoints import load_checkpoint_file
-from classification.engine.errors import UserError
+from classification.foundation.atomic import atomic_write, remove_stale_temporaries
+from classification.foundation.checkpoints import load_checkpoint_file
+from classification.foundation.errors import UserError
 from classification.engine.optim_wrapper import GuardedAmpOptimWrapper
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -208,7 +208,7 @@ def test_an_exception_during_a_save_keeps_the_previous_checkpoint_and_no_tempora
 
 KILLED_WRITER = """
 import os, signal, sys
-from classification.engine.atomic import atomic_write
+from classification.foundation.atomic import atomic_write
 
 def write(tmp):
     with open(tmp, "wb") as f:
@@ -277,7 +277,7 @@ def test_two_gloo_ranks_end_with_identical_weights_after_different_mixing(tmp_pa
     (tmp_path / "rank_probe.py").write_text(RANK_PROBE)
     config = tmp_path / "probe_config.py"
     config.write_text(f'_base_ = ["{MIXPRO}"]\n'
-                      f'custom_imports = dict(imports=["classification", "rank_probe"], allow_failed_imports=False)\n'
+                      f'custom_imports = dict(imports=["classification.register_all", "rank_probe"], allow_failed_imports=False)\n'
                       f'custom_hooks = [dict(type="RankProbeHook")]\n')
     work = tmp_path / "work"
     small = ["train_dataloader.dataset.limit=256", "train_dataloader.batch_size=32", "train_dataloader.num_workers=0",

@@ -10,8 +10,8 @@ from mmengine.config import Config
 from mmengine.registry import MODELS
 from torch.utils.data import DataLoader
 
-import classification  # noqa: F401  (registers the preprocessor, datasets, transforms)
-from classification.benchmarks.synthetic_imagenet import make_synthetic_imagenet
+import classification.register_all  # noqa: F401  (registration)
+from classification.data.synthetic_imagenet import make_synthetic_imagenet
 from classification.data.imagenet import ImageNetFolder, decode_rgb
 from classification.data.preprocessor import ImageNetPreprocessor, normalize_uint8
 from classification.data.transforms import build_transform

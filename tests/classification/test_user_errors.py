@@ -12,9 +12,9 @@ import torch
 from mmengine.config import Config
 from mmengine.registry import MODELS
 
-import classification  # noqa: F401  (registration)
+import classification.register_all  # noqa: F401  (registration)
 from classification.engine import launch
-from classification.engine.errors import USER_ERROR_EXIT, run_tool
+from classification.foundation.errors import USER_ERROR_EXIT, run_tool
 from classification.experiments import visualize
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))

@@ -13,7 +13,7 @@ import pytest
 from mmengine.config import Config
 
 from classification.engine import launch
-from classification.engine.errors import USER_ERROR_EXIT, run_tool
+from classification.foundation.errors import USER_ERROR_EXIT, run_tool
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIG = osp.join(ROOT, "configs/classification/tiny-vit_mixpro_1xb128-20e_fmnist.py")

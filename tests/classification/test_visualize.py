@@ -8,8 +8,8 @@ from mmengine.config import Config
 from mmengine.registry import MODELS
 from PIL import Image
 
-import classification  # noqa: F401
-from classification.engine.checkpoints import CheckpointMismatchError
+import classification.register_all  # noqa: F401  (registration)
+from classification.foundation.checkpoints import CheckpointMismatchError
 from classification.experiments.visualize import maskmix_grid, maskmix_range, other_class_partners
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))

@@ -16,8 +16,8 @@ import pytest
 from mmengine.runner.checkpoint import CheckpointLoader
 
 from classification.engine import lifecycle
-from classification.engine.checkpoints import latest_checkpoint
-from classification.engine.errors import USER_ERROR_EXIT, run_tool
+from classification.foundation.checkpoints import latest_checkpoint
+from classification.foundation.errors import USER_ERROR_EXIT, run_tool
 from classification.engine.launch import main as train_main
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))

@@ -6,7 +6,7 @@ import torch
 import torch.nn as nn
 from mmengine.registry import MODELS
 
-import classification  # noqa: F401  (registration)
+import classification.register_all  # noqa: F401  (registration)
 from mixpro_core import (METHODS, AreaLabels, Method, MethodResult, PALLabels, TransMixLabels, cutmix, maskmix,
                          soft_target_cross_entropy)
 

@@ -12,7 +12,7 @@ from mmengine.registry import MODELS
 import stable_baselines3  # noqa: F401  (the extra .[rlmix], installed by tools/setup.sh: a hard dependency of the
 #                                        suite)
 
-import classification  # noqa: F401  (registration)
+import classification.register_all  # noqa: F401  (registration)
 from mixpro_core import MIXERS, RLMixer, build_mixer, build_schedule, random_partner, region_fractions, rmix, sample_beta
 from mixpro_core.rlmix import observation, saliency_reward, threshold_choice_env
 from mixpro_core.rmix import QUANTILES, _to_pixels, cell_saliency, input_saliency, salient_cells  # noqa: E402

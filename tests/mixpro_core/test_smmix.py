@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from mmengine.registry import MODELS
 from timm.models.vision_transformer import VisionTransformer
 
-import classification  # noqa: F401  (registration)
+import classification.register_all  # noqa: F401  (registration)
 import mixpro_core.smmix as smmix
 from mixpro_core import SMMix, smooth_one_hot
 from mixpro_core.smmix import side_choices, smmix_images, window_search, window_tokens

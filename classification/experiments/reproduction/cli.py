@@ -22,8 +22,8 @@ import sys
 import time
 from typing import Dict, Optional
 
-from classification.engine.errors import UserError, run_tool
-from classification.engine.host import ROOT, environment, usable_cores
+from classification.foundation.errors import UserError, run_tool
+from classification.foundation.host import ROOT, environment, usable_cores
 
 from . import downstream, runs
 from .report import (include_set_reports, markdown_report, plot_results, plot_set_results, policy_curves,

@@ -22,9 +22,9 @@ from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence
 
 from classification.engine import lifecycle
-from classification.engine.atomic import atomic_write_text
+from classification.foundation.atomic import atomic_write_text
 from classification.engine.config_check import load_config
-from classification.engine.host import ROOT
+from classification.foundation.host import ROOT
 from classification.engine.launch import plain_metrics, prepare_config, prepare_test_config, write_metrics
 from classification.experiments.demo import on_composite, prepare_process
 from classification.experiments.stages import Stage, run_stages

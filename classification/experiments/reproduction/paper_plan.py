@@ -24,7 +24,7 @@ import shlex
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from classification.engine.host import ROOT
+from classification.foundation.host import ROOT
 from classification.transfer.downstream_data.pascal_context import VOC
 
 from .paper_recipe import recipe_options
@@ -240,7 +240,7 @@ def make_quick_data(out_dir: str) -> None:
     output)."""
     from mmdet.datasets import CocoDataset
 
-    from classification.benchmarks.synthetic_imagenet import make_synthetic_imagenet
+    from classification.data.synthetic_imagenet import make_synthetic_imagenet
     from classification.transfer.downstream_data.composite import make_composite
     from classification.transfer.downstream_data.pascal_context import make_pascal_context
     make_synthetic_imagenet(osp.join(out_dir, "imagenet"), processes=1, **QUICK_IMAGENET)

@@ -10,7 +10,7 @@ import os.path as osp
 import shlex
 from typing import List, Sequence
 
-from classification.engine.host import ROOT
+from classification.foundation.host import ROOT
 
 PY = "$PY"  # first word of a command run by the scripts' interpreter (".venv/bin/python" or $PYTHON)
 

@@ -42,7 +42,7 @@ def ranking_paragraphs(stats: Dict[str, dict]) -> List[str]:
 
 def markdown_report(stats: Dict[str, dict], meta: dict, config_dir: str = CONFIG_DIR,
                     plot_rel: Optional[str] = None) -> str:
-    """``stats`` from :func:`.stats.aggregate`; ``meta``: the environment (:func:`classification.engine.host.
+    """``stats`` from :func:`.stats.aggregate`; ``meta``: the environment (:func:`classification.foundation.host.
     environment`) plus command, budget, epochs, seeds, methods, runs, trained, reused, wall_seconds,
     sum_run_seconds, sum_train_seconds, failed, jobs, threads (the intra-op thread counts the runs' result.json
     record), work_root, cfg_options, finished."""

@@ -7,7 +7,7 @@ records (see :func:`.estimates.estimate_run_seconds`); before the first run of a
 
 ``jobs`` runs go at a time (:func:`run_all`), each its own process with its own seed: with ``jobs ≥ 2`` every run
 starts with ``OMP_NUM_THREADS`` = ``MKL_NUM_THREADS`` = usable cores // jobs (at least 1); with ``jobs = 1`` a run sets
-its threads as ``tools/train.py`` does (:func:`classification.engine.host.configure_threads`). A run's result depends
+its threads as ``tools/train.py`` does (:func:`classification.foundation.host.configure_threads`). A run's result depends
 on its seed and its thread count (CPU float reductions), not on which runs go beside it.
 """
 from __future__ import annotations
@@ -29,10 +29,10 @@ from typing import List, Optional, Sequence, Tuple
 from mmengine.hooks import Hook
 
 from classification.engine import lifecycle
-from classification.engine.atomic import atomic_write_text
-from classification.engine.checkpoints import install_safe_checkpoint_loading
-from classification.engine.errors import UserError
-from classification.engine.host import ROOT, USER_THREAD_VARIABLES, configure_threads, default_num_threads
+from classification.foundation.atomic import atomic_write_text
+from classification.foundation.checkpoints import install_safe_checkpoint_loading
+from classification.foundation.errors import UserError
+from classification.foundation.host import ROOT, USER_THREAD_VARIABLES, configure_threads, default_num_threads
 from classification.engine.launch import prepare_config
 from classification.experiments.robustness.evaluate import evaluate_robustness
 

@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader, Dataset, Subset, default_collate
 from tqdm import tqdm
 
 from classification.engine.config_check import load_config
-from classification.engine.errors import MissingPathError, UserError
+from classification.foundation.errors import MissingPathError, UserError
 from classification.experiments.robustness.attacks import fgsm, pgd
 from classification.experiments.robustness.suites import (DEFAULT_EPSILONS, DEFAULT_OCCLUSION_RATIOS, IMAGENET_SUITES,
                                                           NormalizedModel, SUITES, TEST_SET_SUITES,
@@ -40,15 +40,15 @@ __all__ = ["load_classifier", "evaluate_robustness", "ratio_key", "grid_key", "e
 def load_classifier(cfg, checkpoint: str, ema: bool = False) -> nn.Module:
     """The config's model with the checkpoint's weights (``ema``: its EMA weights), in eval mode, on the CPU.
 
-    The checkpoint is read weights-only (:func:`classification.engine.checkpoint_sources.read_checkpoint_source`:
+    The checkpoint is read weights-only (:func:`classification.foundation.checkpoint_sources.read_checkpoint_source`:
     mmengine checkpoints, timm / ``{'model': ...}`` releases or bare state dicts, DDP/EMA prefixes stripped; a
     file whose EMA copy goes unused says so in one line) and loaded strictly into the backbone
-    (:func:`classification.engine.checkpoints.load_state_dict_strict`): a checkpoint of another architecture is a
+    (:func:`classification.foundation.checkpoints.load_state_dict_strict`): a checkpoint of another architecture is a
     CheckpointMismatchError naming the keys and shapes."""
     from mmengine.logging import print_log
     from mmengine.registry import MODELS
-    from classification.engine.checkpoint_sources import read_checkpoint_source
-    from classification.engine.checkpoints import load_state_dict_strict
+    from classification.foundation.checkpoint_sources import read_checkpoint_source
+    from classification.foundation.checkpoints import load_state_dict_strict
     model = MODELS.build(cfg.model)
     source = read_checkpoint_source(checkpoint, ema)
     for note in source.notes:

@@ -19,9 +19,9 @@ import sys
 import time
 from typing import Dict, List, Optional, Sequence
 
-from classification.engine.atomic import atomic_write_text
-from classification.engine.checkpoints import install_safe_checkpoint_loading
-from classification.engine.errors import MissingPathError, UserError
+from classification.foundation.atomic import atomic_write_text
+from classification.foundation.checkpoints import install_safe_checkpoint_loading
+from classification.foundation.errors import MissingPathError, UserError
 from classification.experiments.robustness.evaluate import evaluate_robustness
 from classification.experiments.robustness.suites import IMAGENET_SUITES, SUITES, TEST_SET_SUITES
 

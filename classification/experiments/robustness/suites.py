@@ -14,7 +14,7 @@ import torch
 from torch import nn
 from torchvision import transforms as T
 
-from classification.engine.errors import MissingPathError, UserError
+from classification.foundation.errors import MissingPathError, UserError
 
 __all__ = [
     "SUITES", "TEST_SET_SUITES", "IMAGENET_SUITES", "DEFAULT_SHUFFLE_GRIDS", "DEFAULT_OCCLUSION_RATIOS",

@@ -24,7 +24,7 @@ from pycocotools import mask as mask_utils
 
 from tqdm import tqdm
 
-from classification.data.fashion_mnist import FASHION_MNIST_ROOT, FashionMNIST  # (reuses read_idx and its IDX checks)
+from classification.data.idx import FASHION_MNIST_CLASSES, FASHION_MNIST_ROOT, read_fashion_mnist
 
 __all__ = ["make_composite", "BACKGROUND_NAMES", "CLASSES", "main"]
 
@@ -32,7 +32,7 @@ __all__ = ["make_composite", "BACKGROUND_NAMES", "CLASSES", "main"]
 BACKGROUND_NAMES: Tuple[str, ...] = ("astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg",
                                      "motorcycle_left.png", "motorcycle_right.png", "hubble_deep_field.jpg",
                                      "ihc.png")
-CLASSES: Tuple[str, ...] = ("background",) + tuple(FashionMNIST.classes)
+CLASSES: Tuple[str, ...] = ("background",) + FASHION_MNIST_CLASSES
 SPLITS = (("training", "train", "train"), ("validation", "test", "val"))  # (folder, fmnist split, json suffix)
 JPEG_QUALITY = 90
 PNG_COMPRESS_LEVEL = 6
@@ -65,8 +65,8 @@ def _load_fmnist(root: str, split: str) -> Tuple[np.ndarray, np.ndarray]:
     if not os.path.isdir(root):
         raise FileNotFoundError(f"Fashion-MNIST not found: {root} does not exist "
                                 "(install it with `apt-get install dataset-fashion-mnist`)")
-    ds = FashionMNIST(root=root, split=split)  # FileNotFoundError with the same hint if a file is missing
-    return ds.data.numpy(), ds.targets.numpy()
+    images, labels = read_fashion_mnist(root, split)  # FileNotFoundError with the same hint if a file is missing
+    return images, labels.astype(np.int64)
 
 
 # -------------------------------------------------------------------------------------------------- composition
@@ -145,7 +145,7 @@ def _remove_stale(folder: str, keep: set) -> None:
 
 
 def _coco_categories() -> List[dict]:
-    return [dict(id=k + 1, name=name, supercategory="fashion") for k, name in enumerate(FashionMNIST.classes)]
+    return [dict(id=k + 1, name=name, supercategory="fashion") for k, name in enumerate(FASHION_MNIST_CLASSES)]
 
 
 def make_composite(out_dir: str, num_train: int = 300, num_val: int = 60, size: int = 128, seed: int = 0,

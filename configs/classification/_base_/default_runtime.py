@@ -1,6 +1,6 @@
 # Runtime shared by every classification config: hooks, logging, environment, registration of our modules.
 default_scope = None
-custom_imports = dict(imports=["classification"], allow_failed_imports=False)
+custom_imports = dict(imports=["classification.register_all"], allow_failed_imports=False)
 
 default_hooks = dict(
     # log variables read on the host only at the logging intervals; the non-finite-loss guard checked on the device

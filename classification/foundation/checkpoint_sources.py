@@ -9,7 +9,7 @@ this suite's own (``classification/models``), so no renaming is needed; :func:`d
 ``ema=True`` reads the EMA entry (an error naming the file when there is none); mmengine's EMAHook saves the averaged
 weights as ``state_dict`` (the raw ones in ``ema_state_dict``), so there ``state_dict`` is the EMA copy. A file whose
 EMA copy is not read says so (:func:`ema_note`). Reading is weights-only
-(:func:`classification.engine.checkpoints.load_checkpoint_file`).
+(:func:`classification.foundation.checkpoints.load_checkpoint_file`).
 """
 from __future__ import annotations
 
@@ -18,8 +18,8 @@ from typing import Any, Dict, List, Optional
 
 import torch
 
-from classification.engine.checkpoints import checkpoint_state, load_checkpoint_file
-from classification.engine.errors import UserError
+from classification.foundation.checkpoints import checkpoint_state, load_checkpoint_file
+from classification.foundation.errors import UserError
 
 PLAIN_ENTRIES = ("state_dict", "model", "module")
 EMA_ENTRIES = ("state_dict_ema", "model_ema")

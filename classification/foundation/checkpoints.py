@@ -29,7 +29,7 @@ from mmengine.logging import print_log
 from mmengine.logging.history_buffer import HistoryBuffer
 from mmengine.runner.checkpoint import CheckpointLoader
 
-from classification.engine.errors import MissingPathError, UserError
+from classification.foundation.errors import MissingPathError, UserError
 
 __all__ = ["CheckpointMismatchError", "LoadReport", "StateDifferences", "compare_state_dicts", "checkpoint_state",
            "load_state_dict_strict", "load_checkpoint_strict", "load_init_checkpoint", "latest_checkpoint",
@@ -76,8 +76,8 @@ def load_checkpoint_file(filename: str, map_location=None):
     """torch.load with weights_only=True, allowing only the types in SAFE_CHECKPOINT_GLOBALS; a ``.safetensors``
     file (timm's hub format: a flat dict of tensors) is read with safetensors.
 
-    Raises :class:`~classification.engine.errors.MissingPathError` for a missing file and a one-line
-    :class:`~classification.engine.errors.UserError` naming the file for one torch cannot read this way (not a
+    Raises :class:`~classification.foundation.errors.MissingPathError` for a missing file and a one-line
+    :class:`~classification.foundation.errors.UserError` naming the file for one torch cannot read this way (not a
     checkpoint, truncated, or holding objects outside the allow-list)."""
     filename = osp.expanduser(filename)
     if not osp.isfile(filename):
