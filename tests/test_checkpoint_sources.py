@@ -20,7 +20,7 @@ from classification.foundation.checkpoint_sources import read_checkpoint_source
 from classification.foundation.checkpoints import CheckpointMismatchError
 from classification.models.pvt import pvt_tiny
 from classification.models.vits import deit_tiny, deit_tiny_patch14, tiny_vit
-from classification.models.weights import load_pretrained
+from classification.models.pretrained import load_pretrained
 from detection.backbones import StrictPyramidVisionTransformer
 from segmentation.backbones import StrictVisionTransformer
 

@@ -15,7 +15,7 @@ import torch
 import classification.transfer.convert as cc
 from classification.models.pvt import pvt_tiny
 from classification.models.vits import deit_tiny
-from classification.models.weights import read_backbone_state
+from classification.models.pretrained import read_backbone_state
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TOOL = os.path.join(ROOT, "tools", "convert_checkpoint.py")

@@ -12,7 +12,7 @@ HEAVY = ("torch", "timm", "mmengine", "mmcv", "mmseg", "mmdet")
 FOUNDATION_FOR_MSMLP = {"classification", "classification.foundation", "classification.foundation.atomic",
                         "classification.foundation.checkpoint_sources", "classification.foundation.checkpoints",
                         "classification.foundation.errors", "classification.models", "classification.models.msmlp",
-                        "classification.models.weight_init", "classification.models.weights"}
+                        "classification.models.weight_init", "classification.models.pretrained"}
 
 
 def loaded_by(module: str):

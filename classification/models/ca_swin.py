@@ -26,7 +26,7 @@ from mixpro_core import ATTENTION_FORWARDS, attention_key
 
 from .vits import class_attention_forward
 from .weight_init import init_transformer_weights
-from .weights import load_pretrained
+from .pretrained import load_pretrained
 
 
 # options passed on to timm's SwinTransformer, which would silently swallow unknown ones in its **kwargs

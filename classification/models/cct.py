@@ -20,7 +20,7 @@ from timm.models import checkpoint_seq
 from timm.models.vision_transformer import Attention
 
 from .weight_init import init_transformer_weights
-from .weights import load_pretrained
+from .pretrained import load_pretrained
 
 __all__ = ["CCT", "CCTBlock", "cct_7_3x1"]
 

@@ -24,7 +24,7 @@ from torch.utils.checkpoint import checkpoint
 from classification.foundation.checkpoints import load_state_dict_strict
 
 from .weight_init import init_transformer_weights
-from .weights import load_pretrained, read_backbone_state
+from .pretrained import load_pretrained, read_backbone_state
 
 LayerNorm = partial(nn.LayerNorm, eps=1e-6)
 ChannelsFirstLayerNorm = partial(LayerNorm2d, eps=1e-6)

@@ -22,7 +22,7 @@ from timm.models.xcit import Xcit
 
 from mixpro_core import ATTENTION_FORWARDS, attention_key, cls_row_attention
 
-from .weights import load_pretrained
+from .pretrained import load_pretrained
 
 
 def _finish(model: torch.nn.Module, token_stride: int, pretrained: Optional[str]) -> torch.nn.Module:

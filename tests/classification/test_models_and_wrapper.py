@@ -18,7 +18,7 @@ from classification.foundation.checkpoints import CheckpointMismatchError, load_
 from classification.foundation.errors import UserError
 from classification.models import ca_swin, vits
 from classification.models.metrics import TopKAccuracy, topk_correct
-from classification.models.weights import load_pretrained
+from classification.models.pretrained import load_pretrained
 from mixpro_core import METHODS, forward_with_attention, maskmix
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -298,7 +298,7 @@ def test_load_pretrained_reads_a_runner_checkpoint(tmp_path):
     """A Runner checkpoint holds the message hub (HistoryBuffer, numpy) and DDP-style prefixes: weights-only
     reading must still work, and keys outside ``backbone.`` are left out."""
     from mmengine.logging import HistoryBuffer
-    from classification.models.weights import read_backbone_state
+    from classification.models.pretrained import read_backbone_state
     src = vits.tiny_vit(num_classes=10)
     buffer = HistoryBuffer()
     buffer.update(1.5)

@@ -113,7 +113,7 @@ def test_the_ema_of_the_transmix_recipe_is_what_checkpoints_hold(tmp_path):
     the raw weights under ``module.``."""
     from classification.engine import lifecycle
     from classification.engine.launch import prepare_config
-    from classification.models.weights import read_state_dict
+    from classification.models.pretrained import read_state_dict
     (hook,) = _ema_hooks(_config("deit-s", "transmix"))
     m = 0.25
     options = {"train_dataloader.dataset.limit": 16, "train_dataloader.batch_size": 16,
