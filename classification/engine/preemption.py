@@ -6,8 +6,8 @@ tensor in the gloo group :func:`cpu_group`: no host↔device synchronisation), s
 rank 0 writes ``<work_dir>/preempted.pth`` atomically (model, optimiser, schedulers, message hub; meta ``epoch`` = the
 unfinished epoch, ``iter`` = iterations done) and points ``last_checkpoint`` at it; every rank raises
 :class:`TrainingPreempted`, a ``SystemExit`` with :data:`PREEMPTED_EXIT_CODE` (75, ``EX_TEMPFAIL``) or, after Ctrl-C,
-:data:`INTERRUPTED_EXIT_CODE` (130; a second Ctrl-C raises ``KeyboardInterrupt``; under torchrun Ctrl-C is left to
-torchrun). ``--resume auto`` then skips, by index, the batches of the unfinished epoch already trained (epoch-based
+:data:`~classification.foundation.errors.INTERRUPTED_EXIT` (130; a second Ctrl-C raises ``KeyboardInterrupt``; under
+torchrun Ctrl-C is left to torchrun). ``--resume auto`` then skips, by index, the batches of the unfinished epoch already trained (epoch-based
 loops; iteration-based ones skip them themselves). Usage with slurm / torchrun: docs/clusters.md, "Preemption and requeue".
 """
 from __future__ import annotations
@@ -28,9 +28,9 @@ from mmengine.registry import HOOKS
 from mmengine.runner import EpochBasedTrainLoop
 
 from classification.foundation.atomic import atomic_write_text
+from classification.foundation.errors import INTERRUPTED_EXIT
 
 PREEMPTED_EXIT_CODE = 75  # os.EX_TEMPFAIL
-INTERRUPTED_EXIT_CODE = 130  # 128 + SIGINT: stopped by the user (Ctrl-C)
 CHECKPOINT_NAME = "preempted.pth"
 _SKIP_INFO = "preemption/skip_batches"  # message-hub key: where the unfinished epoch stood when preempted
 
@@ -46,10 +46,10 @@ def cpu_group():
 
 class TrainingPreempted(SystemExit):
     """Raised on every rank after the preemption checkpoint is written; exits with :data:`PREEMPTED_EXIT_CODE`
-    (:data:`INTERRUPTED_EXIT_CODE` for a Ctrl-C)."""
+    (:data:`~classification.foundation.errors.INTERRUPTED_EXIT` for a Ctrl-C)."""
 
     def __init__(self, signame: str, iteration: int):
-        super().__init__(INTERRUPTED_EXIT_CODE if signame == "SIGINT" else PREEMPTED_EXIT_CODE)
+        super().__init__(INTERRUPTED_EXIT if signame == "SIGINT" else PREEMPTED_EXIT_CODE)
         self.signame, self.iteration = signame, iteration
 
     def __str__(self) -> str:
@@ -202,5 +202,4 @@ def add_preemption_hook(cfg) -> None:
     cfg.custom_hooks = hooks
 
 
-__all__ = ["INTERRUPTED_EXIT_CODE", "PREEMPTED_EXIT_CODE", "PreemptionHook", "SkipFirstBatches", "TrainingPreempted",
-           "add_preemption_hook"]
+__all__ = ["PREEMPTED_EXIT_CODE", "PreemptionHook", "SkipFirstBatches", "TrainingPreempted", "add_preemption_hook"]

@@ -23,11 +23,9 @@ from multiprocessing.connection import wait
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from classification.foundation.errors import UserError
-from classification.foundation.host import usable_cores
+from classification.foundation.host import THREAD_VARIABLES, usable_cores
 
 __all__ = ["Stage", "StageRun", "StageError", "run_stages"]
-
-THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 @dataclass(frozen=True)

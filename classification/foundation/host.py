@@ -23,7 +23,7 @@ __all__ = ["ROOT", "usable_cores", "default_num_threads", "configure_threads", "
            "apply_default_num_workers", "adapt_config_to_host", "cpu_name", "environment"]
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))  # the repository (configs/ is read from it)
-USER_THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")  # the thread counts torch reads at start-up
 
 
 # ----------------------------------------------------------------------------------------------------- threads
@@ -53,7 +53,7 @@ def configure_threads(cfg=None, num_threads: Optional[int] = None) -> int:
     explicit = num_threads
     if explicit is None and cfg is not None:
         explicit = (cfg.get("env_cfg") or {}).get("num_threads")
-    if explicit is None and any(os.environ.get(v) for v in USER_THREAD_VARIABLES):
+    if explicit is None and any(os.environ.get(v) for v in THREAD_VARIABLES):
         return torch.get_num_threads()
     if explicit is None:
         loader = (cfg.get("train_dataloader") if cfg is not None else None) or {}

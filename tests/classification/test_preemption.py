@@ -16,7 +16,8 @@ from mmengine.config import Config
 from torch.utils.data import BatchSampler, DataLoader, SequentialSampler
 
 from classification.foundation.checkpoints import load_checkpoint_file
-from classification.engine.preemption import (INTERRUPTED_EXIT_CODE, PREEMPTED_EXIT_CODE, PreemptionHook,
+from classification.foundation.errors import INTERRUPTED_EXIT
+from classification.engine.preemption import (PREEMPTED_EXIT_CODE, PreemptionHook,
                                               SkipFirstBatches, TrainingPreempted, add_preemption_hook)
 
 FMNIST = "/usr/share/datasets/fashion-mnist"
@@ -72,7 +73,7 @@ def test_preempt_exit_status_and_config():
     assert isinstance(stop, SystemExit) and stop.code == PREEMPTED_EXIT_CODE == os.EX_TEMPFAIL == 75
     assert "iteration 37" in str(stop) and "--resume auto" in str(stop)
     interrupted = TrainingPreempted("SIGINT", 5)  # Ctrl-C: a user's stop, not a requeue
-    assert interrupted.code == INTERRUPTED_EXIT_CODE == 130 and str(interrupted).startswith("interrupted by Ctrl-C")
+    assert interrupted.code == INTERRUPTED_EXIT == 130 and str(interrupted).startswith("interrupted by Ctrl-C")
     assert PreemptionHook().signals == [signal.SIGTERM, signal.SIGUSR1, signal.SIGINT]
     cfg = Config(dict(custom_hooks=[dict(type="TrainingCurveHook")]))
     add_preemption_hook(cfg)
@@ -161,7 +162,7 @@ def test_ctrl_c_stops_like_sigterm_and_the_resumed_run_continues_the_curve(tmp_p
     work = str(tmp_path / "run")
     status, log = run_and_signal(fmnist_run.train_cmd(work, *E2E), fmnist_run, r"Epoch\(train\)\s*\[2\]\[\s*4/32\]",
                                  lambda p: p.send_signal(signal.SIGINT))
-    assert status == INTERRUPTED_EXIT_CODE == 130, log[-3000:]
+    assert status == INTERRUPTED_EXIT == 130, log[-3000:]
     assert "Ctrl-C: stopping after this iteration and writing a checkpoint" in log
     assert re.search(r"interrupted by Ctrl-C \(SIGINT\) after iteration \d+: exit status 130; continue by running "
                      r"the same command with --resume auto; checkpoint: .*preempted.pth", log), log[-3000:]

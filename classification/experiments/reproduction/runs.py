@@ -32,7 +32,7 @@ from classification.engine import lifecycle
 from classification.foundation.atomic import atomic_write_text
 from classification.foundation.checkpoints import install_safe_checkpoint_loading
 from classification.foundation.errors import UserError
-from classification.foundation.host import ROOT, USER_THREAD_VARIABLES, configure_threads, default_num_threads
+from classification.foundation.host import ROOT, THREAD_VARIABLES, configure_threads, default_num_threads
 from classification.engine.launch import prepare_config
 from classification.experiments.robustness.evaluate import evaluate_robustness
 
@@ -366,7 +366,7 @@ def launch_run(method: str, config: str, seed: int, epochs: int, work_dir: str,
         cmd += ["--cfg-options", *cfg_options]
     env = dict(os.environ)
     if threads is not None:
-        env.update({name: str(threads) for name in USER_THREAD_VARIABLES})
+        env.update({name: str(threads) for name in THREAD_VARIABLES})
     with open(log, "w") as f:
         f.write("$ " + shlex.join(cmd) + "\n")
         f.flush()
