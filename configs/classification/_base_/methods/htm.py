@@ -4,6 +4,5 @@
 # ScoreNet pooling 'cls' with a CLS token / 'attention' (CCT's sequence pooling) without (pool=None). HTM starts from
 # the area targets of the image-mixed batch: AreaLabels, smoothing 0.1. Models with other token counts or class
 # counts scale ρ and τ in their leaf config (see tiny-vit_htm_1xb128-20e_fmnist.py).
-method = dict(mix=[dict(type="cutmix", prob=0.5, alpha=1.0), dict(type="mixup", prob=0.5, alpha=0.8)],
-              token_mixup=dict(type="htm", layer=2, tau=0.2, rho=0.005, lambda_sn=0.001, pool=None),
-              label_policy=dict(type="AreaLabels"), smoothing=0.1)
+_base_ = ["./baseline.py"]
+method = dict(token_mixup=dict(type="htm", layer=2, tau=0.2, rho=0.005, lambda_sn=0.001, pool=None))

@@ -2,6 +2,5 @@
 # CCT-7/3x1 CIFAR-100 setting: at block 2 (0-based) the attention's keys/values also take the κ = 80 most salient input
 # tokens of each lower block (blocks 0 and 1: 160 extra tokens beside CCT's 256); training only, labels unchanged.
 # Models with other token counts scale κ in their leaf config (see tiny-vit_vtm_1xb128-20e_fmnist.py).
-method = dict(mix=[dict(type="cutmix", prob=0.5, alpha=1.0), dict(type="mixup", prob=0.5, alpha=0.8)],
-              token_mixup=dict(type="vtm", layer=2, kappa=80),
-              label_policy=dict(type="AreaLabels"), smoothing=0.1)
+_base_ = ["./baseline.py"]
+method = dict(token_mixup=dict(type="vtm", layer=2, kappa=80))
