@@ -17,19 +17,20 @@ import json
 import os
 import os.path as osp
 import time
-from typing import Optional
+from typing import Dict, List, Optional, Tuple
 
 import torch
 from mmengine.config import Config
 
 from classification.data.fashion_mnist import FASHION_MNIST_ROOT
 from classification.engine import lifecycle
-from classification.foundation.checkpoints import install_safe_checkpoint_loading
+from classification.foundation.atomic import atomic_write_text
 from classification.engine.config_check import load_config
 from classification.foundation.errors import MissingPathError
 from classification.foundation.host import ROOT, configure_threads, usable_cores
-from classification.engine.launch import filter_upstream_warnings, prepare_config
-from classification.experiments.stages import Stage, run_stages
+from classification.engine.launch import prepare_config
+from classification.experiments.composite_runs import on_composite, prepare_process
+from classification.experiments.stages import Stage, StageRun, run_stages
 from classification.experiments.visualize import maskmix_grid
 from classification.transfer.convert import convert_file
 from classification.transfer.downstream_data.composite import all_background_miou, make_composite
@@ -47,13 +48,6 @@ SEEDED_NOTE = ("Every stage runs with seed 0 (its config's randomness.seed). The
                "background everywhere on the validation labels. One seed at this size says little about pretraining "
                "methods: tools/reproduce.py --set downstream compares baseline, TransMix and MixPro "
                "backbones over 3 seeds.\n")
-
-
-def prepare_process() -> None:
-    """What every process of the demo does first: weights-only checkpoint loading, the known harmless upstream
-    warnings filtered (:func:`classification.engine.launch.filter_upstream_warnings`)."""
-    install_safe_checkpoint_loading()
-    filter_upstream_warnings()
 
 
 def _progress_hooks(cfg) -> None:
@@ -129,23 +123,6 @@ def finetune_config(config: str, work_dir: str, data_root: str, backbone_ckpt: O
     return prepare_config(cfg, work_dir=work_dir)
 
 
-def on_composite(cfg, data_root: str, task: str, quick: bool) -> None:
-    """Point a segmentation / detection config at the composite set in ``data_root`` (its test evaluator too), without
-    a validation loop (evaluated once, after training); ``quick``: batch 2, 4 iterations or 1 epoch."""
-    for loader in (cfg.train_dataloader, cfg.test_dataloader):
-        loader.dataset.data_root = data_root
-    if task == "detection":
-        cfg.test_evaluator.ann_file = osp.join(data_root, "annotations", "instances_val.json")
-    cfg.val_dataloader = cfg.val_cfg = cfg.val_evaluator = None
-    if quick:
-        cfg.train_dataloader.batch_size = 2
-        if task == "segmentation":
-            cfg.train_cfg.max_iters = 4
-            cfg.param_scheduler = [dict(type="ConstantLR", factor=1.0, by_epoch=False)]
-        else:
-            cfg.train_cfg.max_epochs = 1
-
-
 def finetune(config: str, work_dir: str, data_root: str, backbone_ckpt: Optional[str], quick: bool,
              task: str) -> dict:
     """Stages 3/4: train a downstream config on the composite set and evaluate it; returns metrics, the threads
@@ -202,9 +179,9 @@ def timing_lines(results: dict) -> str:
     return "Time on this machine: " + "; ".join(parts) + ".\n"
 
 
-def main(argv=None) -> dict:
-    """``tools/demo.py``: run the stages, write ``results.md`` / ``results.json`` and return the results."""
-    prepare_process()
+def parse_args(argv=None) -> argparse.Namespace:
+    """``tools/demo.py``'s command line; ``stages`` as a list, ``data_root`` resolved. Bad values end in argparse's
+    usage error (exit 2)."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", default=PRETRAIN_CONFIG, help="the Fashion-MNIST pretraining config")
     parser.add_argument("--work-dir", default=osp.join("work_dirs", "demo"))
@@ -226,64 +203,99 @@ def main(argv=None) -> dict:
         parser.error(f"--jobs must be at least 1, got {args.jobs}")
     if args.epochs < 1:
         parser.error(f"--epochs must be at least 1, got {args.epochs}")
-    stages = [s for s in args.stages.split(",") if s]
-    unknown = sorted(set(stages) - set(STAGES))
+    args.stages = [s for s in args.stages.split(",") if s]
+    unknown = sorted(set(args.stages) - set(STAGES))
     if unknown:
         parser.error(f"unknown stage(s) {unknown}; choose from {', '.join(STAGES)}")
-    os.makedirs(args.work_dir, exist_ok=True)
-    data_root = args.data_root or (osp.join(args.work_dir, "composite") if args.quick else "data/composite")
+    args.data_root = args.data_root or (osp.join(args.work_dir, "composite") if args.quick else "data/composite")
+    return args
 
-    t0 = time.time()
+
+def downstream_tasks(args) -> List[str]:
+    return [s for s in ("segmentation", "detection") if s in args.stages]
+
+
+def plan_stages(args) -> Tuple[List[Stage], dict]:
+    """The stages ``args`` asks for, and the results kept from an earlier run (its pretraining's numbers, for the table,
+    when the pretrain stage does not run). Generates the composite set (once, before any worker reads it) when a
+    downstream stage runs; raises MissingPathError when one needs a pretraining checkpoint that is not there."""
     results: dict = {}
     ckpt = osp.join(args.work_dir, f"epoch_{args.epochs}.pth")
     plan = []
-    if "pretrain" in stages:
+    if "pretrain" in args.stages:
         # in this process on all the cores: everything downstream waits for it, and one process with 2 threads
         # pretrains faster than one with 1 thread beside another process
         plan.append(Stage("pretrain", pretrain, dict(args=args, work_dir=args.work_dir), work_dir=args.work_dir,
                           local=True))
     else:
         previous = osp.join(args.work_dir, "results.json")
-        if osp.isfile(previous):  # keep the earlier pretraining's numbers in the table
+        if osp.isfile(previous):
             with open(previous) as f:
                 earlier = json.load(f).get("pretrain")
             if earlier:
                 results["pretrain"] = earlier
-        if {"segmentation", "detection"} & set(stages) and not osp.isfile(ckpt):
+        if downstream_tasks(args) and not osp.isfile(ckpt):
             raise MissingPathError(f"{ckpt} not found: run the pretrain stage first (--stages pretrain)")
-    downstream = [s for s in ("segmentation", "detection") if s in stages]
-    if downstream:
-        ensure_composite(data_root, args.quick)  # once, before any worker reads it
+    if downstream_tasks(args):
+        ensure_composite(args.data_root, args.quick)
         converted = osp.join(args.work_dir, "tiny-vit_mixpro_mmseg-vit.pth")
         plan.append(Stage("convert", convert, dict(ckpt=ckpt, dst=converted), local=True,
-                          after=("pretrain",) if "pretrain" in stages else ()))
-        for task in sorted(downstream, key=LONGEST_FIRST.index):  # the longer fine-tunes start first
-            configs = SEG_CONFIGS if task == "segmentation" else DET_CONFIGS
-            for key, config in configs.items():
-                work_dir = osp.join(args.work_dir, f"{task}_{key}")
-                plan.append(Stage(f"{task}/{key}", finetune,
-                                  dict(config=config, work_dir=work_dir, data_root=data_root,
-                                       backbone_ckpt=converted if key == "mixpro" else None, quick=args.quick,
-                                       task=task),
-                                  after=("convert",) if key == "mixpro" else (), work_dir=work_dir))
-    runs = run_stages(plan, jobs=args.jobs, initializer=prepare_process)
+                          after=("pretrain",) if "pretrain" in args.stages else ()))
+        plan += finetune_stages(args, converted)
+    return plan, results
+
+
+def finetune_stages(args, converted: str) -> List[Stage]:
+    """A fine-tune per downstream task and initialisation, the longer task first; the MixPro ones after the
+    conversion of the pretrained checkpoint into ``converted``."""
+    stages = []
+    for task in sorted(downstream_tasks(args), key=LONGEST_FIRST.index):
+        configs = SEG_CONFIGS if task == "segmentation" else DET_CONFIGS
+        for key, config in configs.items():
+            work_dir = osp.join(args.work_dir, f"{task}_{key}")
+            stages.append(Stage(f"{task}/{key}", finetune,
+                                dict(config=config, work_dir=work_dir, data_root=args.data_root,
+                                     backbone_ckpt=converted if key == "mixpro" else None, quick=args.quick,
+                                     task=task),
+                                after=("convert",) if key == "mixpro" else (), work_dir=work_dir))
+    return stages
+
+
+def stage_results(args, runs: Dict[str, StageRun]) -> dict:
+    """What the finished stages (name → their run) give for ``results.json``: pretraining, each fine-tune, the
+    all-background floor, the schedule (pid, start, end)."""
+    results = {}
     if "pretrain" in runs:
         results["pretrain"] = runs["pretrain"].result
-    for task in downstream:
+    for task in downstream_tasks(args):
         results[task] = {key: runs[f"{task}/{key}"].result for key in INITS}
-    if "segmentation" in downstream:
-        results["floor"] = dict(mIoU=all_background_miou(osp.join(data_root, "annotations", "validation")))
+    if "segmentation" in args.stages:
+        results["floor"] = dict(mIoU=all_background_miou(osp.join(args.data_root, "annotations", "validation")))
     results["schedule"] = dict(jobs=args.jobs, stages={
         name: dict(pid=run.pid, started=run.started, finished=run.finished) for name, run in runs.items()})
-    results["total_seconds"] = time.time() - t0
+    return results
 
+
+def write_results(work_dir: str, results: dict) -> None:
+    """``results.md`` (title, table, note, times) and ``results.json`` in ``work_dir``; the text is printed too."""
     table = results_table(results)
     text = ("# Demo: MixPro pretraining on Fashion-MNIST → Segmenter and Mask R-CNN on the composite set (CPU)\n\n"
             + table + "\n" + SEEDED_NOTE + timing_lines(results))
-    with open(osp.join(args.work_dir, "results.md"), "w") as f:
-        f.write(text)
-    with open(osp.join(args.work_dir, "results.json"), "w") as f:
-        json.dump(results, f, indent=2)
+    atomic_write_text(osp.join(work_dir, "results.md"), text)
+    atomic_write_text(osp.join(work_dir, "results.json"), json.dumps(results, indent=2))
     print("\n" + text)
-    print(f"Written: {osp.join(args.work_dir, 'results.md')} (and results.json, curve.png, maskmix_grid.png)")
+    print(f"Written: {osp.join(work_dir, 'results.md')} (and results.json, curve.png, maskmix_grid.png)")
+
+
+def main(argv=None) -> dict:
+    """``tools/demo.py``: run the stages, write ``results.md`` / ``results.json`` and return the results."""
+    prepare_process()
+    args = parse_args(argv)
+    os.makedirs(args.work_dir, exist_ok=True)
+    t0 = time.time()
+    plan, results = plan_stages(args)
+    runs = run_stages(plan, jobs=args.jobs, initializer=prepare_process)
+    results.update(stage_results(args, runs))
+    results["total_seconds"] = time.time() - t0
+    write_results(args.work_dir, results)
     return results

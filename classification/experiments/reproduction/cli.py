@@ -24,6 +24,7 @@ from typing import Dict, Optional
 
 from classification.foundation.errors import UserError, run_tool
 from classification.foundation.host import ROOT, environment, usable_cores
+from classification.experiments.composite_runs import prepare_process
 
 from . import downstream, runs
 from .report import (include_set_reports, markdown_report, plot_results, plot_set_results, policy_curves,
@@ -31,7 +32,7 @@ from .report import (include_set_reports, markdown_report, plot_results, plot_se
 from .stats import aggregate
 
 
-def parse_args(argv) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="reproduce.py", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--set", dest="exp_set", default="default",
@@ -69,6 +70,13 @@ def parse_args(argv) -> argparse.Namespace:
                              "in WORK_ROOT/pretrain)")
     parser.add_argument("--cfg-options", nargs="+", default=[], metavar="KEY=VALUE",
                         help="config overrides for every run (e.g. train_dataloader.dataset.limit=1000)")
+    return parser
+
+
+def parse_args(argv) -> argparse.Namespace:
+    """The options of :func:`build_parser`, with the set's defaults filled in (work root, report, pretraining root,
+    budget); options that do not fit together end in argparse's usage error (exit 2)."""
+    parser = build_parser()
     args = parser.parse_args(argv)
     suffix = "" if args.exp_set == "default" else f"-{args.exp_set}"
     args.work_root = osp.abspath(args.work_root or osp.join(ROOT, "work_dirs", f"reproduce{suffix}"))
@@ -192,7 +200,7 @@ def downstream_main(args: argparse.Namespace, argv, t_start: float) -> Dict[str,
     quick_pretrain = {f"{loader}.dataset.limit": 256 for loader in
                       ("train_dataloader", "val_dataloader", "test_dataloader")} if args.quick else None
     ran = 0
-    downstream.prepare_process()  # what every worker does first; with --jobs 1 the runs go in this process
+    prepare_process()  # what every worker does first; with --jobs 1 the runs go in this process
     if not args.report_only:
         downstream.ensure_data(data_root, args.quick)
         plan = downstream.build_plan(seeds, inits, heads, args.work_root, args.pretrain_root, epochs, data_root,

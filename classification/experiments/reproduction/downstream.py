@@ -26,7 +26,7 @@ from classification.foundation.atomic import atomic_write_text
 from classification.engine.config_check import load_config
 from classification.foundation.host import ROOT
 from classification.engine.launch import plain_metrics, prepare_config, prepare_test_config, write_metrics
-from classification.experiments.demo import on_composite, prepare_process
+from classification.experiments.composite_runs import on_composite, prepare_process
 from classification.experiments.stages import Stage, run_stages
 from classification.transfer.downstream_data.composite import all_background_miou, make_composite
 
