@@ -4,6 +4,6 @@ when its module is imported (:mod:`classification.register_all` imports them all
 The contract every classifier follows: ``forward(x) -> logits``; ``mixpro_core.forward_with_attention`` gives
 ``(logits, cls_attn (B,N) or None)``; attributes ``token_stride`` (pixel size of a token of cls_attn — the mixing
 patch size) and ``has_cls_attention``; ``set_grad_checkpointing``. Families: vits (DeiT, tiny_vit, CaiT, XCiT), pvt,
-ca_swin, cct, msmlp. Beside them: mix_classifier (``MixClassifier``, the mmengine model of every classification run)
-and metrics (``TopKAccuracy``).
+ca_swin, cct, msmlp. Beside them: mix_classifier (``MixClassifier``, the mmengine model of every classification run);
+the evaluators are in :mod:`classification.evaluation`.
 """

@@ -13,11 +13,11 @@ from mmengine.config import Config
 from mmengine.registry import MODELS
 
 import classification.register_all  # noqa: F401  (registration)
+from classification.evaluation.accuracy import TopKAccuracy, topk_correct
 from classification.foundation.atomic import AtomicLocalBackend
 from classification.foundation.checkpoints import CheckpointMismatchError, load_checkpoint_file
 from classification.foundation.errors import UserError
 from classification.models import ca_swin, vits
-from classification.models.metrics import TopKAccuracy, topk_correct
 from classification.models.pretrained import load_pretrained
 from mixpro_core import METHODS, forward_with_attention, maskmix
 
