@@ -2,12 +2,11 @@
 label-policy statistics — that continues across a resume), ``RunSummaryHook`` (a start-up summary of the run),
 ``ProgressBarHook`` (interactive runs), ``CorruptSampleHook`` and ``AmpSkippedStepsHook`` (counts of skipped data and
 fp16 steps) and ``SyncFreeRuntimeInfoHook``: log values read on the host only when a reader needs them, and the reader
-of :class:`~classification.engine.optim_wrapper.GuardedOptimWrapper`'s deferred gradient norm and non-finite flags
-(FloatingPointError naming the failed iteration)."""
+of what :class:`~classification.engine.optim_wrapper.GuardedOptimWrapper` defers (its gradient norm and non-finite
+flags: FloatingPointError naming the failed iteration)."""
 from __future__ import annotations
 
 import json
-import os
 import os.path as osp
 import sys
 
@@ -19,6 +18,7 @@ from mmengine.model import is_model_wrapper
 from mmengine.registry import HOOKS
 from mmengine.runner import EpochBasedTrainLoop
 
+from classification.foundation.atomic import atomic_write, atomic_write_text
 from classification.foundation.checkpoints import latest_checkpoint
 from classification.engine.optim_wrapper import DeferredReadback, GuardedOptimWrapper
 from mixpro_core import POLICY_STATS
@@ -96,9 +96,7 @@ class TrainingCurveHook(Hook):
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
         path = osp.join(runner.work_dir, osp.splitext(self.filename)[0] + ".json")
-        with open(path + ".tmp", "w") as f:
-            json.dump({k: [list(p) for p in v] for k, v in self.series().items()}, f)
-        os.replace(path + ".tmp", path)
+        atomic_write_text(path, json.dumps({k: [list(p) for p in v] for k, v in self.series().items()}))
         panels = [("training loss", self.loss), ("learning rate", self.lr), (f"val {self.metric}", self.val)]
         panels += [(key, points) for key, points in self.policy.items()]
         fig, axes = plt.subplots(1, len(panels), figsize=(4.3 * len(panels), 3.4))
@@ -110,7 +108,7 @@ class TrainingCurveHook(Hook):
             ax.set_xlabel("iteration")
             ax.grid(alpha=0.3)
         fig.tight_layout()
-        fig.savefig(osp.join(runner.work_dir, self.filename), dpi=90)
+        atomic_write(osp.join(runner.work_dir, self.filename), lambda tmp: fig.savefig(tmp, dpi=90))
         plt.close(fig)
 
 
@@ -195,8 +193,8 @@ class ProgressBarHook(Hook):
 
     def before_train(self, runner):
         from tqdm import tqdm
-        self.bar = tqdm(total=runner.max_iters, initial=runner.iter, desc="train", unit="it", file=sys.stderr, mininterval=2.0,
-                        dynamic_ncols=True, disable=runner.rank != 0)
+        self.bar = tqdm(total=runner.max_iters, initial=runner.iter, desc="train", unit="it", file=sys.stderr,
+                        mininterval=2.0, dynamic_ncols=True, disable=runner.rank != 0)
 
     def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
         self.bar.update(1)
@@ -257,11 +255,11 @@ class SyncFreeRuntimeInfoHook(RuntimeInfoHook):
     the intervals of the LoggerHook and the TrainingCurveHook, the first iteration, the end of each epoch, before a
     checkpoint is saved and at the end of training.
 
-    With a :class:`~classification.engine.optim_wrapper.GuardedOptimWrapper` it is the reader of the wrapper's deferred
-    values (``defer()`` before training): the clipping norm of each update is logged as ``train/<grad_name>`` with the
-    iteration's other values, and the deferred non-finite flags are checked after every iteration (without waiting)
-    and all at the points above, so a non-finite loss stops the run with FloatingPointError before any checkpoint after
-    it is written. Any other wrapper has no non-finite-loss guard: a warning says so.
+    With a :class:`~classification.engine.optim_wrapper.GuardedOptimWrapper` it is the reader of what the wrapper
+    defers (its config's ``defer=True``): the clipping norm of each update is logged as ``train/<grad_name>`` with the
+    iteration's other values, and the wrapper checks its deferred non-finite flags after every iteration (without
+    waiting) and all at the points above, so a non-finite loss stops the run with FloatingPointError before any
+    checkpoint after it is written. Any other wrapper has no non-finite-loss guard: a warning says so.
     """
 
     priority = "VERY_HIGH"
@@ -276,7 +274,6 @@ class SyncFreeRuntimeInfoHook(RuntimeInfoHook):
                                         if isinstance(h, (LoggerHook, TrainingCurveHook))}))
         if isinstance(runner.optim_wrapper, GuardedOptimWrapper):
             self._wrapper = runner.optim_wrapper
-            self._wrapper.defer()
         else:
             runner.logger.warning(f"{type(runner.optim_wrapper).__name__} has no non-finite-loss guard: use "
                                   f"optim_wrapper.type='GuardedOptimWrapper'")
@@ -315,6 +312,4 @@ class SyncFreeRuntimeInfoHook(RuntimeInfoHook):
 
     def after_train(self, runner) -> None:
         self._flush(runner)
-        if self._wrapper is not None:
-            self._wrapper.defer(False)
-            self._wrapper = None
+        self._wrapper = None

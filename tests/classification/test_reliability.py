@@ -93,7 +93,7 @@ def tiny_classifier(mix=None):
 def test_non_finite_loss_stops_before_the_optimizer_step():
     model = tiny_classifier()
     wrapper = GuardedOptimWrapper(torch.optim.AdamW(model.parameters(), lr=1e-3))
-    model.load_state_dict({**model.state_dict(), "mix_step": torch.tensor(41)})
+    wrapper.load_state_dict({**wrapper.state_dict(), "guarded_updates": 41})  # a run resumed after 41 iterations
     before = {k: v.clone() for k, v in model.state_dict().items()}
     x = torch.full((4, 1, 28, 28), float("nan"))
     with pytest.raises(FloatingPointError, match="iteration 42"):

@@ -17,8 +17,9 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from mmengine.config import Config
 from mmengine.logging import MessageHub
-from mmengine.optim import OptimWrapper
+from mmengine.optim import OptimWrapper, build_optim_wrapper
 from mmengine.optim.optimizer import amp_optimizer_wrapper
 from mmengine.registry import MODELS
 
@@ -60,8 +61,8 @@ def test_deferred_guard_skips_the_bad_update_and_every_later_one_then_raises():
     torch.manual_seed(0)
     model = tiny_mixpro()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2, fused=True)
-    wrapper = GuardedOptimWrapper(optimizer)
-    assert wrapper.defer()
+    wrapper = GuardedOptimWrapper(optimizer, defer=True)
+    assert wrapper.deferred
     model.train_step(batch(0), wrapper)  # a good step: applied
     good = snapshot(model, optimizer)
     assert all(float(v) == 1.0 for (_, k), v in good[1].items() if k == "step")
@@ -81,9 +82,9 @@ def test_deferred_guard_under_a_loss_scaler_skips_through_the_nan_gradients(monk
     model = tiny_mixpro()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)  # not fused: the scaler skips on the host
     monkeypatch.setattr(amp_optimizer_wrapper, "is_cuda_available", lambda: True)
-    wrapper = GuardedAmpOptimWrapper(optimizer=optimizer, dtype="bfloat16")
+    wrapper = GuardedAmpOptimWrapper(optimizer=optimizer, dtype="bfloat16", defer=True)
     wrapper.loss_scaler = torch.amp.GradScaler("cpu")
-    assert wrapper.defer()
+    assert wrapper.deferred
     model.train_step(batch(0), wrapper)
     good = snapshot(model, optimizer)
     model.train_step(batch(1, nan=True), wrapper)
@@ -102,8 +103,8 @@ def test_deferred_guard_under_bf16_amp_skips_through_found_inf(monkeypatch):
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2, fused=True)
     monkeypatch.setattr(amp_optimizer_wrapper, "is_cuda_available", lambda: True)
     wrapper = GuardedAmpOptimWrapper(optimizer=optimizer, dtype="bfloat16", loss_scale=dict(enabled=False),
-                                     clip_grad=dict(max_norm=5.0))
-    assert wrapper.defer()
+                                     clip_grad=dict(max_norm=5.0), defer=True)
+    assert wrapper.deferred
     model.train_step(batch(0), wrapper)
     good = snapshot(model, optimizer)
     assert set(wrapper.pop_grad_norm()) == {"grad_norm"} and wrapper.pop_grad_norm() == {}
@@ -116,17 +117,58 @@ def test_deferred_guard_under_bf16_amp_skips_through_found_inf(monkeypatch):
 
 
 def test_a_guard_needs_an_optimiser_that_can_skip_on_the_device():
-    """Not fused and no loss scaler: the guard stays a host read before the optimiser step, even when deferred."""
+    """Not fused and no loss scaler: the guard stays a host read before the optimiser step, even with defer=True."""
     torch.manual_seed(0)
     model = tiny_mixpro()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
-    wrapper = GuardedOptimWrapper(optimizer)
-    assert not wrapper.defer() and not wrapper.deferred
+    wrapper = GuardedOptimWrapper(optimizer, defer=True)
+    assert not wrapper.deferred
     model.train_step(batch(0), wrapper)
     good = snapshot(model, optimizer)
-    with pytest.raises(FloatingPointError, match=r"at iteration 2 \(the model's mix_step\): stopping before"):
+    with pytest.raises(FloatingPointError,
+                       match=r"at iteration 2 \(counted by the optimiser wrapper\): stopping before"):
         model.train_step(batch(1, nan=True), wrapper)
     assert_same(snapshot(model, optimizer), good)
+
+
+def test_the_update_count_travels_in_the_state_dict_and_names_the_failed_iteration():
+    """The wrapper counts its updates (one per training iteration) and saves the count with the optimiser state: a
+    wrapper loaded from the state after 3 updates names its first failure iteration 4, as the uninterrupted one would;
+    a state saved before the count existed loads with a warning."""
+    torch.manual_seed(0)
+    model = tiny_mixpro()
+    first = GuardedOptimWrapper(torch.optim.AdamW(model.parameters(), lr=1e-3))
+    for i in range(3):
+        model.train_step(batch(i), first)
+    state = first.state_dict()
+    assert first.updates == 3 and set(state) == {"state", "param_groups", "guarded_updates"}
+    resumed = GuardedOptimWrapper(torch.optim.AdamW(model.parameters(), lr=1e-3))
+    resumed.load_state_dict(state)
+    assert resumed.updates == 3 and state["guarded_updates"] == 3  # the caller's dict is left whole
+    with pytest.raises(FloatingPointError, match=r"at iteration 4 \(counted by the optimiser wrapper\)"):
+        model.train_step(batch(3, nan=True), resumed)
+    old = {k: v for k, v in state.items() if k != "guarded_updates"}
+    with pytest.warns(UserWarning, match="no guarded_updates"):
+        GuardedOptimWrapper(torch.optim.AdamW(model.parameters(), lr=1e-3)).load_state_dict(old)
+
+
+def test_a_deferred_failure_raises_before_the_state_is_saved():
+    """No checkpoint holds a state after a failed update, whoever reads the flags: ``state_dict`` reads them all."""
+    torch.manual_seed(0)
+    model = tiny_mixpro()
+    wrapper = GuardedOptimWrapper(torch.optim.AdamW(model.parameters(), lr=1e-2, fused=True), defer=True)
+    model.train_step(batch(0), wrapper)
+    assert wrapper.state_dict()["guarded_updates"] == 1
+    model.train_step(batch(1, nan=True), wrapper)
+    with pytest.raises(FloatingPointError, match="at iteration 2 "):
+        wrapper.state_dict()
+
+
+def test_the_schedules_configure_the_deferred_guard():
+    """The mode is the wrapper's own configuration (``defer=True`` in the classification schedules), not a hook's."""
+    cfg = Config.fromfile("configs/classification/_base_/schedules/adamw_300e_in1k.py")
+    wrapper = build_optim_wrapper(tiny_mixpro(), cfg.optim_wrapper)
+    assert type(wrapper) is GuardedOptimWrapper and wrapper.deferred
 
 
 class Loader(list):
@@ -136,8 +178,8 @@ class Loader(list):
 def fake_runner(model, optimizer, interval=3, iters_per_epoch=100):
     hub = MessageHub.get_instance(f"sync-free-{id(model)}")
     logger = SimpleNamespace(info=lambda msg: None)
-    return SimpleNamespace(model=model, optim_wrapper=GuardedOptimWrapper(optimizer), message_hub=hub, rank=0, iter=0,
-                           epoch=0, logger=logger, hooks=[TrainingCurveHook(interval=interval)],
+    return SimpleNamespace(model=model, optim_wrapper=GuardedOptimWrapper(optimizer, defer=True), message_hub=hub,
+                           rank=0, iter=0, epoch=0, logger=logger, hooks=[TrainingCurveHook(interval=interval)],
                            train_dataloader=Loader([None] * iters_per_epoch), max_iters=1000, max_epochs=10)
 
 
@@ -161,7 +203,7 @@ def test_the_hook_writes_one_value_per_iteration_at_the_flush_points():
         assert logged == pytest.approx(losses[:len(logged)], rel=1e-6)
     assert runner.message_hub.log_scalars["train/lr"].current() == pytest.approx(1e-3)
     hook.after_train(runner)
-    assert not runner.optim_wrapper.deferred
+    assert runner.optim_wrapper.deferred, "the wrapper's mode is its configuration's: no hook switches it"
 
 
 def test_the_hook_logs_the_clipped_gradient_norm_without_reading_it_at_each_step():
@@ -172,8 +214,9 @@ def test_the_hook_logs_the_clipped_gradient_norm_without_reading_it_at_each_step
         model = tiny_mixpro()
         runner = fake_runner(model, torch.optim.AdamW(model.parameters(), lr=1e-2, fused=True), interval=3)
         runner.message_hub = MessageHub.get_instance(f"clip-{deferred}-{id(model)}")  # the wrapper's hub
-        wrapper = GuardedOptimWrapper if deferred else OptimWrapper  # the reference: mmengine's own
-        runner.optim_wrapper = wrapper(runner.optim_wrapper.optimizer, clip_grad=dict(max_norm=0.5))
+        optimizer, clip = runner.optim_wrapper.optimizer, dict(max_norm=0.5)
+        runner.optim_wrapper = (GuardedOptimWrapper(optimizer, clip_grad=clip, defer=True) if deferred
+                                else OptimWrapper(optimizer, clip_grad=clip))  # the reference: mmengine's own
         hook = SyncFreeRuntimeInfoHook()
         if deferred:
             hook.before_train(runner)
@@ -227,11 +270,12 @@ def test_mixpro_training_steps_do_not_synchronise(amp):
     model = tiny_mixpro("cuda")
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, fused=True)
     clip = dict(max_norm=5.0)
-    wrapper = (GuardedOptimWrapper(optimizer, clip_grad=clip) if amp is None else
-               GuardedAmpOptimWrapper(optimizer=optimizer, dtype=amp, loss_scale=dict(enabled=False), clip_grad=clip))
+    wrapper = (GuardedOptimWrapper(optimizer, clip_grad=clip, defer=True) if amp is None else
+               GuardedAmpOptimWrapper(optimizer=optimizer, dtype=amp, loss_scale=dict(enabled=False), clip_grad=clip,
+                                      defer=True))
     runner = fake_runner(model, optimizer)
     runner.optim_wrapper = wrapper
-    SyncFreeRuntimeInfoHook().before_train(runner)  # defers the wrapper's guard and gradient norm
+    SyncFreeRuntimeInfoHook().before_train(runner)  # the reader of the wrapper's deferred guard and gradient norm
     assert wrapper.deferred and wrapper.clip_func is torch.nn.utils.clip_grad_norm_
     data = [{k: v.pin_memory() for k, v in batch(i).items()} for i in range(8)]
     for d in data[:2]:  # warm-up: cuBLAS / allocator initialisation
