@@ -15,7 +15,7 @@ from classification.data.synthetic_imagenet import make_synthetic_imagenet, synt
 from classification.data.augment_compat import patch_posterize, posterize_zero_bits_black
 from classification.data.transforms import build_transform
 from classification.engine import launch
-from classification.engine.compile import compile_backbone
+from classification.engine.compile_hook import compile_backbone
 from classification.foundation.host import apply_default_num_workers, default_num_workers
 
 
