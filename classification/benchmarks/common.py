@@ -7,7 +7,6 @@ from __future__ import annotations
 import gc
 import json
 import os
-import os.path as osp
 import shlex
 import statistics
 import sys
@@ -17,6 +16,7 @@ from typing import Callable, Dict, Iterator, List, Optional
 
 import torch
 
+from classification.foundation.atomic import atomic_write_text
 from classification.foundation.host import environment
 
 MIB = 2 ** 20
@@ -195,7 +195,5 @@ def report(args, result: dict) -> dict:
     result = dict(command=command_line(args.argv), machine=machine_info(args.device), **result)
     print(markdown(result))
     if args.json:
-        os.makedirs(osp.dirname(osp.abspath(args.json)), exist_ok=True)
-        with open(args.json, "w") as f:
-            json.dump(result, f, indent=2)
+        atomic_write_text(args.json, json.dumps(result, indent=2))
     return result

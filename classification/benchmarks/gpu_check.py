@@ -27,6 +27,7 @@ from typing import Callable, Dict, List, Optional
 import torch
 
 from classification.benchmarks.common import sync
+from classification.foundation.atomic import atomic_write_text
 from classification.foundation.host import ROOT
 
 SEGMENTERS = ["segmenter-mask_deit-t_mixpro_8xb1-160k_ade20k-512x512.py",
@@ -46,8 +47,7 @@ class Results:
     def add(self, name: str, status: str, seconds: float, **details) -> None:
         self.items.append(dict(name=name, status=status, seconds=round(seconds, 2), **details))
         if _rank() == 0:
-            with open(self.path, "w") as f:
-                json.dump(dict(step=self.step, items=self.items), f, indent=1)
+            atomic_write_text(self.path, json.dumps(dict(step=self.step, items=self.items), indent=1))
         print(f"[{self.step}] {status:7s} {name} ({seconds:.1f} s) {details}", flush=True)
 
     def run(self, name: str, fn: Callable[[], dict]) -> None:
@@ -343,8 +343,7 @@ def write_report(results_dir: str, out: str) -> Dict[str, int]:
             lines += ["```", *tail, "```"]
         if status != "pass" or data is None:  # a step cut off or failing counts beside its items
             counts[f"step {status}"] = counts.get(f"step {status}", 0) + 1
-    with open(out, "w") as f:
-        f.write("\n".join(lines) + "\n")
+    atomic_write_text(out, "\n".join(lines) + "\n")
     return counts
 
 
@@ -383,8 +382,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     if args.step == "env":
         Results(args.out, "env")  # creates the folder
-        with open(args.out, "w") as f:
-            json.dump(check_environment(args.device), f, indent=1)
+        atomic_write_text(args.out, json.dumps(check_environment(args.device), indent=1))
         return 0
     if args.step == "report":
         counts = write_report(args.results_dir, args.out)

@@ -22,6 +22,7 @@ import sys
 import time
 from typing import Dict, Optional
 
+from classification.foundation.atomic import atomic_write_text
 from classification.foundation.errors import UserError, run_tool
 from classification.foundation.host import ROOT, environment, usable_cores
 from classification.experiments.composite_runs import prepare_process
@@ -169,8 +170,7 @@ def main(argv=None) -> Optional[Dict[str, dict]]:
     else:
         plot_results(stats, plot, title)
         text = markdown_report(stats, meta, args.config_dir, rel(plot))
-    with open(args.out, "w") as f:
-        f.write(text)
+    atomic_write_text(args.out, text)
     print("\n" + text)
     print(f"wrote {runs.show_path(args.out)} and {runs.show_path(plot)}")
     results_md = osp.join(osp.dirname(args.out), "results.md")
@@ -230,9 +230,7 @@ def downstream_main(args: argparse.Namespace, argv, t_start: float) -> Dict[str,
     plot(collected, inits, heads, figure, floor)
     text = markdown(collected, inits, heads, seeds, meta,
                     osp.relpath(figure, osp.dirname(args.out)))
-    os.makedirs(osp.dirname(args.out), exist_ok=True)
-    with open(args.out, "w") as f:
-        f.write(text)
+    atomic_write_text(args.out, text)
     lines = summary_lines(collected, inits, heads)
     print("\n" + "\n".join(lines.values()))
     print(f"wrote {runs.show_path(args.out)} and {runs.show_path(figure)}")

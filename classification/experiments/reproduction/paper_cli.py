@@ -9,6 +9,8 @@ import os.path as osp
 import sys
 from typing import Optional, Sequence
 
+from classification.foundation.atomic import atomic_write_text
+
 from . import paper_plan, paper_tables
 
 
@@ -39,11 +41,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             text = paper_tables.markdown(cells, work_root, quick)
             print(text, end="")
             if args.out:
-                with open(args.out, "w") as f:
-                    f.write(text)
+                atomic_write_text(args.out, text)
             if args.json:
-                with open(args.json, "w") as f:
-                    json.dump(dict(work_root=work_root, quick=quick, cells=cells), f, indent=1)
+                atomic_write_text(args.json, json.dumps(dict(work_root=work_root, quick=quick, cells=cells), indent=1))
     except (ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

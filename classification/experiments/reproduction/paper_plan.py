@@ -24,6 +24,7 @@ import shlex
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from classification.foundation.atomic import atomic_write_text
 from classification.foundation.host import ROOT
 from classification.transfer.downstream_data.pascal_context import VOC
 
@@ -254,10 +255,9 @@ def make_quick_data(out_dir: str) -> None:
         if max(c["id"] for c in coco["categories"]) > len(categories):
             raise ValueError(f"{split['coco_json']}: more categories than COCO's {len(categories)}")
         coco["categories"] = categories
-        with open(split["coco_json"], "w") as f:
-            json.dump(coco, f)
-    with open(osp.join(out_dir, QUICK_MARKER), "w") as f:
-        json.dump(dict(imagenet=QUICK_IMAGENET, pascal_context=QUICK_PASCAL_CONTEXT, composite=QUICK_COMPOSITE), f)
+        atomic_write_text(split["coco_json"], json.dumps(coco))
+    atomic_write_text(osp.join(out_dir, QUICK_MARKER), json.dumps(
+        dict(imagenet=QUICK_IMAGENET, pascal_context=QUICK_PASCAL_CONTEXT, composite=QUICK_COMPOSITE)))
     print(f"quick data written to {out_dir}")
 
 
@@ -417,11 +417,9 @@ def plan_main(args: argparse.Namespace) -> None:
     scripts = {"one_node.sh": bash_script(jobs, invocation),
                "slurm.sh": slurm_script(jobs, invocation, args.work_root, args.gpus_per_node)}
     for name, text in scripts.items():
-        with open(osp.join(out, name), "w") as f:
-            f.write(text)
+        atomic_write_text(osp.join(out, name), text)
         os.chmod(osp.join(out, name), 0o755)
-    with open(osp.join(out, "jobs.json"), "w") as f:
-        json.dump([dict(vars(j)) for j in jobs], f, indent=1)
+    atomic_write_text(osp.join(out, "jobs.json"), json.dumps([dict(vars(j)) for j in jobs], indent=1))
     kinds = {k: sum(j.kind == k for j in jobs) for k in ("pretrain", "convert", "finetune", "test")}
     dropped = args.quick and resolve_rows(args.rows)[2]
     print(f"{len(jobs)} jobs ({', '.join(f'{n} {k}' for k, n in kinds.items())}) for methods {', '.join(methods)}\n"

@@ -8,6 +8,8 @@ from typing import Dict, List, Optional, Sequence
 
 from mixpro_core import POLICY_STATS
 
+from classification.foundation.atomic import atomic_write_text
+
 from .estimates import hms
 from .paper_tables import METHODS as PAPER_METHODS, PAPER
 from .runs import BASE_EPOCHS, CONFIG_DIR, EXPERIMENT_SETS, describe, epochs_text, run_dir, show_path
@@ -324,5 +326,4 @@ def include_set_reports(results_md: str) -> None:
         for part in found:
             with open(part) as f:
                 text += f"\n<!-- from {osp.basename(part)} -->\n" + f.read().rstrip("\n") + "\n"
-    with open(results_md, "w") as f:
-        f.write(text)
+    atomic_write_text(results_md, text)
