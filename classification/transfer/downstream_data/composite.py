@@ -12,11 +12,12 @@ downstream data".
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import re
 import sys
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 from PIL import Image
@@ -148,6 +149,54 @@ def _coco_categories() -> List[dict]:
     return [dict(id=k + 1, name=name, supercategory="fashion") for k, name in enumerate(FASHION_MNIST_CLASSES)]
 
 
+def _object_annotations(owner: np.ndarray, classes: Sequence[int], image_id: int, first_id: int,
+                        min_visible_area: int) -> List[dict]:
+    """COCO annotations (ids from ``first_id``) of the objects of one image with at least ``min_visible_area``
+    visible pixels: one RLE of those pixels each; ``owner`` (H,W) is the index into ``classes`` of the object on top
+    of each pixel (-1: none)."""
+    anns = []
+    for k, cls in enumerate(classes):
+        visible = owner == k
+        if int(visible.sum()) < min_visible_area:
+            continue
+        rle = mask_utils.encode(np.asfortranarray(visible.astype(np.uint8)))
+        anns.append(dict(
+            id=first_id + len(anns), image_id=image_id, category_id=cls + 1,
+            segmentation=dict(size=[int(v) for v in rle["size"]], counts=rle["counts"].decode("ascii")),
+            area=int(mask_utils.area(rle)), bbox=[float(v) for v in mask_utils.toBbox(rle)], iscrowd=0))
+    return anns
+
+
+def _write_split(out_dir: str, folder: str, suffix: str, n: int, draw: Callable, rng: np.random.Generator,
+                 size: int, seed: int, min_visible_area: int, verbose: bool) -> Dict:
+    """The ``n`` images of one split (``draw(rng)`` composes one, :func:`_compose`), their label maps and their COCO
+    file; files of an earlier, larger run are removed. Returns the split's entry of :func:`make_composite`'s
+    result."""
+    img_dir = os.path.join(out_dir, "images", folder)
+    ann_dir = os.path.join(out_dir, "annotations", folder)
+    os.makedirs(img_dir, exist_ok=True)
+    os.makedirs(ann_dir, exist_ok=True)
+    images_json, anns_json, written = [], [], set()
+    for i in tqdm(range(n), desc=f"[make_composite] {folder}", unit="img", disable=not verbose or n == 0,
+                  file=sys.stdout, mininterval=1.0):
+        rgb, label_map, owner, classes = draw(rng)
+        stem = f"{i:06d}"
+        _save_jpeg(rgb, os.path.join(img_dir, stem + ".jpg"))
+        _save_png(label_map, os.path.join(ann_dir, stem + ".png"))
+        written.update({stem + ".jpg", stem + ".png"})
+        images_json.append(dict(id=i + 1, file_name=stem + ".jpg", height=size, width=size))
+        anns_json += _object_annotations(owner, classes, i + 1, len(anns_json) + 1, min_visible_area)
+    _remove_stale(img_dir, written)
+    _remove_stale(ann_dir, written)
+    coco = dict(info=dict(description=f"MixPro composite Fashion-MNIST-on-photos ({folder}), seed {seed}",
+                          version="1.0"),
+                licenses=[], images=images_json, annotations=anns_json, categories=_coco_categories())
+    coco_json = os.path.join(out_dir, "annotations", f"instances_{suffix}.json")
+    with open(coco_json, "w", encoding="utf-8") as f:
+        json.dump(coco, f, separators=(",", ":"))
+    return dict(img_dir=img_dir, ann_dir=ann_dir, coco_json=coco_json, num_images=n, num_annotations=len(anns_json))
+
+
 def make_composite(out_dir: str, num_train: int = 300, num_val: int = 60, size: int = 128, seed: int = 0,
                    fmnist_root: str = FASHION_MNIST_ROOT, *, min_visible_area: int = 30,
                    background_brightness: float = 1.0, tint_min: float = 0.0, verbose: bool = True) -> Dict:
@@ -181,43 +230,12 @@ def make_composite(out_dir: str, num_train: int = 300, num_val: int = 60, size: 
     result = dict(out_dir=out_dir, classes=list(CLASSES), classes_file=classes_file, seed=seed, size=size,
                   splits={})
     for folder, fm_split, suffix in SPLITS:
-        n = counts[folder]
-        img_dir = os.path.join(out_dir, "images", folder)
-        ann_dir = os.path.join(out_dir, "annotations", folder)
-        os.makedirs(img_dir, exist_ok=True)
-        os.makedirs(ann_dir, exist_ok=True)
-        images_json, anns_json, written = [], [], set()
         fm_images, fm_labels = fmnist.get(fm_split, (None, None))
-        rng = np.random.default_rng(split_rngs[folder])
-        for i in tqdm(range(n), desc=f"[make_composite] {folder}", unit="img", disable=not verbose or n == 0,
-                      file=sys.stdout, mininterval=1.0):
-            rgb, label_map, owner, classes = _compose(rng, photos, fm_images, fm_labels, size, background_brightness,
-                                                      tint_min)
-            stem = f"{i:06d}"
-            _save_jpeg(rgb, os.path.join(img_dir, stem + ".jpg"))
-            _save_png(label_map, os.path.join(ann_dir, stem + ".png"))
-            written.update({stem + ".jpg", stem + ".png"})
-            image_id = i + 1
-            images_json.append(dict(id=image_id, file_name=stem + ".jpg", height=size, width=size))
-            for k, cls in enumerate(classes):
-                visible = owner == k
-                if int(visible.sum()) < min_visible_area:
-                    continue
-                rle = mask_utils.encode(np.asfortranarray(visible.astype(np.uint8)))
-                anns_json.append(dict(
-                    id=len(anns_json) + 1, image_id=image_id, category_id=cls + 1,
-                    segmentation=dict(size=[int(v) for v in rle["size"]], counts=rle["counts"].decode("ascii")),
-                    area=int(mask_utils.area(rle)), bbox=[float(v) for v in mask_utils.toBbox(rle)], iscrowd=0))
-        _remove_stale(img_dir, written)
-        _remove_stale(ann_dir, written)
-        coco = dict(info=dict(description=f"MixPro composite Fashion-MNIST-on-photos ({folder}), seed {seed}",
-                              version="1.0"),
-                    licenses=[], images=images_json, annotations=anns_json, categories=_coco_categories())
-        coco_json = os.path.join(out_dir, "annotations", f"instances_{suffix}.json")
-        with open(coco_json, "w", encoding="utf-8") as f:
-            json.dump(coco, f, separators=(",", ":"))
-        result["splits"][folder] = dict(img_dir=img_dir, ann_dir=ann_dir, coco_json=coco_json, num_images=n,
-                                        num_annotations=len(anns_json))
+        draw = functools.partial(_compose, photos=photos, images=fm_images, labels=fm_labels, size=size,
+                                 brightness=background_brightness, tint_min=tint_min)
+        result["splits"][folder] = _write_split(out_dir, folder, suffix, counts[folder], draw,
+                                                np.random.default_rng(split_rngs[folder]), size, seed,
+                                                min_visible_area, verbose)
     if verbose:
         tr, va = result["splits"]["training"], result["splits"]["validation"]
         print(f"[make_composite] wrote {out_dir}: training {tr['num_images']} images / {tr['num_annotations']} "
