@@ -15,6 +15,11 @@ Adding a method is one file in ``mixpro_core`` (imported by ``mixpro_core/__init
         def forward(self, backbone, images, labels, generator=None) -> MethodResult:
             ...                       # all draws from ``generator``; check_class_count(logits, self.num_classes, ...)
 
+A method that reads per-sample inputs besides the labels (TokenMix's teacher label maps) names them in
+``EXTRAS`` and takes ``forward(..., extras={name: (B, ...) tensor})``: the classifier passes the training batch's
+``data_samples`` entries of those names (``classification.data.label_maps``), and refuses a batch that lacks one
+(:meth:`Method.missing_extras_message`). A method without ``EXTRAS`` is called without ``extras``.
+
 The config selects it as ``model = dict(method=dict(type='mymethod', alpha=1.0), smoothing=0.1, ...)``;
 :func:`build_method` passes the context values a constructor takes by name: ``backbone``, ``num_classes``,
 ``smoothing``, ``patch_size`` (the backbone's token stride), ``mix_defaults``, ``grad_checkpointing``. Without
@@ -26,13 +31,13 @@ from __future__ import annotations
 import abc
 import warnings
 from dataclasses import dataclass
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
 from torch.nn import functional as F
 
-from .attention import forward_with_attention, has_cls_attention
+from .attention import forward_with_attention, has_cls_attention, token_stride
 from .labels import AreaLabels, build_label_policy, check_class_count, soft_target_cross_entropy
 from .registry import METHODS, call_with_options
 from .schedule import build_schedule, check_mix_defaults
@@ -62,6 +67,9 @@ class Method(nn.Module, abc.ABC):
     """Base of every training method (see the module docstring). ``num_classes`` K, ``smoothing`` s of the targets.
     A subclass without ``forward`` cannot be built (abstract)."""
 
+    EXTRAS: Tuple[str, ...] = ()
+    """Names of the per-sample batch inputs ``forward`` reads from its ``extras`` argument (none by default)."""
+
     def __init__(self, num_classes: int, smoothing: float = 0.1):
         super().__init__()
         if num_classes < 2:
@@ -72,6 +80,11 @@ class Method(nn.Module, abc.ABC):
     def forward(self, backbone: nn.Module, images: torch.Tensor, labels: torch.Tensor,
                 generator: Optional[torch.Generator] = None) -> MethodResult:
         """One training step of the method on ``images`` (B,C,H,W) with integer ``labels`` (B,)."""
+
+    def missing_extras_message(self, missing: Sequence[str]) -> str:
+        """The one-line refusal of a training batch without the ``EXTRAS`` named in ``missing``."""
+        return (f"{type(self).__name__} reads {', '.join(missing)} from each training batch, which the training "
+                f"dataset does not give")
 
 
 @METHODS.register("schedule")
@@ -141,6 +154,6 @@ def build_method(cfg: Optional[Mapping[str, Any]], backbone: nn.Module, num_clas
     go to constructors that take them and may not be set by the config. ValueError for an unknown type or key."""
     name, factory, options = METHODS.split(cfg)
     defaults = dict(backbone=backbone, num_classes=num_classes, smoothing=smoothing,
-                    patch_size=getattr(backbone, "token_stride", None), mix_defaults=mix_defaults,
+                    patch_size=token_stride(backbone), mix_defaults=mix_defaults,
                     grad_checkpointing=grad_checkpointing)
     return call_with_options(factory, options, f"method ({name})", defaults, reserved=CONTEXT_ARGS)

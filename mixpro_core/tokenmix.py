@@ -5,13 +5,14 @@ A batch is mixed with one BEiT-style block mask M on the token grid (:func:`bloc
 partner): x̃ = x·(1−M) + x[partner]·M (:func:`tokenmix_batch`). Its targets (:func:`tokenmix_targets`) weigh each
 image's class by the share of a per-image token map P that stays visible: w_a = Σ(1−M)·P_a, w_b = Σ M·P_b. With the
 released teacher label maps, P is the GT class's dense map (:func:`gt_token_maps`, TokenLabeling format); without a
-teacher, P is uniform (the ``tokenmix-area`` variant: w_a is the kept area). The loss is BCE with logits
+teacher, P is uniform (the ``tokenmix-area`` variant: w_a is the kept area); ``tokenmix`` reads the maps from the batch
+(``extras``, :data:`LABEL_MAP_EXTRAS`) and refuses to run without them. The loss is BCE with logits
 (:func:`bce_with_logits`), for the Mixup batches of the method's switch too.
 """
 from __future__ import annotations
 
 import math
-from typing import Optional, Tuple
+from typing import Mapping, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -139,33 +140,45 @@ def bce_with_logits(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor
     return F.binary_cross_entropy_with_logits(logits.float(), targets.float())
 
 
+LABEL_MAP_EXTRAS = ("label_scores", "label_indices", "crop_box")
+"""The batch inputs of :class:`TokenMix`: ``label_scores`` (B,k,H',W') float, ``label_indices`` (B,k,H',W') int64 (a
+TokenLabeling top-k map per image, flipped with it), ``crop_box`` (B,4) the crop as fractions (x0, y0, x1, y1)."""
+
+
 @METHODS.register("tokenmix-area")
 class TokenMixArea(Method):
     """TokenMix without a teacher: the official step (block-mask batches with probability ``switch_prob``, else
     Mixup α ``mixup_alpha`` with the flipped partner; BCE with logits) with uniform token maps, so w_a is the kept
-    area 1 − |M|/N and w_b = |M|/N (the released NFNet-F6 label maps are what :func:`gt_token_maps` would read; this
-    variant has none). ``extra_tokens``: :func:`target_tokens`' addend (default the grid width).
+    area 1 − |M|/N and w_b = |M|/N (:class:`TokenMix` reads the released teacher label maps instead).
+    ``extra_tokens``: :func:`target_tokens`' addend (default the grid width).
 
     ``lam`` of the result: w_a on block-mask steps, the Mixup λ otherwise."""
+
+    NAME = "tokenmix-area"
 
     def __init__(self, num_classes: int, smoothing: float = 0.1, patch_size: Optional[int] = None,
                  switch_prob: float = 0.5, mixup_alpha: float = 0.8, lam: float = 0.5,
                  extra_tokens: Optional[int] = None, min_aspect: float = 0.3):
         super().__init__(num_classes, smoothing)
         if not patch_size:
-            raise ValueError("tokenmix-area needs the backbone's token stride (patch_size) for its token-grid masks")
+            raise ValueError(f"{self.NAME} needs the backbone's token stride (patch_size) for its token-grid masks")
         if not 0.0 <= switch_prob <= 1.0:
             raise ValueError(f"switch_prob must be in [0, 1], got {switch_prob}")
         self.patch_size, self.switch_prob, self.mixup_alpha = patch_size, switch_prob, mixup_alpha
         self.lam, self.extra_tokens, self.min_aspect = lam, extra_tokens, min_aspect
 
-    def forward(self, backbone, images, labels, generator=None) -> MethodResult:
+    def token_maps(self, own: torch.Tensor, grid: Tuple[int, int], labels: torch.Tensor,
+                   extras: Optional[Mapping[str, torch.Tensor]]) -> torch.Tensor:
+        """P (B,N) of each image, sum 1: uniform here."""
+        return torch.full_like(own, 1.0 / own.shape[1])
+
+    def forward(self, backbone, images, labels, generator=None, extras=None) -> MethodResult:
         if float(_uniform((), generator)) < self.switch_prob:
             batch = tokenmix_batch(images, self.patch_size, self.lam, self.extra_tokens, generator, self.min_aspect)
             own, mixed = batch.token_mask, batch.images
-            uniform = torch.full_like(own, 1.0 / own.shape[1])
-            targets, lam = tokenmix_targets(uniform, 1.0 - own, labels, batch.partner, self.num_classes,
-                                            self.smoothing)
+            grid = (images.shape[2] // self.patch_size, images.shape[3] // self.patch_size)
+            targets, lam = tokenmix_targets(self.token_maps(own, grid, labels, extras), 1.0 - own, labels,
+                                            batch.partner, self.num_classes, self.smoothing)
         else:  # Mixup with the flipped batch: λx + (1−λ)x_flip, targets λ·s(y) + (1−λ)·s(y_flip)
             b = images.shape[0]
             partner = torch.arange(b - 1, -1, -1, device=images.device)
@@ -174,5 +187,37 @@ class TokenMixArea(Method):
             targets = mixed_targets(labels, partner, mix, self.num_classes, self.smoothing)
             lam = torch.full((b,), mix, device=images.device)
         logits = backbone(mixed)
-        check_class_count(logits, self.num_classes, "tokenmix-area")
+        check_class_count(logits, self.num_classes, self.NAME)
         return MethodResult(bce_with_logits(logits, targets), lam, {})
+
+
+@METHODS.register("tokenmix")
+class TokenMix(TokenMixArea):
+    """TokenMix with the teacher's label maps (the official method): :class:`TokenMixArea`'s step with P the GT
+    class's map of each image on the token grid (:func:`gt_token_maps` of the batch's :data:`LABEL_MAP_EXTRAS`,
+    given by the ``ImageNetLabelMaps`` dataset). ``official_box_order``: read the crop box as the official code does
+    (the crop transposed on the map; docs/methods.md, "TokenMix"). Refuses to run without the maps."""
+
+    EXTRAS = LABEL_MAP_EXTRAS
+    NAME = "tokenmix"
+
+    def __init__(self, num_classes: int, smoothing: float = 0.1, patch_size: Optional[int] = None,
+                 switch_prob: float = 0.5, mixup_alpha: float = 0.8, lam: float = 0.5,
+                 extra_tokens: Optional[int] = None, min_aspect: float = 0.3, official_box_order: bool = False):
+        super().__init__(num_classes, smoothing, patch_size, switch_prob, mixup_alpha, lam, extra_tokens, min_aspect)
+        self.official_box_order = official_box_order
+
+    def missing_extras_message(self, missing) -> str:
+        return (f"method 'tokenmix' needs the teacher's label maps in every training batch ({', '.join(missing)} "
+                f"missing): train on dataset type 'ImageNetLabelMaps' with label_root, or use method type "
+                f"'tokenmix-area', the teacher-free variant")
+
+    def token_maps(self, own, grid, labels, extras):
+        return gt_token_maps(extras["label_scores"], extras["label_indices"], labels, extras["crop_box"], grid,
+                             self.official_box_order).flatten(1)
+
+    def forward(self, backbone, images, labels, generator=None, extras=None) -> MethodResult:
+        missing = [k for k in self.EXTRAS if extras is None or k not in extras]
+        if missing:
+            raise ValueError(self.missing_extras_message(missing))
+        return super().forward(backbone, images, labels, generator, extras)

@@ -9,13 +9,14 @@ one, in any training loop. A non-finite loss is stopped by the optimiser wrapper
 from __future__ import annotations
 
 import warnings
-from typing import Optional
+from typing import Mapping, Optional
 
 import torch
 from mmengine.dist import get_rank
 from mmengine.model import BaseModel
 from mmengine.registry import MODELS
 
+from classification.foundation.errors import UserError
 from mixpro_core import build_method, check_options
 
 LEGACY_PREFIXES = ("mixer.", "token_mixup.")
@@ -97,8 +98,9 @@ class MixClassifier(BaseModel):
             self.backbone.set_grad_checkpointing(True)
 
     def forward(self, inputs: torch.Tensor, data_samples: Optional[torch.Tensor] = None, mode: str = "tensor"):
-        """inputs (B,C,H,W); data_samples (B,) integer labels. Modes: 'loss' → dict(loss), 'predict' → a list with
-        one dict(logits (B,K), labels (B,)) per batch, 'tensor' → logits."""
+        """inputs (B,C,H,W); data_samples (B,) integer labels, or in 'loss' mode a dict of the labels (``labels``)
+        and the method's per-sample inputs (``Method.EXTRAS``, e.g. TokenMix's label maps). Modes: 'loss' →
+        dict(loss), 'predict' → a list with one dict(logits (B,K), labels (B,)) per batch, 'tensor' → logits."""
         if mode == "loss":
             return self.loss(inputs, data_samples)
         logits = self.backbone(inputs)
@@ -116,13 +118,30 @@ class MixClassifier(BaseModel):
         seed = (self.mix_seed * 1_000_003 + self._step * 1_009 + get_rank()) % (2 ** 63)
         return torch.Generator().manual_seed(seed)
 
-    def loss(self, inputs: torch.Tensor, labels: torch.Tensor) -> dict:
-        """dict(loss, **the method's statistics) of one training step (statistics are logged, not summed)."""
+    def loss(self, inputs: torch.Tensor, labels) -> dict:
+        """dict(loss, **the method's statistics) of one training step (statistics are logged, not summed); ``labels``
+        as ``data_samples`` of :meth:`forward`."""
         generator = self._mix_generator()
         self._step += 1
         self.mix_step.fill_(self._step)
-        result = self.method(self.backbone, inputs, labels, generator)
+        labels, extras = self._method_inputs(labels)
+        result = self.method(self.backbone, inputs, labels, generator, **extras)
         return dict(loss=result.loss, **result.stats)
+
+    def _method_inputs(self, data_samples) -> tuple:
+        """(labels, {}) for a method without ``EXTRAS``, (labels, dict(extras={name: tensor})) for one with;
+        UserError when the batch lacks an extra the method reads or carries extras the method does not read."""
+        if not isinstance(data_samples, Mapping):
+            data_samples = dict(labels=data_samples)
+        extras = {k: v for k, v in data_samples.items() if k != "labels"}
+        missing = [k for k in self.method.EXTRAS if k not in extras]
+        if missing:
+            raise UserError(self.method.missing_extras_message(missing))
+        unread = sorted(set(extras) - set(self.method.EXTRAS))
+        if unread:
+            raise UserError(f"the training batches carry {', '.join(unread)}, which {type(self.method).__name__} "
+                            f"does not read: use a dataset without them or a method that reads them (tokenmix)")
+        return data_samples["labels"], (dict(extras=extras) if self.method.EXTRAS else {})
 
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
                               error_msgs):
