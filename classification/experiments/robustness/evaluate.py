@@ -11,7 +11,6 @@ settings run; the test set is read once per checkpoint.
 """
 from __future__ import annotations
 
-import logging
 import os.path as osp
 import sys
 import zlib
@@ -25,6 +24,7 @@ from tqdm import tqdm
 
 from classification.engine.config_check import load_config
 from classification.foundation.errors import MissingPathError, UserError
+from classification.models.pretrained import load_classifier
 from classification.experiments.robustness.attacks import fgsm, pgd
 from classification.experiments.robustness.suites import (DEFAULT_EPSILONS, DEFAULT_OCCLUSION_RATIOS, IMAGENET_SUITES,
                                                           NormalizedModel, SUITES, TEST_SET_SUITES,
@@ -32,29 +32,9 @@ from classification.experiments.robustness.suites import (DEFAULT_EPSILONS, DEFA
                                                           default_shuffle_grids, drop_patches, folder_wnids,
                                                           imagenet_wnids, max_softmax, num_patches_to_drop, ood_aupr,
                                                           patch_grid, restrict_logits, shuffle_patches, split_normalize)
+from mixpro_core import token_stride as stride_of
 
-__all__ = ["load_classifier", "evaluate_robustness", "ratio_key", "grid_key", "eps_key"]
-
-
-# ------------------------------------------------------------------------------------------------------- loading
-def load_classifier(cfg, checkpoint: str, ema: bool = False) -> nn.Module:
-    """The config's model with the checkpoint's weights (``ema``: its EMA weights), in eval mode, on the CPU.
-
-    The checkpoint is read weights-only (:func:`classification.foundation.checkpoint_sources.read_checkpoint_source`:
-    mmengine checkpoints, timm / ``{'model': ...}`` releases or bare state dicts, DDP/EMA prefixes stripped; a
-    file whose EMA copy goes unused says so in one line) and loaded strictly into the backbone
-    (:func:`classification.foundation.checkpoints.load_state_dict_strict`): a checkpoint of another architecture is a
-    CheckpointMismatchError naming the keys and shapes."""
-    from mmengine.logging import print_log
-    from mmengine.registry import MODELS
-    from classification.foundation.checkpoint_sources import read_checkpoint_source
-    from classification.foundation.checkpoints import load_state_dict_strict
-    model = MODELS.build(cfg.model)
-    source = read_checkpoint_source(checkpoint, ema)
-    for note in source.notes:
-        print_log(note, logger="current", level=logging.WARNING)
-    load_state_dict_strict(getattr(model, "backbone", model), source.state, checkpoint)
-    return model.eval()
+__all__ = ["evaluate_robustness", "ratio_key", "grid_key", "eps_key"]
 
 
 def _test_dataset_cfg(cfg) -> dict:
@@ -255,6 +235,60 @@ def _resolve_device(device: Optional[str], amp: bool) -> torch.device:
     return device
 
 
+def _check_arguments(suites: Sequence[str], max_samples: Optional[int], attack_max_samples: Optional[int]) -> None:
+    """UserError for a sample limit that is not positive or a suite that does not exist."""
+    for arg, value in (("max_samples", max_samples), ("attack_max_samples", attack_max_samples)):
+        if value is not None and value <= 0:
+            raise UserError(f"{arg} must be positive, got {value}")
+    unknown = [s for s in suites if s not in SUITES]
+    if unknown:
+        raise UserError(f"unknown suite(s) {unknown}; choose from {list(SUITES)}")
+
+
+def _imagenet_subsets(cfg, suites: Sequence[str], folders: Dict[str, Optional[str]],
+                      imagenet_val: Optional[str]) -> Dict[str, torch.Tensor]:
+    """For each ImageNet-A/R/O suite asked for: the indices of its folder's classes among ImageNet's 1000. Every check
+    before any work: UserError for a suite without its folder, a folder (``imagenet_val`` too) that is not there or
+    holds no class folder, a class folder that is not an ImageNet WordNet id, a model without 1000 classes."""
+    wanted = [s for s in IMAGENET_SUITES if s in suites]
+    subset_indices = {}
+    if wanted:
+        all_wnids = imagenet_wnids()
+        for suite in wanted:
+            if not folders[suite]:
+                raise UserError(f"suite {suite} needs its dataset folder ({suite.replace('-', '_')}=...)")
+            subset_indices[suite] = class_subset_indices(folder_wnids(folders[suite]), all_wnids)
+        if imagenet_val and "imagenet-o" in wanted:
+            folder_wnids(imagenet_val)
+        num_classes = cfg.model.get("num_classes")
+        if num_classes != 1000:
+            raise UserError(f"{wanted} need a 1000-class ImageNet model; the config's model has {num_classes}")
+    return subset_indices
+
+
+def _imagenet_suites(logits_of: Callable[[Dataset, str], Tuple[torch.Tensor, torch.Tensor]],
+                     folders: Dict[str, Optional[str]], subset_indices: Dict[str, torch.Tensor], test_set: Dataset,
+                     imagenet_val: Optional[str]) -> dict:
+    """The ImageNet suites of ``subset_indices`` (:func:`_imagenet_subsets`): ImageNet-A / -R top-1 (%) over the
+    logits of their classes, ImageNet-O's AUPR (%) against ``imagenet_val`` (default: ``test_set``), the folders read
+    with the test set's transform; ``logits_of(dataset, name)`` → (logits (N,1000), labels (N,))."""
+    transform = getattr(test_set, "transform", None)
+    entry = {}
+    for suite in ("imagenet-a", "imagenet-r"):
+        if suite in subset_indices:
+            dataset, _ = _folder_dataset(folders[suite], transform)
+            logits, labels = logits_of(dataset, suite)
+            predicted = restrict_logits(logits, subset_indices[suite]).argmax(1)
+            entry[suite] = 100.0 * float((predicted == labels).double().mean())
+    if "imagenet-o" in subset_indices:
+        out_set, _ = _folder_dataset(folders["imagenet-o"], transform)
+        in_set = test_set if not imagenet_val else _folder_dataset(imagenet_val, transform)[0]
+        out_logits, _ = logits_of(out_set, "imagenet-o")
+        in_logits, _ = logits_of(in_set, "imagenet val")
+        entry["imagenet-o"] = ood_aupr(max_softmax(in_logits), max_softmax(out_logits))
+    return entry
+
+
 def evaluate_robustness(config_path: str, checkpoint: str, suites: Iterable[str] = TEST_SET_SUITES, *,
                         device: Optional[str] = None, batch_size: Optional[int] = None,
                         max_samples: Optional[int] = None, attack_max_samples: Optional[int] = None,
@@ -278,34 +312,16 @@ def evaluate_robustness(config_path: str, checkpoint: str, suites: Iterable[str]
     checkpoint or dataset folder, ValueError for a class folder that is not an ImageNet WordNet id.
     """
     suites = tuple(dict.fromkeys(suites))
-    for arg, value in (("max_samples", max_samples), ("attack_max_samples", attack_max_samples)):
-        if value is not None and value <= 0:
-            raise UserError(f"{arg} must be positive, got {value}")
-    unknown = [s for s in suites if s not in SUITES]
-    if unknown:
-        raise UserError(f"unknown suite(s) {unknown}; choose from {list(SUITES)}")
+    _check_arguments(suites, max_samples, attack_max_samples)
     dev = _resolve_device(device, amp)
     cfg = load_config(config_path)
     if not osp.isfile(checkpoint):
         raise MissingPathError(f"checkpoint not found: {checkpoint}")
     folders = {"imagenet-a": imagenet_a, "imagenet-r": imagenet_r, "imagenet-o": imagenet_o}
-    wanted = [s for s in IMAGENET_SUITES if s in suites]
-    subset_indices = {}
-    if wanted:  # every check before any work: missing folders, unknown class folders, a non-ImageNet model
-        all_wnids = imagenet_wnids()
-        for suite in wanted:
-            if not folders[suite]:
-                raise UserError(f"suite {suite} needs its dataset folder ({suite.replace('-', '_')}=...)")
-            subset_indices[suite] = class_subset_indices(folder_wnids(folders[suite]), all_wnids)
-        if imagenet_val and "imagenet-o" in wanted:
-            folder_wnids(imagenet_val)
-        num_classes = cfg.model.get("num_classes")
-        if num_classes != 1000:
-            raise UserError(f"{wanted} need a 1000-class ImageNet model; the config's model has {num_classes}")
+    subset_indices = _imagenet_subsets(cfg, suites, folders, imagenet_val)
 
     classifier = load_classifier(cfg, checkpoint, ema=ema)
-    token_stride = getattr(classifier, "token_stride", None) or getattr(
-        getattr(classifier, "backbone", None), "token_stride", None)
+    token_stride = stride_of(classifier) or stride_of(getattr(classifier, "backbone", None))
     loader_cfg = _test_dataset_cfg(cfg)
     test_set, mean, std = _build_pixel_dataset(loader_cfg["dataset"])
     model = NormalizedModel(classifier, mean, std).to(dev).eval()
@@ -323,20 +339,9 @@ def evaluate_robustness(config_path: str, checkpoint: str, suites: Iterable[str]
         epsilons=epsilons, pgd_steps=pgd_steps, device=dev, autocast=autocast, token_stride=token_stride,
         progress=progress, desc=f"{label}: test set", attack_max_samples=attack_max_samples))
 
-    transform = getattr(test_set, "transform", None)
-    for suite in ("imagenet-a", "imagenet-r"):
-        if suite in wanted:
-            dataset, _ = _folder_dataset(folders[suite], transform)
-            logits, labels = _collect_logits(model, _loader(_limit(dataset, max_samples), batch_size, num_workers,
-                                                            dev), dev, autocast, progress, f"{label}: {suite}")
-            predicted = restrict_logits(logits, subset_indices[suite]).argmax(1)
-            entry[suite] = 100.0 * float((predicted == labels).double().mean())
-    if "imagenet-o" in wanted:
-        out_set, _ = _folder_dataset(folders["imagenet-o"], transform)
-        in_set = test_set if not imagenet_val else _folder_dataset(imagenet_val, transform)[0]
-        out_logits, _ = _collect_logits(model, _loader(_limit(out_set, max_samples), batch_size, num_workers, dev),
-                                        dev, autocast, progress, f"{label}: imagenet-o")
-        in_logits, _ = _collect_logits(model, _loader(_limit(in_set, max_samples), batch_size, num_workers, dev),
-                                       dev, autocast, progress, f"{label}: imagenet val")
-        entry["imagenet-o"] = ood_aupr(max_softmax(in_logits), max_softmax(out_logits))
+    def logits_of(dataset: Dataset, what: str) -> Tuple[torch.Tensor, torch.Tensor]:
+        return _collect_logits(model, _loader(_limit(dataset, max_samples), batch_size, num_workers, dev), dev,
+                               autocast, progress, f"{label}: {what}")
+
+    entry.update(_imagenet_suites(logits_of, folders, subset_indices, test_set, imagenet_val))
     return entry
