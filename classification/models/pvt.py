@@ -232,29 +232,18 @@ class PyramidVisionTransformerV1(nn.Module):
         return self.forward_head(feats), cls_attn
 
 
-def _pvt(depths, **kw) -> PyramidVisionTransformerV1:
-    return PyramidVisionTransformerV1(depths=depths, **kw)
+def _pvt_classifier(name: str, depths: Tuple[int, int, int, int], doc: str):
+    """Register ``name`` in MODELS: ``factory(**kw)`` builds a :class:`PyramidVisionTransformerV1` with the variant's
+    stage ``depths`` (the variants differ in nothing else) and ``kw``."""
+    def factory(**kw) -> PyramidVisionTransformerV1:
+        return PyramidVisionTransformerV1(depths=depths, **kw)
+
+    factory.__name__ = factory.__qualname__ = name
+    factory.__doc__ = doc
+    return MODELS.register_module(name=name, module=factory)
 
 
-@MODELS.register_module()
-def pvt_tiny(**kw) -> PyramidVisionTransformerV1:
-    """PVT-Tiny, 13.2M parameters."""
-    return _pvt((2, 2, 2, 2), **kw)
-
-
-@MODELS.register_module()
-def pvt_small(**kw) -> PyramidVisionTransformerV1:
-    """PVT-Small, 24.5M parameters."""
-    return _pvt((3, 4, 6, 3), **kw)
-
-
-@MODELS.register_module()
-def pvt_medium(**kw) -> PyramidVisionTransformerV1:
-    """PVT-Medium, 44.2M parameters."""
-    return _pvt((3, 4, 18, 3), **kw)
-
-
-@MODELS.register_module()
-def pvt_large(**kw) -> PyramidVisionTransformerV1:
-    """PVT-Large, 61.4M parameters."""
-    return _pvt((3, 8, 27, 3), **kw)
+pvt_tiny = _pvt_classifier("pvt_tiny", (2, 2, 2, 2), "PVT-Tiny, 13.2M parameters.")
+pvt_small = _pvt_classifier("pvt_small", (3, 4, 6, 3), "PVT-Small, 24.5M parameters.")
+pvt_medium = _pvt_classifier("pvt_medium", (3, 4, 18, 3), "PVT-Medium, 44.2M parameters.")
+pvt_large = _pvt_classifier("pvt_large", (3, 8, 27, 3), "PVT-Large, 61.4M parameters.")
