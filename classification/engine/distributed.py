@@ -37,7 +37,12 @@ def release_dataloader_workers(runner) -> None:
 
 def release_loader_workers(loader) -> None:
     """Shut one DataLoader's persistent workers down now (:func:`release_dataloader_workers`); a wrapper with the
-    DataLoader in ``.loader`` (timm's PrefetchLoader) is unwrapped, anything else is left alone."""
+    DataLoader in ``.loader`` (timm's PrefetchLoader) is unwrapped, anything else is left alone.
+
+    The one place that touches a private attribute of torch's DataLoader: torch 2.14 has no public way to stop
+    persistent workers. The loader keeps its live iterator in ``_iterator`` (reused across epochs), whose ``__del__``
+    calls the also private ``_shutdown_workers``; dropping that reference runs it. The loader stays usable: its next
+    ``iter()`` starts new workers."""
     loader = getattr(loader, "loader", loader)
     if isinstance(loader, torch.utils.data.DataLoader) and getattr(loader, "_iterator", None) is not None:
         loader._iterator = None

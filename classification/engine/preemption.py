@@ -7,8 +7,8 @@ rank 0 writes ``<work_dir>/preempted.pth`` atomically (model, optimiser, schedul
 unfinished epoch, ``iter`` = iterations done) and points ``last_checkpoint`` at it; every rank raises
 :class:`TrainingPreempted`, a ``SystemExit`` with :data:`PREEMPTED_EXIT_CODE` (75, ``EX_TEMPFAIL``) or, after Ctrl-C,
 :data:`~classification.foundation.errors.INTERRUPTED_EXIT` (130; a second Ctrl-C raises ``KeyboardInterrupt``; under
-torchrun Ctrl-C is left to torchrun). ``--resume auto`` then skips, by index, the batches of the unfinished epoch already trained (epoch-based
-loops; iteration-based ones skip them themselves). Usage with slurm / torchrun: docs/clusters.md, "Preemption and requeue".
+torchrun Ctrl-C is left to torchrun). ``--resume auto`` then trains the unfinished epoch from a copy of the training loader that leaves out, by index, the
+batches already trained (:func:`skipping_loader`; epoch-based loops, iteration-based ones skip them themselves). Usage with slurm / torchrun: docs/clusters.md, "Preemption and requeue".
 """
 from __future__ import annotations
 
@@ -26,7 +26,9 @@ from mmengine.dist import all_reduce, barrier, get_world_size, is_distributed
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
 from mmengine.runner import EpochBasedTrainLoop
+from torch.utils.data import DataLoader
 
+from classification.engine.distributed import release_loader_workers
 from classification.foundation.atomic import atomic_write_text
 from classification.foundation.errors import INTERRUPTED_EXIT
 
@@ -59,10 +61,8 @@ class TrainingPreempted(SystemExit):
 
 
 class SkipFirstBatches:
-    """Batch sampler that leaves out the first ``skip`` batches of ``batch_sampler`` until :meth:`release`, then
-    passes everything through. Only index lists are skipped; other attributes are the wrapped sampler's.
-
-    ``len()`` is the number of batches the current pass yields."""
+    """Batch sampler: the batches of ``batch_sampler`` without the first ``skip``; other attributes (``sampler``,
+    ``batch_size``) are the wrapped sampler's. ``len()`` is the number of batches it yields."""
 
     def __init__(self, batch_sampler, skip: int):
         self.batch_sampler, self.skip = batch_sampler, skip
@@ -73,13 +73,23 @@ class SkipFirstBatches:
     def __len__(self) -> int:
         return len(self.batch_sampler) - self.skip
 
-    def release(self) -> None:
-        self.skip = 0
-
     def __getattr__(self, name):  # only for attributes not set in __init__
         if name == "batch_sampler":
             raise AttributeError(name)
         return getattr(self.batch_sampler, name)
+
+
+def skipping_loader(loader: DataLoader, skip: int) -> DataLoader:
+    """A new DataLoader with ``loader``'s dataset, workers, collation, seeding and pinning whose batches are those of
+    ``loader``'s batch sampler without the first ``skip`` (:class:`SkipFirstBatches`); ``loader`` is left as it is.
+    ``set_epoch`` reaches the shared sampler through ``batch_sampler.sampler``, as mmengine's DistSamplerSeedHook
+    looks for it."""
+    return DataLoader(loader.dataset, batch_sampler=SkipFirstBatches(loader.batch_sampler, skip),
+                      num_workers=loader.num_workers, collate_fn=loader.collate_fn, pin_memory=loader.pin_memory,
+                      timeout=loader.timeout, worker_init_fn=loader.worker_init_fn,
+                      multiprocessing_context=loader.multiprocessing_context, generator=loader.generator,
+                      prefetch_factor=loader.prefetch_factor, persistent_workers=loader.persistent_workers,
+                      pin_memory_device=loader.pin_memory_device, in_order=loader.in_order)
 
 
 def _signal_number(name) -> signal.Signals:
@@ -104,7 +114,7 @@ class PreemptionHook(Hook):
         self.signals = [_signal_number(s) for s in signals]
         self.received: signal.Signals | None = None
         self._previous = {}
-        self._skip: SkipFirstBatches | None = None
+        self._full: DataLoader | None = None  # the loop's own loader while a skipping copy trains the resumed epoch
         self._group = None  # where the flags are reduced (cpu_group)
         self._pid = None  # the training process (loader workers inherit the handler)
 
@@ -154,17 +164,15 @@ class PreemptionHook(Hook):
         if loader.batch_sampler is None:
             raise ValueError("PreemptionHook resumes mid-epoch through the data loader's batch_sampler; this loader "
                              "has none (batch_size=None)")
-        self._skip = SkipFirstBatches(loader.batch_sampler, info["batches_done"])
-        # DataLoader refuses to swap its batch sampler once built (to keep a live iterator consistent); no iterator
-        # exists yet in a freshly resumed run, and the wrapper passes everything through after this epoch.
-        object.__setattr__(loader, "batch_sampler", self._skip)
+        self._full = loader
+        runner.train_loop.dataloader = skipping_loader(loader, info["batches_done"])  # this epoch only
         runner.logger.info(f"resuming after preemption: leaving out the {info['batches_done']} batches of epoch "
                            f"{runner.epoch + 1} already trained")
 
     def after_train_epoch(self, runner) -> None:
-        if self._skip is not None:
-            self._skip.release()
-            self._skip = None
+        if self._full is not None:
+            release_loader_workers(runner.train_loop.dataloader)
+            runner.train_loop.dataloader, self._full = self._full, None
             runner.message_hub.update_info(_SKIP_INFO, None)
 
     # ------------------------------------------------------------------ stop
@@ -178,7 +186,7 @@ class PreemptionHook(Hook):
         signame = signal.Signals(int(flag)).name
         done = runner.iter + 1  # the loop counts this iteration after the hooks
         if isinstance(runner.train_loop, EpochBasedTrainLoop):
-            epoch_batches = len(runner.train_loop.dataloader) + (self._skip.skip if self._skip else 0)
+            epoch_batches = len(self._full or runner.train_loop.dataloader)
             runner.message_hub.update_info(_SKIP_INFO, dict(iter=done, epoch_batches=epoch_batches,
                                                             batches_done=done - runner.epoch * epoch_batches))
         path = osp.join(runner.work_dir, CHECKPOINT_NAME)
@@ -202,4 +210,5 @@ def add_preemption_hook(cfg) -> None:
     cfg.custom_hooks = hooks
 
 
-__all__ = ["PREEMPTED_EXIT_CODE", "PreemptionHook", "SkipFirstBatches", "TrainingPreempted", "add_preemption_hook"]
+__all__ = ["PREEMPTED_EXIT_CODE", "PreemptionHook", "SkipFirstBatches", "TrainingPreempted", "add_preemption_hook",
+           "skipping_loader"]

@@ -13,25 +13,31 @@ import subprocess
 import pytest
 import torch
 from mmengine.config import Config
-from torch.utils.data import BatchSampler, DataLoader, SequentialSampler
+from torch.utils.data import BatchSampler, DataLoader
 
 from classification.foundation.checkpoints import load_checkpoint_file
 from classification.foundation.errors import INTERRUPTED_EXIT
-from classification.engine.preemption import (PREEMPTED_EXIT_CODE, PreemptionHook,
-                                              SkipFirstBatches, TrainingPreempted, add_preemption_hook)
+from classification.engine.preemption import (PREEMPTED_EXIT_CODE, PreemptionHook, SkipFirstBatches,
+                                              TrainingPreempted, add_preemption_hook, skipping_loader)
 
 FMNIST = "/usr/share/datasets/fashion-mnist"
 
 
 # ------------------------------------------------------------------------------------------------ units
-def test_preempt_skip_first_batches_leaves_out_one_pass_only():
-    loader = DataLoader(list(range(10)), batch_size=3)
-    skip = SkipFirstBatches(loader.batch_sampler, 2)
-    object.__setattr__(loader, "batch_sampler", skip)
-    assert len(loader) == 2 and [b.tolist() for b in loader] == [[6, 7, 8], [9]]
-    skip.release()
-    assert len(loader) == 4 and [b.tolist() for b in loader][0] == [0, 1, 2]
-    assert skip.batch_size == 3 and isinstance(skip.sampler, SequentialSampler)  # the wrapped sampler's attributes
+def test_preempt_skipping_loader_leaves_out_the_first_batches_of_a_copy():
+    """The resumed epoch's loader: the original loader's batches without the first k, the original untouched, every
+    DataLoader setting carried over."""
+    seeded = torch.Generator().manual_seed(3)
+    loader = DataLoader(list(range(10)), batch_size=3, shuffle=True, generator=seeded, drop_last=True)
+    order = [b.tolist() for b in loader]
+    seeded.manual_seed(3)
+    resumed = skipping_loader(loader, 2)
+    assert len(order) == 3 and len(resumed) == 1 and [b.tolist() for b in resumed] == order[2:]
+    assert len(loader) == 3 and isinstance(loader.batch_sampler, BatchSampler)
+    assert (resumed.dataset, resumed.collate_fn, resumed.generator, resumed.num_workers) == (
+        loader.dataset, loader.collate_fn, loader.generator, loader.num_workers)
+    # the sampler mmengine's DistSamplerSeedHook sets the epoch of (batch_sampler.sampler) is the original's
+    assert resumed.batch_sampler.sampler is loader.sampler and resumed.batch_sampler.batch_size == 3
     assert list(SkipFirstBatches(BatchSampler(range(4), 2, False), 2)) == []
     copied = pickle.loads(pickle.dumps(SkipFirstBatches(BatchSampler(range(4), 2, False), 1)))
     assert list(copied) == [[2, 3]]
