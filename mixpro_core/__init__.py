@@ -17,7 +17,7 @@ last block's CLS→patch attention. Label space (``labels``): area / TransMix / 
 :class:`TokenMixup` controller (:func:`build_token_mixup`).
 """
 from .attention import (attention_key, cls_attention_from_qkv, cls_row_attention, forward_with_attention,
-                        has_cls_attention, received_attention_from_qkv)
+                        has_cls_attention, received_attention_from_qkv, token_stride)
 from .labels import (POLICY_STATS, AreaLabels, LabelPolicy, LabelResult, PALLabels, TransMixLabels, area_lambda,
                      attention_lambda, build_label_policy, check_class_count, mixed_cross_entropy, mixed_targets,
                      pal_factor_and_lambda, pal_lambda, progressive_factor, smooth_one_hot, soft_target_cross_entropy,
@@ -45,7 +45,7 @@ __all__ = [
     "sample_beta", "token_mask_from_pixels",
     "Registry", "MIXERS", "LABEL_POLICIES", "TOKEN_MIXERS", "register_mixer", "call_with_options", "check_options",
     "Mixer", "MixSchedule", "build_mixer", "build_schedule", "check_mix_defaults",
-    "forward_with_attention", "has_cls_attention", "ATTENTION_FORWARDS", "attention_key", "cls_row_attention",
+    "forward_with_attention", "has_cls_attention", "token_stride", "ATTENTION_FORWARDS", "attention_key", "cls_row_attention",
     "cls_attention_from_qkv", "received_attention_from_qkv", "smooth_one_hot", "mixed_targets", "attention_lambda", "progressive_factor",
     "area_lambda", "transmix_lambda", "pal_lambda", "pal_factor_and_lambda", "check_class_count", "soft_target_cross_entropy", "mixed_cross_entropy",
     "LabelPolicy", "LabelResult", "POLICY_STATS", "AreaLabels", "TransMixLabels", "PALLabels", "build_label_policy",

@@ -123,8 +123,21 @@ def forward_with_attention(model: nn.Module, images: torch.Tensor) -> Tuple[torc
 
 
 def has_cls_attention(model: nn.Module) -> bool:
-    """Whether :func:`forward_with_attention` can give this model's CLS attention (False → area labels only)."""
+    """Whether :func:`forward_with_attention` can give this model's CLS attention (False → area labels only): the
+    model's own ``has_cls_attention`` where it declares one, else whether it is a timm-style model with a CLS token
+    that pools by it (timm's VisionTransformer, CaiT, XCiT)."""
     flag = getattr(model, "has_cls_attention", None)
     if flag is not None:
         return bool(flag)
     return _has_cls_token(model)
+
+
+def token_stride(model: nn.Module) -> Optional[int]:
+    """Pixel size of the tokens :func:`forward_with_attention`'s ``cls_attn`` refers to (the mixing patch size): the
+    model's own ``token_stride`` where it declares one, else a timm-style model's ``patch_embed.patch_size`` (timm's
+    VisionTransformer, CaiT, XCiT); None when neither."""
+    stride = getattr(model, "token_stride", None)
+    if stride is not None:
+        return stride
+    size = getattr(getattr(model, "patch_embed", None), "patch_size", None)
+    return size if size is None or isinstance(size, int) else int(size[0])

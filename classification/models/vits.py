@@ -1,8 +1,9 @@
 """Plain-ViT classifiers from timm (random init; ``pretrained`` loads a local file only) and their CLS attention.
 
 Every classifier of ours follows one contract (see ``classification.models``): ``forward(x) -> logits``;
-``mixpro_core.forward_with_attention(model, x) -> (logits, cls_attn (B,N) or None)``; attributes
-``token_stride`` (pixel size of the tokens cls_attn refers to) and ``has_cls_attention``.
+``mixpro_core.forward_with_attention(model, x) -> (logits, cls_attn (B,N) or None)``; ``mixpro_core.token_stride``
+(pixel size of the tokens cls_attn refers to) and ``mixpro_core.has_cls_attention``. The models here are timm's own
+classes, unchanged (timm's state-dict keys): those two functions read timm's ``patch_embed.patch_size`` and CLS token.
 
 Registered in mmengine's MODELS: deit_{tiny,small,base}[_patch14], tiny_vit, cait_xxs36, xcit_{tiny24,small12,
 medium24,large24}. DeiT / ViT use mixpro_core's default attention path (hook on the last block's fused qkv). CaiT and
@@ -25,9 +26,7 @@ from mixpro_core import ATTENTION_FORWARDS, attention_key, cls_row_attention
 from .pretrained import load_pretrained
 
 
-def _finish(model: torch.nn.Module, token_stride: int, pretrained: Optional[str]) -> torch.nn.Module:
-    model.token_stride = token_stride
-    model.has_cls_attention = getattr(model, "cls_token", None) is not None
+def _finish(model: torch.nn.Module, pretrained: Optional[str]) -> torch.nn.Module:
     if pretrained:
         load_pretrained(model, pretrained)
     return model
@@ -36,9 +35,7 @@ def _finish(model: torch.nn.Module, token_stride: int, pretrained: Optional[str]
 def _vit(name: str, patch_size: Optional[int] = None, pretrained: Optional[str] = None, **kwargs):
     if patch_size is not None:
         kwargs["patch_size"] = patch_size
-    model = timm.create_model(name, pretrained=False, **kwargs)
-    stride = model.patch_embed.patch_size
-    return _finish(model, stride if isinstance(stride, int) else stride[0], pretrained)
+    return _finish(timm.create_model(name, pretrained=False, **kwargs), pretrained)
 
 
 def _timm_classifier(name: str, timm_name: str, patch_size: Optional[int] = None):
@@ -76,7 +73,7 @@ def tiny_vit(img_size: int = 28, patch_size: int = 4, in_chans: int = 1, num_cla
     model = timm.models.vision_transformer.VisionTransformer(
         img_size=img_size, patch_size=patch_size, in_chans=in_chans, num_classes=num_classes, embed_dim=embed_dim,
         depth=depth, num_heads=num_heads, mlp_ratio=mlp_ratio, drop_path_rate=drop_path_rate, qkv_bias=True)
-    return _finish(model, patch_size, pretrained)
+    return _finish(model, pretrained)
 
 
 # ------------------------------------------------------------------------- class-attention families

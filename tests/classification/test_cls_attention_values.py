@@ -25,7 +25,7 @@ import classification.register_all  # noqa: F401  (registration)
 from classification.models.ca_swin import CASwinTransformer
 from classification.models.pvt import PyramidVisionTransformerV1
 from classification.models.vits import tiny_vit
-from mixpro_core import forward_with_attention, has_cls_attention
+from mixpro_core import forward_with_attention, has_cls_attention, token_stride
 
 
 def _vit():
@@ -258,7 +258,7 @@ def test_the_registered_tiny_vit_is_the_timm_path_checked_above():
     """tiny_vit (the embedded-data classifier) and the DeiTs are timm VisionTransformers: the "vit" rows cover them."""
     model = tiny_vit(img_size=28, patch_size=4, in_chans=1)
     assert isinstance(model, VisionTransformer) and has_cls_attention(model)
-    assert model.token_stride == 4
+    assert token_stride(model) == 4
 
 
 def test_cls_attention_from_qkv_drops_one_prefix_token_by_default():
