@@ -104,7 +104,12 @@ def install_safe_checkpoint_loading() -> None:
     Process-wide: it replaces the loader of mmengine's local-file scheme (prefix ``""``) in ``CheckpointLoader``, the
     one path through which the Runner's ``load_from`` / ``resume`` and model ``init_cfg`` checkpoints are read.
     Importing this package changes nothing; the command-line tools (training, testing, conversion, robustness,
-    demo, reproduction) call this once at start. Idempotent."""
+    demo, reproduction) call this once at start. Idempotent.
+
+    ``force=True`` is mmengine's public way (0.10.7) to replace the loader of a registered prefix, and replacing it is
+    the purpose. The one non-forcing way would be a new prefix that matches every local path and no URL scheme: a
+    regular expression that works only through how ``CheckpointLoader`` matches (``re.match``) and orders
+    (reverse-sorted) its prefixes, which mmengine does not document."""
     CheckpointLoader.register_scheme(prefixes="", loader=load_from_local, force=True)
 
 
