@@ -115,7 +115,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="resume: 'auto' (the newest checkpoint in the work dir) or a checkpoint path")
     parser.add_argument("--amp", choices=["fp16", "bf16"], help="automatic mixed precision")
     parser.add_argument("--compile", action="store_true",
-                        help="torch.compile the backbone (classification.engine.compile); slow first iterations")
+                        help="torch.compile the backbone (classification.engine.compile_hook); slow first iterations")
     parser.add_argument("--vis", nargs="+", choices=sorted(VIS_BACKENDS), default=[],
                         help="also log every logged value (loss, lr, label-policy statistics, validation) to "
                              "TensorBoard (event files in <work-dir>/<timestamp>/vis_data) and / or Weights & Biases")
