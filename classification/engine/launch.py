@@ -4,8 +4,9 @@
 and keyword options (the tools' flags), check overrides and values before anything is built (mistakes are one-line
 :class:`~classification.foundation.errors.UserError`) and return the Config that
 :func:`classification.engine.lifecycle.run` builds, runs and ends cleanly. ``main`` / ``run_test`` (the only users of
-argparse) also install the weights-only checkpoint loader, filter :data:`UPSTREAM_WARNINGS` and, for multi-process
-runs on a host without CUDA, start a gloo process group (:func:`classification.engine.distributed.init_distributed`).
+argparse) also install the weights-only checkpoint loader, ignore :data:`UPSTREAM_WARNINGS` while they run
+(:func:`upstream_warnings_ignored`) and, for multi-process runs on a host without CUDA, start a gloo process group
+(:func:`classification.engine.distributed.init_distributed`).
 """
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ import os
 import os.path as osp
 import re
 import warnings
-from typing import Mapping, Optional, Sequence, Union
+from contextlib import contextmanager
+from typing import Iterator, Mapping, Optional, Sequence, Union
 
 import torch
 from mmengine.config import Config, DictAction
@@ -86,11 +88,21 @@ UPSTREAM_WARNINGS = [
 
 
 def filter_upstream_warnings() -> None:
-    """Ignore the warnings of :data:`UPSTREAM_WARNINGS` (each by message and module). Process-wide: the tools call
-    it at start; importing the package does not."""
+    """Ignore the warnings of :data:`UPSTREAM_WARNINGS` (each by message and module) from now on, process-wide: for a
+    process that exists to run (a stage worker of the experiments); a run inside a longer-lived process scopes them
+    with :func:`upstream_warnings_ignored`. Importing the package does neither."""
     for message, module in UPSTREAM_WARNINGS:
         warnings.filterwarnings("ignore", message=re.escape(message), category=UserWarning,
                                 module=re.escape(module) + "$")
+
+
+@contextmanager
+def upstream_warnings_ignored() -> Iterator[None]:
+    """Within: :func:`filter_upstream_warnings`; on exit the warning filters are those of before
+    (``warnings.catch_warnings``)."""
+    with warnings.catch_warnings():
+        filter_upstream_warnings()
+        yield
 
 
 def _add_common_options(parser: argparse.ArgumentParser) -> None:
@@ -300,7 +312,6 @@ def _add_summary_hook(cfg) -> None:
 
 
 def _start(args: argparse.Namespace) -> None:
-    filter_upstream_warnings()
     install_safe_checkpoint_loading()
     os.environ.setdefault("LOCAL_RANK", str(args.local_rank))
     init_distributed(args.launcher)
@@ -314,14 +325,15 @@ def _show(cfg, args: argparse.Namespace) -> None:
 def main(argv=None) -> None:
     """``tools/train.py``: build the config, train, shut data-loader workers and the process group down cleanly."""
     args = parse_args(argv)
-    _start(args)
-    cfg = prepare_config(args.config, work_dir=args.work_dir, cfg_options=args.cfg_options, epochs=args.epochs,
-                         amp=args.amp, resume=args.resume, compile=args.compile, partial_load=args.partial_load,
-                         launcher=args.launcher, vis=args.vis)
-    check_data_roots(cfg, ("train_dataloader", "val_dataloader"))
-    _show(cfg, args)
-    configure_threads(cfg)
-    lifecycle.run(cfg)
+    with upstream_warnings_ignored():
+        _start(args)
+        cfg = prepare_config(args.config, work_dir=args.work_dir, cfg_options=args.cfg_options, epochs=args.epochs,
+                             amp=args.amp, resume=args.resume, compile=args.compile, partial_load=args.partial_load,
+                             launcher=args.launcher, vis=args.vis)
+        check_data_roots(cfg, ("train_dataloader", "val_dataloader"))
+        _show(cfg, args)
+        configure_threads(cfg)
+        lifecycle.run(cfg)
 
 
 def parse_test_args(argv=None) -> argparse.Namespace:
@@ -386,12 +398,13 @@ def run_test(argv=None) -> dict:
     """``tools/test.py``: evaluate, print the metrics as plain numbers, write ``<work_dir>/metrics.json`` (rank 0) and
     return the metrics."""
     args = parse_test_args(argv)
-    _start(args)
-    cfg = prepare_test_config(args.config, args.checkpoint, work_dir=args.work_dir, cfg_options=args.cfg_options,
-                              launcher=args.launcher, ema=args.ema)
-    check_data_roots(cfg, ("test_dataloader",))
-    _show(cfg, args)
-    finished = lifecycle.run(cfg, train=False, test=True)
+    with upstream_warnings_ignored():
+        _start(args)
+        cfg = prepare_test_config(args.config, args.checkpoint, work_dir=args.work_dir, cfg_options=args.cfg_options,
+                                  launcher=args.launcher, ema=args.ema)
+        check_data_roots(cfg, ("test_dataloader",))
+        _show(cfg, args)
+        finished = lifecycle.run(cfg, train=False, test=True)
     metrics = plain_metrics(finished.metrics)
     if finished.rank == 0:
         path = write_metrics(finished.work_dir, args.config, args.checkpoint, metrics)
