@@ -2,9 +2,11 @@
 # at total batch 1024 scaled linearly (auto_scale_lr); 20 warm-up epochs from 1e-6; cosine per iteration to 1e-5; 300
 # epochs; gradient clipping at 5.0 (the AMP wrapper unscales before clipping). fused=True: torch's one-kernel AdamW,
 # which also lets the non-finite-loss guard skip a bad update on the device instead of reading the loss on the host
-# every step (GuardedOptimWrapper, classification/engine/optim_wrapper.py).
+# every step (GuardedOptimWrapper, classification/engine/optim_wrapper.py); defer=True: the guard's flag and the clipping
+# norm are read on the host only by SyncFreeRuntimeInfoHook's flushes (docs/methods.md, "Non-finite-loss guard").
 optim_wrapper = dict(
     type="GuardedOptimWrapper",
+    defer=True,
     optimizer=dict(type="AdamW", lr=1e-3, betas=(0.9, 0.999), weight_decay=0.05, fused=True),
     paramwise_cfg=dict(norm_decay_mult=0.0, bias_decay_mult=0.0, flat_decay_mult=0.0,
                        custom_keys={"pos_embed": dict(decay_mult=0.0), "cls_token": dict(decay_mult=0.0)}),
