@@ -26,6 +26,7 @@ from classification.data.fashion_mnist import FASHION_MNIST_ROOT
 from classification.engine import lifecycle
 from classification.foundation.atomic import atomic_write_text
 from classification.engine.config_check import load_config
+from classification.engine.hooks import ProgressBarHook
 from classification.foundation.errors import MissingPathError
 from classification.foundation.host import ROOT, configure_threads, usable_cores
 from classification.engine.launch import prepare_config
@@ -51,7 +52,9 @@ SEEDED_NOTE = ("Every stage runs with seed 0 (its config's randomness.seed). The
 
 
 def _progress_hooks(cfg) -> None:
-    cfg.custom_hooks = list(cfg.get("custom_hooks", [])) + [dict(type="ProgressBarHook")]
+    """A progress bar on ``cfg``'s run; the hook registers with this module's import, so in the stage workers too
+    (the segmentation / detection configs import no classification module)."""
+    cfg.custom_hooks = list(cfg.get("custom_hooks", [])) + [dict(type=ProgressBarHook.__name__)]
 
 
 def pretrain_config(config: str, epochs: int, work_dir: str, quick: bool = False) -> Config:
