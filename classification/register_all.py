@@ -3,8 +3,8 @@ the classification configs name it (``custom_imports = dict(imports=['classifica
 scripts that build from a registry without a config. Importing any other module of the package registers only what
 that module defines.
 """
-from classification.data import (cifar, dali, fashion_mnist, imagenet, in_memory, preprocessor,  # noqa: F401
-                                 sampler, transforms)
+from classification.data import (cifar, dali, fashion_mnist, imagenet, in_memory, label_maps,  # noqa: F401
+                                 preprocessor, sampler, transforms)
 from classification.engine import compile_hook, hooks, optim_wrapper, preemption, runner  # noqa: F401
 from classification.evaluation import accuracy  # noqa: F401
 from classification.foundation import atomic  # noqa: F401  (the atomic_local file backend)
