@@ -327,10 +327,14 @@ def check_data_roots(cfg: Config, loaders: Sequence[str]) -> None:
 
 
 def validate_training_config(cfg) -> None:
-    """Errors a MixClassifier training config would otherwise hit mid-run: mixing needs batches of at least 2 (and a
-    dropped last batch, which could hold a single sample)."""
+    """Errors a MixClassifier training config would otherwise hit at build or mid-run: a model without ``mix`` (or
+    ``method``; ``mix=None`` is no mixing), mixing with batches of fewer than 2 or without a dropped last batch (which
+    could hold a single sample)."""
     if cfg.get("model", {}).get("type") != "MixClassifier" or not cfg.get("train_dataloader"):
         return
+    if "mix" not in cfg.model and cfg.model.get("method") is None:
+        raise UserError("model.mix is not set: apply a method base (model = dict(_base_.method), "
+                         "configs/classification/_base_/methods/) or set model.mix=None to train without mixing")
     mix = cfg.model.get("mix") or []
     if isinstance(mix, dict) or not isinstance(mix, (list, tuple)):
         raise UserError(f"model.mix must be a list of mixer configs dict(type=..., prob=..., **options), got {mix!r}")

@@ -13,6 +13,7 @@ from typing import Mapping, Optional
 
 import torch
 from mmengine.dist import get_rank
+from mmengine.logging import print_log
 from mmengine.model import BaseModel
 from mmengine.registry import MODELS
 
@@ -22,6 +23,8 @@ from mixpro_core import build_method, check_options
 LEGACY_PREFIXES = ("mixer.", "token_mixup.")
 """State-dict prefixes of the method's children before the method contract (RL-Mix state, HTM ScoreNets); now under
 ``method.``."""
+REQUIRED = object()
+"""Default of ``MixClassifier(mix=...)``: the schedule must be given (None for no mixing) unless ``method`` is."""
 
 
 def _build_backbone(cfg: dict, num_classes: int):
@@ -47,7 +50,8 @@ class MixClassifier(BaseModel):
             (:func:`mixpro_core.build_schedule`): e.g. MixPro's ``[dict(type='maskmix', prob=0.5, alpha=1.0),
             dict(type='cutmix', prob=0.25, alpha=1.0), dict(type='mixup', prob=0.25, alpha=0.8)]``; R-Mix is
             ``[dict(type='rmix', prob=1.0, alpha=1.0, grid=None)]``, RL-Mix ``dict(type='rlmix', ...)`` (needs
-            ``pip install .[rlmix]``; its policy is saved in the checkpoints). None or [] → no mixing.
+            ``pip install .[rlmix]``; its policy is saved in the checkpoints). None or [] → no mixing (logged at
+            build). Required unless ``method`` is given: a config that leaves both out is refused.
         label_policy: ``dict(type='AreaLabels' | 'TransMixLabels' | 'PALLabels', **options)``.
         smoothing: label smoothing s of the soft targets (every method).
         grad_checkpointing: activation checkpointing of the backbone blocks.
@@ -72,7 +76,7 @@ class MixClassifier(BaseModel):
     a run resumed from such a checkpoint trains correctly but does not mix exactly as the uninterrupted run did.
     """
 
-    def __init__(self, backbone: dict, num_classes: int, mix: Optional[list] = None,
+    def __init__(self, backbone: dict, num_classes: int, mix: Optional[list] = REQUIRED,
                  label_policy: Optional[dict] = None, smoothing: float = 0.1, grad_checkpointing: bool = False,
                  mix_seed: int = 0, mix_defaults: Optional[dict] = None, token_mixup=None, method: Optional[dict] = None,
                  data_preprocessor: Optional[dict] = None, init_cfg: Optional[dict] = None):
@@ -86,8 +90,12 @@ class MixClassifier(BaseModel):
         self.token_stride = getattr(self.backbone, "token_stride", None)
         self.register_buffer("mix_step", torch.zeros((), dtype=torch.long))
         self._step = 0  # host copy of mix_step: reading the buffer on an accelerator would synchronise every step
-        schedule_keys = dict(mix=mix, label_policy=label_policy, token_mixup=token_mixup)
+        if method is None and mix is REQUIRED:
+            raise ValueError("model.mix is required: a list of mixers, None for no mixing, or model.method")
+        schedule_keys = dict(mix=None if mix is REQUIRED else mix, label_policy=label_policy, token_mixup=token_mixup)
         if method is None:
+            if not mix:
+                print_log("no mixing", logger="current")
             method = dict(type="schedule", **schedule_keys)
         elif any(v is not None for v in schedule_keys.values()):
             given = sorted(k for k, v in schedule_keys.items() if v is not None)

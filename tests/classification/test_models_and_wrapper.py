@@ -158,7 +158,7 @@ def test_every_leaf_carries_its_whole_method(path):
         assert key in model, key
         if key not in overrides:
             assert model[key] == value, key
-    assert all(isinstance(entry, dict) and "prob" in entry for entry in model.get("mix", []))
+    assert all(isinstance(entry, dict) and "prob" in entry for entry in model.get("mix") or [])
 
 
 def test_wrapper_rejects_bad_method_config_and_falls_back_without_cls():
@@ -178,7 +178,7 @@ def test_wrapper_rejects_bad_method_config_and_falls_back_without_cls():
     assert MODELS.build({**base, "label_policy": dict(type="PALLabels")}).method.use_attention
     no_cls = MODELS.build(dict(type="MixClassifier", num_classes=10, mix_defaults=dict(mask_size=16),
                                backbone=dict(type="deit_tiny", img_size=32, class_token=False, global_pool="avg"),
-                               label_policy=dict(type="PALLabels")))
+                               mix=None, label_policy=dict(type="PALLabels")))
     assert not no_cls.method.use_attention  # area labels only, said once in the log
     assert torch.isfinite(no_cls(torch.randn(4, 3, 32, 32), torch.tensor([0, 1, 2, 3]), mode="loss")["loss"])
 

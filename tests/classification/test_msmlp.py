@@ -294,7 +294,7 @@ def test_mixclassifier_checkpoint_loads_through_init_cfg(tmp_path, task):
     from mmengine.logging import HistoryBuffer
     source = MODELS.build(dict(type="MixClassifier", num_classes=10,
                                backbone=dict(type="ms_mlp_tiny", embed_dim=32, depths=(1, 1, 2, 1)),
-                               mix_defaults=dict(mask_size=32)))
+                               mix=None, mix_defaults=dict(mask_size=32)))
     hub = HistoryBuffer()
     hub.update(1.0)
     path = str(tmp_path / "epoch_300.pth")  # a Runner checkpoint: `backbone.` keys, message hub, meta
