@@ -68,6 +68,9 @@ EXPECTED = {
     # "TokenMix": block masks with λ0 = 0.5 / Mixup 0.8, switch 0.5, BCE; no teacher (area weights); "MergeMix":
     # λ ~ Beta(1, 1), the extra Mixup 0.8 CE, the last block's attention read through its own patch map
     "tokenmix-area": dict(method=dict(type="tokenmix-area", switch_prob=0.5, mixup_alpha=0.8, lam=0.5), smoothing=0.1),
+    # TokenMix with the teacher's maps: tokenmix-area's step, the crop box read as (x0, y0, x1, y1)
+    "tokenmix": dict(method=dict(type="tokenmix", switch_prob=0.5, mixup_alpha=0.8, lam=0.5, official_box_order=False),
+                     smoothing=0.1),
     "mergemix": dict(method=dict(type="mergemix", alpha=1.0, mixup_alpha=0.8, official_last_merge=False),
                      smoothing=0.1),
 }

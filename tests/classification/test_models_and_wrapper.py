@@ -124,7 +124,9 @@ def test_every_config_trains_one_step(path):
         assert (model.method.mixer.find("maskmix") is not None) == (method.split("-")[0] in ("mixpro", "maskmix"))
     torch.manual_seed(0)
     x, y = torch.randn(4, chans, size, size), torch.randint(0, 10, (4,))
-    loss = model(x, y, mode="loss")["loss"]
+    maps = dict(label_scores=torch.rand(4, 5, 8, 8), label_indices=torch.randint(0, 10, (4, 5, 8, 8)),
+                crop_box=torch.tensor([[0.0, 0.0, 1.0, 1.0]] * 4))  # TokenMix's teacher maps (method.EXTRAS)
+    loss = model(x, dict(labels=y, **maps) if model.method.EXTRAS else y, mode="loss")["loss"]
     assert torch.isfinite(loss)
     loss.backward()
     assert all(p.grad is not None for p in model.backbone.parameters() if p.requires_grad)
