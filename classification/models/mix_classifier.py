@@ -18,7 +18,7 @@ from mmengine.model import BaseModel
 from mmengine.registry import MODELS
 
 from classification.foundation.errors import UserError
-from mixpro_core import build_method, check_options
+from mixpro_core import build_method, check_options, token_stride
 
 LEGACY_PREFIXES = ("mixer.", "token_mixup.")
 """State-dict prefixes of the method's children before the method contract (RL-Mix state, HTM ScoreNets); now under
@@ -87,7 +87,7 @@ class MixClassifier(BaseModel):
         self.backbone = _build_backbone(backbone, num_classes)
         self.mix_seed = mix_seed
         self.num_classes = num_classes
-        self.token_stride = getattr(self.backbone, "token_stride", None)
+        self.token_stride = token_stride(self.backbone)
         self.register_buffer("mix_step", torch.zeros((), dtype=torch.long))
         self._step = 0  # host copy of mix_step: reading the buffer on an accelerator would synchronise every step
         if method is None and mix is REQUIRED:
