@@ -19,7 +19,7 @@ from classification.foundation.checkpoints import CheckpointMismatchError, load_
 from classification.foundation.errors import UserError
 from classification.models import ca_swin, vits
 from classification.models.pretrained import load_pretrained
-from mixpro_core import METHODS, forward_with_attention, maskmix
+from mixpro_core import METHODS, forward_with_attention, has_cls_attention, maskmix, token_stride
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIGS = sorted(glob.glob(osp.join(ROOT, "configs/classification/*.py")))
@@ -48,7 +48,7 @@ def test_class_attention_families_match_slow_path(factory, blocks, size, stride)
     model = factory(img_size=size, num_classes=5).eval()
     x = torch.randn(2, 3, size, size)
     logits, cls_attn = forward_with_attention(model, x)
-    assert logits.shape == (2, 5) and cls_attn.shape == (2, 4) and model.token_stride == stride
+    assert logits.shape == (2, 5) and cls_attn.shape == (2, 4) and token_stride(model) == stride
     torch.testing.assert_close(cls_attn, slow_class_attention(model, getattr(model, blocks)[-1], x), atol=1e-5,
                                rtol=0)
     assert not any(m._forward_hooks for m in model.modules())
@@ -62,7 +62,8 @@ def test_vit_family_contract(factory, size, stride, tokens):
     chans = 1 if factory is vits.tiny_vit else 3
     logits, cls_attn = forward_with_attention(model, torch.randn(2, chans, size, size))
     assert logits.shape == (2, 7) and cls_attn.shape == (2, tokens)
-    assert model.token_stride == stride and model.has_cls_attention
+    assert token_stride(model) == stride and has_cls_attention(model)
+    assert not hasattr(model, "token_stride") and not hasattr(model, "has_cls_attention"), "timm's model, unpatched"
 
 
 def test_classifiers_are_registered_where_defined():
