@@ -8,6 +8,7 @@ compared with the rule written out by hand from the config's unshortened numbers
 up to N. A warm-up scaled with the schedule, a cosine that keeps its old ``T_max`` or end, or one that starts
 elsewhere fails for every config here.
 """
+import glob
 import logging
 import math
 import os.path as osp
@@ -76,6 +77,33 @@ def test_shortened_schedule_keeps_the_warm_up_and_ends_the_cosine_at_n(config, e
     assert got[w - 1] == got[w] == pytest.approx(base_lr)  # the full lr ends the warm-up and starts the cosine
 
 
+# docs/methods.md, "Recipes", and each schedule's comment: (warm-up start factor, warm-up epochs, cosine end epoch,
+# epochs in all); the cosine ends at 1e-5 everywhere and the CCT recipes' 10 cool-down epochs stay at its last lr
+SCHEDULE_BASES = {
+    "adamw_300e_in1k": (1e-3, 20, 300, 300), "adamw_300e_in1k_swin": (1e-3, 20, 300, 300),
+    "adamw_300e_in1k_transmix-deit": (1e-3, 20, 300, 300), "adamw_300e_in1k_transmix-deit-b": (1e-3, 5, 300, 300),
+    "adamw_300e_in1k_mergemix": (1e-5, 5, 300, 300), "adamw_300e_in1k_pvt": (2e-3, 5, 300, 300),
+    "adamw_300e_in1k_pvt-ml": (2e-3, 5, 300, 300), "adamw_400e_in1k": (1e-3, 5, 400, 400),
+    "adamw_cct_cifar": (1e-6 / 6e-4, 10, 300, 310), "adamw_cct_cifar_1500e": (1e-6 / 6e-4, 10, 1500, 1510),
+    "adamw_fmnist": (1e-2, 1, 20, 20),
+}
+
+
+def test_every_schedule_base_runs_its_documented_lr_rule():
+    """The whole schedule of each base in configs/classification/_base_/schedules/, lr by lr, against the hand rule
+    with the numbers above (a warm-up or cosine bound derived wrongly from the variables, or a cosine period other
+    than its length, fails); a new schedule base without a pin fails too."""
+    folder = osp.join(ROOT, "configs/classification/_base_/schedules")
+    assert sorted(osp.basename(p)[:-3] for p in glob.glob(osp.join(folder, "*.py"))) == sorted(SCHEDULE_BASES)
+    for name, (start_factor, warmup, cosine_end, epochs) in SCHEDULE_BASES.items():
+        cfg = Config.fromfile(osp.join(folder, name + ".py"))
+        assert cfg.train_cfg.max_epochs == epochs, name
+        got = _lrs(cfg, 1e-3)
+        expected = hand_schedule(1e-3, start_factor, warmup, 1e-5, cosine_end)
+        expected += expected[-1:] * ((epochs - cosine_end) * ITERS_PER_EPOCH)  # cool-down: the cosine's last lr
+        assert got == pytest.approx(expected, rel=1e-6), name
+
+
 def test_a_length_shorter_than_the_warm_up_drops_the_cosine():
     """N at or below the warm-up's end: the cosine (which would start at or after N) is dropped."""
     cfg = Config.fromfile(osp.join(ROOT, "configs/classification/deit-s_mixpro_8xb128-300e_in1k.py"))
@@ -109,7 +137,7 @@ def test_epochs_is_refused_where_it_cannot_shorten_the_schedule():
     cfg = _epoch_cfg()
     _schedule_length(cfg, 30, None)
     assert cfg.train_cfg.max_epochs == 30 and cfg.train_cfg.val_interval == 1
-    assert [(s["begin"], s["end"], s.get("T_max")) for s in cfg.param_scheduler] == [(0, 20, None), (20, 30, 10)]
+    assert [(s["begin"], s["end"], s.get("T_max")) for s in cfg.param_scheduler] == [(0, 20, None), (20, 30, None)]
 
 
 def test_max_epochs_alone_warns_that_the_lr_schedule_runs_past_the_new_end(monkeypatch):
@@ -142,22 +170,22 @@ def _shortened(schedulers, epochs, original=300, **kw):
 def test_shorten_schedule_rules_on_hand_made_schedules():
     """(survivors of make mutate on launch.py) the rule on the shapes configs take: a single scheduler dict,
     schedulers without ``by_epoch`` (mmengine's default: True) or ``begin`` (0), iteration-based ones (left alone),
-    a dropped scheduler before a kept one, a longer N (the schedule then ends at N too), the default val interval."""
-    cos = dict(type="CosineAnnealingLR", begin=20, end=300, T_max=280)
-    cfg = _shortened(dict(cos, by_epoch=True), 30)
-    assert cfg.param_scheduler == [dict(cos, by_epoch=True, end=30, T_max=10)]
+    a dropped scheduler before a kept one, a longer N (the schedule then ends at N too), the default val interval.
+    An explicit cosine ``T_max`` is dropped: mmengine's default, end − begin, follows the new end."""
+    cos = dict(type="CosineAnnealingLR", begin=20, end=300)
+    cfg = _shortened(dict(cos, by_epoch=True, T_max=280), 30)
+    assert cfg.param_scheduler == [dict(cos, by_epoch=True, end=30)]
     assert cfg.train_cfg.max_epochs == 30 and cfg.train_cfg.val_interval == 30  # validation once, at the end
     assert _shortened([cos], 30, keep_val_interval=True).train_cfg.val_interval == 1
     assert _shortened([dict(type="ConstantLR", end=300)], 30).param_scheduler == [dict(type="ConstantLR", end=30)]
     no_begin = _shortened([dict(type="CosineAnnealingLR", end=300, T_max=300)], 30).param_scheduler
-    assert no_begin == [dict(type="CosineAnnealingLR", end=30, T_max=30)]
-    iters = dict(type="LinearLR", by_epoch=False, begin=0, end=1500)
-    assert _shortened([iters, cos], 30).param_scheduler == [iters, dict(cos, end=30, T_max=10)]
+    assert no_begin == [dict(type="CosineAnnealingLR", end=30)]
+    iters = dict(type="CosineAnnealingLR", by_epoch=False, begin=0, end=1500, T_max=1200)  # left as it is
+    assert _shortened([iters, cos], 30).param_scheduler == [iters, dict(cos, end=30)]
     warm = dict(type="LinearLR", begin=0, end=20)
     assert _shortened([cos, warm], 10).param_scheduler == [dict(warm, end=10)]  # the cosine dropped, not the rest
-    assert _shortened([warm, cos], 400).param_scheduler == [warm, dict(cos, end=400, T_max=380)]
-    assert _shortened([warm, dict(cos, end=250, T_max=230)], 400).param_scheduler == [warm, dict(cos, end=250,
-                                                                                                   T_max=230)]
+    assert _shortened([warm, cos], 400).param_scheduler == [warm, dict(cos, end=400)]
+    assert _shortened([warm, dict(cos, end=250)], 400).param_scheduler == [warm, dict(cos, end=250)]
 
 
 def test_schedule_length_accepts_one_epoch_and_epoch_loops_without_by_epoch():

@@ -13,13 +13,14 @@ optim_wrapper = dict(
     clip_grad=dict(max_norm=5.0),
     accumulative_counts=1,
 )
+# The cosine's period is mmengine's default T_max = end − begin. A schedule based on this one that changes the lengths
+# takes these two schedulers from `_base_.param_scheduler` and overrides only what differs.
 warmup_epochs = 20
 max_epochs = 300
 param_scheduler = [
-    dict(type="LinearLR", start_factor=1e-3, by_epoch=True, begin=0, end=warmup_epochs,
-         convert_to_iter_based=True),
+    dict(type="LinearLR", start_factor=1e-3, by_epoch=True, begin=0, end=warmup_epochs, convert_to_iter_based=True),
     dict(type="CosineAnnealingLR", eta_min=1e-5, by_epoch=True, begin=warmup_epochs, end=max_epochs,
-         T_max=max_epochs - warmup_epochs, convert_to_iter_based=True),
+         convert_to_iter_based=True),
 ]
 train_cfg = dict(by_epoch=True, max_epochs=max_epochs, val_interval=1)
 val_cfg = dict()

@@ -4,9 +4,5 @@
 # iteration to 1e-5, 300 epochs) with 5 linear warm-up epochs from 1e-5 of the lr instead of 20 from 1e-3.
 _base_ = ["./adamw_300e_in1k.py"]
 warmup_epochs = 5
-max_epochs = 300
-param_scheduler = [
-    dict(type="LinearLR", start_factor=1e-5, by_epoch=True, begin=0, end=warmup_epochs, convert_to_iter_based=True),
-    dict(type="CosineAnnealingLR", eta_min=1e-5, by_epoch=True, begin=warmup_epochs, end=max_epochs,
-         T_max=max_epochs - warmup_epochs, convert_to_iter_based=True),
-]
+param_scheduler = [dict(_base_.param_scheduler[0], start_factor=1e-5, end=warmup_epochs),
+                   dict(_base_.param_scheduler[1], begin=warmup_epochs)]

@@ -5,9 +5,6 @@ _base_ = ["./adamw_300e_in1k.py"]
 optim_wrapper = dict(clip_grad=None)
 warmup_epochs = 5
 max_epochs = 400
-param_scheduler = [
-    dict(type="LinearLR", start_factor=1e-3, by_epoch=True, begin=0, end=warmup_epochs, convert_to_iter_based=True),
-    dict(type="CosineAnnealingLR", eta_min=1e-5, by_epoch=True, begin=warmup_epochs, end=max_epochs,
-         T_max=max_epochs - warmup_epochs, convert_to_iter_based=True),
-]
+param_scheduler = [dict(_base_.param_scheduler[0], end=warmup_epochs),
+                   dict(_base_.param_scheduler[1], begin=warmup_epochs, end=max_epochs)]
 train_cfg = dict(max_epochs=max_epochs)

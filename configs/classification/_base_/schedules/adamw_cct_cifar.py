@@ -8,11 +8,7 @@ optim_wrapper = dict(optimizer=dict(lr=6e-4, weight_decay=0.06), clip_grad=None,
 warmup_epochs = 10
 max_epochs = 300
 cooldown_epochs = 10
-param_scheduler = [
-    dict(type="LinearLR", start_factor=1e-6 / 6e-4, by_epoch=True, begin=0, end=warmup_epochs,
-         convert_to_iter_based=True),
-    dict(type="CosineAnnealingLR", eta_min=1e-5, by_epoch=True, begin=warmup_epochs, end=max_epochs,
-         T_max=max_epochs - warmup_epochs, convert_to_iter_based=True),
-]
+param_scheduler = [dict(_base_.param_scheduler[0], start_factor=1e-6 / 6e-4, end=warmup_epochs),
+                   dict(_base_.param_scheduler[1], begin=warmup_epochs, end=max_epochs)]
 train_cfg = dict(by_epoch=True, max_epochs=max_epochs + cooldown_epochs, val_interval=10)
 auto_scale_lr = dict(base_batch_size=128, enable=True)

@@ -3,11 +3,9 @@
 _base_ = ["./adamw_300e_in1k.py"]
 # fused=None: torch's default AdamW implementation (not the in1k recipe's fused one), with which docs/results*.md were made
 optim_wrapper = dict(optimizer=dict(lr=4e-3, fused=None))
+warmup_epochs = 1
 max_epochs = 20
-param_scheduler = [
-    dict(type="LinearLR", start_factor=1e-2, by_epoch=True, begin=0, end=1, convert_to_iter_based=True),
-    dict(type="CosineAnnealingLR", eta_min=1e-5, by_epoch=True, begin=1, end=20, T_max=19,
-         convert_to_iter_based=True),
-]
-train_cfg = dict(by_epoch=True, max_epochs=20, val_interval=5)
+param_scheduler = [dict(_base_.param_scheduler[0], start_factor=1e-2, end=warmup_epochs),
+                   dict(_base_.param_scheduler[1], begin=warmup_epochs, end=max_epochs)]
+train_cfg = dict(by_epoch=True, max_epochs=max_epochs, val_interval=5)
 auto_scale_lr = dict(base_batch_size=128, enable=False)
