@@ -29,10 +29,12 @@ from mmengine.logging import print_log
 from classification.engine import lifecycle
 from classification.foundation.atomic import atomic_write_text
 from classification.foundation.checkpoints import install_safe_checkpoint_loading
+from classification.engine.compile_hook import CompileBackboneHook
 from classification.engine.config_check import (apply_cfg_options, check_batch_sizes, check_cache_sampler,
                                                 check_class_counts, check_data_roots, check_training_options,
                                                 load_config, validate_training_config)
 from classification.engine.distributed import init_distributed
+from classification.engine.hooks import RunSummaryHook
 from classification.foundation.errors import MissingPathError, UserError
 from classification.foundation.host import adapt_config_to_host, apply_default_num_workers, configure_threads
 from classification.engine.preemption import add_preemption_hook
@@ -142,10 +144,9 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def shorten_schedule(cfg, epochs: int, keep_val_interval: bool = False) -> None:
-    """Train for ``epochs``: epoch-based schedulers that end at the config's last epoch end at the new one (a cosine's
-    ``T_max`` is dropped, so mmengine's default ``end − begin`` follows), ones that would start at or after it are
-    dropped (the warm-up keeps its length); validation once, at the end, unless ``keep_val_interval`` (mmengine
-    validates after the last epoch anyway)."""
+    """Train for ``epochs``: epoch-based schedulers that end at the config's last epoch end at the new one (cosine
+    ``T_max`` follows), ones that would start at or after it are dropped (the warm-up keeps its length); validation
+    once, at the end, unless ``keep_val_interval`` (mmengine validates after the last epoch anyway)."""
     original = cfg.train_cfg.max_epochs
     schedulers = cfg.get("param_scheduler") or []
     if isinstance(schedulers, dict):
@@ -160,7 +161,8 @@ def shorten_schedule(cfg, epochs: int, keep_val_interval: bool = False) -> None:
             if begin >= end:
                 continue
             sched["end"] = end
-            sched.pop("T_max", None)
+            if "T_max" in sched:
+                sched["T_max"] = end - begin
         kept.append(sched)
     cfg.param_scheduler = kept
     cfg.train_cfg.max_epochs = epochs
@@ -294,7 +296,7 @@ def prepare_config(config: Union[str, Config], *, work_dir: Optional[str] = None
         raise MissingPathError(f"load_from checkpoint not found: {cfg.load_from}")
     _partial_load(cfg, partial_load)
     if compile:
-        cfg.custom_hooks = list(cfg.get("custom_hooks") or []) + [dict(type="CompileBackboneHook")]
+        cfg.custom_hooks = list(cfg.get("custom_hooks") or []) + [dict(type=CompileBackboneHook.__name__)]
     adapt_config_to_host(cfg, launcher)
     apply_default_num_workers(cfg)  # leave cores to this process (classification.foundation.host)
     add_preemption_hook(cfg)  # SIGTERM/SIGUSR1 (and Ctrl-C): checkpoint, exit 75 / 130 (engine.preemption)
@@ -306,8 +308,8 @@ def prepare_config(config: Union[str, Config], *, work_dir: Optional[str] = None
 
 def _add_summary_hook(cfg) -> None:
     hooks = list(cfg.get("custom_hooks") or [])
-    if not any(h.get("type") == "RunSummaryHook" for h in hooks):
-        hooks.append(dict(type="RunSummaryHook"))
+    if not any(h.get("type") in (RunSummaryHook.__name__, RunSummaryHook) for h in hooks):
+        hooks.append(dict(type=RunSummaryHook.__name__))
     cfg.custom_hooks = hooks
 
 
