@@ -16,6 +16,7 @@ import pytest
 from classification.engine.launch import write_metrics
 from classification.experiments.reproduction import paper_cli, paper_plan as P, paper_recipe as R
 from classification.experiments.reproduction import paper_tables as T
+from classification.foundation.errors import UserError
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 ENV = dict(os.environ, OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore")
@@ -72,7 +73,7 @@ def test_every_row_has_its_configs_and_the_paper_numbers():
 def test_table2_is_pascal_context_with_60_classes_and_segmenters_recipe():
     for m in T.METHODS:
         for head in ("linear", "mask"):
-            cfg = P.load_config(f"configs/segmentation/{SEG.format(head=head, m=m)}.py", "t")
+            cfg = P.plan_config(f"configs/segmentation/{SEG.format(head=head, m=m)}.py", "t")
             assert cfg.train_dataloader.dataset.type == "PascalContextDataset"  # 60 classes, background = 0
             assert cfg.model.decode_head.num_classes == 60 and cfg.train_dataloader.batch_size * 8 == 16
             assert cfg.model.test_cfg == dict(mode="slide", crop_size=(480, 480), stride=(320, 320))
@@ -150,7 +151,7 @@ def test_plan_orders_and_links_the_jobs_of_every_method(default_plan):
 
 def _merged(job):
     """The job's config with its --cfg-options merged, as tools/train.py would build it."""
-    cfg = P.load_config(job.args[0], job.name)
+    cfg = P.plan_config(job.args[0], job.name)
     opts = list(job.args[job.args.index("--cfg-options") + 1:]) if "--cfg-options" in job.args else []
     P.apply_options(cfg, opts)
     return cfg
@@ -374,24 +375,48 @@ def test_slurm_job_waits_for_every_job_it_needs_and_spans_nodes_beyond_gpus_per_
 
 # ------------------------------------------------------------------------------------------------ quick
 def test_quick_options_shrink_the_real_configs_where_their_pipelines_put_the_scales():
-    cfg = P.load_config(f"configs/segmentation/{SEG.format(head='mask', m='mixpro')}.py", "t")
+    cfg = P.plan_config(f"configs/segmentation/{SEG.format(head='mask', m='mixpro')}.py", "t")
     P.apply_options(cfg, P.quick_options(cfg, "segmentation", True, "/d"))
     types = {t["type"]: t for t in cfg.train_dataloader.dataset.pipeline}
     assert types["RandomCrop"]["crop_size"] == (64, 64) and types["RandomResize"]["scale"] == (256, 64)
     assert cfg.val_dataloader is None and cfg.train_cfg.max_iters == P.QUICK_SEG_ITERS
     assert cfg.train_dataloader.dataset.data_root == "/d/pascal_context/VOCdevkit/VOC2010"
     assert cfg.model.data_preprocessor.size == (64, 64)
-    ms = P.load_config(f"configs/segmentation/{SEG.format(head='mask', m='mixpro')}_ms.py", "t")
+    ms = P.plan_config(f"configs/segmentation/{SEG.format(head='mask', m='mixpro')}_ms.py", "t")
     P.apply_options(ms, P.quick_options(ms, "segmentation", False, "/d"))
     views = ms.test_dataloader.dataset.pipeline[1].transforms[0]  # Segmenter's absolute scales, every one at 64 px
     assert [[s.scale for s in (v.transforms if v.type == "Compose" else [v])] for v in views] == \
         [[(256, 64)] * 2] * 2 + [[(256, 64)]] * 4
-    det = P.load_config("configs/detection/mask-rcnn_pvt-s_mixpro_fpn_8xb2-1x_coco.py", "t")
+    det = P.plan_config("configs/detection/mask-rcnn_pvt-s_mixpro_fpn_8xb2-1x_coco.py", "t")
     P.apply_options(det, P.quick_options(det, "detection", False, "/d"))
     resize = next(t for t in det.test_dataloader.dataset.pipeline if t["type"] == "Resize")
     assert resize["scale"] == (256, 64) and det.test_evaluator.ann_file == "/d/composite/annotations/instances_val.json"
     assert det.model.backbone.pretrain_img_size == 64 and det.model.test_cfg.rcnn.score_thr == 0.0
     assert P.quick_train_args(det) == ("--epochs", "1") and det.train_cfg.max_epochs == 1
+
+
+def test_the_plan_refuses_a_mistyped_option_key_and_a_missing_config_in_one_line(tmp_path, monkeypatch, capsys):
+    """The plan reads its configs through the tools' loader: its options get the --cfg-options key check, a missing
+    config the one-line error."""
+    cfg = P.plan_config("configs/classification/deit-t_mixpro_8xb128-300e_in1k.py", "t")
+    with pytest.raises(UserError, match=r"^--cfg-options train_cfg.max_epoch=1: 'train_cfg' is built into "
+                                        r"EpochBasedTrainLoop, which takes no option 'max_epoch'; did you mean "
+                                        r"'max_epochs'\?$"):
+        P.apply_options(cfg, ["train_cfg.max_epoch=1"])
+    work = str(tmp_path / "w")
+    args = ["plan", "--work-root", work, "--gpus", "1", "--quick", "--rows", "deit-t"]
+    quick = P.quick_options
+    monkeypatch.setattr(P, "quick_options", lambda *a: quick(*a) + ["train_dataloader.batch_sizes=4"])
+    assert paper_cli.main(args + ["--methods", "mixpro"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: --cfg-options train_dataloader.batch_sizes=4: ")
+    assert "did you mean 'batch_size'?" in err and not osp.exists(osp.join(work, "plan", "jobs.json"))
+    monkeypatch.setattr(P, "quick_options", quick)
+    monkeypatch.setattr(P, "check_methods", lambda *a: None)  # the loader, not the method check, meets the gap
+    assert paper_cli.main(args + ["--methods", "newmix"]) == 2
+    stem = T.TABLE1_BY_MODEL["deit-t"].stem("newmix")
+    assert capsys.readouterr().err == (f"error: Table 1 row {T.TABLE1_BY_MODEL['deit-t'].name}, newmix: config "
+                                       f"configs/classification/{stem}.py does not exist\n")
 
 
 # ------------------------------------------------------------------------------------------------ collect

@@ -35,12 +35,15 @@ RESERVED = {"self", "runner", "dataloader", "evaluator", "params", "optimizer"}
 ENV_KEYS = {"cudnn_benchmark", "mp_cfg", "dist_cfg", "resource_limit", "num_threads"}  # Runner.setup_env, engine/host.py
 
 
-def load_config(path: str, cfg_options: Optional[Mapping[str, Any]] = None) -> Config:
-    """``Config.fromfile(path)`` (``custom_imports`` imported) with ``cfg_options`` applied
-    (:func:`apply_cfg_options`). MissingPathError for a missing file."""
+def load_config(path: str, cfg_options: Optional[Mapping[str, Any]] = None, *,
+                import_custom_modules: bool = True) -> Config:
+    """``Config.fromfile(path)`` with ``cfg_options`` applied (:func:`apply_cfg_options`); MissingPathError for a
+    missing file. ``import_custom_modules=False`` leaves the config's ``custom_imports`` unimported (a reader of
+    values only, such as the paper plan: no model code loaded; option keys under types that nothing registered then
+    go unchecked)."""
     if not osp.isfile(path):
         raise MissingPathError(f"config not found: {path}")
-    cfg = Config.fromfile(path)
+    cfg = Config.fromfile(path, import_custom_modules=import_custom_modules)
     apply_cfg_options(cfg, cfg_options)
     return cfg
 

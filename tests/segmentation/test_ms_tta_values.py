@@ -21,7 +21,7 @@ from mmengine.registry import init_default_scope
 from PIL import Image
 
 import segmentation  # noqa: F401  (registration)
-from classification.experiments.reproduction.paper_plan import load_config
+from classification.experiments.reproduction.paper_plan import plan_config
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 MS_CONFIGS = sorted(glob.glob(osp.join(ROOT, "configs/segmentation/*_ms.py")))
@@ -29,7 +29,7 @@ MS_CONFIGS = sorted(glob.glob(osp.join(ROOT, "configs/segmentation/*_ms.py")))
 
 def _config(path: str):
     """The config through the project's memoised loader (about 3 s per Segmenter config with mmengine's own)."""
-    return load_config(osp.relpath(path, ROOT), "_ms config")
+    return plan_config(osp.relpath(path, ROOT), "_ms config")
 
 
 def _tta_pipeline(path: str) -> list:

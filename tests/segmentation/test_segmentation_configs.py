@@ -18,8 +18,8 @@ CONFIGS = sorted(glob.glob(osp.join(ROOT, "configs/segmentation/segmenter*.py"))
 def _config(path: str) -> Config:
     """The config at ``path`` through the plan's memoised loader (mmengine's own re-reads every mmseg metafile for
     each ``mmseg::`` base, about 3 s per config)."""
-    from classification.experiments.reproduction.paper_plan import load_config
-    return load_config(osp.relpath(path, ROOT), "test")
+    from classification.experiments.reproduction.paper_plan import plan_config
+    return plan_config(osp.relpath(path, ROOT), "test")
 
 
 def two_iterations_on(data_root) -> list:

@@ -10,6 +10,7 @@ import sys
 from typing import Optional, Sequence
 
 from classification.foundation.atomic import atomic_write_text
+from classification.foundation.errors import one_line
 
 from . import paper_plan, paper_tables
 
@@ -45,6 +46,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             if args.json:
                 atomic_write_text(args.json, json.dumps(dict(work_root=work_root, quick=quick, cells=cells), indent=1))
     except (ValueError, FileNotFoundError) as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {one_line(err)}", file=sys.stderr)
         return 2
     return 0

@@ -24,7 +24,9 @@ import shlex
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from classification.engine.config_check import apply_cfg_options, load_config
 from classification.foundation.atomic import atomic_write_text
+from classification.foundation.errors import MissingPathError
 from classification.foundation.host import ROOT
 from classification.transfer.downstream_data.pascal_context import VOC
 
@@ -130,30 +132,35 @@ def _external_cfg_path(package_path: str, cfg_file: str) -> str:
     return osp.join(package_path, configs[name])
 
 
-def load_config(path: str, what: str):
-    """The mmengine config at ``path`` (relative to the repository), without importing its custom modules; a copy
-    of the one read first in this process. mmengine's look-ups of external bases are remembered meanwhile (they
-    took about 3 s per Segmenter config: every metafile read and pkg_resources reloaded for each base)."""
+def plan_config(path: str, what: str):
+    """The config at ``path`` (relative to the repository) as the plan reads it: the one loader
+    (:func:`~classification.engine.config_check.load_config`) without the config's custom imports, a copy of the one
+    read first in this process; MissingPathError naming ``what`` for a missing file. mmengine's look-ups of external
+    bases are remembered meanwhile (they took about 3 s per Segmenter config: every metafile read and pkg_resources
+    reloaded for each base)."""
     from unittest import mock
 
     import mmengine.config.config as mm_config
     full = osp.join(ROOT, path)
-    if not osp.isfile(full):
-        raise FileNotFoundError(f"{what}: config {path} does not exist")
     if full not in _LOADED:
         with mock.patch.object(mm_config, "_get_external_cfg_path", _external_cfg_path), \
                 mock.patch.object(mm_config, "is_installed", functools.lru_cache(maxsize=None)(mm_config.is_installed)):
-            _LOADED[full] = mm_config.Config.fromfile(full, import_custom_modules=False)
+            try:
+                _LOADED[full] = load_config(full, import_custom_modules=False)
+            except MissingPathError:
+                raise MissingPathError(f"{what}: config {path} does not exist") from None
     return copy.deepcopy(_LOADED[full])
 
 
 def apply_options(cfg, options: Sequence[str]) -> None:
-    """Merge ``KEY=VALUE`` strings into ``cfg`` the way ``tools/train.py --cfg-options`` does."""
+    """Merge ``KEY=VALUE`` strings into ``cfg`` the way ``tools/train.py --cfg-options`` does: parsed as its
+    ``DictAction`` parses them, checked and merged by
+    :func:`~classification.engine.config_check.apply_cfg_options` (a key that nothing reads is a UserError)."""
     from mmengine.config import DictAction
     parser = argparse.ArgumentParser()
     parser.add_argument("--o", nargs="+", action=DictAction)
     if options:
-        cfg.merge_from_dict(parser.parse_args(["--o", *options]).o)
+        apply_cfg_options(cfg, parser.parse_args(["--o", *options]).o)
 
 
 def final_checkpoint(cfg, path: str) -> str:
@@ -303,7 +310,7 @@ def build_jobs(work_root: str, rows: Sequence[str], methods: Sequence[str] = MET
             row = TABLE1_BY_MODEL[model]
             stem = row.stem(method, patch)
             config = f"configs/classification/{stem}.py"
-            cfg = load_config(config, f"Table 1 row {row.name}, {method}")
+            cfg = plan_config(config, f"Table 1 row {row.name}, {method}")
             train_opts = quick_options(cfg, "classification", True, data_dir) if quick else []
             args = (quick_train_args(cfg) if quick else ()) + (("--amp", amp) if amp else ())
             pre = _training(f"pretrain.{stem}", "pretrain", config, stem, cfg, pretrain_dir(w, stem), train_opts,
@@ -327,7 +334,7 @@ def _tests(folder: str, stem: str, tests: Sequence[str], cfg, ckpt: str, w: str,
     jobs = []
     for suffix in tests:
         test_stem, test_config = stem + suffix, f"configs/{folder}/{stem}{suffix}.py"
-        test_cfg = load_config(test_config, f"{what}, test") if suffix else cfg
+        test_cfg = plan_config(test_config, f"{what}, test") if suffix else cfg
         opts = quick_opts(test_cfg) if quick_opts else []
         jobs.append(Job(f"test.{test_stem}", "test",
                         (test_config, ckpt, "--work-dir", eval_dir(w, test_stem), *_cfg_options(opts)),
@@ -342,7 +349,7 @@ def _downstream_jobs(row, method: str, backbone_stem: str, backbone_ckpt: str, w
     jobs = []
     stem = row.stem(method)
     config = f"configs/{row.folder}/{stem}.py"
-    cfg = load_config(config, f"{row.key}, {method}")
+    cfg = plan_config(config, f"{row.key}, {method}")
     target = row.target
     convert_args: Tuple[str, ...] = ()
     if row.target == "mmseg-vit":  # position grid resized for the fine-tune backbone's img_size
@@ -370,7 +377,7 @@ def _downstream_jobs(row, method: str, backbone_stem: str, backbone_ckpt: str, w
 def _reference_jobs(ref, w: str, gpus: int) -> List[Job]:
     """Train the reference row's config (mmseg's / mmdet's own, ImageNet weights it downloads), test(s)."""
     config = f"configs/{ref.folder}/{ref.stem}.py"
-    cfg = load_config(config, f"reference row {ref.name}")
+    cfg = plan_config(config, f"reference row {ref.name}")
     train = _training(f"finetune.{ref.stem}", "finetune", config, ref.stem, cfg, osp.join(w, "finetune", ref.stem),
                       [], (), (), gpus, False)
     return [train] + _tests(ref.folder, ref.stem, ref.tests, cfg, train.output, w, train.name, gpus,
