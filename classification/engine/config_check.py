@@ -32,7 +32,7 @@ SECTION_EXTRAS = {"optim_wrapper": {"constructor", "paramwise_cfg"}, "param_sche
                   "default_hooks": {"priority"}, "custom_hooks": {"priority"}, "train_cfg": {"by_epoch"}}
 # filled by the builder, never by the config
 RESERVED = {"self", "runner", "dataloader", "evaluator", "params", "optimizer"}
-ENV_KEYS = {"cudnn_benchmark", "mp_cfg", "dist_cfg", "resource_limit", "num_threads"}  # Runner.setup_env, engine/host.py
+ENV_KEYS = {"cudnn_benchmark", "mp_cfg", "dist_cfg", "resource_limit", "num_threads"}  # Runner.setup_env, foundation/host.py
 
 
 def load_config(path: str, cfg_options: Optional[Mapping[str, Any]] = None, *,
