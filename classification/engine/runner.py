@@ -1,11 +1,12 @@
 """The Runner of every run (:func:`classification.engine.lifecycle.run`): mmengine's, with checkpoints loaded strictly
 and a console a person can read.
 
-- ``load_from`` and ``resume`` go through :func:`classification.foundation.checkpoints.load_state_dict_strict` (keys and
-  shapes must fit; ``load_from_partial`` key patterns excuse keys of a ``load_from``, never of a resume). A classifier's
-  ``load_from`` (and ``tools/test.py``) also reads bare classifier layouts
-  (:mod:`classification.foundation.checkpoint_sources`) into its ``backbone``. ``--resume auto`` finds its checkpoint with
-  :func:`latest_checkpoint`; a resume reads and deletes only the work dir's own checkpoints (:meth:`MixProRunner.resume`).
+- ``load_from`` and ``resume`` go through :func:`classification.foundation.checkpoint_sources.load_source_strict`
+  (keys and shapes must fit; ``load_from_partial`` key patterns excuse keys of a ``load_from``, never of a resume). A
+  classifier's ``load_from`` (and ``tools/test.py``) also reads bare classifier layouts
+  (:mod:`classification.foundation.checkpoint_sources`) into its ``backbone``. ``--resume auto`` finds its checkpoint
+  with :func:`latest_checkpoint`; a resume reads and deletes only the work dir's own checkpoints
+  (:meth:`MixProRunner.resume`).
 - A data loader without a single batch is one line (:meth:`MixProRunner.build_dataloader`).
 - The console leaves out what only a debugging reader needs (system environment, whole config, hook table, parameter
   group options) and known harmless upstream notices (:data:`CONSOLE_HIDDEN`); the log file
@@ -25,9 +26,9 @@ from mmengine.registry import MODELS, RUNNERS
 from mmengine.runner import Runner
 from mmengine.runner.checkpoint import CheckpointLoader
 
-from classification.foundation.checkpoint_sources import classifier_source, ema_note, is_mmengine_ema
-from classification.foundation.checkpoints import (checkpoint_state, latest_checkpoint, load_state_dict_strict,
-                                               own_checkpoint)
+from classification.foundation.checkpoint_sources import (CheckpointSource, classifier_source, ema_note,
+                                                         is_mmengine_ema, load_source_strict)
+from classification.foundation.checkpoints import checkpoint_state, latest_checkpoint, own_checkpoint
 from classification.foundation.errors import UserError
 
 # message-hub entries of mmengine 0.10.7's CheckpointHook (hooks/checkpoint_hook.py) that it reads back after a
@@ -124,10 +125,10 @@ class MixProRunner(Runner):
     def load_checkpoint(self, filename: str, map_location="cpu", strict: bool = True,
                         revise_keys=((r"^module\.", ""),)):
         """mmengine's ``load_checkpoint`` (``after_load_checkpoint`` hooks, then the weights), always strict: see
-        :func:`classification.foundation.checkpoints.load_state_dict_strict`; ``strict`` is ignored. ``load_from_partial``
-        applies to ``load_from``, never to a resume; ``load_from_ema`` (``tools/test.py --ema``) reads a
-        ``load_from``'s EMA weights (:mod:`classification.foundation.checkpoint_sources`), and a ``load_from`` whose EMA
-        copy goes unused says so in one line."""
+        :func:`classification.foundation.checkpoint_sources.load_source_strict`; ``strict`` is ignored.
+        ``load_from_partial`` applies to ``load_from``, never to a resume; ``load_from_ema`` (``tools/test.py --ema``)
+        reads a ``load_from``'s EMA weights (:mod:`classification.foundation.checkpoint_sources`), and a ``load_from``
+        whose EMA copy goes unused says so in one line."""
         checkpoint = CheckpointLoader.load_checkpoint(filename, map_location=map_location)
         self.call_hook("after_load_checkpoint", checkpoint=checkpoint)
         model = self.model
@@ -139,19 +140,19 @@ class MixProRunner(Runner):
         classifier = MODELS.get("MixClassifier")  # (classification.models registers it; the engine does not import it)
         into_backbone = classifier is not None and isinstance(model, classifier)
         bare = not any(k.startswith("backbone.") for k in state)
+        prefix = ""
         if not self._resume and ((ema and not is_mmengine_ema(checkpoint)) or (into_backbone and bare)):
             # a bare classifier (timm, a release) or an EMA copy: its tensors are the backbone's; the wrapper's own
             # state (mix step, method) starts from its initial values
             source = classifier_source(checkpoint, filename, ema)
             print_log(f"{filename}: {source.layout}" + ("; read into the classifier's backbone" if into_backbone
                                                          else ""), logger="current")
-            for note in source.notes:
-                print_log(note, logger="current", level=logging.WARNING)
-            state = {f"backbone.{k}": v for k, v in source.state.items()} if into_backbone else source.state
             if into_backbone:
+                prefix = "backbone."
                 partial += [k for k in model.state_dict() if not k.startswith("backbone.")]
-        elif not self._resume and ema_note(checkpoint, filename, ema):
-            print_log(ema_note(checkpoint, filename, ema), logger="current", level=logging.WARNING)
-        load_state_dict_strict(model, state, filename, partial)
+        else:  # the whole model's state (our checkpoint, a resume)
+            note = None if self._resume else ema_note(checkpoint, filename, ema)
+            source = CheckpointSource(filename, "model state", state, notes=[note] if note else [])
+        load_source_strict(model, source, partial, prefix)
         self._has_loaded = True
         return checkpoint

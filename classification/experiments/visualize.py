@@ -20,7 +20,7 @@ from mmengine.registry import DATASETS, MODELS
 from classification.foundation.checkpoints import install_safe_checkpoint_loading
 from classification.engine.config_check import load_config
 from classification.foundation.errors import UserError
-from classification.experiments.robustness.evaluate import load_classifier
+from classification.models.pretrained import load_classifier
 from mixpro_core import MixBatch, ScheduleMethod, attention_lambda, forward_with_attention, maskmix_masks
 
 
@@ -115,7 +115,7 @@ def maskmix_grid(config: str, checkpoint: str, out: str, num: int = 16, seed: in
     """Write a PNG grid of ``num`` training images of ``config`` (:func:`pick_across_classes`) mixed by MaskMix
     (:func:`maskmix_panels`) and return its data. The images are shown with the validation transform (no random
     augmentation); the checkpoint (``ema``: its EMA weights) is loaded strictly
-    (:func:`classification.experiments.robustness.evaluate.load_classifier`)."""
+    (:func:`classification.models.pretrained.load_classifier`)."""
     if num < 2:
         raise UserError(f"--num must be at least 2 (MaskMix pairs images), got {num}")
     cfg = load_config(config)

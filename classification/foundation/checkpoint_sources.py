@@ -9,16 +9,21 @@ this suite's own (``classification/models``), so no renaming is needed; :func:`d
 ``ema=True`` reads the EMA entry (an error naming the file when there is none); mmengine's EMAHook saves the averaged
 weights as ``state_dict`` (the raw ones in ``ema_state_dict``), so there ``state_dict`` is the EMA copy. A file whose
 EMA copy is not read says so (:func:`ema_note`). Reading is weights-only
-(:func:`classification.foundation.checkpoints.load_checkpoint_file`).
+(:func:`classification.foundation.checkpoints.load_checkpoint_file`). :func:`load_source_strict` is the one way a
+read source goes into a module: its notes logged, then
+:func:`classification.foundation.checkpoints.load_state_dict_strict`.
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import torch
+from mmengine.logging import print_log
 
-from classification.foundation.checkpoints import checkpoint_state, load_checkpoint_file
+from classification.foundation.checkpoints import (LoadReport, checkpoint_state, load_checkpoint_file,
+                                                   load_state_dict_strict)
 from classification.foundation.errors import UserError
 
 PLAIN_ENTRIES = ("state_dict", "model", "module")
@@ -124,3 +129,17 @@ def ema_note(checkpoint: Any, path: str, ema: bool) -> Optional[str]:
 def read_checkpoint_source(path: str, ema: bool = False) -> CheckpointSource:
     """Read ``path`` weights-only and return its classifier state (:func:`classifier_source`)."""
     return classifier_source(load_checkpoint_file(path, map_location="cpu"), path, ema)
+
+
+def load_source_strict(module: torch.nn.Module, source: CheckpointSource, partial: Sequence[str] = (),
+                       prefix: str = "", convert: Optional[Callable[[dict], dict]] = None) -> LoadReport:
+    """Load ``source``'s state into ``module`` strictly (:func:`~classification.foundation.checkpoints.
+    load_state_dict_strict` with ``partial``), its notes (an EMA copy that goes unused) logged as warnings first;
+    ``convert`` renames the state (another code base's names to ours), ``prefix`` goes before every key
+    (``'backbone.'``: into a MixClassifier's backbone)."""
+    for note in source.notes:
+        print_log(note, logger="current", level=logging.WARNING)
+    state = convert(source.state) if convert is not None else source.state
+    if prefix:
+        state = {prefix + k: v for k, v in state.items()}
+    return load_state_dict_strict(module, state, source.path, partial)

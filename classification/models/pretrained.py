@@ -1,16 +1,18 @@
 """Loading a local checkpoint into a classifier (no downloads): our own checkpoints, timm / DeiT / MixPro / PVT
 releases (:mod:`classification.foundation.checkpoint_sources`) or plain state dicts, strictly
-(:mod:`classification.foundation.checkpoints`)."""
+(:mod:`classification.foundation.checkpoints`): a backbone's ``pretrained=`` (:func:`load_pretrained`) and a
+config's classifier with a checkpoint's weights (:func:`load_classifier`, for evaluation and figures); both through
+:func:`classification.foundation.checkpoint_sources.load_source_strict`, as is the Runner's ``load_from`` of a
+classifier file."""
 from __future__ import annotations
 
-import logging
 from typing import Callable, List, Mapping, Optional, Tuple, Union
 
 import torch
-from mmengine.logging import print_log
+from mmengine.registry import MODELS
 
-from classification.foundation.checkpoint_sources import read_checkpoint_source
-from classification.foundation.checkpoints import LoadReport, load_state_dict_strict
+from classification.foundation.checkpoint_sources import load_source_strict, read_checkpoint_source
+from classification.foundation.checkpoints import LoadReport
 from classification.foundation.errors import UserError
 
 
@@ -36,8 +38,8 @@ def read_state_dict(path: str, ema: bool = False) -> dict:
 def load_pretrained(model: torch.nn.Module, pretrained: Union[str, Mapping],
                     convert: Optional[Callable[[dict], dict]] = None) -> LoadReport:
     """Load a classifier's ``pretrained=`` weights into ``model``, strictly
-    (:func:`classification.foundation.checkpoints.load_state_dict_strict`): a key missing, left over or of another shape is
-    a :class:`~classification.foundation.checkpoints.CheckpointMismatchError` naming it and both shapes.
+    (:func:`classification.foundation.checkpoints.load_state_dict_strict`): a key missing, left over or of another
+    shape is a :class:`~classification.foundation.checkpoints.CheckpointMismatchError` naming it and both shapes.
 
     ``pretrained``: a checkpoint path (any layout of :mod:`classification.foundation.checkpoint_sources`), or
     ``dict(checkpoint=PATH, partial=[patterns], ema=False)``: ``partial`` leaves the matching model keys at their
@@ -54,8 +56,17 @@ def load_pretrained(model: torch.nn.Module, pretrained: Union[str, Mapping],
         path, partial, ema = pretrained["checkpoint"], pretrained.get("partial") or (), bool(pretrained.get("ema"))
     else:
         path, partial, ema = pretrained, (), False
-    source = read_checkpoint_source(path, ema)
-    for note in source.notes:  # e.g. an EMA copy that goes unused
-        print_log(note, logger="current", level=logging.WARNING)
-    state = convert(source.state) if convert is not None else source.state
-    return load_state_dict_strict(model, state, path, partial)
+    return load_source_strict(model, read_checkpoint_source(path, ema), partial, convert=convert)
+
+
+def load_classifier(cfg, checkpoint: str, ema: bool = False) -> torch.nn.Module:
+    """The config's model with the checkpoint's weights (``ema``: its EMA weights), in eval mode, on the CPU.
+
+    The checkpoint is read weights-only (:func:`classification.foundation.checkpoint_sources.read_checkpoint_source`:
+    mmengine checkpoints, timm / ``{'model': ...}`` releases or bare state dicts, DDP/EMA prefixes stripped; a
+    file whose EMA copy goes unused says so in one line) and loaded strictly into the backbone
+    (:func:`classification.foundation.checkpoints.load_state_dict_strict`): a checkpoint of another architecture is a
+    CheckpointMismatchError naming the keys and shapes."""
+    model = MODELS.build(cfg.model)
+    load_source_strict(getattr(model, "backbone", model), read_checkpoint_source(checkpoint, ema))
+    return model.eval()

@@ -141,7 +141,7 @@ def test_robustness_and_the_grid_read_the_ema_copy(tmp_path, weights, timm_check
 
 
 def test_a_pretrained_backbone_reads_the_ema_copy_when_asked_and_says_when_not(weights, timm_checkpoint, monkeypatch):
-    from classification.models import pretrained as loading
+    from classification.foundation import checkpoint_sources as loading
     notes = []
     monkeypatch.setattr(loading, "print_log", lambda msg, **kw: notes.append(msg))
     for pretrained, name in ((timm_checkpoint, "raw"), (dict(checkpoint=timm_checkpoint, ema=True), "ema")):

@@ -11,7 +11,6 @@ settings run; the test set is read once per checkpoint.
 """
 from __future__ import annotations
 
-import logging
 import os.path as osp
 import sys
 import zlib
@@ -25,6 +24,7 @@ from tqdm import tqdm
 
 from classification.engine.config_check import load_config
 from classification.foundation.errors import MissingPathError, UserError
+from classification.models.pretrained import load_classifier
 from classification.experiments.robustness.attacks import fgsm, pgd
 from classification.experiments.robustness.suites import (DEFAULT_EPSILONS, DEFAULT_OCCLUSION_RATIOS, IMAGENET_SUITES,
                                                           NormalizedModel, SUITES, TEST_SET_SUITES,
@@ -34,28 +34,7 @@ from classification.experiments.robustness.suites import (DEFAULT_EPSILONS, DEFA
                                                           patch_grid, restrict_logits, shuffle_patches, split_normalize)
 from mixpro_core import token_stride as stride_of
 
-__all__ = ["load_classifier", "evaluate_robustness", "ratio_key", "grid_key", "eps_key"]
-
-
-# ------------------------------------------------------------------------------------------------------- loading
-def load_classifier(cfg, checkpoint: str, ema: bool = False) -> nn.Module:
-    """The config's model with the checkpoint's weights (``ema``: its EMA weights), in eval mode, on the CPU.
-
-    The checkpoint is read weights-only (:func:`classification.foundation.checkpoint_sources.read_checkpoint_source`:
-    mmengine checkpoints, timm / ``{'model': ...}`` releases or bare state dicts, DDP/EMA prefixes stripped; a
-    file whose EMA copy goes unused says so in one line) and loaded strictly into the backbone
-    (:func:`classification.foundation.checkpoints.load_state_dict_strict`): a checkpoint of another architecture is a
-    CheckpointMismatchError naming the keys and shapes."""
-    from mmengine.logging import print_log
-    from mmengine.registry import MODELS
-    from classification.foundation.checkpoint_sources import read_checkpoint_source
-    from classification.foundation.checkpoints import load_state_dict_strict
-    model = MODELS.build(cfg.model)
-    source = read_checkpoint_source(checkpoint, ema)
-    for note in source.notes:
-        print_log(note, logger="current", level=logging.WARNING)
-    load_state_dict_strict(getattr(model, "backbone", model), source.state, checkpoint)
-    return model.eval()
+__all__ = ["evaluate_robustness", "ratio_key", "grid_key", "eps_key"]
 
 
 def _test_dataset_cfg(cfg) -> dict:
