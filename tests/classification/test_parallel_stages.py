@@ -66,3 +66,26 @@ def test_a_local_stage_runs_here_once_no_worker_runs():
                        Stage("here", os.getpid, local=True)], jobs=2, on_event=None)
     assert runs["here"].result == runs["here"].pid == os.getpid() != runs["worker"].pid
     assert runs["here"].started >= runs["worker"].finished  # it waited although nothing in `after` said so
+
+
+def _nap(seconds: float, fail: bool = False) -> float:
+    time.sleep(seconds)
+    if fail:
+        raise RuntimeError("the nap failed")
+    return seconds
+
+
+def test_thread_stages_run_here_side_by_side_and_a_failure_stops_only_the_launching():
+    stages = [Stage("long", _nap, dict(seconds=0.6), thread=True),
+              Stage("bad", _nap, dict(seconds=0.1, fail=True), thread=True),
+              Stage("next", _nap, dict(seconds=0.0), thread=True)]
+    started, ended = [], []
+    with pytest.raises(RuntimeError, match="the nap failed"):
+        run_stages(stages, jobs=2, on_event=None, on_start=lambda s: started.append(s.name),
+                   on_end=lambda s, run: ended.append(s.name))
+    assert started == ["long", "bad"] and ended == ["long"]  # the running one ended, the next never started
+    failed = []
+    runs = run_stages(stages, jobs=2, on_event=None, on_failure=lambda s, error: failed.append(s.name) or True)
+    assert failed == ["bad"] and sorted(runs) == ["long", "next"]
+    assert runs["long"].pid == runs["next"].pid == os.getpid() and runs["long"].result == 0.6
+    assert runs["long"].started < runs["next"].started < runs["long"].finished  # in the failed one's place, beside

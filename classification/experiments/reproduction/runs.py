@@ -5,10 +5,11 @@ own process, the ``result.json`` that marks a finished run, and the loop over (m
 Time estimates come only from measured runs: the ``train_seconds`` / ``run_seconds`` that every ``result.json``
 records (see :func:`.estimates.estimate_run_seconds`); before the first run of a work root has finished there is none.
 
-``jobs`` runs go at a time (:func:`run_all`), each its own process with its own seed: with ``jobs ≥ 2`` every run
-starts with ``OMP_NUM_THREADS`` = ``MKL_NUM_THREADS`` = usable cores // jobs (at least 1); with ``jobs = 1`` a run sets
-its threads as ``tools/train.py`` does (:func:`classification.foundation.host.configure_threads`). A run's result depends
-on its seed and its thread count (CPU float reductions), not on which runs go beside it.
+``jobs`` runs go at a time (:func:`run_all`, scheduled by :func:`classification.experiments.stages.run_stages`), each
+its own process with its own seed: with ``jobs ≥ 2`` every run starts with ``OMP_NUM_THREADS`` = ``MKL_NUM_THREADS`` =
+usable cores // jobs (at least 1); with ``jobs = 1`` a run sets its threads as ``tools/train.py`` does
+(:func:`classification.foundation.host.configure_threads`). A run's result depends on its seed and its thread count
+(CPU float reductions), not on which runs go beside it.
 """
 from __future__ import annotations
 
@@ -22,7 +23,6 @@ import shlex
 import subprocess
 import sys
 import time
-from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import List, Optional, Sequence, Tuple
 
@@ -35,6 +35,7 @@ from classification.foundation.errors import UserError
 from classification.foundation.host import ROOT, THREAD_VARIABLES, configure_threads, default_num_threads
 from classification.engine.launch import prepare_config
 from classification.experiments.robustness.evaluate import evaluate_robustness
+from classification.experiments.stages import Stage, run_stages
 
 from .estimates import estimate_plan_seconds, hms
 CONFIG_DIR = osp.join(ROOT, "configs", "classification")
@@ -407,7 +408,8 @@ def run_all(methods: Sequence[str], seeds: Sequence[int], epochs: int, work_root
             configs: Optional[dict] = None, occlusion_patches: Sequence[int] = (),
             shuffle_grids: Sequence[int] = ()) -> Outcome:
     """Train and evaluate every (method, seed) pair without a ``result.json`` for ``epochs`` (all with ``force``;
-    none with ``report_only``), one process each, ``jobs`` at a time in plan order (threads: module docstring),
+    none with ``report_only``), one process each, ``jobs`` at a time in plan order (threads: module docstring;
+    scheduled by :func:`classification.experiments.stages.run_stages`, each run a thread stage waiting on its child),
     printing a line when a run starts and ends with the elapsed time and the measured estimate of the wall time
     left. A failure stops the launching of new runs, lets the running ones finish and then ends with
     :class:`SystemExit` naming the run and its log, unless ``keep_going``: then it is recorded in
@@ -417,11 +419,35 @@ def run_all(methods: Sequence[str], seeds: Sequence[int], epochs: int, work_root
     rerun)."""
     if int(jobs) < 1:
         raise ValueError(f"jobs must be a positive integer, got {jobs}")
-    t_start = time.time()
-    plan = [(m, s) for m in methods for s in seeds]
-    out, todo = Outcome(), []
-    measured = []  # every timed result.json of the plan's run dirs (any epochs), then the runs finished here
-    for method, seed in plan:
+    out, todo, measured = _reuse_results(methods, seeds, epochs, work_root, force, occlusion_patches, shuffle_grids)
+    if report_only and todo:
+        print("report only, no result for: " + ", ".join(f"{m} seed {s}" for m, s in todo))
+        todo = []
+    threads = default_num_threads(local_processes=jobs) if jobs > 1 else None
+    at_a_time = f", {jobs} at a time ({threads} thread{'s' if threads > 1 else ''} each)" if threads else ""
+    print(f"reproduce: {len(methods)} methods ({', '.join(methods)}) × {len(seeds)} seeds, {epochs_text(epochs)}: "
+          f"{len(methods) * len(seeds)} runs, {out.reused} done already, {len(todo)} to train{at_a_time}; estimate "
+          f"{hms(estimate_plan_seconds(measured, todo, epochs, jobs))} (from the runs timed so far)", flush=True)
+    stages = [Stage(f"{method} seed {seed}", launch_run, dict(
+        method=method, config=configs[method] if configs else config_path(method, config_dir), seed=seed,
+        epochs=epochs, work_dir=run_dir(work_root, method, seed), cfg_options=cfg_options, threads=threads,
+        occlusion_patches=occlusion_patches, shuffle_grids=shuffle_grids), thread=True) for method, seed in todo]
+    progress = _Progress(todo, epochs, jobs, measured, out, keep_going)
+    try:
+        run_stages(stages, jobs, on_event=None, on_start=progress.started, on_end=progress.finished,
+                   on_failure=progress.failed)
+    except RunFailed as err:
+        raise SystemExit(f"stopped after the failure of {err.method} seed {err.seed} (log: {err.log}); finished "
+                         f"runs keep their result.json: rerun the same command to continue, or add --keep-going")
+    return out
+
+
+def _reuse_results(methods: Sequence[str], seeds: Sequence[int], epochs: int, work_root: str, force: bool,
+                   occlusion_patches: Sequence[int], shuffle_grids: Sequence[int]) -> Tuple[Outcome, list, list]:
+    """(the outcome holding the complete results, unless ``force``; the (method, seed) pairs to run; every timed
+    result.json of the plan's run dirs, any epochs)."""
+    out, todo, measured = Outcome(), [], []
+    for method, seed in [(m, s) for m in methods for s in seeds]:
         existing = load_result(run_dir(work_root, method, seed))
         if existing is not None:
             measured.append(existing)
@@ -431,62 +457,56 @@ def run_all(methods: Sequence[str], seeds: Sequence[int], epochs: int, work_root
         else:
             todo.append((method, seed))
     out.reused = len(out.results)
-    if report_only and todo:
-        print("report only, no result for: " + ", ".join(f"{m} seed {s}" for m, s in todo))
-        todo = []
-    threads = default_num_threads(local_processes=jobs) if jobs > 1 else None
-    at_a_time = f", {jobs} at a time ({threads} thread{'s' if threads > 1 else ''} each)" if threads else ""
-    print(f"reproduce: {len(methods)} methods ({', '.join(methods)}) × {len(seeds)} seeds, {epochs_text(epochs)}: "
-          f"{len(plan)} runs, {out.reused} done already, {len(todo)} to train{at_a_time}; estimate "
-          f"{hms(estimate_plan_seconds(measured, todo, epochs, jobs))} (from the runs timed so far)", flush=True)
-    pending = list(enumerate(todo, 1))
-    running = {}  # future → (number, method, seed, start time)
-    stopped_by = None  # the first failure without keep_going: (method, seed, log)
+    return out, todo, measured
 
-    def eta() -> str:  # what is still to run: the running runs, and the pending ones unless stopping
+
+class _Progress:
+    """:func:`run_all`'s lines as its runs start, finish and fail (elapsed time, ETA), and its :class:`Outcome`."""
+
+    def __init__(self, todo: list, epochs: int, jobs: int, measured: list, out: Outcome, keep_going: bool):
+        self.waiting, self.epochs, self.jobs, self.measured, self.out = list(todo), epochs, jobs, measured, out
+        self.number = {f"{m} seed {s}": i for i, (m, s) in enumerate(todo, 1)}
+        self.keep_going, self.stopped, self.t_start, self.running = keep_going, False, time.time(), {}
+
+    def eta(self) -> str:
+        """What is still to run: the running runs, and the waiting ones unless stopping."""
         now = time.time()
-        return hms(estimate_plan_seconds(measured, [run for _, run in pending] if stopped_by is None else [],
-                                         epochs, jobs, [(m, now - t0) for _, m, _, t0 in running.values()]))
+        return hms(estimate_plan_seconds(self.measured, [] if self.stopped else self.waiting, self.epochs, self.jobs,
+                                         [(m, now - t0) for m, t0 in self.running.values()]))
 
-    with ThreadPoolExecutor(max_workers=jobs) as pool:
-        while running or (pending and stopped_by is None):
-            while pending and stopped_by is None and len(running) < jobs:
-                i, (method, seed) = pending[0]
-                work_dir = run_dir(work_root, method, seed)
-                print(f"[{i}/{len(todo)}] start {method} seed {seed} ({epochs_text(epochs)}) in "
-                      f"{show_path(work_dir)} — elapsed {hms(time.time() - t_start)}, ETA {eta()}", flush=True)
-                pending.pop(0)
-                stale = osp.join(work_dir, RESULT_FILE)
-                if osp.exists(stale):
-                    os.remove(stale)
-                config = configs[method] if configs else config_path(method, config_dir)
-                future = pool.submit(launch_run, method, config, seed, epochs, work_dir, cfg_options, threads,
-                                     occlusion_patches, shuffle_grids)
-                running[future] = (i, method, seed, time.time())
-            finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
-            for future in sorted(finished, key=lambda f: running[f][0]):
-                i, method, seed, t0 = running.pop(future)
-                try:
-                    result = future.result()
-                except RunFailed as err:
-                    print(f"[{i}/{len(todo)}] FAILED {method} seed {seed} after {hms(time.time() - t0)}: {err}\n"
-                          f"--- last lines of {err.log} ---\n{_tail(err.log)}---", file=sys.stderr, flush=True)
-                    out.failed.append(f"{method} seed {seed} (log `{show_path(err.log)}`)")
-                    if not keep_going and stopped_by is None:
-                        stopped_by = (method, seed, err.log)
-                        if running:
-                            print(f"no new runs after this failure; waiting for the {len(running)} running "
-                                  f"run{'s' if len(running) > 1 else ''} to finish", file=sys.stderr, flush=True)
-                    continue
-                out.trained += 1
-                out.results.append(result)
-                measured.append(result)
-                print(f"[{i}/{len(todo)}] done  {method} seed {seed}: top-1 {result['top1']:.2f}, @50% drop "
-                      f"{result['top1_drop50']:.2f} in {hms(time.time() - t0)} — elapsed "
-                      f"{hms(time.time() - t_start)}, ETA {eta()}",
-                      flush=True)
-    if stopped_by is not None:
-        method, seed, log = stopped_by
-        raise SystemExit(f"stopped after the failure of {method} seed {seed} (log: {log}); finished runs keep "
-                         f"their result.json: rerun the same command to continue, or add --keep-going")
-    return out
+    def head(self, stage) -> str:
+        return f"[{self.number[stage.name]}/{len(self.number)}]"
+
+    def started(self, stage) -> None:
+        method, seed, work_dir = stage.kwargs["method"], stage.kwargs["seed"], stage.kwargs["work_dir"]
+        self.waiting.remove((method, seed))
+        print(f"{self.head(stage)} start {method} seed {seed} ({epochs_text(self.epochs)}) in {show_path(work_dir)} — "
+              f"elapsed {hms(time.time() - self.t_start)}, ETA {self.eta()}", flush=True)
+        stale = osp.join(work_dir, RESULT_FILE)
+        if osp.exists(stale):
+            os.remove(stale)
+        self.running[stage.name] = (method, time.time())
+
+    def finished(self, stage, run) -> None:
+        t0, result = self.running.pop(stage.name)[1], run.result
+        self.out.trained += 1
+        self.out.results.append(result)
+        self.measured.append(result)
+        print(f"{self.head(stage)} done  {stage.kwargs['method']} seed {stage.kwargs['seed']}: top-1 "
+              f"{result['top1']:.2f}, @50% drop {result['top1_drop50']:.2f} in {hms(time.time() - t0)} — elapsed "
+              f"{hms(time.time() - self.t_start)}, ETA {self.eta()}", flush=True)
+
+    def failed(self, stage, err: Exception) -> bool:
+        """Report a :class:`RunFailed` (anything else is not a run's failure: raised); True: ``keep_going``."""
+        if not isinstance(err, RunFailed):
+            return False
+        t0 = self.running.pop(stage.name)[1]
+        print(f"{self.head(stage)} FAILED {err.method} seed {err.seed} after {hms(time.time() - t0)}: {err}\n"
+              f"--- last lines of {err.log} ---\n{_tail(err.log)}---", file=sys.stderr, flush=True)
+        self.out.failed.append(f"{err.method} seed {err.seed} (log `{show_path(err.log)}`)")
+        if not self.keep_going and not self.stopped:
+            self.stopped = True
+            if self.running:
+                print(f"no new runs after this failure; waiting for the {len(self.running)} running "
+                      f"run{'s' if len(self.running) > 1 else ''} to finish", file=sys.stderr, flush=True)
+        return self.keep_going
