@@ -16,6 +16,7 @@ from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 
 from classification.experiments.robustness import evaluate
 from classification.experiments.robustness.suites import num_patches_to_drop
+from mixpro_core import token_stride
 
 SIZE, PATCH, RATIOS, GRIDS = 32, 8, (0.0, 0.25, 0.5, 0.9), (2, 4)
 MEAN = torch.tensor(IMAGENET_DEFAULT_MEAN).view(1, 3, 1, 1)
@@ -28,7 +29,7 @@ class Spy(torch.nn.Module):
     def __init__(self, model):
         super().__init__()
         self.model, self.seen = model, []
-        self.token_stride = model.backbone.token_stride
+        self.token_stride = token_stride(model.backbone)
 
     def forward(self, x):
         self.seen.append(x.detach().clone())
