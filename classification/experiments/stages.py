@@ -183,8 +183,9 @@ def run_stages(stages: Sequence[Stage], jobs: int = 1, initializer: Optional[Cal
     """Run ``stages`` (see the module docstring) and return ``{name: StageRun}`` of the finished ones;
     ``initializer()`` runs in every worker before its stage (the caller has run it in this process); ``on_event``
     gets one line per worker's start / end; ``on_start(stage)`` / ``on_end(stage, run)`` are called here as each
-    stage starts / finishes, ``on_failure(stage, error)`` for each failure: True goes on without it, False (or no
-    ``on_failure``) stops the run, whose first failure is raised once the thread stages have ended."""
+    stage starts / finishes, ``on_failure(stage, error)`` for each failure: True goes on without it (and without the
+    stages after it), False (or no ``on_failure``) stops the run, whose first failure is raised once the thread
+    stages have ended."""
     _check(stages, jobs)
     t0, order = time.time(), {s.name: i for i, s in enumerate(stages)}
     runs: Dict[str, StageRun] = {}
@@ -205,6 +206,8 @@ def run_stages(stages: Sequence[Stage], jobs: int = 1, initializer: Optional[Cal
                     else:
                         running[pool.submit(_in_thread if ready.thread else workers.run, ready)] = (ready, started)
                         continue
+                elif not running:  # what is left runs after a failed stage
+                    break
                 else:
                     done = wait(list(running), return_when=FIRST_COMPLETED)[0]
                 for future in sorted(done, key=lambda f: order[(running.get(f) or (ready,))[0].name]):

@@ -89,3 +89,12 @@ def test_thread_stages_run_here_side_by_side_and_a_failure_stops_only_the_launch
     assert failed == ["bad"] and sorted(runs) == ["long", "next"]
     assert runs["long"].pid == runs["next"].pid == os.getpid() and runs["long"].result == 0.6
     assert runs["long"].started < runs["next"].started < runs["long"].finished  # in the failed one's place, beside
+
+
+def test_a_failure_kept_going_skips_the_stages_after_it():
+    stages = [Stage("bad", _nap, dict(seconds=0.0, fail=True), thread=True),
+              Stage("child", _nap, dict(seconds=0.0), after=("bad",), thread=True),
+              Stage("other", _nap, dict(seconds=0.0), thread=True)]
+    for jobs in (1, 2):
+        runs = run_stages(stages, jobs=jobs, on_event=None, on_failure=lambda s, error: True)
+        assert sorted(runs) == ["other"], jobs
