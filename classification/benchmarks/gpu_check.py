@@ -135,9 +135,10 @@ def classification_configs(quick: bool) -> List[str]:
 
 
 def classification_item(path: str, device: str, amp: Optional[str], steps: int, batch: int) -> dict:
-    from mmengine.config import Config
     from mmengine.registry import MODELS
-    cfg = Config.fromfile(path)
+
+    from classification.engine.config_check import load_config
+    cfg = load_config(path)
     model_cfg = cfg.model
     if cfg.get("data_preprocessor") is not None:
         model_cfg.setdefault("data_preprocessor", cfg.data_preprocessor)
@@ -195,10 +196,11 @@ def _seg_batch(batch: int, size: int, classes: int, gen: torch.Generator):
 
 
 def segmentation_item(path: str, device: str, amp: Optional[str], iters: int, batch: int, size: int) -> dict:
-    from mmengine.config import Config
     from mmseg.evaluation import IoUMetric
     from mmseg.registry import MODELS
-    cfg = Config.fromfile(path)
+
+    from classification.engine.config_check import load_config
+    cfg = load_config(path)
     cfg.model.backbone.init_cfg = None  # no pretrained checkpoint: random weights
     cfg.model.data_preprocessor.size = (size, size)
     cfg.model.backbone.img_size = (size, size)
@@ -262,8 +264,9 @@ def _det_batch(batch: int, height: int, width: int, classes: int, gen: torch.Gen
 
 def detection_item(path: str, device: str, amp: Optional[str], iters: int, batch: int, size: int) -> dict:
     from mmdet.registry import MODELS
-    from mmengine.config import Config
-    cfg = Config.fromfile(path)
+
+    from classification.engine.config_check import load_config
+    cfg = load_config(path)
     cfg.model.backbone.init_cfg = None
     height, width = size, size * 4 // 3 // 32 * 32  # an 800-px short side, 4:3 (COCO-like)
     with _scope("mmdet"):

@@ -283,8 +283,8 @@ def bench_step(args) -> dict:
 # ----------------------------------------------------------------------------------------------- throughput
 def mixpro_method() -> dict:
     """The MixPro method of the configs (schedule, label policy, smoothing), so the benchmark trains what they do."""
-    from mmengine.config import Config
-    return Config.fromfile(osp.join(ROOT, "configs/classification/_base_/methods/mixpro.py")).method.to_dict()
+    from classification.engine.config_check import load_config
+    return load_config(osp.join(ROOT, "configs/classification/_base_/methods/mixpro.py")).method.to_dict()
 
 
 def bench_throughput(args) -> dict:

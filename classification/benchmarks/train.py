@@ -30,6 +30,7 @@ from classification.benchmarks.common import WindowTimer, forever, free_memory, 
 from classification.data.synthetic_imagenet import make_synthetic_imagenet
 from classification.benchmarks.train_timm import run_timm, run_timm_data, timm_model_name
 from classification.engine import lifecycle
+from classification.engine.config_check import load_config
 from classification.engine.distributed import release_loader_workers
 from classification.foundation.host import ROOT, configure_threads, default_num_workers
 from classification.engine.launch import prepare_config
@@ -168,7 +169,7 @@ def _with_dali_loader(cfg: Config, s: argparse.Namespace, workers: int) -> Confi
     """``cfg`` with the DALI dataset base's train_dataloader (:class:`classification.data.dali.DALIImageNet` over
     the synthetic folder): same batch and input size, DALI's host threads = the worker count (its loader runs in the
     main process, ``num_workers=0``), ops on the GPU when ``--device`` is CUDA."""
-    loader = Config.fromfile(osp.join(ROOT, s.dali_dataset)).train_dataloader
+    loader = load_config(osp.join(ROOT, s.dali_dataset)).train_dataloader
     loader.batch_size = s.batch
     loader.dataset.update(batch_size=s.batch, input_size=s.input_size, num_threads=max(1, workers),
                           device="gpu" if str(s.device).startswith("cuda") else "cpu")
@@ -220,7 +221,7 @@ def _resolve(args: argparse.Namespace) -> None:
     if args.worker_images is None:
         args.worker_images = 16 if quick else 256
     if args.workers is None:
-        configured = Config.fromfile(osp.join(ROOT, args.config[0])).train_dataloader.num_workers
+        configured = load_config(osp.join(ROOT, args.config[0])).train_dataloader.num_workers
         args.workers = QUICK["workers"] if quick else [default_num_workers(configured)]
     if args.warmup is None:
         args.warmup = QUICK["warmup"] if quick else 10 + 2 * max(args.workers)

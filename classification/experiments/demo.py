@@ -91,7 +91,7 @@ def pretrain(args, work_dir: str) -> dict:
 def downstream_img_size() -> tuple:
     """The ``img_size`` of the downstream backbones (the same in every Segmenter / Mask R-CNN config of the demo):
     the converted checkpoint's position grid is resized for it, since those backbones load strictly."""
-    sizes = {tuple(Config.fromfile(osp.join(ROOT, c)).model.backbone.img_size)
+    sizes = {tuple(load_config(osp.join(ROOT, c)).model.backbone.img_size)
              for c in (*SEG_CONFIGS.values(), *DET_CONFIGS.values())}
     if len(sizes) != 1:
         raise ValueError(f"the demo's downstream configs use several backbone img_size values: {sorted(sizes)}")
