@@ -14,7 +14,7 @@ import multiprocessing as mp
 import os
 import warnings
 import zipfile
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Mapping, Optional, Tuple
 
 from PIL import Image
 from mmengine.dist import get_dist_info
@@ -110,6 +110,16 @@ class ImageNetFolder(ClassMetainfo, SkipCorruptMixin, Dataset):
         self.num_classes = len(self.classes)
         self._init_skip(skip_corrupt)
 
+    @classmethod
+    def config_class_count(cls, dataset_cfg: Mapping) -> Optional[int]:
+        """The number of class folders the dataset config ``dict(type=..., root=..., split=...)`` would read, None
+        for a missing folder: the engine's check against the model's class count before anything is built
+        (:func:`classification.engine.config_check.check_class_counts`)."""
+        folder = os.path.join(str(dataset_cfg.get("root", "")), str(dataset_cfg.get("split", "train")))
+        if not os.path.isdir(folder):
+            return None
+        return sum(entry.is_dir() for entry in os.scandir(folder))
+
     @staticmethod
     def _has_image(path: str) -> bool:
         return any(has_file_allowed_extension(f, IMG_EXTENSIONS) for _, _, files in os.walk(path) for f in files)
@@ -140,11 +150,23 @@ class ImageNetZip(ClassMetainfo, SkipCorruptMixin, Dataset):
     rank``; rank and world size from ``mmengine.dist.get_dist_info()`` unless given) and reads the others on access —
     train it with :class:`RankLocalSampler`, which reads only that shard (a global sampler such as mmengine's
     ``DefaultSampler(shuffle=True)`` deals each rank a different random shard every epoch, so about 1/world_size of
-    its reads would hit the cache; :func:`classification.engine.config_check.check_cache_sampler` rejects that pairing).
+    its reads would hit the cache; :meth:`check_loader_config` rejects that pairing before anything is built).
     The ZipFile handle is opened lazily and per process (keyed by ``os.getpid()``), never shared by forked workers.
     ``num_classes`` is ``max label + 1`` unless given.
     """
     CACHE_MODES = ("no", "part", "full")
+
+    @classmethod
+    def check_loader_config(cls, key: str, dataset_cfg: Mapping, sampler_cfg: Mapping) -> None:
+        """UserError when the dataloader ``key`` reads this dataset (config ``dataset_cfg``) with ``cache_mode='part'``
+        through a sampler (config ``sampler_cfg``, its ``type`` a name or a class) other than RankLocalSampler
+        (:func:`classification.engine.config_check.check_cache_sampler`)."""
+        from classification.data.sampler import RankLocalSampler  # (sampler.py imports this module)
+        sampler = sampler_cfg.get("type")
+        if dataset_cfg.get("cache_mode") == "part" and sampler not in (RankLocalSampler.__name__, RankLocalSampler):
+            raise UserError(f"{key}: ImageNetZip(cache_mode='part') caches only each rank's own shard, but the "
+                            f"sampler {getattr(sampler, '__name__', sampler)!r} deals every rank other indices: use "
+                            f"sampler=dict(type='RankLocalSampler') (or cache_mode 'full' / 'no')")
 
     def __init__(self, root: str, split: str = "train", transform: TransformSpec = None, cache_mode: str = "no",
                  num_classes: Optional[int] = None, rank: Optional[int] = None, world_size: Optional[int] = None,

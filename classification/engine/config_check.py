@@ -9,13 +9,14 @@ constructor takes ``**kwargs``, or a ``type`` no registry knows, any key; overri
 reads (a config-file variable, substituted when the file was read) is refused, and a value replacing a number or a
 bool must be one. :func:`check_training_options` catches wrong loop / optimiser values and batch sizes,
 :func:`check_class_counts` more class folders than classes and a top-k of as many classes, :func:`check_data_roots`
-missing datasets, :func:`validate_training_config` a MixClassifier run that cannot mix, :func:`check_cache_sampler` a
-partly cached ImageNetZip read by a global sampler.
+missing datasets. What only a model or dataset type knows, that type checks itself through a class-level hook the
+engine looks up from the config's ``type`` (:func:`type_hook`): :func:`validate_training_config` (the model's
+``check_training_config``), :func:`check_cache_sampler` (each dataset's ``check_loader_config``) and
+:func:`check_class_counts` (a dataset's ``config_class_count``, a metric's ``check_class_count``).
 """
 from __future__ import annotations
 
 import difflib
-import os
 import os.path as osp
 from typing import Any, Callable, Iterable, List, Mapping, Optional, Sequence, Set, Union
 
@@ -251,27 +252,30 @@ def model_num_classes(cfg: Config) -> Optional[int]:
     return None
 
 
+def type_hook(registry, node: Any, name: str) -> Optional[Callable]:
+    """The class-level hook ``name`` (a classmethod or staticmethod) of the type that the config dict ``node`` builds:
+    its ``type``, a name registered in ``registry`` (mmengine's root registries, where our classes are registered:
+    the engine imports none of them) or the class itself; None where ``node`` names no such type or the type defines
+    no such hook. The engine asks types through these hooks instead of naming them (docs/development.md, "How it
+    fits together")."""
+    kind = node.get("type") if isinstance(node, Mapping) else None
+    cls = registry.get(kind) if isinstance(kind, str) else kind
+    return getattr(cls, name, None) if isinstance(cls, type) else None
+
+
 def _class_folders(dataset: Mapping) -> Optional[int]:
-    """The number of class folders an ImageNetFolder dataset config reads (None for other datasets or a missing
-    folder)."""
-    if dataset.get("type") not in ("ImageNetFolder", *filter(None, [_registered_dataset("ImageNetFolder")])):
-        return None
-    folder = osp.join(str(dataset.get("root", "")), str(dataset.get("split", "train")))
-    if not osp.isdir(folder):
-        return None
-    return sum(entry.is_dir() for entry in os.scandir(folder))
-
-
-def _registered_dataset(name: str):
+    """The number of class folders the dataset config reads: its type's ``config_class_count(dataset_cfg)``
+    (:func:`type_hook`; an image-folder dataset), None where the type has none or the count is unknown."""
     from mmengine.registry import DATASETS
-    return DATASETS.get(name)
+    count = type_hook(DATASETS, dataset, "config_class_count")
+    return None if count is None else count(dataset)
 
 
 def check_class_counts(cfg: Config, loaders: Sequence[str], evaluators: Sequence[str]) -> None:
     """Before anything is built: an image-folder dataset of ``loaders`` with more class folders than the model has
-    classes (its labels would fall outside the logits), and a top-k of the ``evaluators`` (TopKAccuracy) with k at
-    least the class count (every prediction would be a hit: 100 without meaning). The class count is the dataset's
-    class folders where known, else the model's ``num_classes``."""
+    classes (its labels would fall outside the logits), and each metric of the ``evaluators`` checked by its type's
+    ``check_class_count(key, metric_cfg, num_classes)`` (:func:`type_hook`; a top-k accuracy with k at least the
+    class count). The class count is the dataset's class folders where known, else the model's ``num_classes``."""
     classes = model_num_classes(cfg)
     for name in loaders:
         loader = cfg.get(name)
@@ -286,23 +290,13 @@ def check_class_counts(cfg: Config, loaders: Sequence[str], evaluators: Sequence
         classes = found if classes is None else min(classes, found)
     if classes is None:
         return
+    from mmengine.registry import METRICS
     for name in evaluators:
         entries = cfg.get(name)
         for i, entry in enumerate(entries if isinstance(entries, (list, tuple)) else [entries]):
-            if not isinstance(entry, Mapping) or entry.get("type") not in ("TopKAccuracy", _metric("TopKAccuracy")):
-                continue
-            topk = entry.get("topk", (1, 5))
-            topk = [topk] if isinstance(topk, int) else list(topk)
-            too_large = [k for k in topk if k >= classes]
-            if too_large and classes > 1:
-                where = name if not isinstance(entries, (list, tuple)) else f"{name}.{i}"
-                raise UserError(f"{where}.topk={tuple(topk)}: top-{too_large[0]} of {classes} classes counts every "
-                                f"prediction as a hit; use k below {classes}, e.g. {where}.topk=(1,)")
-
-
-def _metric(name: str):
-    from mmengine.registry import METRICS
-    return METRICS.get(name)
+            check = type_hook(METRICS, entry, "check_class_count")
+            if check is not None:
+                check(name if not isinstance(entries, (list, tuple)) else f"{name}.{i}", entry, classes)
 
 
 def check_data_roots(cfg: Config, loaders: Sequence[str]) -> None:
@@ -330,40 +324,22 @@ def check_data_roots(cfg: Config, loaders: Sequence[str]) -> None:
 
 
 def validate_training_config(cfg) -> None:
-    """Errors a MixClassifier training config would otherwise hit at build or mid-run: a model without ``mix`` (or
-    ``method``; ``mix=None`` is no mixing), mixing with batches of fewer than 2 or without a dropped last batch (which
-    could hold a single sample)."""
-    if cfg.get("model", {}).get("type") != "MixClassifier" or not cfg.get("train_dataloader"):
-        return
-    if "mix" not in cfg.model and cfg.model.get("method") is None:
-        raise UserError("model.mix is not set: apply a method base (model = dict(_base_.method), "
-                         "configs/classification/_base_/methods/) or set model.mix=None to train without mixing")
-    mix = cfg.model.get("mix") or []
-    if isinstance(mix, dict) or not isinstance(mix, (list, tuple)):
-        raise UserError(f"model.mix must be a list of mixer configs dict(type=..., prob=..., **options), got {mix!r}")
-    if not any(entry.get("prob", 0) > 0 for entry in mix):
-        return
-    loader = cfg.train_dataloader
-    if loader.get("batch_size", 1) < 2:
-        raise UserError(f"train_dataloader.batch_size={loader.get('batch_size', 1)}: mixing pairs samples within a "
-                         f"batch and needs at least 2 per process")
-    if not loader.get("drop_last", False):
-        raise UserError("train_dataloader.drop_last must be True when mixing: a last batch of one sample cannot be "
-                         "mixed")
+    """The model's own checks of a training config (one with a ``train_dataloader``): its type's
+    ``check_training_config(cfg)`` (:func:`type_hook`), e.g. a MixClassifier run that cannot mix."""
+    from mmengine.registry import MODELS
+    check = type_hook(MODELS, cfg.get("model"), "check_training_config")
+    if check is not None and cfg.get("train_dataloader"):
+        check(cfg)
 
 
 def check_cache_sampler(cfg) -> None:
-    """UserError when a dataloader of the config ``cfg`` (train/val/test) reads an ImageNetZip with
-    ``cache_mode='part'`` through a sampler other than RankLocalSampler (either given by name or as the class, which
-    is looked up in mmengine's root registries: the engine does not import the data package)."""
-    from mmengine.registry import DATA_SAMPLERS, DATASETS
-    zip_types = ("ImageNetZip", *filter(None, [DATASETS.get("ImageNetZip")]))
-    local_samplers = ("RankLocalSampler", *filter(None, [DATA_SAMPLERS.get("RankLocalSampler")]))
+    """Each dataloader (train/val/test) of the config ``cfg`` checked by its dataset type's
+    ``check_loader_config(key, dataset_cfg, sampler_cfg)`` (:func:`type_hook`), e.g. an ImageNetZip that caches only
+    each rank's shard read by a sampler that deals other indices."""
+    from mmengine.registry import DATASETS
     for key in ("train_dataloader", "val_dataloader", "test_dataloader"):
         loader = cfg.get(key) or {}
-        dataset, sampler = loader.get("dataset") or {}, (loader.get("sampler") or {}).get("type")
-        if dataset.get("type") in zip_types and dataset.get("cache_mode") == "part" and \
-                sampler not in local_samplers:
-            raise UserError(f"{key}: ImageNetZip(cache_mode='part') caches only each rank's own shard, but the "
-                             f"sampler {getattr(sampler, '__name__', sampler)!r} deals every rank other indices: use "
-                             f"sampler=dict(type='RankLocalSampler') (or cache_mode 'full' / 'no')")
+        dataset = loader.get("dataset") or {}
+        check = type_hook(DATASETS, dataset, "check_loader_config")
+        if check is not None:
+            check(key, dataset, loader.get("sampler") or {})

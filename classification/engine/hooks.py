@@ -21,7 +21,6 @@ from mmengine.runner import EpochBasedTrainLoop
 from classification.foundation.atomic import atomic_write, atomic_write_text
 from classification.foundation.checkpoints import latest_checkpoint
 from classification.engine.optim_wrapper import DeferredReadback, GuardedOptimWrapper
-from mixpro_core import POLICY_STATS
 
 
 def _current(runner, key: str):
@@ -33,9 +32,10 @@ def _current(runner, key: str):
 @HOOKS.register_module()
 class TrainingCurveHook(Hook):
     """Records loss and lr every ``interval`` iterations, the window average over the last ``interval`` iterations
-    of each label-policy statistic the model logs (``mixpro_core.POLICY_STATS``: ``LabelResult.stats``), and the
-    validation metric after each evaluation; writes ``<work_dir>/curve.png`` and ``curve.json`` (``{series: [[iteration,
-    value], ...]}``) and refreshes them after each evaluation — a run that dies still has them.
+    of each logged statistic that the model lists in its ``curve_stats`` (the classifier: the label-policy statistics,
+    ``mixpro_core.POLICY_STATS``; none for a model without the attribute), and the validation metric after each
+    evaluation; writes ``<work_dir>/curve.png`` and ``curve.json`` (``{series: [[iteration, value], ...]}``) and
+    refreshes them after each evaluation — a run that dies still has them.
 
     The series travel in every checkpoint (in the message hub, which mmengine saves and restores on a resume), so a
     resumed run continues the curve from the checkpoint's iteration, the points recorded after it being dropped."""
@@ -70,7 +70,8 @@ class TrainingCurveHook(Hook):
             self.loss.append((it, _current(runner, "loss")))
             self.lr.append((it, float(runner.optim_wrapper.get_lr()["lr"][0])))
             scalars = runner.message_hub.log_scalars
-            for key in POLICY_STATS:
+            model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+            for key in getattr(model, "curve_stats", ()):
                 history = scalars.get(f"train/{key}")
                 if history is not None and len(history.data[0]):
                     self.policy.setdefault(key, []).append((it, float(history.mean(self.interval))))

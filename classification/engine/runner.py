@@ -2,11 +2,11 @@
 and a console a person can read.
 
 - ``load_from`` and ``resume`` go through :func:`classification.foundation.checkpoint_sources.load_source_strict`
-  (keys and shapes must fit; ``load_from_partial`` key patterns excuse keys of a ``load_from``, never of a resume). A
-  classifier's ``load_from`` (and ``tools/test.py``) also reads bare classifier layouts
-  (:mod:`classification.foundation.checkpoint_sources`) into its ``backbone``. ``--resume auto`` finds its checkpoint
-  with :func:`latest_checkpoint`; a resume reads and deletes only the work dir's own checkpoints
-  (:meth:`MixProRunner.resume`).
+  (keys and shapes must fit; ``load_from_partial`` key patterns excuse keys of a ``load_from``, never of a resume). The
+  ``load_from`` (and ``tools/test.py``) of a model with a ``backbone_prefix`` (the classifier's ``backbone.``) also
+  reads bare classifier layouts (:mod:`classification.foundation.checkpoint_sources`) into the keys under that prefix.
+  ``--resume auto`` finds its checkpoint with :func:`latest_checkpoint`; a resume reads and deletes only the work
+  dir's own checkpoints (:meth:`MixProRunner.resume`).
 - A data loader without a single batch is one line (:meth:`MixProRunner.build_dataloader`).
 - The console leaves out what only a debugging reader needs (system environment, whole config, hook table, parameter
   group options) and known harmless upstream notices (:data:`CONSOLE_HIDDEN`); the log file
@@ -22,7 +22,7 @@ from mmengine.dist import get_world_size
 from mmengine.hooks import CheckpointHook
 from mmengine.logging import print_log
 from mmengine.model import BaseTTAModel, is_model_wrapper
-from mmengine.registry import MODELS, RUNNERS
+from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 from mmengine.runner.checkpoint import CheckpointLoader
 
@@ -137,19 +137,19 @@ class MixProRunner(Runner):
         state = checkpoint_state(checkpoint, filename, revise_keys)
         partial = () if self._resume else list(self.cfg.get("load_from_partial") or ())
         ema = not self._resume and bool(self.cfg.get("load_from_ema"))
-        classifier = MODELS.get("MixClassifier")  # (classification.models registers it; the engine does not import it)
-        into_backbone = classifier is not None and isinstance(model, classifier)
-        bare = not any(k.startswith("backbone.") for k in state)
+        # the model's contract: a model that reads bare classifier checkpoints into its backbone names that key prefix
+        backbone = getattr(model, "backbone_prefix", "")
+        bare = bool(backbone) and not any(k.startswith(backbone) for k in state)
         prefix = ""
-        if not self._resume and ((ema and not is_mmengine_ema(checkpoint)) or (into_backbone and bare)):
+        if not self._resume and ((ema and not is_mmengine_ema(checkpoint)) or bare):
             # a bare classifier (timm, a release) or an EMA copy: its tensors are the backbone's; the wrapper's own
             # state (mix step, method) starts from its initial values
             source = classifier_source(checkpoint, filename, ema)
-            print_log(f"{filename}: {source.layout}" + ("; read into the classifier's backbone" if into_backbone
-                                                         else ""), logger="current")
-            if into_backbone:
-                prefix = "backbone."
-                partial += [k for k in model.state_dict() if not k.startswith("backbone.")]
+            print_log(f"{filename}: {source.layout}" + ("; read into the classifier's backbone" if backbone else ""),
+                      logger="current")
+            if backbone:
+                prefix = backbone
+                partial += [k for k in model.state_dict() if not k.startswith(backbone)]
         else:  # the whole model's state (our checkpoint, a resume)
             note = None if self._resume else ema_note(checkpoint, filename, ema)
             source = CheckpointSource(filename, "model state", state, notes=[note] if note else [])

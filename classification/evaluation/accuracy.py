@@ -1,11 +1,13 @@
 """Top-k accuracy as an mmengine metric (one result per sample, so distributed padding is trimmed correctly)."""
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import torch
 from mmengine.evaluator import BaseMetric
 from mmengine.registry import METRICS
+
+from classification.foundation.errors import UserError
 
 
 def topk_correct(logits: torch.Tensor, labels: torch.Tensor, topk: Sequence[int]) -> torch.Tensor:
@@ -20,10 +22,23 @@ class TopKAccuracy(BaseMetric):
     """top-k accuracy in percent, keys ``top1``, ``top5`` (for ``topk=(1, 5)``)."""
 
     default_prefix = ""
+    DEFAULT_TOPK = (1, 5)
 
-    def __init__(self, topk: Sequence[int] = (1, 5), collect_device: str = "cpu", prefix=None):
+    def __init__(self, topk: Sequence[int] = DEFAULT_TOPK, collect_device: str = "cpu", prefix=None):
         super().__init__(collect_device=collect_device, prefix=prefix)
         self.topk = tuple(topk)
+
+    @classmethod
+    def check_class_count(cls, where: str, metric_cfg: Mapping, num_classes: int) -> None:
+        """UserError when the metric config ``metric_cfg`` (config key ``where``) asks for a top-k with k at least
+        ``num_classes`` (> 1): every prediction would be a hit, 100 without meaning
+        (:func:`classification.engine.config_check.check_class_counts`)."""
+        topk = metric_cfg.get("topk", cls.DEFAULT_TOPK)
+        topk = [topk] if isinstance(topk, int) else list(topk)
+        too_large = [k for k in topk if k >= num_classes]
+        if too_large and num_classes > 1:
+            raise UserError(f"{where}.topk={tuple(topk)}: top-{too_large[0]} of {num_classes} classes counts every "
+                            f"prediction as a hit; use k below {num_classes}, e.g. {where}.topk=(1,)")
 
     def process(self, data_batch, data_samples: Sequence[dict]) -> None:
         for out in data_samples:

@@ -18,7 +18,7 @@ from mmengine.model import BaseModel
 from mmengine.registry import MODELS
 
 from classification.foundation.errors import UserError
-from mixpro_core import build_method, check_options, token_stride
+from mixpro_core import POLICY_STATS, build_method, check_options, token_stride
 
 LEGACY_PREFIXES = ("mixer.", "token_mixup.")
 """State-dict prefixes of the method's children before the method contract (RL-Mix state, HTM ScoreNets); now under
@@ -74,7 +74,38 @@ class MixClassifier(BaseModel):
     State: the int64 buffer ``mix_step`` counts ``loss`` calls (one per training step) and is saved in checkpoints.
     Loading a state dict without it (a checkpoint saved before the buffer existed) keeps the current count and warns:
     a run resumed from such a checkpoint trains correctly but does not mix exactly as the uninterrupted run did.
+
+    What the engine asks of it (docs/development.md, "How it fits together"): :attr:`backbone_prefix`,
+    :attr:`curve_stats` and :meth:`check_training_config`.
     """
+
+    backbone_prefix = "backbone."
+    """Where a bare classifier checkpoint (timm, a release, an EMA copy: keys without this prefix) is loaded: the
+    Runner's ``load_from`` reads it into this model's keys under the prefix."""
+    curve_stats = tuple(POLICY_STATS)
+    """The logged training statistics (``MethodResult`` stats) that TrainingCurveHook follows as curves."""
+
+    @classmethod
+    def check_training_config(cls, cfg) -> None:
+        """UserError, before anything is built, for a training config (``cfg``, with a ``train_dataloader``) that
+        would fail at build or mid-run: a model without ``mix`` (or ``method``; ``mix=None`` is no mixing), mixing with
+        batches of fewer than 2 or without a dropped last batch (which could hold a single sample)."""
+        if "mix" not in cfg.model and cfg.model.get("method") is None:
+            raise UserError("model.mix is not set: apply a method base (model = dict(_base_.method), "
+                            "configs/classification/_base_/methods/) or set model.mix=None to train without mixing")
+        mix = cfg.model.get("mix") or []
+        if isinstance(mix, dict) or not isinstance(mix, (list, tuple)):
+            raise UserError(f"model.mix must be a list of mixer configs dict(type=..., prob=..., **options), got "
+                            f"{mix!r}")
+        if not any(entry.get("prob", 0) > 0 for entry in mix):
+            return
+        loader = cfg.train_dataloader
+        if loader.get("batch_size", 1) < 2:
+            raise UserError(f"train_dataloader.batch_size={loader.get('batch_size', 1)}: mixing pairs samples within "
+                            f"a batch and needs at least 2 per process")
+        if not loader.get("drop_last", False):
+            raise UserError("train_dataloader.drop_last must be True when mixing: a last batch of one sample cannot "
+                            "be mixed")
 
     def __init__(self, backbone: dict, num_classes: int, mix: Optional[list] = REQUIRED,
                  label_policy: Optional[dict] = None, smoothing: float = 0.1, grad_checkpointing: bool = False,
