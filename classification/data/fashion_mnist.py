@@ -27,6 +27,8 @@ class FashionMNIST(ClassMetainfo, Dataset):
     """
     classes = list(FASHION_MNIST_CLASSES)
     num_classes = len(FASHION_MNIST_CLASSES)
+    missing_root_hint = "Fashion-MNIST: `make setup` as root installs the Debian package dataset-fashion-mnist"
+    """Said with a config's missing ``root`` (:func:`classification.engine.config_check.check_data_roots`)."""
 
     def __init__(self, root: str = FASHION_MNIST_ROOT, split: str = "train", transform: TransformSpec = None,
                  limit: Optional[int] = None):

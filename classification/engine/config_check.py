@@ -252,12 +252,12 @@ def model_num_classes(cfg: Config) -> Optional[int]:
     return None
 
 
-def type_hook(registry, node: Any, name: str) -> Optional[Callable]:
-    """The class-level hook ``name`` (a classmethod or staticmethod) of the type that the config dict ``node`` builds:
-    its ``type``, a name registered in ``registry`` (mmengine's root registries, where our classes are registered:
-    the engine imports none of them) or the class itself; None where ``node`` names no such type or the type defines
-    no such hook. The engine asks types through these hooks instead of naming them (docs/development.md, "How it
-    fits together")."""
+def type_hook(registry, node: Any, name: str) -> Any:
+    """The class-level hook ``name`` (a classmethod, or a class attribute) of the type that the config dict ``node``
+    builds: its ``type``, a name registered in ``registry`` (mmengine's root registries, where our classes are
+    registered: the engine imports none of them) or the class itself; None where ``node`` names no such type or the
+    type defines no such hook. The engine asks types through these hooks instead of naming them (docs/development.md,
+    "How it fits together")."""
     kind = node.get("type") if isinstance(node, Mapping) else None
     cls = registry.get(kind) if isinstance(kind, str) else kind
     return getattr(cls, name, None) if isinstance(cls, type) else None
@@ -301,7 +301,9 @@ def check_class_counts(cfg: Config, loaders: Sequence[str], evaluators: Sequence
 
 def check_data_roots(cfg: Config, loaders: Sequence[str]) -> None:
     """MissingPathError when a ``root`` / ``data_root`` of the datasets of ``loaders`` (wrapped datasets included) is
-    not a folder or file on this machine."""
+    not a folder or file on this machine, with the dataset type's ``missing_root_hint`` (:func:`type_hook`) if any."""
+    from mmengine.registry import DATASETS
+
     def visit(node: Any, where: str) -> None:
         if isinstance(node, (list, tuple)):
             for i, item in enumerate(node):
@@ -310,9 +312,9 @@ def check_data_roots(cfg: Config, loaders: Sequence[str]) -> None:
             for key in ("root", "data_root"):
                 path = node.get(key)
                 if isinstance(path, str) and path and "://" not in path and not osp.exists(path):
-                    hint = (" (Fashion-MNIST: `make setup` as root installs the Debian package dataset-fashion-mnist)"
-                            if "fashion-mnist" in path else "")
-                    raise MissingPathError(f"{where}.{key}: dataset folder {path} does not exist{hint}")
+                    hint = type_hook(DATASETS, node, "missing_root_hint")
+                    raise MissingPathError(f"{where}.{key}: dataset folder {path} does not exist"
+                                           + (f" ({hint})" if hint else ""))
             for key in ("dataset", "datasets"):
                 if key in node:
                     visit(node[key], f"{where}.{key}")
