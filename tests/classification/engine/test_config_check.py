@@ -139,3 +139,43 @@ def test_metrics_are_plain_numbers(tmp_path):
     path = launch.write_metrics(str(tmp_path), "cfg.py", "ckpt.pth", metrics)
     assert path == str(tmp_path / "metrics.json")
     assert (tmp_path / "metrics.json").read_text().count('"mIoU": 83.95') == 1
+
+
+def test_the_engine_asks_a_config_type_through_its_class_hooks(tmp_path):
+    """type_hook finds a class-level hook from a registered name or from the class itself (None for a type without
+    it, an unknown name, no type); the class-count check reaches the dataset and the metric through it whichever way
+    the config names them."""
+    import classification.register_all  # noqa: F401  (the engine imports none of these classes)
+    from mmengine.registry import DATASETS, METRICS, MODELS
+    from classification.data.imagenet import ImageNetFolder, ImageNetZip
+    from classification.engine.config_check import check_class_counts, type_hook
+    from classification.evaluation.accuracy import TopKAccuracy
+    from classification.models.mix_classifier import MixClassifier
+    assert type_hook(MODELS, dict(type="MixClassifier"), "check_training_config") == MixClassifier.check_training_config
+    assert type_hook(DATASETS, dict(type=ImageNetZip), "check_loader_config") == ImageNetZip.check_loader_config
+    assert type_hook(DATASETS, dict(type="ImageNetZip"), "config_class_count") is None
+    for node in (dict(type="NoSuchType"), dict(type="tiny_vit"), dict(), None):  # tiny_vit: a registered function
+        assert type_hook(MODELS, node, "check_training_config") is None
+    for name in ("a", "b", "c"):
+        (tmp_path / "train" / name).mkdir(parents=True)
+    (tmp_path / "train" / "notes.txt").write_text("")  # a file is not a class
+    assert ImageNetFolder.config_class_count(dict(root=str(tmp_path))) == 3
+    assert ImageNetFolder.config_class_count(dict(root=str(tmp_path), split="val")) is None
+    label_maps = dict(type="ImageNetLabelMaps", root=str(tmp_path))  # reads the same class folders
+    assert type_hook(DATASETS, label_maps, "config_class_count")(label_maps) == 3
+    for dataset, metric in (("ImageNetFolder", "TopKAccuracy"), (ImageNetFolder, TopKAccuracy)):
+        cfg = Config(dict(model=dict(num_classes=2), train_dataloader=dict(dataset=dict(type=dataset,
+                                                                                        root=str(tmp_path)))))
+        with pytest.raises(UserError, match=r"train_dataloader\.dataset: .*train holds 3 class folders but the model "
+                                            r"has num_classes=2: set model\.num_classes=3"):
+            check_class_counts(cfg, ("train_dataloader",), ())
+        cfg.model.num_classes = 3
+        cfg.val_evaluator = [dict(type=metric, topk=(1,)), dict(type=metric, topk=(1, 3))]
+        with pytest.raises(UserError, match=r"val_evaluator\.1\.topk=\(1, 3\): top-3 of 3 classes counts every "
+                                            r"prediction as a hit"):
+            check_class_counts(cfg, ("train_dataloader",), ("val_evaluator",))
+        cfg.val_evaluator = dict(type=metric)  # TopKAccuracy's default (1, 5)
+        with pytest.raises(UserError, match=r"val_evaluator\.topk=\(1, 5\): top-5 of 3"):
+            check_class_counts(cfg, ("train_dataloader",), ("val_evaluator",))
+        cfg.val_evaluator = dict(type=metric, topk=2)
+        check_class_counts(cfg, ("train_dataloader",), ("val_evaluator",))
