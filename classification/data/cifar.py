@@ -1,6 +1,6 @@
 """CIFAR-10 / CIFAR-100 from the python-pickle batch files of the official archives (:class:`CIFAR`); the dataset
-contract and the transforms: :mod:`classification.data.transforms`. Importing the ``classification`` package (or this
-module) registers it.
+contract and the transforms: :mod:`classification.data.transforms`. Importing this module
+(``classification.register_all`` does) registers it.
 """
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ The ImageNet zip format: ``root/{split}.zip`` plus ``root/{split}_map.txt`` whos
 ``<path inside the zip> <int label>`` (whitespace-separated), e.g. ``n01440764/n01440764_10026.JPEG 0`` or
 ``ILSVRC2012_val_00000001.JPEG 65``; members may sit under a top-level ``{split}/`` folder in the zip.
 
-Importing the ``classification`` package (or this module) registers both.
+Importing this module (``classification.register_all`` does) registers both.
 """
 from __future__ import annotations
 

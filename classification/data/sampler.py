@@ -5,7 +5,7 @@ calling convention (``dataset=``, ``seed=``; rank and world size from ``mmengine
 :class:`RankLocalSampler` shuffles within each rank's own shard, the one ImageNetZip caches
 with ``cache_mode='part'``.
 
-Importing the ``classification`` package (or this module) registers both.
+Importing this module (``classification.register_all`` does) registers both.
 """
 from __future__ import annotations
 

@@ -8,7 +8,7 @@ A dataset's ``transform`` (:func:`resolve_transform`) is ``None`` (the image as 
 normalised), a callable ``PIL.Image -> (C,H,W) tensor``, or a config dict built with mmengine's root ``TRANSFORMS``
 registry: ``dict(type='timm', ...)`` → :func:`build_transform` (timm's ``create_transform``),
 ``dict(type='fashion_mnist', ...)`` → :func:`build_fashion_mnist_transform`, or any other registered transform that
-maps a PIL image to a tensor. Importing the ``classification`` package (or this module) registers the transforms.
+maps a PIL image to a tensor. Importing this module (``classification.register_all`` does) registers the transforms.
 """
 from __future__ import annotations
 
