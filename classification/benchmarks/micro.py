@@ -221,6 +221,7 @@ STEP_METHODS = {  # method → MixClassifier keys, each pinning the batch kind t
     "smmix": dict(method=dict(type="smmix", switch_prob=1.0)),  # the SMMix branch (its Mixup branch is 'mixup')
     "tokenmix-area": dict(method=dict(type="tokenmix-area", switch_prob=1.0)),  # the block-mask branch
     "mergemix": dict(method=dict(type="mergemix")),  # two forwards with grad + the ToMe pass on every batch
+    "tokenmix": dict(method=dict(type="tokenmix", switch_prob=1.0)),  # block masks + teacher maps (synthetic here)
 }
 """The step benchmark's methods; a method registered in ``mixpro_core.METHODS`` but not listed runs with its
 defaults (:func:`step_methods`)."""
@@ -232,6 +233,24 @@ def step_methods() -> dict:
     extra = {name: dict(method=dict(type=name)) for name in METHODS.names()
              if name != "schedule" and not any(m.get("method", {}).get("type") == name for m in STEP_METHODS.values())}
     return {**STEP_METHODS, **extra}
+
+
+def step_targets(model, labels: torch.Tensor):
+    """What the step passes as ``data_samples``: the labels, or for a method that reads per-sample batch inputs
+    (``Method.EXTRAS``: TokenMix's teacher label maps) the labels with synthetic inputs of the released shapes — top-5
+    scores and class ids on a 14×14 map (the GT class first), the whole image as crop box."""
+    extras = getattr(model.method, "EXTRAS", ())
+    if not extras:
+        return labels
+    from mixpro_core.tokenmix import LABEL_MAP_EXTRAS
+    if tuple(extras) != LABEL_MAP_EXTRAS:
+        raise SystemExit(f"the step benchmark has no synthetic inputs for {type(model.method).__name__}'s {extras}")
+    b, gen = labels.shape[0], torch.Generator().manual_seed(0)
+    scores = torch.rand(b, 5, 14, 14, generator=gen).softmax(1).to(labels.device)
+    indices = torch.randint(0, NUM_CLASSES, (b, 5, 14, 14), generator=gen).to(labels.device)
+    indices[:, 0] = labels.view(b, 1, 1)
+    box = torch.tensor([0.0, 0.0, 1.0, 1.0], device=labels.device).expand(b, 4)
+    return dict(labels=labels, label_scores=scores, label_indices=indices, crop_box=box)
 
 
 def bench_step(args) -> dict:
@@ -248,13 +267,13 @@ def bench_step(args) -> dict:
         steps = {}
         for method in chosen:
             model = build_classifier(name, device=device, **methods[method])
-            steps[method] = (model, torch.optim.AdamW(model.parameters(), lr=1e-4))
+            steps[method] = (model, torch.optim.AdamW(model.parameters(), lr=1e-4), step_targets(model, y))
 
         def step(method):
-            model, opt = steps[method]
+            model, opt, targets = steps[method]
             opt.zero_grad(set_to_none=True)
             with autocast(device, args.amp):
-                loss = model(x, y, mode="loss")["loss"]
+                loss = model(x, targets, mode="loss")["loss"]
             loss.backward()
             opt.step()
         samples = round_robin({m: (lambda m=m: step(m)) for m in steps}, args.repeats, args.warmup, device)
