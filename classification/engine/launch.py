@@ -144,9 +144,10 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def shorten_schedule(cfg, epochs: int, keep_val_interval: bool = False) -> None:
-    """Train for ``epochs``: epoch-based schedulers that end at the config's last epoch end at the new one (cosine
-    ``T_max`` follows), ones that would start at or after it are dropped (the warm-up keeps its length); validation
-    once, at the end, unless ``keep_val_interval`` (mmengine validates after the last epoch anyway)."""
+    """Train for ``epochs``: epoch-based schedulers that end at the config's last epoch end at the new one (a cosine's
+    ``T_max`` is dropped, so mmengine's default ``end − begin`` follows), ones that would start at or after it are
+    dropped (the warm-up keeps its length); validation once, at the end, unless ``keep_val_interval`` (mmengine
+    validates after the last epoch anyway)."""
     original = cfg.train_cfg.max_epochs
     schedulers = cfg.get("param_scheduler") or []
     if isinstance(schedulers, dict):
@@ -161,8 +162,7 @@ def shorten_schedule(cfg, epochs: int, keep_val_interval: bool = False) -> None:
             if begin >= end:
                 continue
             sched["end"] = end
-            if "T_max" in sched:
-                sched["T_max"] = end - begin
+            sched.pop("T_max", None)
         kept.append(sched)
     cfg.param_scheduler = kept
     cfg.train_cfg.max_epochs = epochs
