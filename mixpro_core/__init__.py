@@ -3,8 +3,9 @@
 A training method is one :class:`Method` (``method``: the contract, :data:`METHODS`, how to add one):
 ``method(backbone, images, labels, generator) -> MethodResult(loss, lam, stats)``. :class:`ScheduleMethod`
 ('schedule') runs every image-mixing method below with a label policy and TokenMixup; ``tlalign`` (:class:`TLAlign`),
-``smmix`` (:class:`SMMix`), ``tokenmix-area`` (:class:`TokenMixArea`) and ``mergemix`` (:class:`MergeMix`) are methods
-of their own files. A new method is one file, imported here.
+``smmix`` (:class:`SMMix`), ``tokenmix`` (:class:`TokenMix`, with the teacher's label maps as per-sample inputs,
+``Method.EXTRAS``), ``tokenmix-area`` (:class:`TokenMixArea`, no teacher) and ``mergemix`` (:class:`MergeMix`) are
+methods of their own files. A new method is one file, imported here.
 
 Image space (``mixing``): :func:`mixup`, :func:`cutmix`, :func:`maskmix`, :func:`resizemix` → :class:`MixBatch`;
 model-aware: :func:`rmix` (R-Mix, ``rmix``) and :class:`RLMixer` (RL-Mix, ``rlmix``; optional extra ``.[rlmix]``).
@@ -34,7 +35,7 @@ from .tokenmixup import (HorizontalTokenMixup, TokenMixup, TokenMixupContext, To
 from .method import Method, MethodResult, ScheduleMethod, build_method, kl_to_soft_target
 from .smmix import RECEIVED_ATTENTION_FORWARDS, SMMix
 from .tlalign import TLAlign, forward_with_token_labels, token_grid_cutmix
-from .tokenmix import TokenMixArea
+from .tokenmix import TokenMix, TokenMixArea
 from .mergemix import MergeMix
 
 register_mixer = MIXERS.register
@@ -54,5 +55,5 @@ __all__ = [
     "build_token_mixup", "horizontal_token_mixup",
     "METHODS", "Method", "MethodResult", "ScheduleMethod", "build_method", "kl_to_soft_target",
     "TLAlign", "token_grid_cutmix", "forward_with_token_labels", "SMMix", "RECEIVED_ATTENTION_FORWARDS",
-    "TokenMixArea", "MergeMix",
+    "TokenMix", "TokenMixArea", "MergeMix",
 ]

@@ -263,7 +263,7 @@ def prepare_config(config: Union[str, Config], *, work_dir: Optional[str] = None
     optimiser wrapper, CUDA only), ``resume`` ('auto' or a checkpoint), ``partial_load`` (key patterns a
     ``load_from`` may miss), ``compile`` (the backbone compiled), ``launcher`` (CPU-only DDP), ``vis`` (TensorBoard /
     W&B backends, :func:`add_vis_backends`), the loader-worker cap,
-    the preemption and run-summary hooks; then validated (loop / optimiser values, a MixClassifier that cannot mix).
+    the preemption and run-summary hooks; then validated (loop / optimiser values, the model type's own training checks).
     Raises UserError / MissingPathError / ValueError. Data folders are checked by :func:`main`
     (:func:`classification.engine.config_check.check_data_roots`)."""
     cfg = _loaded(config, cfg_options)
