@@ -197,10 +197,11 @@ def set_report(exp_set, results: Sequence[dict], labels: Sequence[str], meta: di
                           f"({curves_rel})"]
     machine = f"{meta['platform']}, {meta['cpu']}, {meta['cpu_count']} CPUs"
     machine += f", GPU {meta['gpu']}" if meta.get("gpu") else ", no GPU used"
+    timing = (f"wall time {hms(meta['wall_seconds'])} ({meta['trained']} runs trained, {meta['reused']} reused), "
+              f"sum of run times {hms(meta['sum_run_seconds'])}, {meta['jobs']} at a time" if meta['trained'] else
+              f"report of {meta['reused']} finished runs (sum of their run times {hms(meta['sum_run_seconds'])})")
     lines += ["", f"Run: `{meta['command']}`; {machine}; python {meta['python']}, torch {meta['torch']}, timm "
-                  f"{meta['timm']}, mmengine {meta['mmengine']}; wall time {hms(meta['wall_seconds'])} "
-                  f"({meta['trained']} runs trained, {meta['reused']} reused), sum of run times "
-                  f"{hms(meta['sum_run_seconds'])}, {meta['jobs']} at a time; runs in "
+                  f"{meta['timm']}, mmengine {meta['mmengine']}; {timing}; runs in "
                   f"`{show_path(meta['work_root'])}/LABEL/seedSEED/`."]
     if meta.get("failed"):
         lines += ["", "**Failed runs** (not in the tables): " + "; ".join(meta["failed"])]

@@ -417,6 +417,10 @@ def test_vit_methods_set_reports_patch_shuffle_and_step_time_against_the_baselin
     assert "+10.00, +10.00" in step
     shuffle = next(line for line in text.splitlines() if line.startswith("| mergemix | shuffled 4×4 |"))
     assert "-1.00, -1.00" in shuffle
+    assert "(14 runs trained, 0 reused)" in text and "2 at a time" in text
+    cli.main(base + ["--set", "vit-methods", "--seeds", "0,1", "--out", str(set_out), "--report-only", "--jobs", "2"])
+    run_line = next(line for line in set_out.read_text().splitlines() if line.startswith("Run: "))
+    assert "report of 14 finished runs" in run_line and "at a time" not in run_line and "wall time" not in run_line
 
 
 def test_report_only_and_option_checks(fake_runs, capsys, monkeypatch):
