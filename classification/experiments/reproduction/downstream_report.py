@@ -111,7 +111,8 @@ def markdown(collected: dict, inits: Sequence[str], heads: Sequence[str], seeds:
            f"hand.", "",
            f"Backbones: the tiny ViT (patch 8, dim 64, depth 4) pretrained on Fashion-MNIST for "
            f"{runs_text(meta['epochs'])} by the reproduction (`{show_path(meta['pretrain_root'])}/METHOD/seedS`) with "
-           f"the baseline (Mixup/CutMix), TransMix or MixPro, or random initialisation; each converted to mmseg's "
+           f"{', '.join(_name(i) for i in inits if i != 'random')} (the baseline: Mixup/CutMix)"
+           f"{', or random initialisation' if 'random' in inits else ''}; each converted to mmseg's "
            f"ViT names (position grid resized to 8×8 tokens) and fine-tuned with the same seed S (`randomness.seed`) "
            f"as its pretraining, seeds {', '.join(map(str, seeds))}. Data: the composite set (Fashion-MNIST objects "
            f"on photos) with the photos dimmed to {data['background_brightness']:g} and object tints ≥ "
