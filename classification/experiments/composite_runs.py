@@ -4,15 +4,26 @@ what every process of such a run does first, and a segmentation / detection conf
 from __future__ import annotations
 
 import os.path as osp
+from contextlib import contextmanager
+from typing import Iterator
 
-from classification.engine.launch import filter_upstream_warnings
+from classification.engine.launch import filter_upstream_warnings, upstream_warnings_ignored
 from classification.foundation.checkpoints import install_safe_checkpoint_loading
 
 
-def prepare_process() -> None:
-    """What every process of a composite run does first (the stage scheduler's worker initializer, or the process
-    itself with one job): weights-only checkpoint loading, the known harmless upstream warnings filtered
-    (:func:`classification.engine.launch.filter_upstream_warnings`)."""
+@contextmanager
+def composite_run() -> Iterator[None]:
+    """Within: a composite run in this process (its stages with one job, its local and thread stages) — weights-only
+    checkpoint loading, the known harmless upstream warnings ignored; on exit the warning filters are those of before
+    (:func:`classification.engine.launch.upstream_warnings_ignored`)."""
+    install_safe_checkpoint_loading()
+    with upstream_warnings_ignored():
+        yield
+
+
+def prepare_worker() -> None:
+    """The stage scheduler's worker initializer for a composite run: as :func:`composite_run`, process-wide, in a
+    spawned interpreter that runs one stage and exits (the filters end with the run they serve)."""
     install_safe_checkpoint_loading()
     filter_upstream_warnings()
 

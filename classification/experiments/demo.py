@@ -30,7 +30,7 @@ from classification.engine.hooks import ProgressBarHook
 from classification.foundation.errors import MissingPathError
 from classification.foundation.host import ROOT, configure_threads, usable_cores
 from classification.engine.launch import prepare_config
-from classification.experiments.composite_runs import on_composite, prepare_process
+from classification.experiments.composite_runs import composite_run, on_composite, prepare_worker
 from classification.experiments.stages import Stage, StageRun, run_stages
 from classification.experiments.visualize import maskmix_grid
 from classification.transfer.convert import convert_file
@@ -292,12 +292,12 @@ def write_results(work_dir: str, results: dict) -> None:
 
 def main(argv=None) -> dict:
     """``tools/demo.py``: run the stages, write ``results.md`` / ``results.json`` and return the results."""
-    prepare_process()
     args = parse_args(argv)
     os.makedirs(args.work_dir, exist_ok=True)
     t0 = time.time()
-    plan, results = plan_stages(args)
-    runs = run_stages(plan, jobs=args.jobs, initializer=prepare_process)
+    with composite_run():
+        plan, results = plan_stages(args)
+        runs = run_stages(plan, jobs=args.jobs, initializer=prepare_worker)
     results.update(stage_results(args, runs))
     results["total_seconds"] = time.time() - t0
     write_results(args.work_dir, results)

@@ -25,7 +25,6 @@ from typing import Dict, Optional
 from classification.foundation.atomic import atomic_write_text
 from classification.foundation.errors import UserError, run_tool
 from classification.foundation.host import ROOT, environment, usable_cores
-from classification.experiments.composite_runs import prepare_process
 
 from . import downstream, runs
 from .report import (include_set_reports, markdown_report, plot_results, plot_set_results, policy_curves,
@@ -200,7 +199,6 @@ def downstream_main(args: argparse.Namespace, argv, t_start: float) -> Dict[str,
     quick_pretrain = {f"{loader}.dataset.limit": 256 for loader in
                       ("train_dataloader", "val_dataloader", "test_dataloader")} if args.quick else None
     ran = 0
-    prepare_process()  # what every worker does first; with --jobs 1 the runs go in this process
     if not args.report_only:
         downstream.ensure_data(data_root, args.quick)
         plan = downstream.build_plan(seeds, inits, heads, args.work_root, args.pretrain_root, epochs, data_root,

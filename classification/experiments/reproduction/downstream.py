@@ -26,7 +26,7 @@ from classification.foundation.atomic import atomic_write_text
 from classification.engine.config_check import load_config
 from classification.foundation.host import ROOT
 from classification.engine.launch import plain_metrics, prepare_config, prepare_test_config, write_metrics
-from classification.experiments.composite_runs import on_composite, prepare_process
+from classification.experiments.composite_runs import composite_run, on_composite, prepare_worker
 from classification.experiments.stages import Stage, run_stages
 from classification.transfer.downstream_data.composite import all_background_miou, make_composite
 
@@ -243,7 +243,8 @@ def build_plan(seeds: Sequence[int], inits: Sequence[str], heads: Sequence[str],
 
 
 def run_plan(plan: Plan, jobs: int) -> None:
-    """Run the plan's stages ``jobs`` at a time, one line per start / end with the elapsed time."""
+    """Run the plan's stages ``jobs`` at a time as a composite run (``composite_runs.composite_run`` here, its
+    ``prepare_worker`` in each worker), one line per start / end with the elapsed time."""
     t0, done, total = time.time(), [0], len(plan.stages)
 
     def event(line: str) -> None:
@@ -252,7 +253,8 @@ def run_plan(plan: Plan, jobs: int) -> None:
         print(f"{line.replace('[stages]', f'[{done[0]}/{total} done]')} — elapsed {hms(time.time() - t0)}",
               flush=True)
 
-    run_stages(plan.stages, jobs=jobs, initializer=prepare_process, on_event=event)
+    with composite_run():
+        run_stages(plan.stages, jobs=jobs, initializer=prepare_worker, on_event=event)
 
 
 # --------------------------------------------------------------------------------------------------- results
