@@ -18,13 +18,18 @@ from mmengine.model import BaseModel
 from mmengine.registry import MODELS
 
 from classification.foundation.errors import UserError
-from mixpro_core import POLICY_STATS, build_method, check_options, token_stride
+from mixpro_core import METHODS, POLICY_STATS, build_method, check_options, token_stride
 
 LEGACY_PREFIXES = ("mixer.", "token_mixup.")
 """State-dict prefixes of the method's children before the method contract (RL-Mix state, HTM ScoreNets); now under
 ``method.``."""
 REQUIRED = object()
 """Default of ``MixClassifier(mix=...)``: the schedule must be given (None for no mixing) unless ``method`` is."""
+
+
+def _methods_reading(keys) -> list:
+    """The names of the registered methods (``mixpro_core.METHODS``) whose ``EXTRAS`` hold every one of ``keys``."""
+    return [name for name in METHODS.names() if set(keys) <= set(getattr(METHODS.get(name), "EXTRAS", ()))]
 
 
 def _build_backbone(cfg: dict, num_classes: int):
@@ -178,8 +183,11 @@ class MixClassifier(BaseModel):
             raise UserError(self.method.missing_extras_message(missing))
         unread = sorted(set(extras) - set(self.method.EXTRAS))
         if unread:
+            readers = _methods_reading(unread)
+            hint = (f"or a method that reads them ({', '.join(readers)})" if readers
+                    else "(no registered method reads them)")
             raise UserError(f"the training batches carry {', '.join(unread)}, which {type(self.method).__name__} "
-                            f"does not read: use a dataset without them or a method that reads them (tokenmix)")
+                            f"does not read: use a dataset without them {hint}")
         return data_samples["labels"], (dict(extras=extras) if self.method.EXTRAS else {})
 
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
