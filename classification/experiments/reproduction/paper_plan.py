@@ -84,21 +84,24 @@ def resolve_rows(spec: Sequence[str]) -> Tuple[List[str], List[str], List[str]]:
 
 def check_methods(methods: Sequence[str], rows: Sequence[str], deit_patch: int = 16) -> None:
     """Any method whose configs exist for every chosen row (``configs/classification/<stem>.py`` of the Table 1 rows
-    and of the downstream rows' backbones, and the downstream rows' fine-tune configs); ValueError naming the
-    configs a method lacks. Reference rows take no method."""
+    and of the downstream rows' backbones, and the downstream rows' fine-tune and test configs); one ValueError
+    naming, per method, the configs it lacks. Reference rows take no method."""
     if not methods or len(set(methods)) != len(methods) or not all(METHOD_NAME.fullmatch(m) for m in methods):
         raise ValueError(f"--methods {','.join(methods)!r}: give distinct method names (lower case, digits, '-')")
     table1, downstream, _ = resolve_rows(rows)
+    lacking = []
     for method in methods:
         wanted = [f"configs/classification/{TABLE1_BY_MODEL[m].stem(method, _patch(m, method, deit_patch))}.py"
                   for m in table1]
         for key in downstream:
             row = DOWNSTREAM[key]
-            wanted += [f"configs/classification/{TABLE1_BY_MODEL[row.backbone].stem(method)}.py",
-                       f"configs/{row.folder}/{row.stem(method)}.py"]
+            wanted += [f"configs/classification/{TABLE1_BY_MODEL[row.backbone].stem(method)}.py"]
+            wanted += [f"configs/{row.folder}/{row.stem(method)}{suffix}.py" for suffix in row.tests]
         missing = [p for p in dict.fromkeys(wanted) if not osp.isfile(osp.join(ROOT, p))]
         if missing:
-            raise ValueError(f"method {method!r} has no config for the rows asked: {', '.join(missing)}")
+            lacking.append(f"method {method!r} has no config for the rows asked: {', '.join(missing)}")
+    if lacking:
+        raise ValueError("; ".join(lacking))
 
 
 def _patch(model: str, method: str, deit_patch: int) -> int:
