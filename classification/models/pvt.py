@@ -7,6 +7,9 @@ Parameter names follow the official PVT v1 classifier (``patch_embed{i}``, ``pos
 
 Every attention uses fused ``F.scaled_dot_product_attention``. ``forward_with_attention`` additionally returns the
 head-averaged CLS→patch attention of the last stage-4 block, built from that block's CLS query and keys (O(N)).
+SMMix's clean pass (:func:`received_attention`, registered in ``mixpro_core.RECEIVED_ATTENTION_FORWARDS``) scores
+the stage-4 patches by the attention they receive from the stage-4 patch queries of the last block, as the official
+SMMix PVT does.
 All LayerNorms use eps 1e-6 (the official classifier leaves the patch-embed and spatial-reduction norms at 1e-5;
 mmdet's backbone uses 1e-6 everywhere, which we match).
 """
@@ -23,7 +26,8 @@ from mmengine.registry import MODELS
 from timm.layers import DropPath, Mlp, to_2tuple, trunc_normal_
 from torch.utils.checkpoint import checkpoint
 
-from mixpro_core.attention import cls_row_attention
+from mixpro_core import RECEIVED_ATTENTION_FORWARDS
+from mixpro_core.attention import attention_key, cls_row_attention, received_attention_from_qkv
 
 from .weight_init import init_transformer_weights
 
@@ -230,6 +234,27 @@ class PyramidVisionTransformerV1(nn.Module):
         with torch.no_grad():
             cls_attn = cls_row_attention(q_cls, k, self.block4[-1].attn.scale)[:, 1:]
         return self.forward_head(feats), cls_attn
+
+
+def received_attention(model: PyramidVisionTransformerV1, images: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    """SMMix's clean pass on PVT v1: (logits (B,K), received (B,(H/32)·(W/32))), ``received`` = the last stage-4
+    block's softmax(q·kᵀ·scale) with the CLS row and column dropped, averaged over heads and patch queries (the
+    official SMMix PVT's ``attn[:, :, 1:, 1:].mean((1, 2))``), built in query chunks from the block's q and kv
+    projections (stage 4 has no spatial reduction, so its keys are all 1 + H·W tokens)."""
+    attn = model.block4[-1].attn
+    captured = {}
+    handles = [attn.q.register_forward_hook(lambda _m, _i, out: captured.__setitem__("q", out)),
+               attn.kv.register_forward_hook(lambda _m, _i, out: captured.__setitem__("kv", out))]
+    try:
+        logits = model(images)
+    finally:
+        for handle in handles:
+            handle.remove()
+    qkv = torch.cat([captured["q"], captured["kv"]], dim=-1)  # (B,T,3C): q | k | v, each heads × D
+    return logits, received_attention_from_qkv(qkv, attn.num_heads, attn.scale, 1)
+
+
+RECEIVED_ATTENTION_FORWARDS.register(attention_key(PyramidVisionTransformerV1))(received_attention)
 
 
 def _pvt_classifier(name: str, depths: Tuple[int, int, int, int], doc: str):

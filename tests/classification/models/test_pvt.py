@@ -1,9 +1,14 @@
-"""PVT v1 classifier: shapes, paper parameter counts, CLS attention, mmdet weight transfer, grad checkpointing."""
+"""PVT v1 classifier: shapes, paper parameter counts, CLS attention, SMMix's clean pass, mmdet weight transfer, grad
+checkpointing."""
 import pytest
 import torch
+from mmengine.registry import MODELS
 
+import classification.register_all  # noqa: F401  (registration)
+import mixpro_core.smmix as smmix
 from classification.models.pvt import PyramidVisionTransformerV1, pvt_large, pvt_medium, pvt_small, pvt_tiny
 from mixpro_core import forward_with_attention, has_cls_attention
+from mixpro_core.smmix import clean_pass, smmix_images
 
 
 def _tiny(seed=0, **kw):
@@ -32,8 +37,8 @@ def test_parameter_counts_match_paper(factory, millions):
     assert abs(count - millions) / millions < 0.01, count
 
 
-def _slow_cls_attention(model, x):
-    """Materialise softmax(q·kᵀ·scale) of the last stage-4 block; head-mean CLS row without the CLS column."""
+def _slow_attention(model, x):
+    """Materialise softmax(q·kᵀ·scale) (B,heads,N,N) of the last stage-4 block, [CLS, patches] order."""
     attn = model.block4[-1].attn
     seen = {}
     handle = attn.register_forward_pre_hook(lambda m, args: seen.update(x=args[0]))  # returns None: args kept
@@ -45,8 +50,12 @@ def _slow_cls_attention(model, x):
     heads = attn.num_heads
     q = attn.q(h).reshape(b, n, heads, c // heads).transpose(1, 2)
     k, _ = attn.kv(h).reshape(b, n, 2, heads, c // heads).permute(2, 0, 3, 1, 4)
-    full = (q @ k.transpose(-2, -1) * attn.scale).softmax(-1)  # (B,h,N,N)
-    return full[:, :, 0, 1:].mean(1)
+    return (q @ k.transpose(-2, -1) * attn.scale).softmax(-1)
+
+
+def _slow_cls_attention(model, x):
+    """Head-mean CLS row of the last stage-4 block's attention, without the CLS column."""
+    return _slow_attention(model, x)[:, :, 0, 1:].mean(1)
 
 
 @pytest.mark.parametrize("size", [(64, 64), (96, 64)])
@@ -61,6 +70,44 @@ def test_forward_with_attention_matches_slow_path(size):
     assert not cls_attn.requires_grad and logits.requires_grad
     torch.testing.assert_close(logits.detach(), plain, atol=1e-5, rtol=0)
     torch.testing.assert_close(cls_attn, _slow_cls_attention(model, x), atol=1e-5, rtol=0)
+
+
+def test_smmix_clean_pass_scores_stage4_patches_by_the_attention_they_receive():
+    """The official SMMix PVT's score: attn[:, :, 1:, 1:].mean((1, 2)) of the last block, eval mode, no grad."""
+    model = _tiny(drop_path_rate=0.3).train()  # drop path: train and eval logits differ
+    x = torch.randn(3, 3, 128, 128)
+    logits, received = clean_pass(model, x)
+    assert model.training and not received.requires_grad and received.shape == (3, 16)
+    model.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(logits, model(x), atol=1e-5, rtol=0)
+    expected = _slow_attention(model, x)[:, :, 1:, 1:].mean(dim=(1, 2))
+    torch.testing.assert_close(received, expected, atol=1e-6, rtol=0)
+    assert (received - _slow_attention(model, x)[:, :, :, 1:].mean(dim=(1, 2))).abs().max() > 1e-4, "CLS query out"
+
+
+def test_smmix_on_pvt_moves_stage4_cells_with_lambda_exact(monkeypatch):
+    """Built from a config, SMMix mixes PVT's 32-px stage-4 cells (side 4 at 128 px: windows 1…3) and trains its
+    region head on the stage-4 patch tokens."""
+    model = MODELS.build(dict(type="MixClassifier", num_classes=10, smoothing=0.1,
+                              method=dict(type="smmix", switch_prob=1.0), backbone=dict(type="pvt_tiny")))
+    assert model.method.patch_size == 32
+    seen = {}
+
+    def spy(images, patch_size, scores, window, partner):
+        out = smmix_images(images, patch_size, scores, window, partner)
+        seen.update(patch_size=patch_size, scores=scores, window=window, pasted=out[1])
+        return out
+
+    monkeypatch.setattr(smmix, "smmix_images", spy)
+    x, labels = torch.randn(4, 3, 128, 128), torch.tensor([0, 1, 2, 3])
+    result = model.method(model.backbone, x, labels, torch.Generator().manual_seed(0))
+    s = seen["window"]
+    assert seen["patch_size"] == 32 and s in (1, 2, 3)
+    assert result.lam.tolist() == [(16 - s * s) / 16] * 4 and seen["pasted"].sum(1).tolist() == [s * s] * 4
+    torch.testing.assert_close(seen["scores"], clean_pass(model.backbone, x)[1], atol=1e-6, rtol=0)
+    result.loss.backward()
+    assert model.method.token_head.weight.grad.abs().sum() > 0
 
 
 def test_grad_checkpointing_same_gradients():
