@@ -267,3 +267,81 @@ def test_mmengine_checkpoint_with_mixing_params(vit, tmp_path, capsys):
     assert "mixer.alpha" in out and "missing keys (0)" in out and "unexpected keys (0)" in out
     converted = torch.load(dst, map_location="cpu", weights_only=True)["state_dict"]
     assert converted["pos_embed"].shape == (1, 65, 192) and "mixer.alpha" not in converted
+
+
+SMMIX_OUTSIDE_BACKBONE = {"method.token_head.weight", "method.token_head.bias", "mix_step"}  # region head, step count
+
+
+def _smmix_checkpoint(backbone: str, folder):
+    """(MixClassifier with SMMix on a 64-px ``backbone`` from seed 0, its Runner-layout checkpoint): the state holds
+    SMMix's region head ``method.token_head.*`` and ``mix_step`` beside ``backbone.*``."""
+    from classification.models.mix_classifier import MixClassifier
+    torch.manual_seed(0)
+    model = MixClassifier(backbone=dict(type=backbone, img_size=64), num_classes=10,
+                          method=dict(type="smmix")).eval()
+    with torch.no_grad():  # a region head unlike every backbone tensor (its default bias is zeros, as some are)
+        model.method.token_head.bias.uniform_(5.0, 6.0)
+    path = str(folder / f"{backbone}_smmix.pth")
+    torch.save({"state_dict": model.state_dict(), "meta": {"epoch": 1}}, path)
+    assert {k for k in model.state_dict() if not k.startswith("backbone.")} == SMMIX_OUTSIDE_BACKBONE
+    return model, path
+
+
+def _dropped(report: str) -> set:
+    """The keys of the report's ``dropped keys (n): a, b, ...`` line."""
+    (line,) = [x for x in report.splitlines() if x.startswith("dropped keys")]
+    return set(line.split(": ", 1)[1].split(", "))
+
+
+def _assert_backbone_tensors_only(converted, model, dropped_by_target, fused=()):
+    """The converted tensors hold exactly the numbers of the classifier backbone without ``dropped_by_target``: as
+    many elements, each tensor one of the backbone's own by value (flattened: mmdet's PVT holds its MLP as 1×1
+    convolutions), whatever the key mapping, except keys containing one of ``fused`` (mmdet's ``in_proj_*``:
+    PVT's q and kv concatenated); none is SMMix's region head."""
+    own = [v.flatten() for k, v in model.backbone.state_dict().items() if not k.startswith(dropped_by_target)]
+    assert sum(v.numel() for v in converted.values()) == sum(v.numel() for v in own)
+    assert not any("method" in k or "token_head" in k for k in converted)
+    head = [model.method.token_head.weight.flatten(), model.method.token_head.bias]
+    for key, value in converted.items():
+        value = value.flatten()
+        same_size = [o for o in own if o.numel() == value.numel()]
+        assert any(f in key for f in fused) or any(torch.equal(value, o) for o in same_size), key
+        assert not any(torch.equal(value, h) for h in head if h.numel() == value.numel()), key
+
+
+def test_smmix_checkpoint_to_mmseg_vit_drops_the_region_head_and_loads_strictly(tmp_path, capsys):
+    model, src = _smmix_checkpoint("deit_tiny", tmp_path)
+    dst = str(tmp_path / "smmix_mmseg.pth")
+    assert cc.main([src, dst, "--to", "mmseg-vit"]) == 0
+    out = capsys.readouterr().out
+    assert _dropped(out) == SMMIX_OUTSIDE_BACKBONE | {"head.weight", "head.bias"}
+    assert "missing keys (0)" in out and "unexpected keys (0)" in out
+    converted = torch.load(dst, map_location="cpu", weights_only=True)["state_dict"]
+    _assert_backbone_tensors_only(converted, model, ("head.",))
+    backbone = _mmseg_vit()
+    backbone.load_state_dict(converted, strict=True)
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        ref = model.backbone.forward_features(x)[:, 1:]
+        (features,) = backbone(x)
+    torch.testing.assert_close(features.flatten(2).transpose(1, 2), ref, atol=1e-4, rtol=1e-4)
+
+
+def test_smmix_pvt_checkpoint_to_mmdet_pvt_drops_the_region_head_and_loads_strictly(tmp_path, capsys,
+                                                                                     assert_pvt_stages_match):
+    model, src = _smmix_checkpoint("pvt_tiny", tmp_path)
+    dst = str(tmp_path / "smmix_mmdet.pth")
+    assert cc.main([src, dst, "--to", "mmdet-pvt"]) == 0
+    out = capsys.readouterr().out
+    assert _dropped(out) == SMMIX_OUTSIDE_BACKBONE | {"head.weight", "head.bias", "norm.weight", "norm.bias", "cls_token"}
+    assert "missing keys (0)" in out and "unexpected keys (0)" in out
+    converted = torch.load(dst, map_location="cpu", weights_only=True)["state_dict"]
+    # mmdet drops the classifier's head, final norm and CLS token; stage 4's pos_embed loses its CLS entry
+    pos4 = converted.pop("layers.3.1.0.pos_embed")
+    torch.testing.assert_close(pos4, model.backbone.pos_embed4[:, 1:], rtol=0, atol=0)
+    _assert_backbone_tensors_only(converted, model, ("head.", "norm.", "cls_token", "pos_embed4"),
+                                  fused=("in_proj_",))
+    converted["layers.3.1.0.pos_embed"] = pos4
+    backbone = _mmdet_pvt_tiny()
+    backbone.load_state_dict(converted, strict=True)
+    assert_pvt_stages_match(model.backbone, backbone, torch.randn(2, 3, 64, 64))
