@@ -1,6 +1,7 @@
 """What the micro-benchmarks (:mod:`classification.benchmarks.micro`) and the end-to-end training benchmark
 (:mod:`classification.benchmarks.train`) share: device synchronisation, timing (median of runs, round-robin, one
-timed window of iterations), peak memory, and the report (machine, stack, command, Markdown table, JSON).
+timed window of iterations), peak memory, synthetic per-sample inputs for methods that read them, and the report
+(machine, stack, command, Markdown table, JSON).
 """
 from __future__ import annotations
 
@@ -26,6 +27,26 @@ MIB = 2 ** 20
 def sync(device: str) -> None:
     if str(device).startswith("cuda"):
         torch.cuda.synchronize()
+
+
+def step_targets(model, labels: torch.Tensor, num_classes: int):
+    """What a benchmark step passes as ``data_samples``: the labels (B,), or for a method that reads per-sample batch
+    inputs (``Method.EXTRAS``: TokenMix's teacher label maps) the labels with synthetic inputs of the released
+    shapes — top-5 scores and class ids (< ``num_classes``) on a 14×14 map, the GT class first, the whole image as
+    crop box. ``model``: a MixClassifier (or a wrapper of one, with ``.module``)."""
+    method = getattr(getattr(model, "module", model), "method", None)
+    extras = getattr(method, "EXTRAS", ())
+    if not extras:
+        return labels
+    from mixpro_core.tokenmix import LABEL_MAP_EXTRAS
+    if tuple(extras) != LABEL_MAP_EXTRAS:
+        raise SystemExit(f"the benchmarks have no synthetic inputs for {type(method).__name__}'s {extras}")
+    b, gen = labels.shape[0], torch.Generator().manual_seed(0)
+    scores = torch.rand(b, 5, 14, 14, generator=gen).softmax(1).to(labels.device)
+    indices = torch.randint(0, num_classes, (b, 5, 14, 14), generator=gen).to(labels.device)
+    indices[:, 0] = labels.view(b, 1, 1)
+    box = torch.tensor([0.0, 0.0, 1.0, 1.0], device=labels.device).expand(b, 4)
+    return dict(labels=labels, label_scores=scores, label_indices=indices, crop_box=box)
 
 
 def timed(fn, repeats: int, warmup: int = 3, device: str = "cpu") -> float:

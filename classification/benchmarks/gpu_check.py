@@ -26,7 +26,7 @@ from typing import Callable, Dict, List, Optional
 
 import torch
 
-from classification.benchmarks.common import sync
+from classification.benchmarks.common import step_targets, sync
 from classification.foundation.atomic import atomic_write_text
 from classification.foundation.host import ROOT
 
@@ -159,8 +159,9 @@ def classification_item(path: str, device: str, amp: Optional[str], steps: int, 
     def step():
         x = torch.randint(0, 256, (batch, chans, *size), generator=gen, dtype=torch.uint8)
         x = x if uint8 else x.float().div_(255).sub_(0.5).div_(0.25)
-        y = torch.randint(0, classes, (batch,), generator=gen)
-        return model.train_step(dict(inputs=x.to(device), data_samples=y.to(device)), optim_wrapper=optim)
+        y = torch.randint(0, classes, (batch,), generator=gen).to(device)
+        return model.train_step(dict(inputs=x.to(device), data_samples=step_targets(model, y, classes)),
+                                optim_wrapper=optim)
 
     model.train()
     return dict(batch=batch, size=f"{chans}x{size[0]}x{size[1]}", **_timed_steps(step, steps, device, warmup=1))

@@ -22,7 +22,8 @@ from contextlib import nullcontext
 import numpy as np
 import torch
 
-from classification.benchmarks.common import MIB, autocast, peak_extra_bytes, report, round_robin, timed
+from classification.benchmarks.common import (MIB, autocast, peak_extra_bytes, report, round_robin, step_targets,
+                                              timed)
 from classification.benchmarks.train import add_train_arguments, bench_train
 from classification.foundation.host import ROOT
 from mixpro_core import cutmix, forward_with_attention, maskmix, maskmix_masks, mixup
@@ -235,24 +236,6 @@ def step_methods() -> dict:
     return {**STEP_METHODS, **extra}
 
 
-def step_targets(model, labels: torch.Tensor):
-    """What the step passes as ``data_samples``: the labels, or for a method that reads per-sample batch inputs
-    (``Method.EXTRAS``: TokenMix's teacher label maps) the labels with synthetic inputs of the released shapes — top-5
-    scores and class ids on a 14×14 map (the GT class first), the whole image as crop box."""
-    extras = getattr(model.method, "EXTRAS", ())
-    if not extras:
-        return labels
-    from mixpro_core.tokenmix import LABEL_MAP_EXTRAS
-    if tuple(extras) != LABEL_MAP_EXTRAS:
-        raise SystemExit(f"the step benchmark has no synthetic inputs for {type(model.method).__name__}'s {extras}")
-    b, gen = labels.shape[0], torch.Generator().manual_seed(0)
-    scores = torch.rand(b, 5, 14, 14, generator=gen).softmax(1).to(labels.device)
-    indices = torch.randint(0, NUM_CLASSES, (b, 5, 14, 14), generator=gen).to(labels.device)
-    indices[:, 0] = labels.view(b, 1, 1)
-    box = torch.tensor([0.0, 0.0, 1.0, 1.0], device=labels.device).expand(b, 4)
-    return dict(labels=labels, label_scores=scores, label_indices=indices, crop_box=box)
-
-
 def bench_step(args) -> dict:
     device, batch = args.device, _default_batch(args)
     methods = step_methods()
@@ -267,7 +250,8 @@ def bench_step(args) -> dict:
         steps = {}
         for method in chosen:
             model = build_classifier(name, device=device, **methods[method])
-            steps[method] = (model, torch.optim.AdamW(model.parameters(), lr=1e-4), step_targets(model, y))
+            targets = step_targets(model, y, NUM_CLASSES)
+            steps[method] = (model, torch.optim.AdamW(model.parameters(), lr=1e-4), targets)
 
         def step(method):
             model, opt, targets = steps[method]

@@ -6,6 +6,7 @@ import re
 import subprocess
 
 import pytest
+import torch
 
 from classification.benchmarks.gpu_check import main, write_report
 
@@ -93,3 +94,27 @@ def test_gpu_check_only_runs_the_named_steps(tmp_path):
                      "bench-step": "not run (--only)", "bench-throughput": "not run (--only)",
                      "nccl": "skipped (0 GPU)"}
     assert "| segmentation | not run (--only) |" in (out / "report.md").read_text()
+
+
+def test_gpu_check_trains_a_config_whose_method_reads_label_maps():
+    """TokenMix reads the teacher's label maps from the batch: the check's synthetic step gives it maps of the released
+    shape whose top class is the label (without them the method refuses the batch)."""
+    import classification.register_all  # noqa: F401  (registration)
+    from classification.benchmarks.common import step_targets
+    from classification.benchmarks.gpu_check import classification_item
+    from mixpro_core.tokenmix import LABEL_MAP_EXTRAS
+
+    config = osp.join(ROOT, "configs/classification/deit-t_tokenmix_8xb128-300e_in1k.py")
+    item = classification_item(config, "cpu", None, steps=1, batch=2)
+    assert item["batch"] == 2 and item["size"] == "3x224x224" and item["loss"] > 0
+
+    class Classifier:  # what step_targets reads of a model: its method's EXTRAS
+        method = type("Method", (), {"EXTRAS": LABEL_MAP_EXTRAS})()
+
+    labels = torch.tensor([3, 997])
+    targets = step_targets(Classifier(), labels, 1000)
+    assert set(targets) == {"labels", *LABEL_MAP_EXTRAS} and targets["labels"] is labels
+    assert targets["label_indices"].shape == (2, 5, 14, 14) and targets["label_scores"].shape == (2, 5, 14, 14)
+    assert (targets["label_indices"][:, 0] == labels.view(2, 1, 1)).all() and targets["label_indices"].max() < 1000
+    torch.testing.assert_close(targets["label_scores"].sum(1), torch.ones(2, 14, 14))
+    assert targets["crop_box"].tolist() == [[0.0, 0.0, 1.0, 1.0]] * 2
