@@ -29,10 +29,12 @@ def loaded_by(module: str):
     ("classification", {"classification"}, set()),
     ("classification.foundation.errors",
      {"classification", "classification.foundation", "classification.foundation.errors"}, set()),
-    # the generated downstream sets: numpy, PIL, pycocotools and the raw Fashion-MNIST reader — no torch
+    # the generated downstream sets: numpy, PIL, pycocotools, the raw Fashion-MNIST reader and the atomic writer (whose
+    # checkpoint file backend is mmengine's) — no torch
     ("classification.transfer.downstream_data.composite",
      {"classification", "classification.transfer", "classification.transfer.downstream_data",
-      "classification.transfer.downstream_data.composite", "classification.data", "classification.data.idx"}, set()),
+      "classification.transfer.downstream_data.composite", "classification.data", "classification.data.idx",
+      "classification.foundation", "classification.foundation.atomic"}, {"mmengine"}),
     # mmseg's own models package imports mmdet when it is installed (its MaskFormer heads), hence mmdet here
     ("segmentation", FOUNDATION_FOR_MSMLP | {"segmentation", "segmentation.backbones"},
      {"torch", "timm", "mmengine", "mmcv", "mmseg", "mmdet"}),

@@ -34,7 +34,7 @@ from classification.experiments.composite_runs import composite_run, on_composit
 from classification.experiments.stages import Stage, StageRun, run_stages
 from classification.experiments.visualize import maskmix_grid
 from classification.transfer.convert import convert_file
-from classification.transfer.downstream_data.composite import all_background_miou, make_composite
+from classification.transfer.downstream_data.composite import COMPLETE_MARKER, all_background_miou, make_composite
 
 PRETRAIN_CONFIG = osp.join(ROOT, "configs/classification/tiny-vit_mixpro_1xb128-20e_fmnist.py")
 SEG_CONFIGS = {"random": "configs/segmentation/segmenter-mask_tiny-vit_scratch_1xb16-500i_composite-64.py",
@@ -106,7 +106,8 @@ def convert(ckpt: str, dst: str) -> str:
 
 
 def ensure_composite(data_root: str, quick: bool) -> str:
-    if not osp.isfile(osp.join(data_root, "annotations", "instances_val.json")):
+    """Generate the composite set into ``data_root`` unless a whole one is there (its ``COMPLETE_MARKER``)."""
+    if not osp.isfile(osp.join(data_root, COMPLETE_MARKER)):
         sizes = dict(num_train=8, num_val=4) if quick else {}
         make_composite(data_root, **sizes)
     return data_root

@@ -91,6 +91,8 @@ def ensure_data(data_root: str = DATA_ROOT, quick: bool = False) -> str:
                 return data_root
     except (OSError, ValueError):
         pass
+    if osp.isfile(marker):  # another set's: a generation killed below must not leave it beside a partial set
+        os.remove(marker)
     make_composite(data_root, **params)
     atomic_write_text(marker, json.dumps(params, indent=1))
     return data_root

@@ -6,7 +6,9 @@
 ``k + 1`` = class ``k``, no ignore value; for mmseg) and ``annotations/instances_{train,val}.json`` (COCO, for mmdet:
 category id = label value, image and annotation ids from 1, one RLE of its visible pixels per object of at least
 ``min_visible_area`` px). A seed gives byte-identical files on one software stack, and the validation images do not
-depend on ``num_train``. Formats, mmseg / mmdet settings and how an image is composed: docs/methods.md, "Generated
+depend on ``num_train``. The text and JSON files are written atomically; ``annotations/instances_val.json``
+(:data:`COMPLETE_MARKER`) is removed first and written last, so a set that has it is whole (a killed generation leaves
+none: generate it again). Formats, mmseg / mmdet settings and how an image is composed: docs/methods.md, "Generated
 downstream data".
 """
 from __future__ import annotations
@@ -26,6 +28,7 @@ from pycocotools import mask as mask_utils
 from tqdm import tqdm
 
 from classification.data.idx import FASHION_MNIST_CLASSES, FASHION_MNIST_ROOT, read_fashion_mnist
+from classification.foundation.atomic import atomic_write_text
 
 __all__ = ["make_composite", "BACKGROUND_NAMES", "CLASSES", "main"]
 
@@ -39,6 +42,8 @@ JPEG_QUALITY = 90
 PNG_COMPRESS_LEVEL = 6
 ALPHA_THRESHOLD = 0.15
 _STEM_RE = re.compile(r"^\d{6}\.(jpg|png)$")
+COMPLETE_MARKER = os.path.join("annotations", "instances_val.json")
+"""The file :func:`make_composite` writes last (whole or not at all) and removes first: present only in a whole set."""
 
 
 # ------------------------------------------------------------------------------------------------------- inputs
@@ -192,8 +197,7 @@ def _write_split(out_dir: str, folder: str, suffix: str, n: int, draw: Callable,
                           version="1.0"),
                 licenses=[], images=images_json, annotations=anns_json, categories=_coco_categories())
     coco_json = os.path.join(out_dir, "annotations", f"instances_{suffix}.json")
-    with open(coco_json, "w", encoding="utf-8") as f:
-        json.dump(coco, f, separators=(",", ":"))
+    atomic_write_text(coco_json, json.dumps(coco, separators=(",", ":")))
     return dict(img_dir=img_dir, ann_dir=ann_dir, coco_json=coco_json, num_images=n, num_annotations=len(anns_json))
 
 
@@ -223,9 +227,9 @@ def make_composite(out_dir: str, num_train: int = 300, num_val: int = 60, size: 
 
     out_dir = os.path.abspath(out_dir)
     classes_file = os.path.join(out_dir, "classes.txt")
-    os.makedirs(out_dir, exist_ok=True)
-    with open(classes_file, "w", encoding="utf-8") as f:
-        f.write("\n".join(CLASSES) + "\n")
+    if os.path.isfile(os.path.join(out_dir, COMPLETE_MARKER)):  # a whole earlier set, about to be overwritten
+        os.remove(os.path.join(out_dir, COMPLETE_MARKER))
+    atomic_write_text(classes_file, "\n".join(CLASSES) + "\n")
 
     result = dict(out_dir=out_dir, classes=list(CLASSES), classes_file=classes_file, seed=seed, size=size,
                   splits={})
