@@ -7,5 +7,5 @@ from classification.data import (cifar, dali, fashion_mnist, imagenet, in_memory
                                  preprocessor, sampler, transforms)
 from classification.engine import compile_hook, hooks, optim_wrapper, preemption, runner  # noqa: F401
 from classification.evaluation import accuracy  # noqa: F401
-from classification.foundation import atomic  # noqa: F401  (the atomic_local file backend)
+from classification.foundation import atomic_backend  # noqa: F401  (the atomic_local file backend)
 from classification.models import ca_swin, cct, mix_classifier, msmlp, pvt, vits  # noqa: F401

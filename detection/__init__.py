@@ -6,13 +6,13 @@ v1 with ``use_abs_pos_embed=True``, loading its ``init_cfg`` checkpoint strictly
 ``MSMLPBackbone`` (``classification.models.msmlp``, registered here in mmdet's MODELS; it reads our classification
 checkpoints directly, no conversion). PVT weights come from our classifiers converted with
 ``tools/convert_checkpoint.py --to mmdet-pvt`` (:mod:`classification.transfer.convert`: mmdet's key names already,
-hence ``convert_weights=False``). Importing this package imports ``classification.foundation.atomic``, which registers the
+hence ``convert_weights=False``). Importing this package imports ``classification.foundation.atomic_backend``, which registers the
 ``atomic_local`` checkpoint backend the configs write through; weights-only checkpoint reading is installed by the
 tools (:func:`classification.foundation.checkpoints.install_safe_checkpoint_loading`), not by the import.
 """
 from mmdet.registry import MODELS
 
-import classification.foundation.atomic  # noqa: F401  (registers the atomic_local checkpoint backend)
+import classification.foundation.atomic_backend  # noqa: F401  (registers the atomic_local checkpoint backend)
 from classification.models.msmlp import MSMLPBackbone
 from detection.backbones import StrictPyramidVisionTransformer  # noqa: F401  (registers it)
 

@@ -6,13 +6,13 @@ tiny-ViT backbones, and UPerNet on MS-MLP. The Segmenter models are mmseg's own 
 ``MSMLPBackbone`` (``classification.models.msmlp``) is registered here in mmseg's MODELS; it reads our
 classification checkpoints directly (no conversion). The configs live in ``configs/segmentation``.
 
-Importing this package (``custom_imports=dict(imports=['segmentation'])``) imports ``classification.foundation.atomic``, which
+Importing this package (``custom_imports=dict(imports=['segmentation'])``) imports ``classification.foundation.atomic_backend``, which
 registers the ``atomic_local`` checkpoint backend the configs write through; weights-only checkpoint reading is
 installed by the tools (:func:`classification.foundation.checkpoints.install_safe_checkpoint_loading`), not by the import.
 """
 from mmseg.registry import MODELS
 
-import classification.foundation.atomic  # noqa: F401  (registers the atomic_local checkpoint backend)
+import classification.foundation.atomic_backend  # noqa: F401  (registers the atomic_local checkpoint backend)
 from classification.models.msmlp import MSMLPBackbone
 from segmentation.backbones import StrictVisionTransformer  # noqa: F401  (registers it)
 

@@ -10,6 +10,7 @@ import pytest
 OURS = ("classification", "segmentation", "detection", "mixpro_core")
 HEAVY = ("torch", "timm", "mmengine", "mmcv", "mmseg", "mmdet")
 FOUNDATION_FOR_MSMLP = {"classification", "classification.foundation", "classification.foundation.atomic",
+                        "classification.foundation.atomic_backend",
                         "classification.foundation.checkpoint_sources", "classification.foundation.checkpoints",
                         "classification.foundation.errors", "classification.models", "classification.models.msmlp",
                         "classification.models.weight_init", "classification.models.pretrained"}
@@ -29,12 +30,12 @@ def loaded_by(module: str):
     ("classification", {"classification"}, set()),
     ("classification.foundation.errors",
      {"classification", "classification.foundation", "classification.foundation.errors"}, set()),
-    # the generated downstream sets: numpy, PIL, pycocotools, the raw Fashion-MNIST reader and the atomic writer (whose
-    # checkpoint file backend is mmengine's) — no torch
+    # the generated downstream sets: numpy, PIL, pycocotools, the raw Fashion-MNIST reader and the atomic writer — no
+    # torch, no mmengine
     ("classification.transfer.downstream_data.composite",
      {"classification", "classification.transfer", "classification.transfer.downstream_data",
       "classification.transfer.downstream_data.composite", "classification.data", "classification.data.idx",
-      "classification.foundation", "classification.foundation.atomic"}, {"mmengine"}),
+      "classification.foundation", "classification.foundation.atomic"}, set()),
     # mmseg's own models package imports mmdet when it is installed (its MaskFormer heads), hence mmdet here
     ("segmentation", FOUNDATION_FOR_MSMLP | {"segmentation", "segmentation.backbones"},
      {"torch", "timm", "mmengine", "mmcv", "mmseg", "mmdet"}),

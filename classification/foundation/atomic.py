@@ -1,6 +1,7 @@
 """Files written atomically: a temporary file in the same directory, fsync, rename — readers see the old file or the
-whole new one. Checkpoints go through the ``atomic_local`` file backend (a new backend name, registered on import);
-:func:`atomic_write_text` writes the small JSON / text files (metrics.json, result.json, reports).
+whole new one. :func:`atomic_write_text` writes the small JSON / text files (metrics.json, result.json, reports);
+checkpoints go through mmengine's file backend ``atomic_local`` (:mod:`classification.foundation.atomic_backend`).
+Standard library only.
 """
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ import os.path as osp
 import tempfile
 from typing import Callable
 
-from mmengine.fileio.backends import LocalBackend, register_backend
 
 
 def process_exists(pid: int) -> bool:
@@ -63,25 +63,14 @@ def atomic_write(path: str, write: Callable[[str], None]) -> None:
         raise
 
 
+def atomic_write_bytes(path: str, data: bytes) -> None:
+    """:func:`atomic_write` of ``data``."""
+    def write(temporary: str) -> None:
+        with open(temporary, "wb") as f:
+            f.write(data)
+    atomic_write(path, write)
+
+
 def atomic_write_text(path: str, text: str) -> None:
     """:func:`atomic_write` of ``text`` (UTF-8)."""
-    atomic_write(path, _write_bytes(text.encode("utf-8")))
-
-
-def _write_bytes(data: bytes) -> Callable[[str], None]:
-    def write(path: str) -> None:
-        with open(path, "wb") as f:
-            f.write(data)
-    return write
-
-
-@register_backend("atomic_local")
-class AtomicLocalBackend(LocalBackend):
-    """Local files written atomically (:func:`atomic_write`): a killed save never leaves a truncated checkpoint or
-    pointer file."""
-
-    def put(self, obj: bytes, filepath) -> None:
-        atomic_write(str(filepath), _write_bytes(obj))
-
-    def put_text(self, obj: str, filepath, encoding: str = "utf-8") -> None:
-        self.put(obj.encode(encoding), filepath)
+    atomic_write_bytes(path, text.encode("utf-8"))

@@ -14,7 +14,7 @@ from mmengine.registry import MODELS
 
 import classification.register_all  # noqa: F401  (registration)
 from classification.evaluation.accuracy import TopKAccuracy, topk_correct
-from classification.foundation.atomic import AtomicLocalBackend
+from classification.foundation.atomic_backend import AtomicLocalBackend
 from classification.foundation.checkpoints import CheckpointMismatchError, load_checkpoint_file
 from classification.foundation.errors import UserError
 from classification.models import ca_swin, vits
