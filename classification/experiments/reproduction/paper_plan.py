@@ -40,6 +40,7 @@ QUICK_SEG_ITERS = 4
 QUICK_IMAGENET = dict(classes=2, train_per_class=6, val_per_class=2, min_side=72, max_side=96)
 QUICK_COMPOSITE = dict(num_train=8, num_val=4, size=QUICK_SIZE, seed=0)
 QUICK_PASCAL_CONTEXT = dict(num_train=8, num_val=4, height=QUICK_SIZE, width=QUICK_SIZE, seed=0)
+QUICK_LABEL_MAPS = dict(folder="imagenet_label_maps", top=5, grid=14, score=0.9)  # TokenMix's stand-in teacher
 METHOD_NAME = re.compile(r"[a-z0-9][a-z0-9-]*")
 
 
@@ -211,6 +212,8 @@ def quick_options(cfg, family: str, training: bool, data_dir: str) -> List[str]:
                     f"{name}.batch_size={(4 if family == 'classification' else 2) if train else 1}"]
         if family == "classification":
             options += [f"{ds}.root={data_dir}/imagenet", f"{ds}.transform.input_size={QUICK_SIZE}"]
+            if "label_root" in cfg[name].dataset:  # TokenMix with a teacher: the quick data's stand-in maps
+                options.append(f"{ds}.label_root={data_dir}/{QUICK_LABEL_MAPS['folder']}")
             if not train:  # top-5 of the quick set's 2 classes would count every prediction
                 options.append("test_evaluator.topk=(1,)")
         elif family == "segmentation":
@@ -242,8 +245,28 @@ def quick_train_args(cfg) -> Tuple[str, ...]:
     return ("--epochs", "1")
 
 
+def make_quick_label_maps(imagenet: str, out_dir: str) -> None:
+    """A stand-in teacher for TokenMix's label-map pipeline on the quick ImageNet ``imagenet``: per training image a
+    TokenLabeling ``.pt`` map under ``out_dir`` (:func:`~classification.data.label_maps.label_map_path`), (2, k, G, G)
+    half floats whose every cell has the image's class c first (score ``score``), then c + 1 … c + k − 1 (mod 1000)
+    sharing the rest (``QUICK_LABEL_MAPS``: k = ``top``, G = ``grid``)."""
+    import torch
+
+    from classification.data.imagenet import ImageNetFolder
+    from classification.data.label_maps import label_map_path
+    top, grid, score = QUICK_LABEL_MAPS["top"], QUICK_LABEL_MAPS["grid"], QUICK_LABEL_MAPS["score"]
+    scores = torch.tensor([score] + [(1 - score) / (top - 1)] * (top - 1))
+    for path, label in ImageNetFolder(imagenet, "train").samples:
+        ids = (label + torch.arange(top)) % 1000
+        target = label_map_path(out_dir, path)
+        os.makedirs(osp.dirname(target), exist_ok=True)
+        cells = torch.stack([scores, ids.float()])[:, :, None, None].expand(2, top, grid, grid)
+        torch.save(cells.half().contiguous(), target)
+
+
 def make_quick_data(out_dir: str) -> None:
-    """The data of a ``--quick`` plan: a synthetic ImageNet folder (``imagenet/``, 2 classes), a tiny Pascal Context
+    """The data of a ``--quick`` plan: a synthetic ImageNet folder (``imagenet/``, 2 classes) with a stand-in teacher's
+    label maps for TokenMix (``imagenet_label_maps/``, :func:`make_quick_label_maps`), a tiny Pascal Context
     (``pascal_context/``, the converter's layout) and the composite downstream set (``composite/``: ADE20K-style
     folders and COCO json of 64-px images). Its COCO json lists COCO's
     80 categories (ids 1..80 in mmdet's class order; the composite's ten objects are 1..10), so mmdet's CocoDataset
@@ -255,6 +278,7 @@ def make_quick_data(out_dir: str) -> None:
     from classification.transfer.downstream_data.composite import make_composite
     from classification.transfer.downstream_data.pascal_context import make_pascal_context
     make_synthetic_imagenet(osp.join(out_dir, "imagenet"), processes=1, **QUICK_IMAGENET)
+    make_quick_label_maps(osp.join(out_dir, "imagenet"), osp.join(out_dir, QUICK_LABEL_MAPS["folder"]))
     make_pascal_context(osp.join(out_dir, "pascal_context"), **QUICK_PASCAL_CONTEXT)
     info = make_composite(osp.join(out_dir, "composite"), verbose=False, **QUICK_COMPOSITE)
     categories = [dict(id=i, name=name, supercategory="coco") for i, name in
@@ -267,7 +291,8 @@ def make_quick_data(out_dir: str) -> None:
         coco["categories"] = categories
         atomic_write_text(split["coco_json"], json.dumps(coco))
     atomic_write_text(osp.join(out_dir, QUICK_MARKER), json.dumps(
-        dict(imagenet=QUICK_IMAGENET, pascal_context=QUICK_PASCAL_CONTEXT, composite=QUICK_COMPOSITE)))
+        dict(imagenet=QUICK_IMAGENET, label_maps=QUICK_LABEL_MAPS, pascal_context=QUICK_PASCAL_CONTEXT,
+             composite=QUICK_COMPOSITE)))
     print(f"quick data written to {out_dir}")
 
 
