@@ -235,12 +235,16 @@ def _cell(table: str, row: str, column: str, method: str, found: Tuple[Optional[
                 diff=None if ours is None or paper is None else round(ours - paper, 6), source=source, **extra)
 
 
-def other_methods(work_root: str) -> List[str]:
-    """Methods other than the paper's three with a Table 1 evaluation under ``work_root/test`` or reported numbers."""
-    found = set(REPORTED)
+def other_methods(work_root: str, downstream: bool = False) -> List[str]:
+    """Methods other than the paper's three with a Table 1 evaluation under ``work_root/test`` or reported numbers;
+    ``downstream``: those with an evaluation of a downstream row instead."""
+    found = set() if downstream else set(REPORTED)
+    patterns = ([re.escape(r.stem("METHOD")).replace("METHOD", "([a-z0-9-]+)") + "(?:_ms)?"
+                 for r in DOWNSTREAM.values()] if downstream else
+                [rf"{re.escape(r.model)}_([a-z0-9-]+)_8xb128-{r.schedule}_in1k" for r in TABLE1])
     for folder in glob.glob(osp.join(work_root, "test", "*")):
-        for r in TABLE1:
-            m = re.fullmatch(rf"{re.escape(r.model)}_([a-z0-9-]+)_8xb128-{r.schedule}_in1k", osp.basename(folder))
+        for pattern in patterns:
+            m = re.fullmatch(pattern, osp.basename(folder))
             if m and m.group(1) not in METHODS:
                 found.add(m.group(1))
     return sorted(found)
@@ -260,7 +264,9 @@ def collect(work_root: str) -> List[dict]:
     ``diff`` (ours − paper), ``source`` (the file read, or expected). Table 1 has per method a ``top-1`` cell (the
     final epoch: the test of the last checkpoint) and a ``top-1 best`` cell (the best validation epoch, ``epoch``),
     both with ``patch`` (14: the official code's DeiT setting, MixPro only), and cells of other methods with
-    ``reported`` (their authors' number). Reference rows' cells have ``published`` (the model zoo's number)."""
+    ``reported`` (their authors' number). The downstream rows have cells of the paper's methods and of every other
+    method with an evaluation of one of them (:func:`other_methods`; ``paper`` None). Reference rows' cells have
+    ``published`` (the model zoo's number)."""
     cells = []
     for r in TABLE1:
         for m in METHODS:
@@ -269,19 +275,19 @@ def collect(work_root: str) -> List[dict]:
             cells += _table1_cells(work_root, r, "mixpro", paper_value("1", r.name, "top-1", "mixpro"), patch=14)
         for m in other_methods(work_root):
             cells += _table1_cells(work_root, r, m, None, reported=REPORTED.get(m, {}).get(r.model))
+    others = other_methods(work_root, downstream=True)
     for row in DOWNSTREAM.values():
         table = row.table if row.paper else "extra"
-        for m in METHODS:
-            stem = row.stem(m)
+        for m in (*METHODS, *others):
+            stem, paper = row.stem(m), row.paper and m in METHODS
             if row.table == "2":
                 for suffix, column in (("", "mIoU"), ("_ms", "mIoU +MS")):
-                    paper = paper_value("2", row.name, column, m) if row.paper else None
                     cells.append(_cell(table, row.name, column, m, read_metric(work_root, stem + suffix, "mIoU"),
-                                       paper))
+                                       paper_value("2", row.name, column, m) if paper else None))
             else:
                 for column, key in COCO_COLUMNS:
                     cells.append(_cell(table, row.name, column, m, read_metric(work_root, stem, key, 100.0),
-                                       paper_value("3", row.name, column, m)))
+                                       paper_value("3", row.name, column, m) if paper else None))
     for ref in REFERENCES.values():
         paper, published = dict(ref.paper), dict(ref.published)
         if ref.table == "2":
@@ -375,6 +381,27 @@ def _table1(at, cells: Sequence[dict]) -> List[str]:
     return out
 
 
+def _other_downstream(cells: Sequence[dict]) -> List[str]:
+    """Ours on the downstream rows for the methods outside the paper's columns, one line per row and method with a
+    result: the segmentation rows' mIoU (+MS), Table 3's six columns."""
+    found: Dict[Tuple[str, str, str], Dict[str, dict]] = {}  # (table, row, method) → column → cell
+    for c in cells:
+        if c["table"] != "1" and c["method"] not in (*METHODS, "reference"):
+            found.setdefault((c["table"], c["row"], c["method"]), {})[c["column"]] = c
+    lines = [(key, cs) for key, cs in found.items() if any(c["ours"] is not None for c in cs.values())]
+    if not lines:
+        return []
+    coco = [c for c, _ in COCO_COLUMNS]
+    out = ["", "## Other methods on the downstream rows (not in the MixPro paper): ours (%)", "",
+           "| table | row | method | mIoU (+MS) | " + " | ".join(coco) + " |", "|---|---|---|---|" + "---|" * len(coco)]
+    for (table, row, method), cs in lines:
+        seg = f"{_num(cs['mIoU']['ours'])} ({_num(cs['mIoU +MS']['ours'])})" if "mIoU" in cs else ""
+        det = [_num(cs[c]["ours"]) if c in cs else "" for c in coco]
+        out.append(f"| {'Table ' + table if table != 'extra' else 'extra'} | {row} | {display_name(method)} | {seg} | "
+                   + " | ".join(det) + " |")
+    return out
+
+
 def markdown(cells: Sequence[dict], work_root: str, quick: bool = False) -> str:
     """Tables 1–3 in the paper's layout, each paper row as lines ours / paper / ours − paper (Table 1: final and
     best epoch; reference rows also the model zoo's number); "—" and "not run" mark runs without metrics yet; the
@@ -421,9 +448,10 @@ def markdown(cells: Sequence[dict], work_root: str, quick: bool = False) -> str:
         out.append(f"| {row.name} | " + " | ".join(
             f"{_num(at[('extra', row.name, 'mIoU', m, 16)]['ours'])} "
             f"({_num(at[('extra', row.name, 'mIoU +MS', m, 16)]['ours'])})" for m in METHODS) + " |")
-    runs = {}  # metrics.json → (table, has metrics)
+    out += _other_downstream(cells)
+    runs = {}  # metrics.json → (table, has metrics) of the paper's cells (its methods, patch 16, the reference rows)
     for c in cells:
-        if c["column"] != "top-1 best" and (c["table"] != "1" or c["method"] in METHODS and c.get("patch") == 16):
+        if c["column"] != "top-1 best" and c["method"] in (*METHODS, "reference") and c.get("patch", 16) == 16:
             runs[c["source"]] = (c["table"], c["ours"] is not None)
     missing = {t: sum(1 for table, done in runs.values() if table == t and not done) for t in ("1", "2", "3", "extra")}
     out += ["", f"Runs with metrics: {sum(done for _, done in runs.values())} of {len(runs)}; not run yet: "

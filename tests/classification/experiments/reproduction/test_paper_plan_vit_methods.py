@@ -148,3 +148,36 @@ def test_quick_tokenmix_reads_stand_in_teacher_maps_of_the_quick_imagenet(tmp_pa
         for k, (score, index) in enumerate(zip([0.9, 0.025, 0.025, 0.025, 0.025], [c, c + 1, c + 2, c + 3, c + 4])):
             assert torch.allclose(sample["label_scores"][k], torch.tensor(score), atol=1e-3)
             assert torch.equal(sample["label_indices"][k], torch.full((14, 14), index))
+
+
+def test_collect_lists_the_downstream_results_of_other_methods_apart_from_the_papers_cells(vit_plan, tmp_path):
+    from classification.engine.launch import write_metrics
+    from classification.experiments.reproduction.stats import display_name
+    plan_root, jobs = vit_plan
+    work = str(tmp_path / "w")
+
+    def write(job, metrics):  # metrics.json at the plan's output of ``job``, moved under ``work``
+        write_metrics(osp.dirname(job.output.replace(plan_root, work)), job.args[0], job.args[1], metrics)
+
+    mask = "segmenter-mask_deit-s_tlalign_8xb2-80k_pascal-context-480x480"
+    write(jobs[f"test.{mask}"], {"mIoU": 50.25})
+    write(jobs[f"test.{mask}_ms"], {"mIoU": 51.5})
+    write(jobs["test.segmenter-linear_deit-s_tokenmix-area_8xb1-160k_ade20k-512x512"], {"mIoU": 40.0})
+    coco = [0.41, 0.63, 0.44, 0.38, 0.6, 0.405]
+    write_metrics(str(tmp_path / "w" / "test" / "mask-rcnn_pvt-s_smmix_fpn_8xb2-1x_coco"), "c.py", "k.pth",
+                  dict(zip([k for _, k in T.COCO_COLUMNS], coco)))
+    assert T.other_methods(work, downstream=True) == ["smmix", "tlalign", "tokenmix-area"]
+    cells = {(c["row"], c["column"], c["method"]): c for c in T.collect(work)}
+    tla = cells[("Segmenter mask head", "mIoU +MS", "tlalign")]
+    assert (tla["table"], tla["ours"], tla["paper"], tla["diff"]) == ("2", 51.5, None, None)
+    assert cells[("PVT-S", "mask AP75", "smmix")]["ours"] == pytest.approx(40.5)
+    assert cells[("Linear", "mIoU", "tlalign")]["ours"] is None  # planned nowhere here: a cell without a result
+    lines = T.markdown(list(T.collect(work)), work).splitlines()
+    assert f"| Table 2 | Segmenter mask head | {display_name('tlalign')} | 50.25 (51.50) |" + "  |" * 6 in lines
+    assert (f"| Table 3 | PVT-S | {display_name('smmix')} |  | 41.00 | 63.00 | 44.00 | 38.00 | 60.00 | 40.50 |"
+            in lines)
+    assert f"| extra | Linear (ADE20K) | {display_name('tokenmix-area')} | 40.00 (—) |" + "  |" * 6 in lines
+    section = lines[lines.index("## Other methods on the downstream rows (not in the MixPro paper): ours (%)"):]
+    assert len([line for line in section if line.startswith(("| Table ", "| extra |"))]) == 3  # with a result only
+    # the paper's run count is the paper's: 42 Table 1 runs, 14 Table 2, 5 Table 3, 12 extras, none with metrics
+    assert "Runs with metrics: 0 of 73;" in lines[-1]
