@@ -144,18 +144,20 @@ def test_quick_start_runs_on_the_embedded_data(tmp_path):
 
 def test_readme_results_come_from_the_committed_reports():
     """Each number of README's small-scale results table is the committed report's for that backbone: FMNIST columns
-    from docs/results.md's method table, the downstream columns from docs/results-downstream.md."""
+    from docs/results-vit-methods.md's method table, the downstream columns from docs/results-downstream.md."""
     readme = _read("README.md").split("\n## What it found at small scale\n", 1)[1].split("\n## ", 1)[0]
     rows = [[c.strip() for c in line.strip("|").split("|")] for line in readme.splitlines()
             if line.startswith("| ") and "±" in line]
-    reports = {"results": _read("docs/results.md"), "downstream": _read("docs/results-downstream.md")}
+    reports = {"fmnist": _read("docs/results-vit-methods.md"), "downstream": _read("docs/results-downstream.md")}
     names = {"random init": ("", "random init"), "baseline (Mixup + CutMix)": ("baseline", "baseline"),
-             "TransMix": ("transmix", "TransMix"), "MixPro": ("mixpro", "MixPro")}
+             "TransMix": ("transmix", "TransMix"), "MixPro": ("mixpro", "MixPro"), "TL-Align": ("tlalign", "tlalign"),
+             "SMMix": ("smmix", "smmix"), "TokenMix (no teacher)": ("tokenmix-area", "tokenmix-area"),
+             "MergeMix": ("mergemix", "mergemix")}
     assert [r[0] for r in rows] == list(names)
     for name, top1, drop, miou, box in rows:
         fmnist, down = names[name]
         if fmnist:
-            row = next(l for l in reports["results"].splitlines() if l.startswith(f"| {fmnist} |"))
+            row = next(l for l in reports["fmnist"].splitlines() if l.startswith(f"| {fmnist} |"))
             assert [c.strip() for c in row.strip("|").split("|")][2:4] == [top1, drop], name
         seg = next(l for l in reports["downstream"].splitlines() if l.startswith(f"| {down} |") and "Fashion" not in l
                    and l.count("|") == 8)
