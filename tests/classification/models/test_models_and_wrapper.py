@@ -136,9 +136,15 @@ def test_every_config_trains_one_step(path):
 
 
 def method_base(path):
-    """The method base a leaf config lists in its _base_ (configs/classification/_base_/methods/<name>.py)."""
+    """The method base a leaf config lists in its _base_ (configs/classification/_base_/methods/<name>.py), or that
+    the leaf it inherits lists (``_base_ = ["./<leaf>.py"]``)."""
     with open(path) as f:
-        (name,) = re.findall(r"_base_/methods/([\w-]+)\.py", f.read())
+        text = f.read()
+    names = re.findall(r"_base_/methods/([\w-]+)\.py", text)
+    if not names:
+        (leaf,) = re.findall(r"\"\./([\w.-]+\.py)\"", text)
+        return method_base(osp.join(osp.dirname(path), leaf))
+    (name,) = names
     return osp.join(ROOT, "configs/classification/_base_/methods", f"{name}.py")
 
 
