@@ -47,6 +47,8 @@ PAIRED_TESTS: Dict[str, Tuple[str, ...]] = {
     "classification/foundation/checkpoints.py": ("tests/classification/foundation/test_checkpoints.py",
                                              "tests/classification/foundation/test_strict_loader_values.py"),
     "classification/engine/launch.py": ("tests/classification/engine/test_schedule_values.py",),
+    "classification/models/pvt.py": ("tests/classification/models/test_pvt.py",),
+    "classification/foundation/atomic.py": ("tests/classification/transfer/test_composite_restart.py",),
     "classification/transfer/convert.py": ("tests/classification/transfer/test_convert_checkpoint.py",),
     "classification/transfer/convert_models.py": ("tests/classification/transfer/test_convert_checkpoint.py",
                                                   "tests/classification/foundation/test_checkpoint_sources.py"),

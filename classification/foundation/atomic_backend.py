@@ -11,8 +11,8 @@ from classification.foundation.atomic import atomic_write_bytes
 
 @register_backend("atomic_local")
 class AtomicLocalBackend(LocalBackend):
-    """Local files written atomically (:func:`~classification.foundation.atomic.atomic_write`): a killed save never leaves a truncated checkpoint or
-    pointer file."""
+    """Local files written atomically (:func:`~classification.foundation.atomic.atomic_write`): a killed save never
+    leaves a truncated checkpoint or pointer file."""
 
     def put(self, obj: bytes, filepath) -> None:
         atomic_write_bytes(str(filepath), obj)
